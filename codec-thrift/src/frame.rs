@@ -1,0 +1,781 @@
+//! Transports: framed, buffered (unframed), Apache THeader and Kitex TTHeader;
+//! detecting which one a peer speaks from its first bytes; splitting frames
+//! off a read buffer without copying; and writing frames with their headers.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use faststr::FastStr;
+use pilota::thrift::{new_protocol_exception, ProtocolExceptionKind, ThriftException};
+
+use crate::protocol::{DecodeLimits, Protocol, COMPACT_PROTOCOL_ID};
+
+/// Kitex / Volo TTHeader magic.
+pub const TTHEADER_MAGIC: u16 = 0x1000;
+/// Apache Thrift THeader magic.
+pub const THEADER_MAGIC: u16 = 0x0FFF;
+
+/// TTHeader info id: string key/values.
+const INFO_KEY_VALUE: u8 = 0x01;
+/// TTHeader info id: integer-keyed values.
+const INFO_INT_KEY_VALUE: u8 = 0x10;
+/// TTHeader info id: an ACL token.
+const INFO_ACL_TOKEN: u8 = 0x11;
+
+/// Integer header keys Kitex and Volo use.
+pub mod int_key {
+    /// The caller's service name.
+    pub const FROM_SERVICE: u16 = 3;
+    /// The callee's service name.
+    pub const TO_SERVICE: u16 = 6;
+    /// The method called.
+    pub const TO_METHOD: u16 = 9;
+    /// The callee's address.
+    pub const DEST_ADDRESS: u16 = 11;
+    /// The caller's remaining timeout, in milliseconds.
+    pub const RPC_TIMEOUT: u16 = 12;
+    /// Always "3" from Kitex clients.
+    pub const WITH_HEADER: u16 = 16;
+    /// The connect timeout, in milliseconds.
+    pub const CONN_TIMEOUT: u16 = 17;
+    /// The message type of a response.
+    pub const MSG_TYPE: u16 = 22;
+}
+
+/// Prefixes Kitex's metainfo puts on string headers, by scope.
+pub mod prefix {
+    /// Transient: next hop only.
+    pub const TRANSIENT: &str = "RPC_TRANSIT_";
+    /// Persistent: every hop.
+    pub const PERSISTENT: &str = "RPC_PERSIST_";
+    /// Backward: callee to caller.
+    pub const BACKWARD: &str = "RPC_BACKWARD_";
+}
+
+/// How messages are delimited on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A 4-byte big-endian length, then the message (`TFramedTransport`).
+    Framed,
+    /// The message alone (`TBufferedTransport`); its end is found by parsing it.
+    Buffered,
+    /// Kitex's TTHeader (magic 0x1000): length, header with sequence id,
+    /// protocol and metainfo, then the message.
+    TTHeader,
+    /// Apache Thrift's THeader (magic 0x0FFF), TTHeader's ancestor.
+    THeader,
+}
+
+/// The header of a TTHeader or THeader frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Sequence id in the header.
+    pub seq_id: i32,
+    /// Flags, echoed back.
+    pub flags: u16,
+    /// String key/values.
+    pub strings: Vec<(FastStr, FastStr)>,
+    /// Integer-keyed values (TTHeader only).
+    pub ints: Vec<(u16, FastStr)>,
+}
+
+impl Header {
+    /// The string value for `key`.
+    pub fn string(&self, key: &str) -> Option<&FastStr> {
+        self.strings.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The integer-keyed value for `key`.
+    pub fn int(&self, key: u16) -> Option<&FastStr> {
+        self.ints.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// One delimited message.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its transport.
+    pub transport: Transport,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The header, for THeader and TTHeader frames.
+    pub header: Option<Header>,
+    /// The Thrift message: envelope then struct, a slice of the read buffer.
+    pub payload: Bytes,
+}
+
+fn err(kind: ProtocolExceptionKind, msg: impl Into<FastStr>) -> ThriftException {
+    new_protocol_exception(kind, msg)
+}
+
+/// Work out transport and protocol from a connection's first bytes.
+/// `Ok(None)` means more bytes are needed.
+pub fn detect(buf: &[u8]) -> Result<Option<(Transport, Protocol)>, ThriftException> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    // Unframed messages start with their protocol's signature.
+    if buf[0] == 0x80 && buf[1] == 0x01 {
+        return Ok(Some((Transport::Buffered, Protocol::Binary)));
+    }
+    if buf[0] == COMPACT_PROTOCOL_ID && buf[1] & 0x1f == 1 {
+        return Ok(Some((Transport::Buffered, Protocol::Compact)));
+    }
+    if buf.len() < 8 {
+        return Ok(None);
+    }
+    let first = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let magic = u16::from_be_bytes([buf[4], buf[5]]);
+    match magic {
+        TTHEADER_MAGIC => return Ok(Some((Transport::TTHeader, Protocol::Binary))),
+        THEADER_MAGIC => return Ok(Some((Transport::THeader, Protocol::Binary))),
+        0x8001 => return Ok(Some((Transport::Framed, Protocol::Binary))),
+        _ => {}
+    }
+    if buf[4] == COMPACT_PROTOCOL_ID && buf[5] & 0x1f == 1 {
+        return Ok(Some((Transport::Framed, Protocol::Compact)));
+    }
+    if first > 0 {
+        // Non-strict binary: a name length. Framed if what follows is itself
+        // a small length (0x00 high byte); unframed if it is the name's text.
+        return Ok(Some(if buf[4] == 0 {
+            (Transport::Framed, Protocol::Binary)
+        } else {
+            (Transport::Buffered, Protocol::Binary)
+        }));
+    }
+    Err(err(
+        ProtocolExceptionKind::BadVersion,
+        format!("not a Thrift message: first bytes {:02x?}", &buf[..8]),
+    ))
+}
+
+/// The length of the frame of `transport` at the front of `src`, including
+/// any length prefix, or `None` if it has not all arrived.
+pub fn frame_len(
+    src: &[u8],
+    transport: Transport,
+    protocol: Protocol,
+    max_frame_len: usize,
+    limits: DecodeLimits,
+) -> Result<Option<usize>, ThriftException> {
+    if transport == Transport::Buffered {
+        return scan::message_len(src, protocol, limits, max_frame_len);
+    }
+    if src.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+    if len <= 0 {
+        return Err(err(
+            ProtocolExceptionKind::NegativeSize,
+            format!("frame length {len}"),
+        ));
+    }
+    let len = len as usize;
+    if len > max_frame_len {
+        return Err(err(
+            ProtocolExceptionKind::SizeLimit,
+            format!("frame of {len} bytes exceeds the limit of {max_frame_len}"),
+        ));
+    }
+    if src.len() < 4 + len {
+        return Ok(None);
+    }
+    Ok(Some(4 + len))
+}
+
+/// Parse a whole frame delimited by [`frame_len`]: its header, and the
+/// message as a slice of it.
+pub fn parse_frame(
+    mut raw: Bytes,
+    transport: Transport,
+    protocol: Protocol,
+) -> Result<Frame, ThriftException> {
+    if transport == Transport::Buffered {
+        return Ok(Frame {
+            transport,
+            protocol,
+            header: None,
+            payload: raw,
+        });
+    }
+    raw.advance(4);
+    if transport == Transport::Framed {
+        return Ok(Frame {
+            transport,
+            protocol,
+            header: None,
+            payload: raw,
+        });
+    }
+    let (transport, protocol, header) = read_header(&mut raw)?;
+    Ok(Frame {
+        transport,
+        protocol,
+        header: Some(header),
+        payload: raw,
+    })
+}
+
+/// Split one frame of `transport` off the front of `src` and parse it.
+pub fn split_frame(
+    src: &mut BytesMut,
+    transport: Transport,
+    protocol: Protocol,
+    max_frame_len: usize,
+    limits: DecodeLimits,
+) -> Result<Option<Frame>, ThriftException> {
+    match frame_len(src, transport, protocol, max_frame_len, limits)? {
+        Some(n) => parse_frame(src.split_to(n).freeze(), transport, protocol).map(Some),
+        None => {
+            if transport != Transport::Buffered && src.len() >= 4 {
+                // Make room for the whole frame at once.
+                let want = 4 + u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+                src.reserve(want.saturating_sub(src.len()));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// A bounds-checked reader over a header.
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ThriftException> {
+        if self.buf.len() < n {
+            return Err(err(ProtocolExceptionKind::InvalidData, "header ends early"));
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ThriftException> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ThriftException> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn varint(&mut self) -> Result<u32, ThriftException> {
+        let mut out: u64 = 0;
+        for i in 0..5 {
+            let b = self.u8()?;
+            out |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return u32::try_from(out)
+                    .map_err(|_| err(ProtocolExceptionKind::InvalidData, "varint overflow"));
+            }
+        }
+        Err(err(ProtocolExceptionKind::InvalidData, "varint too long"))
+    }
+}
+
+fn text(all: &Bytes, part: &[u8]) -> Result<FastStr, ThriftException> {
+    // Slice the frame rather than copy: `part` lies inside `all`.
+    let b = all.slice_ref(part);
+    FastStr::from_bytes(b)
+        .map_err(|_| err(ProtocolExceptionKind::InvalidData, "header value is not UTF-8"))
+}
+
+fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), ThriftException> {
+    let all = body.clone();
+    let mut c = Cursor { buf: &all[..] };
+    let magic = c.u16()?;
+    let flags = c.u16()?;
+    let seq = c.take(4)?;
+    let seq_id = i32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]);
+    let words = c.u16()? as usize;
+    let size = words * 4;
+    let hdr = c.take(size)?;
+    let payload_at = 10 + size;
+    let mut h = Cursor { buf: hdr };
+    let mut header = Header {
+        seq_id,
+        flags,
+        ..Header::default()
+    };
+    let transport;
+    let protocol_id;
+    if magic == TTHEADER_MAGIC {
+        transport = Transport::TTHeader;
+        protocol_id = h.u8()?;
+        let transforms = h.u8()? as usize;
+        if transforms > 0 {
+            return Err(err(
+                ProtocolExceptionKind::NotImplemented,
+                "TTHeader transforms are not supported",
+            ));
+        }
+        while !h.buf.is_empty() {
+            match h.u8()? {
+                0 => {}
+                INFO_KEY_VALUE => {
+                    let n = h.u16()?;
+                    for _ in 0..n {
+                        let kl = h.u16()? as usize;
+                        let k = h.take(kl)?;
+                        let vl = h.u16()? as usize;
+                        let v = h.take(vl)?;
+                        header.strings.push((text(&all, k)?, text(&all, v)?));
+                    }
+                }
+                INFO_INT_KEY_VALUE => {
+                    let n = h.u16()?;
+                    for _ in 0..n {
+                        let k = h.u16()?;
+                        let vl = h.u16()? as usize;
+                        let v = h.take(vl)?;
+                        // Values such as the message type are raw bytes, not text.
+                        if let Ok(v) = text(&all, v) {
+                            header.ints.push((k, v));
+                        }
+                    }
+                }
+                INFO_ACL_TOKEN => {
+                    let l = h.u16()? as usize;
+                    h.take(l)?;
+                }
+                other => {
+                    return Err(err(
+                        ProtocolExceptionKind::InvalidData,
+                        format!("unknown TTHeader info id {other:#x}"),
+                    ))
+                }
+            }
+        }
+    } else if magic == THEADER_MAGIC {
+        transport = Transport::THeader;
+        protocol_id = u8::try_from(h.varint()?)
+            .map_err(|_| err(ProtocolExceptionKind::InvalidData, "bad protocol id"))?;
+        let transforms = h.varint()?;
+        if transforms > 0 {
+            return Err(err(
+                ProtocolExceptionKind::NotImplemented,
+                "THeader transforms (zlib) are not supported",
+            ));
+        }
+        'info: while !h.buf.is_empty() {
+            match h.varint()? {
+                // Padding: the rest of the header is zeros.
+                0 => break 'info,
+                1 => {
+                    let n = h.varint()?;
+                    for _ in 0..n {
+                        let kl = h.varint()? as usize;
+                        let k = h.take(kl)?;
+                        let vl = h.varint()? as usize;
+                        let v = h.take(vl)?;
+                        header.strings.push((text(&all, k)?, text(&all, v)?));
+                    }
+                }
+                // Unknown info blocks end the readable part, as in Apache's reader.
+                _ => break 'info,
+            }
+        }
+    } else {
+        return Err(err(
+            ProtocolExceptionKind::BadVersion,
+            format!("unknown header magic {magic:#06x}"),
+        ));
+    }
+    let protocol = Protocol::from_header_id(protocol_id).ok_or_else(|| {
+        err(
+            ProtocolExceptionKind::NotImplemented,
+            format!("unsupported protocol id {protocol_id}"),
+        )
+    })?;
+    body.advance(payload_at);
+    Ok((transport, protocol, header))
+}
+
+// ===== writing =====
+
+/// Where a frame being written starts, so its lengths can be patched.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMark {
+    transport: Transport,
+    start: usize,
+}
+
+/// Writes the key/values of a header being encoded.
+#[derive(Debug)]
+pub struct HeaderWriter<'a> {
+    dst: &'a mut BytesMut,
+    transport: Transport,
+    count_at: Option<usize>,
+    count: u32,
+}
+
+impl HeaderWriter<'_> {
+    /// Add a string key/value: `prefix` + `key` → `value`.
+    pub fn string(&mut self, prefix: &str, key: &str, value: &str) {
+        if self.count_at.is_none() {
+            match self.transport {
+                Transport::TTHeader => {
+                    self.dst.put_u8(INFO_KEY_VALUE);
+                    self.count_at = Some(self.dst.len());
+                    self.dst.put_u16(0);
+                }
+                _ => {
+                    self.dst.put_u8(1);
+                    self.count_at = Some(self.dst.len());
+                    // THeader counts are varints; reserve 3 bytes (up to 2^21
+                    // entries) written as a padded varint.
+                    self.dst.put_slice(&[0x80, 0x80, 0x00]);
+                }
+            }
+        }
+        self.count += 1;
+        match self.transport {
+            Transport::TTHeader => {
+                self.dst.put_u16((prefix.len() + key.len()) as u16);
+                self.dst.put_slice(prefix.as_bytes());
+                self.dst.put_slice(key.as_bytes());
+                self.dst.put_u16(value.len() as u16);
+                self.dst.put_slice(value.as_bytes());
+            }
+            _ => {
+                put_varint(self.dst, (prefix.len() + key.len()) as u32);
+                self.dst.put_slice(prefix.as_bytes());
+                self.dst.put_slice(key.as_bytes());
+                put_varint(self.dst, value.len() as u32);
+                self.dst.put_slice(value.as_bytes());
+            }
+        }
+    }
+
+    fn finish_strings(&mut self) {
+        if let Some(at) = self.count_at.take() {
+            match self.transport {
+                Transport::TTHeader => {
+                    self.dst[at..at + 2].copy_from_slice(&(self.count as u16).to_be_bytes());
+                }
+                _ => {
+                    let n = self.count;
+                    self.dst[at] = 0x80 | (n & 0x7f) as u8;
+                    self.dst[at + 1] = 0x80 | ((n >> 7) & 0x7f) as u8;
+                    self.dst[at + 2] = ((n >> 14) & 0x7f) as u8;
+                }
+            }
+        }
+    }
+
+    /// Write the integer-keyed block (TTHeader only; ignored for THeader).
+    pub fn ints(&mut self, ints: &[(u16, &[u8])]) {
+        self.finish_strings();
+        if self.transport != Transport::TTHeader || ints.is_empty() {
+            return;
+        }
+        self.dst.put_u8(INFO_INT_KEY_VALUE);
+        self.dst.put_u16(ints.len() as u16);
+        for (k, v) in ints {
+            self.dst.put_u16(*k);
+            self.dst.put_u16(v.len() as u16);
+            self.dst.put_slice(v);
+        }
+    }
+}
+
+fn put_varint(dst: &mut BytesMut, mut n: u32) {
+    while n >= 0x80 {
+        dst.put_u8((n as u8) | 0x80);
+        n >>= 7;
+    }
+    dst.put_u8(n as u8);
+}
+
+/// Start a frame: reserve the length, write the header (the closure adds
+/// key/values), and leave `dst` ready for the message.
+pub fn begin_frame(
+    dst: &mut BytesMut,
+    transport: Transport,
+    protocol: Protocol,
+    seq_id: i32,
+    flags: u16,
+    headers: impl FnOnce(&mut HeaderWriter<'_>),
+) -> FrameMark {
+    let start = dst.len();
+    match transport {
+        Transport::Buffered => {}
+        Transport::Framed => dst.put_u32(0),
+        Transport::TTHeader | Transport::THeader => {
+            dst.put_u32(0);
+            dst.put_u16(if transport == Transport::TTHeader {
+                TTHEADER_MAGIC
+            } else {
+                THEADER_MAGIC
+            });
+            dst.put_u16(flags);
+            dst.put_i32(seq_id);
+            dst.put_u16(0); // header size in words, patched below
+            let header_start = dst.len();
+            // Protocol id and transform count: a byte each in TTHeader, and
+            // one-byte varints in THeader for these small values.
+            dst.put_u8(protocol.header_id());
+            dst.put_u8(0);
+            let mut w = HeaderWriter {
+                dst,
+                transport,
+                count_at: None,
+                count: 0,
+            };
+            headers(&mut w);
+            w.finish_strings();
+            let pad = (4 - (dst.len() - header_start) % 4) % 4;
+            dst.put_bytes(0, pad);
+            let words = ((dst.len() - header_start) / 4) as u16;
+            dst[start + 12..start + 14].copy_from_slice(&words.to_be_bytes());
+        }
+    }
+    FrameMark { transport, start }
+}
+
+/// Finish a frame started with [`begin_frame`]: patch its length.
+pub fn finish_frame(dst: &mut BytesMut, mark: FrameMark, max_frame_len: usize) -> Result<(), ThriftException> {
+    if mark.transport == Transport::Buffered {
+        return Ok(());
+    }
+    let len = dst.len() - mark.start - 4;
+    if len > max_frame_len {
+        return Err(err(
+            ProtocolExceptionKind::SizeLimit,
+            format!("frame of {len} bytes exceeds the limit of {max_frame_len}"),
+        ));
+    }
+    dst[mark.start..mark.start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+// ===== finding the end of an unframed message =====
+
+mod scan {
+    //! Walks an unframed message in place to find where it ends, without
+    //! decoding or copying it, bounded like the decoders.
+
+    use super::*;
+
+    enum Stop {
+        More,
+        Bad(ThriftException),
+    }
+
+    impl From<ThriftException> for Stop {
+        fn from(e: ThriftException) -> Self {
+            Stop::Bad(e)
+        }
+    }
+
+    struct Scan<'a> {
+        buf: &'a [u8],
+        pos: usize,
+        compact: bool,
+        limits: DecodeLimits,
+    }
+
+    fn bad(msg: impl Into<FastStr>) -> Stop {
+        Stop::Bad(err(ProtocolExceptionKind::InvalidData, msg))
+    }
+
+    impl Scan<'_> {
+        fn skip(&mut self, n: usize) -> Result<(), Stop> {
+            if self.buf.len() - self.pos < n {
+                return Err(Stop::More);
+            }
+            self.pos += n;
+            Ok(())
+        }
+        fn u8(&mut self) -> Result<u8, Stop> {
+            let b = *self.buf.get(self.pos).ok_or(Stop::More)?;
+            self.pos += 1;
+            Ok(b)
+        }
+        fn i32(&mut self) -> Result<i32, Stop> {
+            if self.buf.len() - self.pos < 4 {
+                return Err(Stop::More);
+            }
+            let b = &self.buf[self.pos..self.pos + 4];
+            self.pos += 4;
+            Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        fn varint(&mut self) -> Result<u64, Stop> {
+            let mut out = 0u64;
+            for i in 0..10 {
+                let b = self.u8()?;
+                out |= ((b & 0x7f) as u64) << (7 * i);
+                if b & 0x80 == 0 {
+                    return Ok(out);
+                }
+            }
+            Err(bad("varint too long"))
+        }
+        fn len(&mut self) -> Result<usize, Stop> {
+            let n = if self.compact {
+                self.varint()? as i64
+            } else {
+                self.i32()? as i64
+            };
+            if !(0..=i32::MAX as i64).contains(&n) {
+                return Err(bad(format!("bad length {n}")));
+            }
+            Ok(n as usize)
+        }
+        fn count(&mut self, n: i64) -> Result<usize, Stop> {
+            if n < 0 || n as usize > self.limits.max_container_len {
+                return Err(Stop::Bad(err(
+                    ProtocolExceptionKind::SizeLimit,
+                    format!("container of {n} elements"),
+                )));
+            }
+            Ok(n as usize)
+        }
+
+        fn value(&mut self, t: u8, depth: usize) -> Result<(), Stop> {
+            if depth > self.limits.max_depth {
+                return Err(Stop::Bad(err(ProtocolExceptionKind::DepthLimit, "nesting too deep")));
+            }
+            if self.compact {
+                match t {
+                    1 | 2 | 3 => self.skip(1),
+                    4..=6 => self.varint().map(|_| ()),
+                    7 => self.skip(8),
+                    8 => {
+                        let n = self.len()?;
+                        self.skip(n)
+                    }
+                    9 | 10 => {
+                        let h = self.u8()?;
+                        let mut n = (h >> 4) as i64;
+                        if n == 15 {
+                            n = self.varint()? as i64;
+                        }
+                        let n = self.count(n)?;
+                        for _ in 0..n {
+                            self.value(h & 0x0f, depth + 1)?;
+                        }
+                        Ok(())
+                    }
+                    11 => {
+                        let n = self.varint()? as i64;
+                        let n = self.count(n)?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        let kv = self.u8()?;
+                        for _ in 0..n {
+                            self.value(kv >> 4, depth + 1)?;
+                            self.value(kv & 0x0f, depth + 1)?;
+                        }
+                        Ok(())
+                    }
+                    12 => {
+                        loop {
+                            let h = self.u8()?;
+                            let ft = h & 0x0f;
+                            if ft == 0 {
+                                return Ok(());
+                            }
+                            if h >> 4 == 0 {
+                                self.varint()?;
+                            }
+                            // Bools in fields carry their value in the type.
+                            if ft == 1 || ft == 2 {
+                                continue;
+                            }
+                            self.value(ft, depth + 1)?;
+                        }
+                    }
+                    13 => self.skip(16),
+                    _ => Err(bad(format!("unknown compact type {t}"))),
+                }
+            } else {
+                match t {
+                    2 | 3 => self.skip(1),
+                    4 | 10 => self.skip(8),
+                    6 => self.skip(2),
+                    8 => self.skip(4),
+                    16 => self.skip(16),
+                    11 => {
+                        let n = self.len()?;
+                        self.skip(n)
+                    }
+                    12 => loop {
+                        let ft = self.u8()?;
+                        if ft == 0 {
+                            return Ok(());
+                        }
+                        self.skip(2)?;
+                        self.value(ft, depth + 1)?;
+                    },
+                    13 => {
+                        let k = self.u8()?;
+                        let v = self.u8()?;
+                        let n = self.i32()? as i64;
+                        let n = self.count(n)?;
+                        for _ in 0..n {
+                            self.value(k, depth + 1)?;
+                            self.value(v, depth + 1)?;
+                        }
+                        Ok(())
+                    }
+                    14 | 15 => {
+                        let e = self.u8()?;
+                        let n = self.i32()? as i64;
+                        let n = self.count(n)?;
+                        for _ in 0..n {
+                            self.value(e, depth + 1)?;
+                        }
+                        Ok(())
+                    }
+                    _ => Err(bad(format!("unknown type id {t}"))),
+                }
+            }
+        }
+
+        fn message(&mut self) -> Result<(), Stop> {
+            if self.compact {
+                self.skip(2)?;
+                self.varint()?;
+                let n = self.len()?;
+                self.skip(n)?;
+            } else {
+                let first = self.i32()?;
+                if first < 0 {
+                    let n = self.len()?;
+                    self.skip(n)?;
+                    self.skip(4)?;
+                } else {
+                    self.skip(first as usize)?;
+                    self.skip(5)?;
+                }
+            }
+            self.value(12, 0)
+        }
+    }
+
+    /// The length of the whole message at the front of `buf`, `None` if it is
+    /// not all there yet.
+    pub(super) fn message_len(
+        buf: &[u8],
+        protocol: Protocol,
+        limits: DecodeLimits,
+        max_frame_len: usize,
+    ) -> Result<Option<usize>, ThriftException> {
+        let mut s = Scan {
+            buf,
+            pos: 0,
+            compact: protocol == Protocol::Compact,
+            limits,
+        };
+        match s.message() {
+            Ok(()) => Ok(Some(s.pos)),
+            Err(Stop::More) if buf.len() > max_frame_len => Err(err(
+                ProtocolExceptionKind::SizeLimit,
+                format!("unframed message exceeds the limit of {max_frame_len} bytes"),
+            )),
+            Err(Stop::More) => Ok(None),
+            Err(Stop::Bad(e)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The contract between a wire protocol and Weft's connections: bytes in,
+//! messages out, free of I/O (the transport drives it).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{
+    context::Context,
+    message::{Request, Response},
+    status::Status,
+};
+
+/// What a server codec found in the read buffer.
+#[derive(Debug)]
+pub enum Inbound<Req, Reply> {
+    /// A request to serve. `reply` is what the encoder needs to answer it;
+    /// `None` for a one-way call, which gets no answer.
+    Request(Request<Req>, Option<Reply>),
+    /// A frame that was delimited but cannot be served (unknown method,
+    /// malformed arguments): answer it with the status and keep the
+    /// connection.
+    Reject(Reply, Status),
+}
+
+/// The server side of a frame-oriented protocol, one value per connection.
+pub trait ServerCodec: Send + 'static {
+    /// The decoded request message.
+    type Req: Send + 'static;
+    /// The response message to encode.
+    type Resp: Send + 'static;
+    /// Per-request facts the encoder needs: sequence id, framing, protocol.
+    type Reply: Clone + Send + 'static;
+
+    /// Take one whole request off the front of `src`, or `Ok(None)` if more
+    /// bytes are needed. An `Err` means the stream cannot be resynchronised:
+    /// the connection is closed after in-flight responses are written.
+    #[allow(clippy::type_complexity)]
+    fn decode(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<Inbound<Self::Req, Self::Reply>>, Status>;
+
+    /// Whether responses must be written in the order requests arrived
+    /// (plain framed or buffered Thrift), or may go out as they complete
+    /// (TTHeader, where the sequence id correlates them).
+    fn ordered(&self) -> bool;
+
+    /// Encode the answer to one request as one frame. Runs on the handler's
+    /// task, so encoding spreads over cores.
+    fn encode(reply: Self::Reply, result: Result<Response<Self::Resp>, Status>)
+        -> Result<Bytes, Status>;
+}
+
+/// The client side of a frame-oriented protocol, shared by all connections
+/// of a client.
+pub trait ClientCodec: Send + Sync + 'static {
+    /// The request message.
+    type Req: Send + Sync + 'static;
+    /// The decoded response message.
+    type Resp: Send + 'static;
+
+    /// Encode one request as one frame with sequence id `seq_id`.
+    fn encode(&self, seq_id: i32, cx: &Context, req: &Self::Req) -> Result<Bytes, Status>;
+
+    /// Take one whole response frame off the front of `src` and return its
+    /// sequence id, or `Ok(None)` if more bytes are needed. Runs on the
+    /// connection's reader, so it only delimits; [`ClientCodec::decode`]
+    /// does the rest on the caller's task.
+    fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<(i32, Bytes)>, Status>;
+
+    /// Decode a response frame for the call whose context is `cx`, filling
+    /// in what the frame says about the call (backward metainfo).
+    fn decode(&self, cx: &mut Context, frame: Bytes) -> Result<Self::Resp, Status>;
+
+    /// The response of a one-way call, which the server never sends.
+    fn oneway_response(&self, cx: &Context) -> Result<Self::Resp, Status> {
+        Err(Status::unimplemented(format!(
+            "one-way calls are not supported for {}",
+            cx.method
+        )))
+    }
+}

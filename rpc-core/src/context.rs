@@ -1,0 +1,193 @@
+//! The request context: who calls whom, the deadline, and metainfo.
+
+use std::time::Duration;
+
+use faststr::FastStr;
+use tokio::time::Instant;
+
+use crate::transport::Address;
+
+/// Ordered string key/values. Small and allocation-free while empty, which is
+/// the common case on the hot path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvList(Vec<(FastStr, FastStr)>);
+
+impl KvList {
+    /// Set `key` to `value`, replacing an existing value.
+    pub fn insert(&mut self, key: impl Into<FastStr>, value: impl Into<FastStr>) {
+        let key = key.into();
+        let value = value.into();
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.0.push((key, value));
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&FastStr> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Remove `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<FastStr> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Iterate in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&FastStr, &FastStr)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// String key/values that travel with a call, in the three scopes Kitex and
+/// Volo define.
+///
+/// - *transient*: sent to the next hop only. On the server, values the caller
+///   sent as transient arrive in [`Metainfo::upstream`] and are not forwarded.
+/// - *persistent*: sent to every hop downstream. A server's received persistent
+///   values are forwarded by its own outgoing calls when the context is
+///   propagated.
+/// - *backward*: set by the callee, returned to the caller with the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metainfo {
+    /// Values for the next hop only.
+    pub transient: KvList,
+    /// Transient values received from the previous hop (server side).
+    pub upstream: KvList,
+    /// Values for every hop downstream.
+    pub persistent: KvList,
+    /// Values travelling from callee back to caller.
+    pub backward: KvList,
+}
+
+impl Metainfo {
+    /// True when no scope holds a value.
+    pub fn is_empty(&self) -> bool {
+        self.transient.is_empty()
+            && self.upstream.is_empty()
+            && self.persistent.is_empty()
+            && self.backward.is_empty()
+    }
+
+    /// The metainfo a server hands to its own outgoing calls: persistent values
+    /// carry on, transient and upstream values stop here.
+    pub fn for_next_hop(&self) -> Metainfo {
+        Metainfo {
+            persistent: self.persistent.clone(),
+            ..Metainfo::default()
+        }
+    }
+}
+
+/// Everything about a call except its message.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Context {
+    /// The callee's service name.
+    pub service: FastStr,
+    /// The method called.
+    pub method: FastStr,
+    /// The caller's service name, when known.
+    pub caller: FastStr,
+    /// The remote peer: the server for a client, the client for a server.
+    pub peer: Option<Address>,
+    /// The sequence id on the wire.
+    pub seq_id: i32,
+    /// When the call must be finished by. Travels across hops as a remaining
+    /// timeout, so clocks need not agree.
+    pub deadline: Option<Instant>,
+    /// Key/values that travel with the call.
+    pub metainfo: Metainfo,
+    /// A one-way call expects no response.
+    pub oneway: bool,
+}
+
+impl Context {
+    /// A context for calling `method` of `service`.
+    pub fn new(service: impl Into<FastStr>, method: impl Into<FastStr>) -> Context {
+        Context {
+            service: service.into(),
+            method: method.into(),
+            ..Context::default()
+        }
+    }
+
+    /// Set the deadline `timeout` from now.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.deadline = Some(Instant::now() + timeout);
+    }
+
+    /// Time left before the deadline; `None` without a deadline, zero when it passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// True when a deadline is set and has passed.
+    pub fn is_expired(&self) -> bool {
+        self.deadline.is_some_and(|d| d <= Instant::now())
+    }
+
+    /// A context for a downstream call made while serving this one: the
+    /// deadline and persistent metainfo carry over, the caller becomes this
+    /// service.
+    pub fn child(
+        &self,
+        service: impl Into<FastStr>,
+        method: impl Into<FastStr>,
+    ) -> Context {
+        Context {
+            service: service.into(),
+            method: method.into(),
+            caller: self.service.clone(),
+            deadline: self.deadline,
+            metainfo: self.metainfo.for_next_hop(),
+            ..Context::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_list_replaces_and_removes() {
+        let mut kv = KvList::default();
+        kv.insert("a", "1");
+        kv.insert("b", "2");
+        kv.insert("a", "3");
+        assert_eq!(kv.len(), 2);
+        assert_eq!(kv.get("a").map(|v| v.as_str()), Some("3"));
+        assert_eq!(kv.remove("a").as_deref(), Some("3"));
+        assert!(kv.get("a").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn child_inherits_deadline_and_persistent_only() {
+        let mut cx = Context::new("front", "get");
+        cx.set_timeout(Duration::from_millis(500));
+        cx.metainfo.persistent.insert("tenant", "t1");
+        cx.metainfo.upstream.insert("hop", "only");
+        let child = cx.child("back", "load");
+        assert_eq!(child.deadline, cx.deadline);
+        assert_eq!(child.caller.as_str(), "front");
+        assert_eq!(child.metainfo.persistent.get("tenant").unwrap(), "t1");
+        assert!(child.metainfo.transient.is_empty() && child.metainfo.upstream.is_empty());
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(child.is_expired());
+        assert_eq!(child.remaining(), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,2 @@
+//! Weft facade
+pub use weft_core as core;
