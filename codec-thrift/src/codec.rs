@@ -33,6 +33,11 @@ pub trait EntryMessage: Sized + Send + Sync + 'static {
     fn decode<P: TInputProtocol<Buf = Bytes>>(p: &mut P, method: &str) -> Result<Self, ThriftException>;
     /// The encoded size in `p`'s protocol, to size buffers once.
     fn size<P: TLengthProtocol>(&self, p: &mut P) -> usize;
+    /// The result of the one-way method `method`, which no server sends.
+    fn oneway_result(method: &str) -> Option<Self> {
+        let _ = method;
+        None
+    }
 }
 
 /// The separator `TMultiplexedProtocol` puts between service and method.
@@ -424,6 +429,11 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         let raw = src.split_to(n).freeze();
         let seq = self.peek_seq(&raw)?;
         Ok(Some((seq, raw)))
+    }
+
+    fn oneway_response(&self, cx: &Context) -> Result<Resp, Status> {
+        Resp::oneway_result(&cx.method)
+            .ok_or_else(|| Status::internal(format!("{} is not a one-way method", cx.method)))
     }
 
     fn decode(&self, cx: &mut Context, raw: Bytes) -> Result<Resp, Status> {

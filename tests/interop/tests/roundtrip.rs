@@ -1,0 +1,91 @@
+//! Weft client against Weft server over every transport, protocol and
+//! connection mode, on real loopback sockets.
+
+use std::time::Duration;
+
+use weft::core::{Code, ConnectionMode, Context, ServerBuilder};
+use weft::thrift::{Protocol, Transport};
+use weft_interop::{sample_payload, serve, EchoClient, EchoHandler};
+
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Framed,
+    Transport::Buffered,
+    Transport::TTHeader,
+    Transport::THeader,
+];
+const PROTOCOLS: [Protocol; 2] = [Protocol::Binary, Protocol::Compact];
+
+#[tokio::test]
+async fn every_transport_protocol_and_mode_round_trips() {
+    let handler = EchoHandler::default();
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), handler.clone())
+        .await
+        .unwrap();
+    let addr = server.local_addr().clone();
+    for transport in TRANSPORTS {
+        for protocol in PROTOCOLS {
+            for mode in [ConnectionMode::Pooled, ConnectionMode::Multiplexed] {
+                let what = format!("{transport:?}/{protocol:?}/{mode:?}");
+                let client = EchoClient::new(&addr, transport, protocol, mode);
+                let p = sample_payload(1 << 20);
+                let got = client.echo(Context::default(), p.clone()).await.expect(&what);
+                assert_eq!(got, p, "{what}");
+                assert_eq!(client.add(Context::default(), 40, 2).await.unwrap(), 42, "{what}");
+                let e = client.fail(Context::default(), 7, "boom").await.unwrap().unwrap_err();
+                assert_eq!((e.code, e.message.as_deref()), (Some(7), Some("boom")), "{what}");
+                let s = client.fail(Context::default(), -1, "undeclared").await.unwrap_err();
+                assert_eq!(s.code(), Code::Internal, "{what}");
+                assert_eq!(s.message(), "undeclared", "{what}");
+                client.ping(Context::default()).await.unwrap();
+                client.notify(Context::default(), &what).await.unwrap();
+            }
+        }
+    }
+    // One-way calls arrive, eventually, without responses.
+    for _ in 0..100 {
+        if handler.notes.lock().await.len() == 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(handler.notes.lock().await.len(), 16);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metainfo_crosses_ttheader_in_both_directions() {
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default())
+        .await
+        .unwrap();
+    let client = EchoClient::new(
+        server.local_addr(),
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    );
+    let mut cx = Context::default();
+    cx.metainfo.persistent.insert("tenant", "blue");
+    cx.metainfo.transient.insert("hop", "one");
+    let (v, resp) = client.metainfo(cx.clone(), "tenant").await.unwrap();
+    assert_eq!(v, "blue");
+    assert_eq!(resp.metainfo.backward.get("echo-tenant").unwrap(), "blue");
+    let (v, _) = client.metainfo(cx, "hop").await.unwrap();
+    assert_eq!(v, "one");
+}
+
+#[tokio::test]
+async fn unix_socket_serves_too() {
+    let path = std::env::temp_dir().join(format!("weft-rt-{}.sock", std::process::id()));
+    let addr = format!("unix:{}", path.display());
+    let server = serve(&addr, ServerBuilder::new(), EchoHandler::default())
+        .await
+        .unwrap();
+    let client = EchoClient::new(
+        server.local_addr(),
+        Transport::Framed,
+        Protocol::Compact,
+        ConnectionMode::Pooled,
+    );
+    assert_eq!(client.add(Context::default(), 1, 2).await.unwrap(), 3);
+    server.shutdown().await;
+}
