@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use faststr::FastStr;
 use pilota::thrift::{
     ApplicationException, Message,
-    binary::TBinaryProtocol, compact::TCompactOutputProtocol, TInputProtocol, TLengthProtocol,
+    binary::TBinaryProtocol, TInputProtocol, TLengthProtocol,
     TMessageIdentifier, TMessageType,
     TOutputProtocol, ThriftException,
 };
@@ -18,7 +18,7 @@ use weft_core::{
 
 use crate::{
     frame::{self, int_key, prefix, Frame, Header, Transport},
-    protocol::{BinaryInput, CompactInput, DecodeLimits, Protocol},
+    protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol},
     status::{status_from_exception, to_application_exception},
 };
 
@@ -69,7 +69,7 @@ macro_rules! with_output {
                 $body
             }
             Protocol::Compact => {
-                let mut $p = TCompactOutputProtocol::new($dst, false);
+                let mut $p = CompactOutput::new($dst);
                 $body
             }
         }

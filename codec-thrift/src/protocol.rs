@@ -867,6 +867,114 @@ impl TInputProtocol for CompactInput<'_> {
     }
 }
 
+// ===== compact output =====
+
+/// pilota's `TCompactOutputProtocol` with the specification's little-endian
+/// doubles: pilota 0.13 writes them big-endian (while reading little-endian),
+/// which Apache Thrift peers misread. Everything else is delegated.
+pub struct CompactOutput<'a> {
+    inner: pilota::thrift::compact::TCompactOutputProtocol<&'a mut bytes::BytesMut>,
+}
+
+impl std::fmt::Debug for CompactOutput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompactOutput")
+    }
+}
+
+impl<'a> CompactOutput<'a> {
+    /// Encode into `dst`.
+    pub fn new(dst: &'a mut bytes::BytesMut) -> Self {
+        CompactOutput {
+            inner: pilota::thrift::compact::TCompactOutputProtocol::new(dst, false),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(
+            #[inline]
+            fn $name(&mut self, $($arg: $ty),*) -> $ret {
+                self.inner.$name($($arg),*)
+            }
+        )*
+    };
+}
+
+impl TLengthProtocol for CompactOutput<'_> {
+    delegate! {
+        message_begin_len(id: &TMessageIdentifier) -> usize;
+        message_end_len() -> usize;
+        struct_begin_len(id: &TStructIdentifier) -> usize;
+        struct_end_len() -> usize;
+        field_begin_len(t: TType, id: Option<i16>) -> usize;
+        field_end_len() -> usize;
+        field_stop_len() -> usize;
+        bool_len(b: bool) -> usize;
+        bytes_len(b: &[u8]) -> usize;
+        bytes_vec_len(b: &[u8]) -> usize;
+        byte_len(b: u8) -> usize;
+        uuid_len(u: [u8; 16]) -> usize;
+        i8_len(i: i8) -> usize;
+        i16_len(i: i16) -> usize;
+        i32_len(i: i32) -> usize;
+        i64_len(i: i64) -> usize;
+        double_len(d: f64) -> usize;
+        string_len(s: &str) -> usize;
+        faststr_len(s: &FastStr) -> usize;
+        list_begin_len(id: TListIdentifier) -> usize;
+        list_end_len() -> usize;
+        set_begin_len(id: TSetIdentifier) -> usize;
+        set_end_len() -> usize;
+        map_begin_len(id: TMapIdentifier) -> usize;
+        map_end_len() -> usize;
+    }
+}
+
+impl pilota::thrift::TOutputProtocol for CompactOutput<'_> {
+    type BufMut = bytes::BytesMut;
+
+    fn write_double(&mut self, d: f64) -> Result<(), ThriftException> {
+        use bytes::BufMut;
+        self.inner.buf_mut().put_f64_le(d);
+        Ok(())
+    }
+
+    fn buf_mut(&mut self) -> &mut Self::BufMut {
+        self.inner.buf_mut()
+    }
+
+    delegate! {
+        write_message_begin(id: &TMessageIdentifier) -> Result<(), ThriftException>;
+        write_message_end() -> Result<(), ThriftException>;
+        write_struct_begin(id: &TStructIdentifier) -> Result<(), ThriftException>;
+        write_struct_end() -> Result<(), ThriftException>;
+        write_field_begin(t: TType, id: i16) -> Result<(), ThriftException>;
+        write_field_end() -> Result<(), ThriftException>;
+        write_field_stop() -> Result<(), ThriftException>;
+        write_bool(b: bool) -> Result<(), ThriftException>;
+        write_bytes(b: Bytes) -> Result<(), ThriftException>;
+        write_bytes_without_len(b: Bytes) -> Result<(), ThriftException>;
+        write_uuid(u: [u8; 16]) -> Result<(), ThriftException>;
+        write_bytes_vec(b: &[u8]) -> Result<(), ThriftException>;
+        write_byte(b: u8) -> Result<(), ThriftException>;
+        write_i8(i: i8) -> Result<(), ThriftException>;
+        write_i16(i: i16) -> Result<(), ThriftException>;
+        write_i32(i: i32) -> Result<(), ThriftException>;
+        write_i64(i: i64) -> Result<(), ThriftException>;
+        write_string(s: &str) -> Result<(), ThriftException>;
+        write_faststr(s: FastStr) -> Result<(), ThriftException>;
+        write_list_begin(id: TListIdentifier) -> Result<(), ThriftException>;
+        write_list_end() -> Result<(), ThriftException>;
+        write_set_begin(id: TSetIdentifier) -> Result<(), ThriftException>;
+        write_set_end() -> Result<(), ThriftException>;
+        write_map_begin(id: TMapIdentifier) -> Result<(), ThriftException>;
+        write_map_end() -> Result<(), ThriftException>;
+        flush() -> Result<(), ThriftException>;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,6 +1055,15 @@ mod tests {
         assert_eq!(p.read_field_begin().unwrap().field_type, TType::Stop);
         p.read_struct_end().unwrap();
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn compact_doubles_are_little_endian() {
+        let mut out = BytesMut::new();
+        CompactOutput::new(&mut out).write_double(1.0).unwrap();
+        assert_eq!(&out[..], &1.0f64.to_le_bytes());
+        let mut b = out.freeze();
+        assert_eq!(CompactInput::new(&mut b, limits()).read_double().unwrap(), 1.0);
     }
 
     #[test]

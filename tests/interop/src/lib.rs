@@ -321,3 +321,38 @@ pub fn sample_payload(blob_len: usize) -> Payload {
         flag: Some(true),
     }
 }
+
+/// Field-by-field comparison that names what differs without dumping a
+/// megabyte of binary into the test log.
+pub fn payload_diff(got: &Payload, want: &Payload) -> Option<String> {
+    let mut diffs = Vec::new();
+    if got.blob != want.blob {
+        let (g, w) = (
+            got.blob.as_deref().unwrap_or_default(),
+            want.blob.as_deref().unwrap_or_default(),
+        );
+        let at = g.iter().zip(w).position(|(a, b)| a != b);
+        diffs.push(format!(
+            "blob: got {} bytes, want {} (first difference at {at:?})",
+            g.len(),
+            w.len()
+        ));
+    }
+    let strip = |p: &Payload| Payload {
+        blob: None,
+        ..p.clone()
+    };
+    let (g, w) = (strip(got), strip(want));
+    if g != w {
+        diffs.push(format!("got {g:?}\nwant {w:?}"));
+    }
+    (!diffs.is_empty()).then(|| diffs.join("\n"))
+}
+
+/// Panics with a readable difference unless the payloads are equal.
+#[track_caller]
+pub fn assert_payload_eq(got: &Payload, want: &Payload, what: &str) {
+    if let Some(d) = payload_diff(got, want) {
+        panic!("{what}: payloads differ\n{d}");
+    }
+}

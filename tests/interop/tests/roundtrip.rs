@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weft::core::{Code, ConnectionMode, Context, ServerBuilder};
 use weft::thrift::{Protocol, Transport};
-use weft_interop::{sample_payload, serve, EchoClient, EchoHandler};
+use weft_interop::{assert_payload_eq, sample_payload, serve, EchoClient, EchoHandler};
 
 const TRANSPORTS: [Transport; 4] = [
     Transport::Framed,
@@ -29,7 +29,7 @@ async fn every_transport_protocol_and_mode_round_trips() {
                 let client = EchoClient::new(&addr, transport, protocol, mode);
                 let p = sample_payload(1 << 20);
                 let got = client.echo(Context::default(), p.clone()).await.expect(&what);
-                assert_eq!(got, p, "{what}");
+                assert_payload_eq(&got, &p, &what);
                 assert_eq!(client.add(Context::default(), 40, 2).await.unwrap(), 42, "{what}");
                 let e = client.fail(Context::default(), 7, "boom").await.unwrap().unwrap_err();
                 assert_eq!((e.code, e.message.as_deref()), (Some(7), Some("boom")), "{what}");

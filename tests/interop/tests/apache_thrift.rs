@@ -1,0 +1,157 @@
+//! Interoperability with Apache Thrift itself: the Python library and the
+//! code its compiler (`thrift --gen py`) generates from `idl/echo.thrift`.
+//! A Python client calls a Weft server, and a Weft client calls a Python
+//! server, for binary and compact × framed and buffered; every value that
+//! comes back is checked exactly. The README's test command installs
+//! `thrift-compiler` and `pip install thrift`.
+
+use std::{path::PathBuf, process::Stdio, sync::OnceLock, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+use weft::core::{Address, Code, ConnectionMode, Context, ServerBuilder};
+use weft::thrift::{Protocol, Transport};
+use weft_interop::{assert_payload_eq, sample_payload, serve, EchoClient, EchoHandler, Payload};
+
+const COMBOS: [(&str, Protocol, &str, Transport); 4] = [
+    ("binary", Protocol::Binary, "framed", Transport::Framed),
+    ("binary", Protocol::Binary, "buffered", Transport::Buffered),
+    ("compact", Protocol::Compact, "framed", Transport::Framed),
+    ("compact", Protocol::Compact, "buffered", Transport::Buffered),
+];
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> String {
+    std::env::var("WEFT_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Generate the Python code once per test binary, with Apache's compiler.
+fn gen_py() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gen-py-echo");
+        std::fs::create_dir_all(&out).unwrap();
+        let status = std::process::Command::new("thrift")
+            .arg("--gen")
+            .arg("py")
+            .arg("-out")
+            .arg(&out)
+            .arg(manifest_dir().join("idl/echo.thrift"))
+            .status()
+            .expect("the Apache Thrift compiler `thrift` must be installed (see README)");
+        assert!(status.success(), "thrift --gen py failed");
+        out
+    })
+}
+
+fn py_command(script: &str, port: u16, protocol: &str, transport: &str) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(manifest_dir().join("py").join(script))
+        .arg(format!("--port={port}"))
+        .arg(format!("--protocol={protocol}"))
+        .arg(format!("--transport={transport}"))
+        .env("WEFT_GEN_PY", gen_py())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn port_of(addr: &Address) -> u16 {
+    match addr {
+        Address::Tcp(a) => a.port(),
+        Address::Unix(_) => unreachable!("tcp only"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_calls_weft_server() {
+    let handler = EchoHandler::default();
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), handler.clone())
+        .await
+        .unwrap();
+    let port = port_of(server.local_addr());
+    for (proto_name, _, transport_name, _) in COMBOS {
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            py_command("client.py", port, proto_name, transport_name).output(),
+        )
+        .await
+        .expect("python client timed out")
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{proto_name}/{transport_name}: python client failed\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("all checks passed"), "{stdout}");
+    }
+    let notes = handler.notes.lock().await.clone();
+    assert!(notes.len() <= 4 && notes.iter().all(|n| n == "from python"));
+    server.shutdown().await;
+}
+
+async fn start_python_server(
+    protocol: &str,
+    transport: &str,
+) -> (tokio::process::Child, Address) {
+    // Ask the kernel for a free port, then hand it to Python.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = py_command("server.py", port, protocol, transport)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("python server did not start");
+    assert_eq!(first.unwrap().as_deref(), Some("serving"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr: Address = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return (child, addr);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("python server never accepted a connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_client_calls_python_server() {
+    for (proto_name, protocol, transport_name, transport) in COMBOS {
+        let what = format!("{proto_name}/{transport_name}");
+        let (mut child, addr) = start_python_server(proto_name, transport_name).await;
+        let client = EchoClient::new(&addr, transport, protocol, ConnectionMode::Pooled);
+        let cx = Context::default;
+
+        let p = sample_payload(1 << 20);
+        assert_payload_eq(&client.echo(cx(), p.clone()).await.expect(&what), &p, &what);
+        let small = Payload {
+            text: Some("".into()),
+            blob: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_payload_eq(&client.echo(cx(), small.clone()).await.unwrap(), &small, &what);
+        assert_eq!(client.add(cx(), 1 << 40, -5).await.unwrap(), (1 << 40) - 5);
+        let e = client.fail(cx(), 7, "boom").await.unwrap().unwrap_err();
+        assert_eq!((e.code, e.message.as_deref()), (Some(7), Some("boom")), "{what}");
+        let s = client.fail(cx(), -1, "undeclared").await.unwrap_err();
+        assert_eq!(s.code(), Code::Internal, "{what}: {s:?}");
+        client.ping(cx()).await.unwrap();
+        client.notify(cx(), "from weft").await.unwrap();
+        assert_eq!(client.slow(cx(), small.clone(), 5).await.unwrap(), small);
+        // Pooled connections were reused: the calls above still line up.
+        assert_eq!(client.add(cx(), 2, 3).await.unwrap(), 5, "{what}");
+        child.kill().await.unwrap();
+    }
+}
