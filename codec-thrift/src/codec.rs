@@ -6,10 +6,8 @@ use std::{marker::PhantomData, time::Duration};
 use bytes::{Bytes, BytesMut};
 use faststr::FastStr;
 use pilota::thrift::{
-    ApplicationException, Message,
-    binary::TBinaryProtocol, TInputProtocol, TLengthProtocol,
-    TMessageIdentifier, TMessageType,
-    TOutputProtocol, ThriftException,
+    binary::TBinaryProtocol, ApplicationException, Message, TInputProtocol, TLengthProtocol,
+    TMessageIdentifier, TMessageType, TOutputProtocol, ThriftException,
 };
 use tokio::time::Instant;
 use weft_core::{
@@ -30,7 +28,10 @@ pub trait EntryMessage: Sized + Send + Sync + 'static {
     fn encode<P: TOutputProtocol>(&self, p: &mut P) -> Result<(), ThriftException>;
     /// Decode the struct for `method`. An unknown method is an
     /// `ApplicationException` of kind `UNKNOWN_METHOD`.
-    fn decode<P: TInputProtocol<Buf = Bytes>>(p: &mut P, method: &str) -> Result<Self, ThriftException>;
+    fn decode<P: TInputProtocol<Buf = Bytes>>(
+        p: &mut P,
+        method: &str,
+    ) -> Result<Self, ThriftException>;
     /// The encoded size in `p`'s protocol, to size buffers once.
     fn size<P: TLengthProtocol>(&self, p: &mut P) -> usize;
     /// The result of the one-way method `method`, which no server sends.
@@ -126,6 +127,7 @@ pub struct Reply {
     seq_id: i32,
     header_seq: i32,
     flags: u16,
+    inner_framed: bool,
     name: FastStr,
     max_frame_len: usize,
 }
@@ -185,6 +187,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             protocol,
             header,
             mut payload,
+            inner_framed,
         } = match frame::split_frame(src, transport, protocol, self.max_frame_len, self.limits)
             .map_err(status_of)?
         {
@@ -215,6 +218,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             seq_id: id.sequence_number,
             header_seq: header.as_ref().map_or(id.sequence_number, |h| h.seq_id),
             flags: header.as_ref().map_or(0, |h| h.flags),
+            inner_framed,
             name: method.clone(),
             max_frame_len: self.max_frame_len,
         };
@@ -253,7 +257,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
                     cx.service = to.clone();
                 }
             }
-            if let Some(ms) = h.int(int_key::RPC_TIMEOUT).and_then(|v| v.parse::<u64>().ok()) {
+            if let Some(ms) = h
+                .int(int_key::RPC_TIMEOUT)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
                 if ms > 0 {
                     cx.deadline = Some(Instant::now() + Duration::from_millis(ms));
                 }
@@ -261,7 +268,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             absorb_strings(h, true, &mut cx);
         }
         let req = Request::new(cx, message);
-        Ok(Some(Inbound::Request(req, if oneway { None } else { Some(reply) })))
+        Ok(Some(Inbound::Request(
+            req,
+            if oneway { None } else { Some(reply) },
+        )))
     }
 
     fn ordered(&self) -> bool {
@@ -289,6 +299,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             reply.protocol,
             reply.header_seq,
             reply.flags,
+            reply.inner_framed,
             |w| {
                 if let Some(b) = backward {
                     write_strings(w, prefix::BACKWARD, b);
@@ -361,8 +372,8 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
     }
 
     fn peek_seq(&self, raw: &Bytes) -> Result<i32, Status> {
-        let frame = frame::parse_frame(raw.clone(), self.transport, self.protocol)
-            .map_err(status_of)?;
+        let frame =
+            frame::parse_frame(raw.clone(), self.transport, self.protocol).map_err(status_of)?;
         if let Some(h) = frame.header {
             return Ok(h.seq_id);
         }
@@ -387,41 +398,58 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         let timeout_ms = cx
             .remaining()
             .map(|d| itoa_u64(d.as_millis().max(1) as u64));
-        let mark = frame::begin_frame(&mut dst, self.transport, self.protocol, seq_id, 0, |w| {
-            write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
-            write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
-            let mut ints: [(u16, &[u8]); 5] = [
-                (int_key::WITH_HEADER, b"3"),
-                (int_key::FROM_SERVICE, cx.caller.as_bytes()),
-                (int_key::TO_METHOD, cx.method.as_bytes()),
-                (int_key::TO_SERVICE, cx.service.as_bytes()),
-                (int_key::RPC_TIMEOUT, b""),
-            ];
-            let n = match &timeout_ms {
-                Some(t) => {
-                    ints[4].1 = t.as_bytes();
-                    5
-                }
-                None => 4,
-            };
-            w.ints(&ints[..n]);
-        });
+        let mark = frame::begin_frame(
+            &mut dst,
+            self.transport,
+            self.protocol,
+            seq_id,
+            0,
+            false,
+            |w| {
+                write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
+                write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
+                let mut ints: [(u16, &[u8]); 5] = [
+                    (int_key::WITH_HEADER, b"3"),
+                    (int_key::FROM_SERVICE, cx.caller.as_bytes()),
+                    (int_key::TO_METHOD, cx.method.as_bytes()),
+                    (int_key::TO_SERVICE, cx.service.as_bytes()),
+                    (int_key::RPC_TIMEOUT, b""),
+                ];
+                let n = match &timeout_ms {
+                    Some(t) => {
+                        ints[4].1 = t.as_bytes();
+                        5
+                    }
+                    None => 4,
+                };
+                w.ints(&ints[..n]);
+            },
+        );
         let kind = if cx.oneway {
             TMessageType::OneWay
         } else {
             TMessageType::Call
         };
         let id = TMessageIdentifier::new(name, kind, seq_id);
-        with_output!(self.protocol, &mut dst, |p| write_message(&mut p, &id, |p| req
-            .encode(p)))
+        with_output!(self.protocol, &mut dst, |p| write_message(
+            &mut p,
+            &id,
+            |p| req.encode(p)
+        ))
         .map_err(|e| Status::invalid_argument(format!("encoding the request: {e}")))?;
         frame::finish_frame(&mut dst, mark, self.max_frame_len).map_err(status_of)?;
         Ok(dst.freeze())
     }
 
     fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<(i32, Bytes)>, Status> {
-        let n = match frame::frame_len(src, self.transport, self.protocol, self.max_frame_len, self.limits)
-            .map_err(status_of)?
+        let n = match frame::frame_len(
+            src,
+            self.transport,
+            self.protocol,
+            self.max_frame_len,
+            self.limits,
+        )
+        .map_err(status_of)?
         {
             Some(n) => n,
             None => return Ok(None),

@@ -100,6 +100,9 @@ pub struct Frame {
     pub header: Option<Header>,
     /// The Thrift message: envelope then struct, a slice of the read buffer.
     pub payload: Bytes,
+    /// The header's payload carried its own 4-byte length, as Kitex's and
+    /// Volo's default "TTHeader framed" codec sends it.
+    pub inner_framed: bool,
 }
 
 fn err(kind: ProtocolExceptionKind, msg: impl Into<FastStr>) -> ThriftException {
@@ -196,6 +199,7 @@ pub fn parse_frame(
             protocol,
             header: None,
             payload: raw,
+            inner_framed: false,
         });
     }
     raw.advance(4);
@@ -205,15 +209,32 @@ pub fn parse_frame(
             protocol,
             header: None,
             payload: raw,
+            inner_framed: false,
         });
     }
     let (transport, protocol, header) = read_header(&mut raw)?;
+    let inner_framed = is_inner_framed(&raw);
+    if inner_framed {
+        raw.advance(4);
+    }
     Ok(Frame {
         transport,
         protocol,
         header: Some(header),
         payload: raw,
+        inner_framed,
     })
+}
+
+/// Whether a header's payload starts with its own length followed by a
+/// message: a non-strict binary message cannot look like that, since its
+/// name would have to be as long as the rest of the frame.
+fn is_inner_framed(payload: &[u8]) -> bool {
+    payload.len() >= 6
+        && u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize
+            == payload.len() - 4
+        && ((payload[4] == 0x80 && payload[5] == 0x01)
+            || (payload[4] == COMPACT_PROTOCOL_ID && payload[5] & 0x1f == 1))
 }
 
 /// Split one frame of `transport` off the front of `src` and parse it.
@@ -228,9 +249,12 @@ pub fn split_frame(
         Some(n) => parse_frame(src.split_to(n).freeze(), transport, protocol).map(Some),
         None => {
             if transport != Transport::Buffered && src.len() >= 4 {
-                // Make room for the whole frame at once.
+                // Grow towards the declared length, but never more than twice
+                // what actually arrived: a peer that states 16 MiB and sends
+                // eight bytes does not get 16 MiB of our memory.
                 let want = 4 + u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-                src.reserve(want.saturating_sub(src.len()));
+                let grant = want.min((2 * src.len()).max(64 * 1024));
+                src.reserve(grant.saturating_sub(src.len()));
             }
             Ok(None)
         }
@@ -275,8 +299,12 @@ impl<'a> Cursor<'a> {
 fn text(all: &Bytes, part: &[u8]) -> Result<FastStr, ThriftException> {
     // Slice the frame rather than copy: `part` lies inside `all`.
     let b = all.slice_ref(part);
-    FastStr::from_bytes(b)
-        .map_err(|_| err(ProtocolExceptionKind::InvalidData, "header value is not UTF-8"))
+    FastStr::from_bytes(b).map_err(|_| {
+        err(
+            ProtocolExceptionKind::InvalidData,
+            "header value is not UTF-8",
+        )
+    })
 }
 
 fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), ThriftException> {
@@ -397,6 +425,7 @@ fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), Thrift
 pub struct FrameMark {
     transport: Transport,
     start: usize,
+    inner: Option<usize>,
 }
 
 /// Writes the key/values of a header being encoded.
@@ -487,16 +516,20 @@ fn put_varint(dst: &mut BytesMut, mut n: u32) {
 }
 
 /// Start a frame: reserve the length, write the header (the closure adds
-/// key/values), and leave `dst` ready for the message.
+/// key/values), and leave `dst` ready for the message. `inner_framed` puts
+/// a second length between a header and the message, as Kitex's "TTHeader
+/// framed" does.
 pub fn begin_frame(
     dst: &mut BytesMut,
     transport: Transport,
     protocol: Protocol,
     seq_id: i32,
     flags: u16,
+    inner_framed: bool,
     headers: impl FnOnce(&mut HeaderWriter<'_>),
 ) -> FrameMark {
     let start = dst.len();
+    let mut inner = None;
     match transport {
         Transport::Buffered => {}
         Transport::Framed => dst.put_u32(0),
@@ -527,13 +560,25 @@ pub fn begin_frame(
             dst.put_bytes(0, pad);
             let words = ((dst.len() - header_start) / 4) as u16;
             dst[start + 12..start + 14].copy_from_slice(&words.to_be_bytes());
+            if inner_framed {
+                inner = Some(dst.len());
+                dst.put_u32(0);
+            }
         }
     }
-    FrameMark { transport, start }
+    FrameMark {
+        transport,
+        start,
+        inner,
+    }
 }
 
 /// Finish a frame started with [`begin_frame`]: patch its length.
-pub fn finish_frame(dst: &mut BytesMut, mark: FrameMark, max_frame_len: usize) -> Result<(), ThriftException> {
+pub fn finish_frame(
+    dst: &mut BytesMut,
+    mark: FrameMark,
+    max_frame_len: usize,
+) -> Result<(), ThriftException> {
     if mark.transport == Transport::Buffered {
         return Ok(());
     }
@@ -545,6 +590,10 @@ pub fn finish_frame(dst: &mut BytesMut, mark: FrameMark, max_frame_len: usize) -
         ));
     }
     dst[mark.start..mark.start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    if let Some(at) = mark.inner {
+        let inner = (dst.len() - at - 4) as u32;
+        dst[at..at + 4].copy_from_slice(&inner.to_be_bytes());
+    }
     Ok(())
 }
 
@@ -633,11 +682,14 @@ mod scan {
 
         fn value(&mut self, t: u8, depth: usize) -> Result<(), Stop> {
             if depth > self.limits.max_depth {
-                return Err(Stop::Bad(err(ProtocolExceptionKind::DepthLimit, "nesting too deep")));
+                return Err(Stop::Bad(err(
+                    ProtocolExceptionKind::DepthLimit,
+                    "nesting too deep",
+                )));
             }
             if self.compact {
                 match t {
-                    1 | 2 | 3 => self.skip(1),
+                    1..=3 => self.skip(1),
                     4..=6 => self.varint().map(|_| ()),
                     7 => self.skip(8),
                     8 => {

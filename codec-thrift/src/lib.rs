@@ -16,7 +16,7 @@
 //!
 //! // A TTHeader frame carrying a persistent metainfo key and an empty body.
 //! let mut buf = BytesMut::new();
-//! let mark = begin_frame(&mut buf, Transport::TTHeader, Protocol::Binary, 7, 0, |w| {
+//! let mark = begin_frame(&mut buf, Transport::TTHeader, Protocol::Binary, 7, 0, false, |w| {
 //!     w.string("RPC_PERSIST_", "tenant", "blue");
 //!     w.ints(&[]);
 //! });

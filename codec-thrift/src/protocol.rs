@@ -979,7 +979,9 @@ impl pilota::thrift::TOutputProtocol for CompactOutput<'_> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use pilota::thrift::{binary::TBinaryProtocol, compact::TCompactOutputProtocol, TOutputProtocol};
+    use pilota::thrift::{
+        binary::TBinaryProtocol, compact::TCompactOutputProtocol, TOutputProtocol,
+    };
 
     fn limits() -> DecodeLimits {
         DecodeLimits::default()
@@ -1021,7 +1023,8 @@ mod tests {
         let mut out = BytesMut::new();
         {
             let mut p = TCompactOutputProtocol::new(&mut out, false);
-            p.write_struct_begin(&TStructIdentifier { name: "S" }).unwrap();
+            p.write_struct_begin(&TStructIdentifier { name: "S" })
+                .unwrap();
             p.write_field_begin(TType::Bool, 1).unwrap();
             p.write_bool(true).unwrap();
             p.write_field_end().unwrap();
@@ -1029,7 +1032,8 @@ mod tests {
             p.write_i32(-300).unwrap();
             p.write_field_end().unwrap();
             p.write_field_begin(TType::List, 21).unwrap();
-            p.write_list_begin(TListIdentifier::new(TType::Bool, 2)).unwrap();
+            p.write_list_begin(TListIdentifier::new(TType::Bool, 2))
+                .unwrap();
             p.write_bool(false).unwrap();
             p.write_bool(true).unwrap();
             p.write_list_end().unwrap();
@@ -1063,7 +1067,10 @@ mod tests {
         CompactOutput::new(&mut out).write_double(1.0).unwrap();
         assert_eq!(&out[..], &1.0f64.to_le_bytes());
         let mut b = out.freeze();
-        assert_eq!(CompactInput::new(&mut b, limits()).read_double().unwrap(), 1.0);
+        assert_eq!(
+            CompactInput::new(&mut b, limits()).read_double().unwrap(),
+            1.0
+        );
     }
 
     #[test]
@@ -1073,14 +1080,20 @@ mod tests {
         assert!(BinaryInput::new(&mut b, limits()).read_faststr().is_err());
         // A list declaring 2^31-1 i32s in a 6-byte frame.
         let mut b = Bytes::from_static(&[8, 0x7f, 0xff, 0xff, 0xff, 0]);
-        let err = BinaryInput::new(&mut b, limits()).read_list_begin().unwrap_err();
+        let err = BinaryInput::new(&mut b, limits())
+            .read_list_begin()
+            .unwrap_err();
         assert!(err.to_string().contains("SizeLimit"), "{err}");
         // Compact list of 2^31-1 elements.
         let mut b = Bytes::from_static(&[0xf5, 0xff, 0xff, 0xff, 0xff, 0x07]);
-        assert!(CompactInput::new(&mut b, limits()).read_list_begin().is_err());
+        assert!(CompactInput::new(&mut b, limits())
+            .read_list_begin()
+            .is_err());
         // Unknown type id.
         let mut b = Bytes::from_static(&[0x42, 0, 1]);
-        assert!(BinaryInput::new(&mut b, limits()).read_field_begin().is_err());
+        assert!(BinaryInput::new(&mut b, limits())
+            .read_field_begin()
+            .is_err());
         // Invalid UTF-8.
         let mut b = Bytes::from_static(&[0, 0, 0, 2, 0xc3, 0x28]);
         assert!(BinaryInput::new(&mut b, limits()).read_faststr().is_err());

@@ -59,13 +59,18 @@ pub fn to_application_exception(status: &Status) -> ApplicationException {
 /// transport error is `Unavailable`.
 pub fn status_from_exception(e: &ThriftException) -> Status {
     match e {
-        ThriftException::Application(a) => Status::new(code_for_kind(a.kind()), a.message().clone()),
+        ThriftException::Application(a) => {
+            Status::new(code_for_kind(a.kind()), a.message().clone())
+        }
         ThriftException::Protocol(p) => {
             let code = match p.kind() {
                 ProtocolExceptionKind::NotImplemented => Code::Unimplemented,
                 _ => Code::InvalidArgument,
             };
-            Status::new(code, format!("protocol error ({:?}): {}", p.kind(), p.message()))
+            Status::new(
+                code,
+                format!("protocol error ({:?}): {}", p.kind(), p.message()),
+            )
         }
         ThriftException::Transport(t) => Status::unavailable(t.message().clone()),
     }

@@ -226,8 +226,10 @@ impl<C: ClientCodec> Inner<C> {
             }
         }
         if cx.is_expired() {
-            return Err(Status::deadline_exceeded("deadline passed before the call was sent")
-                .with_delivery(Delivery::NotSent));
+            return Err(
+                Status::deadline_exceeded("deadline passed before the call was sent")
+                    .with_delivery(Delivery::NotSent),
+            );
         }
         let deadline = cx.deadline;
         let work = async {
@@ -299,9 +301,7 @@ impl<C: ClientCodec> Inner<C> {
         }
         let rx = conn.register(seq)?;
         let guard = PendingGuard { conn: &conn, seq };
-        if let Err(e) = conn.send(frame) {
-            return Err(e);
-        }
+        conn.send(frame)?;
         let result = match rx.await {
             Ok(r) => r,
             Err(_) => Err(Status::unavailable("connection closed")),
@@ -368,7 +368,9 @@ impl<C: ClientCodec> Inner<C> {
                 .await
                 .map_err(|e| Status::from_io(e, Delivery::MaybeSent))?;
             if n == 0 {
-                return Err(Status::unavailable("server closed the connection before answering"));
+                return Err(Status::unavailable(
+                    "server closed the connection before answering",
+                ));
             }
         }
     }

@@ -46,8 +46,10 @@ pub trait ServerCodec: Send + 'static {
 
     /// Encode the answer to one request as one frame. Runs on the handler's
     /// task, so encoding spreads over cores.
-    fn encode(reply: Self::Reply, result: Result<Response<Self::Resp>, Status>)
-        -> Result<Bytes, Status>;
+    fn encode(
+        reply: Self::Reply,
+        result: Result<Response<Self::Resp>, Status>,
+    ) -> Result<Bytes, Status>;
 }
 
 /// The client side of a frame-oriented protocol, shared by all connections

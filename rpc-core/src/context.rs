@@ -143,11 +143,7 @@ impl Context {
     /// A context for a downstream call made while serving this one: the
     /// deadline and persistent metainfo carry over, the caller becomes this
     /// service.
-    pub fn child(
-        &self,
-        service: impl Into<FastStr>,
-        method: impl Into<FastStr>,
-    ) -> Context {
+    pub fn child(&self, service: impl Into<FastStr>, method: impl Into<FastStr>) -> Context {
         Context {
             service: service.into(),
             method: method.into(),

@@ -1,7 +1,16 @@
 //! The server: an accept loop, one reader and one writer task per connection,
 //! requests of a connection served concurrently, and graceful shutdown.
 
-use std::{collections::VecDeque, io, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    io,
+    panic::AssertUnwindSafe,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -100,7 +109,9 @@ impl ServerBuilder {
         let local_addr = listener.local_addr()?;
         let graceful = CancellationToken::new();
         let hard = CancellationToken::new();
+        let accepted = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
+            accepted: accepted.clone(),
             limits: self.limits,
             graceful: graceful.clone(),
             hard: hard.clone(),
@@ -113,6 +124,7 @@ impl ServerBuilder {
             self.drain_timeout,
         ));
         Ok(ServerHandle {
+            accepted,
             local_addr,
             graceful,
             hard,
@@ -124,6 +136,7 @@ impl ServerBuilder {
 /// A running server.
 #[derive(Debug)]
 pub struct ServerHandle {
+    accepted: Arc<AtomicUsize>,
     local_addr: Address,
     graceful: CancellationToken,
     hard: CancellationToken,
@@ -134,6 +147,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> &Address {
         &self.local_addr
+    }
+
+    /// Connections accepted since the server started.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Shut down gracefully: stop accepting at once, let in-flight calls finish
@@ -153,6 +171,7 @@ impl ServerHandle {
 }
 
 struct Shared {
+    accepted: Arc<AtomicUsize>,
     limits: Limits,
     graceful: CancellationToken,
     hard: CancellationToken,
@@ -191,6 +210,7 @@ async fn accept_loop<C, F, S>(
         };
         match accepted {
             Ok((stream, peer)) => {
+                shared.accepted.fetch_add(1, Ordering::Relaxed);
                 let codec = make_codec();
                 conns.spawn(serve_connection(
                     stream,
@@ -378,9 +398,7 @@ fn spawn_call<C, S>(
     hard: CancellationToken,
 ) where
     C: ServerCodec,
-    S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status>
-        + Send
-        + 'static,
+    S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status> + Send + 'static,
     S::Future: Send + 'static,
 {
     tokio::spawn(async move {
@@ -397,11 +415,11 @@ fn spawn_call<C, S>(
             },
             _ = hard.cancelled() => Err(Status::unavailable("server shut down")),
         };
-        let frame = match reply {
-            Some(reply) => Some(encode_or_internal::<C>(reply, result)),
-            None => None,
-        };
-        let _ = tx.send(Outbound { index, frame: frame.flatten() });
+        let frame = reply.map(|reply| encode_or_internal::<C>(reply, result));
+        let _ = tx.send(Outbound {
+            index,
+            frame: frame.flatten(),
+        });
         drop(permit);
     });
 }
@@ -505,4 +523,3 @@ where
     batch.clear();
     Ok(())
 }
-

@@ -361,7 +361,9 @@ mod tests {
             Address::Tcp("127.0.0.1:0".parse().unwrap()),
             Address::Unix(dir.join("t.sock")),
         ] {
-            let l = Listener::bind(&addr, &SocketOptions::default()).await.unwrap();
+            let l = Listener::bind(&addr, &SocketOptions::default())
+                .await
+                .unwrap();
             let local = l.local_addr().unwrap();
             let server = tokio::spawn(async move {
                 let (mut s, _) = l.accept().await.unwrap();

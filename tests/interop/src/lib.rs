@@ -14,8 +14,8 @@ use std::{
 };
 
 use pilota::thrift::{
-    new_application_exception, ApplicationExceptionKind, Message, TInputProtocol,
-    TLengthProtocol, TOutputProtocol, ThriftException,
+    new_application_exception, ApplicationExceptionKind, Message, TInputProtocol, TLengthProtocol,
+    TOutputProtocol, ThriftException,
 };
 use tokio::sync::Mutex;
 use weft::{
@@ -216,13 +216,21 @@ impl EchoClient {
     }
 
     /// A client from a configured builder and codec.
-    pub fn with(builder: ClientBuilder, codec: ThriftClientCodec<EchoRequest, EchoResponse>) -> Self {
+    pub fn with(
+        builder: ClientBuilder,
+        codec: ThriftClientCodec<EchoRequest, EchoResponse>,
+    ) -> Self {
         EchoClient {
             inner: builder.build(codec),
         }
     }
 
-    async fn call(&self, mut cx: Context, method: &'static str, req: EchoRequest) -> Result<Response<EchoResponse>, Status> {
+    async fn call(
+        &self,
+        mut cx: Context,
+        method: &'static str,
+        req: EchoRequest,
+    ) -> Result<Response<EchoResponse>, Status> {
         use tower::ServiceExt;
         if cx.service.is_empty() {
             cx.service = FastStr::from_static_str("Echo");
@@ -232,14 +240,23 @@ impl EchoClient {
     }
 
     pub async fn echo(&self, cx: Context, payload: Payload) -> Result<Payload, Status> {
-        match self.call(cx, "echo", EchoRequest::Echo(EchoEchoArgsSend { payload })).await?.message {
+        match self
+            .call(cx, "echo", EchoRequest::Echo(EchoEchoArgsSend { payload }))
+            .await?
+            .message
+        {
             EchoResponse::Echo(EchoEchoResultSend::Ok(p)) => Ok(p),
             other => Err(unexpected(other)),
         }
     }
 
     /// `Ok(Err(e))` is the declared exception.
-    pub async fn fail(&self, cx: Context, code: i32, message: &str) -> Result<Result<Payload, EchoError>, Status> {
+    pub async fn fail(
+        &self,
+        cx: Context,
+        code: i32,
+        message: &str,
+    ) -> Result<Result<Payload, EchoError>, Status> {
         let req = EchoRequest::Fail(EchoFailArgsSend {
             code,
             message: FastStr::new(message),
@@ -252,7 +269,11 @@ impl EchoClient {
     }
 
     pub async fn add(&self, cx: Context, a: i64, b: i64) -> Result<i64, Status> {
-        match self.call(cx, "add", EchoRequest::Add(EchoAddArgsSend { a, b })).await?.message {
+        match self
+            .call(cx, "add", EchoRequest::Add(EchoAddArgsSend { a, b }))
+            .await?
+            .message
+        {
             EchoResponse::Add(EchoAddResultSend::Ok(n)) => Ok(n),
             other => Err(unexpected(other)),
         }
@@ -260,7 +281,9 @@ impl EchoClient {
 
     /// The value the server saw, and the response's context (backward metainfo).
     pub async fn metainfo(&self, cx: Context, key: &str) -> Result<(FastStr, Context), Status> {
-        let req = EchoRequest::Metainfo(EchoMetainfoArgsSend { key: FastStr::new(key) });
+        let req = EchoRequest::Metainfo(EchoMetainfoArgsSend {
+            key: FastStr::new(key),
+        });
         let resp = self.call(cx, "metainfo", req).await?;
         match resp.message {
             EchoResponse::Metainfo(EchoMetainfoResultSend::Ok(v)) => Ok((v, resp.cx)),
@@ -269,7 +292,11 @@ impl EchoClient {
     }
 
     pub async fn ping(&self, cx: Context) -> Result<(), Status> {
-        match self.call(cx, "ping", EchoRequest::Ping(EchoPingArgsSend {})).await?.message {
+        match self
+            .call(cx, "ping", EchoRequest::Ping(EchoPingArgsSend {}))
+            .await?
+            .message
+        {
             EchoResponse::Ping(_) => Ok(()),
             other => Err(unexpected(other)),
         }
@@ -277,11 +304,18 @@ impl EchoClient {
 
     pub async fn notify(&self, mut cx: Context, text: &str) -> Result<(), Status> {
         cx.oneway = true;
-        let req = EchoRequest::Notify(EchoNotifyArgsSend { text: FastStr::new(text) });
+        let req = EchoRequest::Notify(EchoNotifyArgsSend {
+            text: FastStr::new(text),
+        });
         self.call(cx, "notify", req).await.map(|_| ())
     }
 
-    pub async fn slow(&self, cx: Context, payload: Payload, millis: i32) -> Result<Payload, Status> {
+    pub async fn slow(
+        &self,
+        cx: Context,
+        payload: Payload,
+        millis: i32,
+    ) -> Result<Payload, Status> {
         let req = EchoRequest::Slow(EchoSlowArgsSend { payload, millis });
         match self.call(cx, "slow", req).await?.message {
             EchoResponse::Slow(EchoSlowResultSend::Ok(p)) => Ok(p),
@@ -304,10 +338,15 @@ pub fn sample_payload(blob_len: usize) -> Payload {
     labels.insert(FastStr::from_static_str("ünïcødé"));
     Payload {
         text: Some(FastStr::from_static_str("hello, wörld")),
-        blob: Some(Bytes::from((0..blob_len).map(|i| (i % 251) as u8).collect::<Vec<_>>())),
+        blob: Some(Bytes::from(
+            (0..blob_len).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        )),
         count: Some(i64::MAX - 7),
         ratio: Some(std::f64::consts::PI),
-        tags: Some(vec![FastStr::from_static_str("a"), FastStr::from_static_str("bb")]),
+        tags: Some(vec![
+            FastStr::from_static_str("a"),
+            FastStr::from_static_str("bb"),
+        ]),
         scores: Some(scores),
         inner: Some(Inner {
             name: Some(FastStr::from_static_str("inner")),

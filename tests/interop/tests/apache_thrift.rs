@@ -19,7 +19,12 @@ const COMBOS: [(&str, Protocol, &str, Transport); 4] = [
     ("binary", Protocol::Binary, "framed", Transport::Framed),
     ("binary", Protocol::Binary, "buffered", Transport::Buffered),
     ("compact", Protocol::Compact, "framed", Transport::Framed),
-    ("compact", Protocol::Compact, "buffered", Transport::Buffered),
+    (
+        "compact",
+        Protocol::Compact,
+        "buffered",
+        Transport::Buffered,
+    ),
 ];
 
 fn manifest_dir() -> PathBuf {
@@ -97,10 +102,7 @@ async fn python_client_calls_weft_server() {
     server.shutdown().await;
 }
 
-async fn start_python_server(
-    protocol: &str,
-    transport: &str,
-) -> (tokio::process::Child, Address) {
+async fn start_python_server(protocol: &str, transport: &str) -> (tokio::process::Child, Address) {
     // Ask the kernel for a free port, then hand it to Python.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -118,7 +120,10 @@ async fn start_python_server(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr: Address = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return (child, addr);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -141,10 +146,18 @@ async fn weft_client_calls_python_server() {
             blob: Some(Default::default()),
             ..Default::default()
         };
-        assert_payload_eq(&client.echo(cx(), small.clone()).await.unwrap(), &small, &what);
+        assert_payload_eq(
+            &client.echo(cx(), small.clone()).await.unwrap(),
+            &small,
+            &what,
+        );
         assert_eq!(client.add(cx(), 1 << 40, -5).await.unwrap(), (1 << 40) - 5);
         let e = client.fail(cx(), 7, "boom").await.unwrap().unwrap_err();
-        assert_eq!((e.code, e.message.as_deref()), (Some(7), Some("boom")), "{what}");
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (Some(7), Some("boom")),
+            "{what}"
+        );
         let s = client.fail(cx(), -1, "undeclared").await.unwrap_err();
         assert_eq!(s.code(), Code::Internal, "{what}: {s:?}");
         client.ping(cx()).await.unwrap();

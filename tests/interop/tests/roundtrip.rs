@@ -28,12 +28,30 @@ async fn every_transport_protocol_and_mode_round_trips() {
                 let what = format!("{transport:?}/{protocol:?}/{mode:?}");
                 let client = EchoClient::new(&addr, transport, protocol, mode);
                 let p = sample_payload(1 << 20);
-                let got = client.echo(Context::default(), p.clone()).await.expect(&what);
+                let got = client
+                    .echo(Context::default(), p.clone())
+                    .await
+                    .expect(&what);
                 assert_payload_eq(&got, &p, &what);
-                assert_eq!(client.add(Context::default(), 40, 2).await.unwrap(), 42, "{what}");
-                let e = client.fail(Context::default(), 7, "boom").await.unwrap().unwrap_err();
-                assert_eq!((e.code, e.message.as_deref()), (Some(7), Some("boom")), "{what}");
-                let s = client.fail(Context::default(), -1, "undeclared").await.unwrap_err();
+                assert_eq!(
+                    client.add(Context::default(), 40, 2).await.unwrap(),
+                    42,
+                    "{what}"
+                );
+                let e = client
+                    .fail(Context::default(), 7, "boom")
+                    .await
+                    .unwrap()
+                    .unwrap_err();
+                assert_eq!(
+                    (e.code, e.message.as_deref()),
+                    (Some(7), Some("boom")),
+                    "{what}"
+                );
+                let s = client
+                    .fail(Context::default(), -1, "undeclared")
+                    .await
+                    .unwrap_err();
                 assert_eq!(s.code(), Code::Internal, "{what}");
                 assert_eq!(s.message(), "undeclared", "{what}");
                 client.ping(Context::default()).await.unwrap();
