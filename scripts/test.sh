@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (idempotently), then runs format, lint and every test.
+#
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+# Apache Thrift's compiler, for the Python peers of the interop tests.
+if ! command -v thrift >/dev/null 2>&1; then
+  echo "== installing thrift-compiler"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq thrift-compiler >/dev/null
+fi
+
+# Apache Thrift's Python library.
+PYTHON="${WEFT_PYTHON:-python3}"
+if ! "$PYTHON" -c 'import thrift' >/dev/null 2>&1; then
+  echo "== installing the thrift Python package"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'thrift==0.25.0'
+fi
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace
