@@ -29,7 +29,10 @@ async fn main() -> anyhow::Result<()> {
     let got = client.echo(Context::default(), sent.clone()).await?;
     println!("client: echo({:?}) -> {:?}", sent.text, got.text);
 
-    println!("client: add(40, 2) -> {}", client.add(Context::default(), 40, 2).await?);
+    println!(
+        "client: add(40, 2) -> {}",
+        client.add(Context::default(), 40, 2).await?
+    );
 
     match client.fail(Context::default(), 7, "no such thing").await? {
         Ok(_) => println!("client: fail -> unexpectedly succeeded"),
