@@ -1,4 +1,26 @@
-//! Weft facade
+//! Weft: a lightweight, embeddable RPC framework with the governance of a
+//! service mesh built in.
+//!
+//! This facade re-exports Weft's crates behind features, so a service needs
+//! one dependency:
+//!
+//! - [`core`] (always): the contract — [`core::Context`], [`core::Status`],
+//!   [`core::Request`] / [`core::Response`], `tower::Service` clients and
+//!   servers, transports and limits.
+//! - [`thrift`] (feature `thrift`, on by default): Apache Thrift protocols and
+//!   transports, including Kitex's TTHeader, and their codecs.
+//!
+//! ```
+//! use weft::core::{Code, Context, Status};
+//!
+//! let mut cx = Context::new("echo", "echo");
+//! cx.metainfo.persistent.insert("tenant", "blue");
+//! assert_eq!(cx.metainfo.for_next_hop().persistent.get("tenant").unwrap(), "blue");
+//! assert_eq!(Status::unimplemented("no such method").code(), Code::Unimplemented);
+//! ```
+#![forbid(unsafe_code)]
+
 pub use weft_core as core;
+
 #[cfg(feature = "thrift")]
 pub use weft_thrift as thrift;

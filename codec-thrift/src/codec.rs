@@ -26,20 +26,31 @@ use crate::{
 pub trait EntryMessage: Sized + Send + Sync + 'static {
     /// Encode the struct (not the envelope).
     fn encode<P: TOutputProtocol>(&self, p: &mut P) -> Result<(), ThriftException>;
-    /// Decode the struct for `method`. An unknown method is an
-    /// `ApplicationException` of kind `UNKNOWN_METHOD`.
+    /// Decode the struct for `method` of `service` (`service` is empty when
+    /// the peer named none). An unknown method is an `ApplicationException`
+    /// of kind `UNKNOWN_METHOD`.
     fn decode<P: TInputProtocol<Buf = Bytes>>(
         p: &mut P,
+        service: &str,
         method: &str,
     ) -> Result<Self, ThriftException>;
     /// The encoded size in `p`'s protocol, to size buffers once.
     fn size<P: TLengthProtocol>(&self, p: &mut P) -> usize;
     /// The result of the one-way method `method`, which no server sends.
-    fn oneway_result(method: &str) -> Option<Self> {
-        let _ = method;
+    fn oneway_result(service: &str, method: &str) -> Option<Self> {
+        let _ = (service, method);
         None
     }
+    /// Whether this message serves `method` of `service`: how
+    /// [`Routed`](crate::route::Routed) picks a service on a shared port.
+    fn accepts(service: &str, method: &str) -> bool {
+        let _ = (service, method);
+        true
+    }
 }
+
+/// The TTHeader string key in which Kitex and Volo name the IDL service.
+pub const IDL_SERVICE_NAME: &str = "isn";
 
 /// The separator `TMultiplexedProtocol` puts between service and method.
 pub const MULTIPLEX_SEPARATOR: char = ':';
@@ -200,17 +211,30 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         let (id, body) = with_input!(protocol, &mut payload, self.limits, |p| {
             // An unreadable envelope leaves nothing to answer to.
             let id = p.read_message_begin().map_err(status_of)?;
-            let method = id
-                .name
-                .split_once(MULTIPLEX_SEPARATOR)
-                .map_or(id.name.as_str(), |(_, m)| m);
-            let body = Req::decode(&mut p, method);
+            let (service, method) = match id.name.split_once(MULTIPLEX_SEPARATOR) {
+                Some((s, m)) => (s, m),
+                // Kitex and Volo name the IDL service in the "isn" header.
+                None => (
+                    header
+                        .as_ref()
+                        .and_then(|h| h.string(IDL_SERVICE_NAME))
+                        .map_or("", |s| s.as_str()),
+                    id.name.as_str(),
+                ),
+            };
+            let body = Req::decode(&mut p, service, method);
             (id, body)
         });
 
         let (service, method) = match id.name.split_once(MULTIPLEX_SEPARATOR) {
             Some((s, m)) => (FastStr::new(s), FastStr::new(m)),
-            None => (FastStr::default(), id.name.clone()),
+            None => (
+                header
+                    .as_ref()
+                    .and_then(|h| h.string(IDL_SERVICE_NAME).cloned())
+                    .unwrap_or_default(),
+                id.name.clone(),
+            ),
         };
         let reply = Reply {
             transport,
@@ -460,7 +484,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
     }
 
     fn oneway_response(&self, cx: &Context) -> Result<Resp, Status> {
-        Resp::oneway_result(&cx.method)
+        Resp::oneway_result(&cx.service, &cx.method)
             .ok_or_else(|| Status::internal(format!("{} is not a one-way method", cx.method)))
     }
 
@@ -471,10 +495,11 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         }
         let mut payload = frame.payload;
         let method = cx.method.clone();
+        let service = cx.service.clone();
         let (id, body) = with_input!(frame.protocol, &mut payload, self.limits, |p| {
             let id = p.read_message_begin().map_err(status_of)?;
             let body = match id.message_type {
-                TMessageType::Reply => Resp::decode(&mut p, &method).map(Ok),
+                TMessageType::Reply => Resp::decode(&mut p, &service, &method).map(Ok),
                 TMessageType::Exception => ApplicationException::decode(&mut p).map(Err),
                 other => Err(pilota::thrift::new_protocol_exception(
                     pilota::thrift::ProtocolExceptionKind::InvalidData,

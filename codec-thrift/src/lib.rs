@@ -35,11 +35,16 @@
 pub mod codec;
 pub mod frame;
 pub mod protocol;
+pub mod route;
 pub mod status;
 
-pub use codec::{EntryMessage, Reply, ThriftClientCodec, ThriftServerCodec, MULTIPLEX_SEPARATOR};
+pub use codec::{
+    EntryMessage, Reply, ThriftClientCodec, ThriftServerCodec, IDL_SERVICE_NAME,
+    MULTIPLEX_SEPARATOR,
+};
 pub use frame::{Header, Transport};
 pub use protocol::{BinaryInput, CompactInput, DecodeLimits, Protocol};
+pub use route::{Route, Routed};
 
 /// Re-exported for generated code.
 pub use pilota;

@@ -17,7 +17,11 @@ tf, pf = common.factories(a)
 sock = TSocket.TSocket("127.0.0.1", a.port)
 sock.setTimeout(20000)
 transport = tf.getTransport(sock)
-client = Echo.Client(pf.getProtocol(transport))
+protocol = pf.getProtocol(transport)
+if a.service:
+    from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
+    protocol = TMultiplexedProtocol(protocol, a.service)
+client = Echo.Client(protocol)
 transport.open()
 
 

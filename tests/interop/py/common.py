@@ -18,6 +18,8 @@ def args():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--protocol", choices=["binary", "compact"], required=True)
     p.add_argument("--transport", choices=["framed", "buffered"], required=True)
+    p.add_argument("--service", default="",
+                   help="call through TMultiplexedProtocol with this service name")
     return p.parse_args()
 
 

@@ -50,6 +50,7 @@ macro_rules! entry_message {
 
             fn decode<P: TInputProtocol<Buf = Bytes>>(
                 p: &mut P,
+                _service: &str,
                 method: &str,
             ) -> Result<Self, ThriftException> {
                 match method {
@@ -67,7 +68,7 @@ macro_rules! entry_message {
                 }
             }
 
-            fn oneway_result(method: &str) -> Option<Self> {
+            fn oneway_result(_service: &str, method: &str) -> Option<Self> {
                 match method {
                     "notify" => Some(Self::Notify(Default::default())),
                     _ => None,

@@ -97,8 +97,20 @@ async fn python_client_calls_weft_server() {
         );
         assert!(stdout.contains("all checks passed"), "{stdout}");
     }
+    // The same battery through TMultiplexedProtocol: "Echo:add" and so on.
+    let out = py_command("client.py", port, "binary", "framed")
+        .arg("--service=Echo")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "multiplexed python client failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let notes = handler.notes.lock().await.clone();
-    assert!(notes.len() <= 4 && notes.iter().all(|n| n == "from python"));
+    assert!(notes.len() <= 5 && notes.iter().all(|n| n == "from python"));
     server.shutdown().await;
 }
 

@@ -92,6 +92,26 @@ async fn metainfo_crosses_ttheader_in_both_directions() {
 }
 
 #[tokio::test]
+async fn multiplexed_service_names_are_stripped_and_seen() {
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default())
+        .await
+        .unwrap();
+    let limits = weft::core::Limits::default();
+    let codec = weft::thrift::ThriftClientCodec::new(Transport::Framed, Protocol::Binary, &limits)
+        .multiplexed("Echo");
+    let client = EchoClient::with(
+        weft::core::ClientBuilder::new(server.local_addr().clone()).mode(ConnectionMode::Pooled),
+        codec,
+    );
+    assert_eq!(client.add(Context::default(), 20, 22).await.unwrap(), 42);
+    let mut cx = Context::default();
+    cx.metainfo.persistent.insert("k", "v");
+    // Framed Thrift has no headers: metainfo stays behind, the call still works.
+    let (v, _) = client.metainfo(cx, "k").await.unwrap();
+    assert_eq!(v, "");
+}
+
+#[tokio::test]
 async fn unix_socket_serves_too() {
     let path = std::env::temp_dir().join(format!("weft-rt-{}.sock", std::process::id()));
     let addr = format!("unix:{}", path.display());
