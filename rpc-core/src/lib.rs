@@ -27,6 +27,7 @@
 pub mod client;
 pub mod codec;
 pub mod context;
+pub mod discover;
 pub mod limits;
 pub mod message;
 pub mod server;
@@ -36,6 +37,7 @@ pub mod transport;
 pub use client::{Client, ClientBuilder, ConnectionMode};
 pub use codec::{ClientCodec, Inbound, ServerCodec};
 pub use context::{Context, KvList, Metainfo};
+pub use discover::{Discover, Instance, Instances, StaticDiscover};
 pub use limits::Limits;
 pub use message::{Request, Response};
 pub use server::{ServerBuilder, ServerHandle};

@@ -1,0 +1,2 @@
+//! Weft's governance as `tower` layers.
+#![forbid(unsafe_code)]
