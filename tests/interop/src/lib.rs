@@ -13,17 +13,13 @@ use std::{
     time::Duration,
 };
 
-use pilota::thrift::{
-    new_application_exception, ApplicationExceptionKind, Message, TInputProtocol, TLengthProtocol,
-    TOutputProtocol, ThriftException,
-};
 use tokio::sync::Mutex;
 use weft::{
     core::{
         bytes::Bytes, faststr::FastStr, Address, Client, ClientBuilder, ConnectionMode, Context,
         Limits, Request, Response, ServerBuilder, ServerHandle, Status,
     },
-    thrift::{EntryMessage, Protocol, ThriftClientCodec, ThriftServerCodec, Transport},
+    thrift::{Protocol, ThriftClientCodec, ThriftServerCodec, Transport},
 };
 
 mod gen {
@@ -33,50 +29,83 @@ mod gen {
 
 pub use gen::echo::weft_echo::*;
 
+/// Implements [`EntryMessage`] for an enum with one variant per method, each
+/// holding the method's pilota-generated argument or result struct, chosen by
+/// method name: what the codegen will emit. Methods listed under `oneway`
+/// get a default result, since no server sends one.
+///
+/// ```ignore
+/// weft_interop::entry_message!(
+///     /// The arguments of every `Bench` method.
+///     BenchRequest { "echo" => Echo(BenchEchoArgsSend), }
+/// );
+/// ```
+#[macro_export]
 macro_rules! entry_message {
-    ($(#[$m:meta])* $name:ident { $($method:literal => $variant:ident($ty:ty),)* }) => {
+    (
+        $(#[$m:meta])* $name:ident { $($method:literal => $variant:ident($ty:ty),)* }
+        $(oneway { $($ow:literal => $owv:ident,)* })?
+    ) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq)]
         pub enum $name {
-            $($variant($ty),)*
+            $(#[allow(missing_docs)] $variant($ty),)*
         }
 
-        impl EntryMessage for $name {
-            fn encode<P: TOutputProtocol>(&self, p: &mut P) -> Result<(), ThriftException> {
+        impl $crate::__private::EntryMessage for $name {
+            fn encode<P: $crate::__private::thrift::TOutputProtocol>(
+                &self,
+                p: &mut P,
+            ) -> Result<(), $crate::__private::thrift::ThriftException> {
                 match self {
-                    $(Self::$variant(m) => m.encode(p),)*
+                    $(Self::$variant(m) => $crate::__private::thrift::Message::encode(m, p),)*
                 }
             }
 
-            fn decode<P: TInputProtocol<Buf = Bytes>>(
+            fn decode<P: $crate::__private::thrift::TInputProtocol<Buf = $crate::__private::Bytes>>(
                 p: &mut P,
                 _service: &str,
                 method: &str,
-            ) -> Result<Self, ThriftException> {
+            ) -> Result<Self, $crate::__private::thrift::ThriftException> {
                 match method {
-                    $($method => Ok(Self::$variant(<$ty as Message>::decode(p)?)),)*
-                    other => Err(new_application_exception(
-                        ApplicationExceptionKind::UNKNOWN_METHOD,
+                    $($method => Ok(Self::$variant(
+                        <$ty as $crate::__private::thrift::Message>::decode(p)?,
+                    )),)*
+                    other => Err($crate::__private::thrift::new_application_exception(
+                        $crate::__private::thrift::ApplicationExceptionKind::UNKNOWN_METHOD,
                         format!("unknown method {other}"),
                     )),
                 }
             }
 
-            fn size<P: TLengthProtocol>(&self, p: &mut P) -> usize {
+            fn size<P: $crate::__private::thrift::TLengthProtocol>(&self, p: &mut P) -> usize {
                 match self {
-                    $(Self::$variant(m) => m.size(p),)*
+                    $(Self::$variant(m) => $crate::__private::thrift::Message::size(m, p),)*
                 }
             }
 
             fn oneway_result(_service: &str, method: &str) -> Option<Self> {
                 match method {
-                    "notify" => Some(Self::Notify(Default::default())),
+                    $($($ow => Some(Self::$owv(Default::default())),)*)?
                     _ => None,
                 }
             }
         }
     };
 }
+
+/// What [`entry_message!`] and [`volo_entry_message!`] name; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use pilota::thrift;
+    #[cfg(feature = "volo")]
+    pub use volo_thrift;
+    pub use weft::core::bytes::Bytes;
+    pub use weft::thrift::EntryMessage;
+}
+
+#[cfg(feature = "volo")]
+pub mod volo;
 
 entry_message!(
     /// The arguments of every `Echo` method.
@@ -89,6 +118,7 @@ entry_message!(
         "notify" => Notify(EchoNotifyArgsSend),
         "slow" => Slow(EchoSlowArgsSend),
     }
+    oneway { "notify" => Notify, }
 );
 
 entry_message!(
@@ -102,6 +132,7 @@ entry_message!(
         "notify" => Notify(EchoNotifyResultSend),
         "slow" => Slow(EchoSlowResultSend),
     }
+    oneway { "notify" => Notify, }
 );
 
 /// The echo handler, with counters tests can observe.

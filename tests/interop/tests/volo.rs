@@ -11,20 +11,18 @@
 //! and an undeclared error, and metainfo: persistent and transient values
 //! forward, a backward value on the way back.
 //!
-//! What volo-build would generate for `Echo` is written here by hand: entry
-//! messages over the pilota-generated argument and result structs, a client
-//! made by `ClientBuilder` through `MkClient`, and a server service.
+//! What volo-build would generate for `Echo` is written by hand: entry
+//! messages over the pilota-generated argument and result structs (with
+//! `weft_interop::volo_entry_message!`, shared with the benchmarks), a typed
+//! client around the `volo_thrift::Client` that `ClientBuilder` builds, and a
+//! server service.
 
 use std::{cell::RefCell, net::SocketAddr, time::Duration};
 
 use futures::future::join_all;
 use metainfo::{Backward, Forward, MetaInfo, METAINFO};
 use pilota::{
-    thrift::{
-        new_application_exception, ApplicationException, ApplicationExceptionKind, Message,
-        TAsyncInputProtocol, TInputProtocol, TLengthProtocol, TMessageIdentifier, TOutputProtocol,
-        ThriftException,
-    },
+    thrift::{ApplicationException, ApplicationExceptionKind},
     FastStr,
 };
 use volo::service::{BoxCloneService, Service};
@@ -38,65 +36,14 @@ use weft::{
     thrift::{Protocol, Transport},
 };
 use weft_interop::{
-    sample_payload, serve, EchoAddArgsSend, EchoAddResultSend, EchoClient, EchoEchoArgsSend,
-    EchoEchoResultSend, EchoError, EchoFailArgsSend, EchoFailResultSend, EchoHandler,
-    EchoMetainfoArgsSend, EchoMetainfoResultSend, EchoNotifyArgsSend, EchoNotifyResultSend,
-    EchoPingArgsSend, EchoPingResultSend, EchoSlowArgsSend, EchoSlowResultSend, Payload,
+    sample_payload, serve, volo::MkVoloClient, EchoAddArgsSend, EchoAddResultSend, EchoClient,
+    EchoEchoArgsSend, EchoEchoResultSend, EchoError, EchoFailArgsSend, EchoFailResultSend,
+    EchoHandler, EchoMetainfoArgsSend, EchoMetainfoResultSend, EchoNotifyArgsSend,
+    EchoNotifyResultSend, EchoPingArgsSend, EchoPingResultSend, EchoSlowArgsSend,
+    EchoSlowResultSend, Payload,
 };
 
-/// What volo-build generates as `EchoRequestSend`/`EchoResponseRecv` (and
-/// their mirror images): an enum of the method's struct, chosen by name.
-macro_rules! volo_entry_message {
-    ($(#[$m:meta])* $name:ident { $($method:literal => $variant:ident($ty:ty),)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq)]
-        enum $name {
-            $($variant($ty),)*
-        }
-
-        impl volo_thrift::EntryMessage for $name {
-            fn encode<T: TOutputProtocol>(&self, protocol: &mut T) -> Result<(), ThriftException> {
-                match self {
-                    $(Self::$variant(m) => m.encode(protocol),)*
-                }
-            }
-
-            fn decode<T: TInputProtocol>(
-                protocol: &mut T,
-                msg_ident: &TMessageIdentifier,
-            ) -> Result<Self, ThriftException> {
-                match &*msg_ident.name {
-                    $($method => Ok(Self::$variant(<$ty as Message>::decode(protocol)?)),)*
-                    other => Err(new_application_exception(
-                        ApplicationExceptionKind::UNKNOWN_METHOD,
-                        format!("unknown method {other}"),
-                    )),
-                }
-            }
-
-            async fn decode_async<T: TAsyncInputProtocol>(
-                protocol: &mut T,
-                msg_ident: &TMessageIdentifier,
-            ) -> Result<Self, ThriftException> {
-                match &*msg_ident.name {
-                    $($method => Ok(Self::$variant(<$ty as Message>::decode_async(protocol).await?)),)*
-                    other => Err(new_application_exception(
-                        ApplicationExceptionKind::UNKNOWN_METHOD,
-                        format!("unknown method {other}"),
-                    )),
-                }
-            }
-
-            fn size<T: TLengthProtocol>(&self, protocol: &mut T) -> usize {
-                match self {
-                    $(Self::$variant(m) => m.size(protocol),)*
-                }
-            }
-        }
-    };
-}
-
-volo_entry_message!(
+weft_interop::volo_entry_message!(
     /// The arguments of every `Echo` method, for Volo.
     VoloRequest {
         "echo" => Echo(EchoEchoArgsSend),
@@ -109,7 +56,7 @@ volo_entry_message!(
     }
 );
 
-volo_entry_message!(
+weft_interop::volo_entry_message!(
     /// The results of every `Echo` method, for Volo.
     VoloResponse {
         "echo" => Echo(EchoEchoResultSend),
@@ -124,24 +71,15 @@ volo_entry_message!(
 
 // ===== Volo client =====
 
-/// Turns the `volo_thrift::Client` `ClientBuilder::build` makes into the
-/// typed client, as the generated `MkEchoGenericClient` does.
-struct MkVoloEchoClient;
-
-impl<S> volo::client::MkClient<volo_thrift::Client<S>> for MkVoloEchoClient {
-    type Target = VoloEchoClient<S>;
-
-    fn mk_client(&self, service: volo_thrift::Client<S>) -> Self::Target {
-        VoloEchoClient(service)
-    }
-}
-
 /// A typed Volo client of `Echo`.
 #[derive(Clone)]
-struct VoloEchoClient<S>(volo_thrift::Client<S>);
+struct VoloEchoClient<C>(C);
 
-type VoloClient =
-    VoloEchoClient<BoxCloneService<ClientContext, VoloRequest, Option<VoloResponse>, ClientError>>;
+type VoloClient = VoloEchoClient<
+    volo_thrift::Client<
+        BoxCloneService<ClientContext, VoloRequest, Option<VoloResponse>, ClientError>,
+    >,
+>;
 
 /// How a Volo client frames its calls.
 #[derive(Debug, Clone, Copy)]
@@ -157,23 +95,23 @@ fn volo_client(addr: SocketAddr, codec: VoloCodec) -> VoloClient {
     let builder =
         volo_thrift::client::ClientBuilder::<_, _, _, VoloRequest, VoloResponse, _, _, _>::new(
             "Echo",
-            MkVoloEchoClient,
+            MkVoloClient,
         )
         .address(addr)
         .caller_name("volo-interop")
         // Debug builds move a mebibyte slowly; the default is one second.
         .rpc_timeout(Some(Duration::from_secs(30)));
-    match codec {
+    VoloEchoClient(match codec {
         VoloCodec::TTHeaderFramed => builder.build(),
         VoloCodec::TTHeader => builder
             .make_codec(DefaultMakeCodec::new(MakeTTHeaderCodec::new(
                 MakeThriftCodec::new(),
             )))
             .build(),
-    }
+    })
 }
 
-impl<S> VoloEchoClient<S>
+impl<S> VoloEchoClient<volo_thrift::Client<S>>
 where
     S: Service<ClientContext, VoloRequest, Response = Option<VoloResponse>, Error = ClientError>
         + Send

@@ -1,0 +1,15 @@
+//! Generates the benchmark's message types with pilota-build, as
+//! `tests/interop` does.
+fn main() {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    for name in ["bench", "thrift_test"] {
+        let idl = std::path::PathBuf::from(format!("idl/{name}.thrift"));
+        println!("cargo:rerun-if-changed={}", idl.display());
+        pilota_build::Builder::thrift()
+            .ignore_unused(false)
+            .compile_with_config(
+                vec![pilota_build::IdlService::from_path(idl)],
+                pilota_build::Output::File(out.join(format!("{name}.rs"))),
+            );
+    }
+}

@@ -1,0 +1,549 @@
+//! Medians, ratios and targets of a run, written as a terminal table,
+//! Markdown (also spliced into `benches/README.md`), JSON and an SVG chart.
+
+use std::{collections::BTreeMap, fmt::Write as _, process::Command};
+
+use serde::Serialize;
+
+use crate::{Impl, Options, Run};
+
+// ===== the machine =====
+
+/// What the run was measured on, and when.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Meta {
+    date_utc: String,
+    command: String,
+    cpu: String,
+    cores: usize,
+    kernel: String,
+    rustc: String,
+    load_before: String,
+    load_after: String,
+    wall_s: f64,
+    options: Options,
+}
+
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".into())
+}
+
+impl Meta {
+    pub(crate) fn collect(o: &Options, load_before: String, wall_s: f64) -> Meta {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "?".into(), |s| s.trim().to_owned());
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Meta {
+            date_utc: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            command: format!("cargo run --release -p weft-benches -- {}", args.join(" "))
+                .trim_end()
+                .to_owned(),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "?".into(), |s| s.trim().to_owned()),
+            rustc: command_output("rustc", &["--version"]),
+            load_before,
+            load_after: loadavg(),
+            wall_s,
+            options: o.clone(),
+        }
+    }
+}
+
+// ===== medians =====
+
+/// The medians over rounds of one implementation in one cell.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Summary {
+    imp: Impl,
+    concurrency: usize,
+    payload: usize,
+    rounds: usize,
+    errors: u64,
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    client_cpu_us: f64,
+    server_cpu_us: f64,
+    client_allocs: f64,
+    server_allocs: f64,
+    client_alloc_bytes: f64,
+    server_alloc_bytes: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+type Key = (usize, usize, Impl);
+
+fn summarise(runs: &[Run]) -> BTreeMap<Key, Summary> {
+    let mut groups: BTreeMap<Key, Vec<&Run>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.concurrency, r.payload, r.imp))
+            .or_default()
+            .push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, rs)| {
+            let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
+            let s = Summary {
+                imp: k.2,
+                concurrency: k.0,
+                payload: k.1,
+                rounds: rs.len(),
+                errors: rs.iter().map(|r| r.client.errors).sum(),
+                qps: m(&|r| r.client.qps),
+                p50_us: m(&|r| r.client.p50_us),
+                p99_us: m(&|r| r.client.p99_us),
+                p999_us: m(&|r| r.client.p999_us),
+                client_cpu_us: m(&|r| r.client.cost.cpu_us),
+                server_cpu_us: m(&|r| r.server.cpu_us),
+                client_allocs: m(&|r| r.client.cost.allocs),
+                server_allocs: m(&|r| r.server.allocs),
+                client_alloc_bytes: m(&|r| r.client.cost.alloc_bytes),
+                server_alloc_bytes: m(&|r| r.server.alloc_bytes),
+            };
+            (k, s)
+        })
+        .collect()
+}
+
+// ===== targets =====
+
+/// One target of issue 4 in one cell.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Check {
+    cell: String,
+    what: String,
+    value: f64,
+    target: String,
+    met: bool,
+    /// How far off, in percent of the target, when missed.
+    short_by_pct: f64,
+}
+
+fn at_least(cell: &str, what: String, value: f64, min: f64, target: String) -> Check {
+    Check {
+        cell: cell.into(),
+        what,
+        value,
+        target,
+        met: value >= min,
+        short_by_pct: if value >= min {
+            0.0
+        } else {
+            (min - value) / min * 100.0
+        },
+    }
+}
+
+fn at_most(cell: &str, what: String, value: f64, max: f64, target: String) -> Check {
+    Check {
+        cell: cell.into(),
+        what,
+        value,
+        target,
+        met: value <= max,
+        short_by_pct: if value <= max {
+            0.0
+        } else {
+            (value - max) / max * 100.0
+        },
+    }
+}
+
+fn checks(o: &Options, s: &BTreeMap<Key, Summary>) -> Vec<Check> {
+    let mut out = Vec::new();
+    for &c in &o.concurrency {
+        for &p in &o.payload {
+            let cell = format!("c={c} {}", size(p));
+            let get = |i| s.get(&(c, p, i));
+            let (raw, volo) = (get(Impl::Raw), get(Impl::VoloPooled));
+            for weft in [Impl::WeftPooled, Impl::WeftMux] {
+                let Some(w) = get(weft) else { continue };
+                let name = weft.name();
+                if let Some(v) = volo {
+                    let min = if c <= 16 { 1.25 } else { 1.1 };
+                    out.push(at_least(
+                        &cell,
+                        format!("{name} QPS / volo-pooled"),
+                        w.qps / v.qps,
+                        min,
+                        format!(">= {min}x"),
+                    ));
+                    out.push(at_most(
+                        &cell,
+                        format!("{name} p99 / volo-pooled p99"),
+                        w.p99_us / v.p99_us,
+                        1.0,
+                        "<= 1.0x".into(),
+                    ));
+                }
+                if let Some(r) = raw {
+                    out.push(at_least(
+                        &cell,
+                        format!("{name} QPS / raw"),
+                        w.qps / r.qps,
+                        0.85,
+                        ">= 0.85x".into(),
+                    ));
+                    if c == 1 {
+                        out.push(at_most(
+                            &cell,
+                            format!("{name} p50 / raw p50"),
+                            w.p50_us / r.p50_us,
+                            1.15,
+                            "<= 1.15x".into(),
+                        ));
+                    }
+                }
+                out.push(at_most(
+                    &cell,
+                    format!("{name} server allocs/call"),
+                    w.server_allocs,
+                    2.0,
+                    "<= 2".into(),
+                ));
+                out.push(at_most(
+                    &cell,
+                    format!("{name} client allocs/call"),
+                    w.client_allocs,
+                    3.0,
+                    "<= 3".into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+// ===== output =====
+
+fn size(p: usize) -> String {
+    if p >= 1024 && p.is_multiple_of(1024) {
+        format!("{} KiB", p / 1024)
+    } else {
+        format!("{p} B")
+    }
+}
+
+fn ratio(a: Option<&Summary>, b: Option<&Summary>, f: Metric) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", f(a) / f(b)),
+        _ => "–".into(),
+    }
+}
+
+fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Check]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Measured {} on {} ({} cores), Linux {}, {}.\n\
+         Load average (1, 5, 15 min) before: {}, after: {}. Wall time {:.0} s.\n\n\
+         Command: `{}`\n\n\
+         Medians of {} interleaved rounds; {} s warm-up and {} s measured per run; \
+         server and client each a separate process with {} tokio worker threads, \
+         sharing the machine's cores. CPU is user+system time of the whole process \
+         per call (10 ms resolution, so ±{:.1} µs at these call counts); allocations \
+         count every allocation of the process per call.\n",
+        meta.date_utc,
+        meta.cpu,
+        meta.cores,
+        meta.kernel,
+        meta.rustc,
+        meta.load_before,
+        meta.load_after,
+        meta.wall_s,
+        meta.command,
+        o.rounds,
+        o.warmup_s,
+        o.duration_s,
+        o.threads,
+        resolution_us(s, o),
+    );
+    let _ = writeln!(
+        md,
+        "| cell | impl | QPS | p50 µs | p99 µs | p999 µs | client CPU µs/call | server CPU µs/call | client allocs/call | server allocs/call | client B/call | server B/call |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    for &c in &o.concurrency {
+        for &p in &o.payload {
+            for &imp in &o.impls {
+                let Some(x) = s.get(&(c, p, imp)) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    md,
+                    "| c={c} {} | {}{} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} |",
+                    size(p),
+                    imp.name(),
+                    if x.errors > 0 {
+                        format!(" ({} errors)", x.errors)
+                    } else {
+                        String::new()
+                    },
+                    x.qps,
+                    x.p50_us,
+                    x.p99_us,
+                    x.p999_us,
+                    x.client_cpu_us,
+                    x.server_cpu_us,
+                    x.client_allocs,
+                    x.server_allocs,
+                    x.client_alloc_bytes,
+                    x.server_alloc_bytes,
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nRatios of QPS (p99 where named):\n\n\
+         | cell | weft-pooled / volo-pooled | weft-mux / volo-pooled | weft-mux / volo-mux | weft-pooled / raw | weft-mux / raw | volo-pooled / raw | volo-mux / raw | p99 weft-pooled / volo-pooled | p99 weft-mux / volo-pooled |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    for &c in &o.concurrency {
+        for &p in &o.payload {
+            let g = |i| s.get(&(c, p, i));
+            let qps: Metric = |x| x.qps;
+            let p99: Metric = |x| x.p99_us;
+            let _ = writeln!(
+                md,
+                "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                size(p),
+                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), qps),
+                ratio(g(Impl::WeftMux), g(Impl::VoloPooled), qps),
+                ratio(g(Impl::WeftMux), g(Impl::VoloMux), qps),
+                ratio(g(Impl::WeftPooled), g(Impl::Raw), qps),
+                ratio(g(Impl::WeftMux), g(Impl::Raw), qps),
+                ratio(g(Impl::VoloPooled), g(Impl::Raw), qps),
+                ratio(g(Impl::VoloMux), g(Impl::Raw), qps),
+                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), p99),
+                ratio(g(Impl::WeftMux), g(Impl::VoloPooled), p99),
+            );
+        }
+    }
+    let met = checks.iter().filter(|c| c.met).count();
+    let _ = writeln!(
+        md,
+        "\nTargets: {met} of {} met.\n\n| cell | check | value | target | |\n|---|---|--:|---|---|",
+        checks.len()
+    );
+    for c in checks {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {} | {} |",
+            c.cell,
+            c.what,
+            c.value,
+            c.target,
+            if c.met {
+                "met".to_owned()
+            } else {
+                format!("**missed by {:.0}%**", c.short_by_pct)
+            }
+        );
+    }
+    md
+}
+
+/// The CPU-per-call uncertainty of one tick over the fewest calls measured.
+fn resolution_us(s: &BTreeMap<Key, Summary>, o: &Options) -> f64 {
+    let fewest = s
+        .values()
+        .map(|x| x.qps * o.duration_s)
+        .fold(f64::INFINITY, f64::min);
+    10_000.0 / fewest.max(1.0)
+}
+
+/// One number of a summary.
+type Metric = fn(&Summary) -> f64;
+
+const COLOURS: [&str; 5] = ["#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896"];
+
+/// Two grouped bar charts, QPS and p99, one group per cell.
+fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
+    let cells: Vec<(usize, usize)> = o
+        .concurrency
+        .iter()
+        .flat_map(|&c| o.payload.iter().map(move |&p| (c, p)))
+        .collect();
+    let (w, panel_h, left, top) = (960.0, 300.0, 80.0, 40.0);
+    let height = top + 2.0 * (panel_h + 70.0) + 30.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">Weft vs volo-thrift vs raw TCP echo (medians of {} rounds)</text>"#,
+        w / 2.0,
+        o.rounds
+    );
+    // Legend.
+    for (i, imp) in o.impls.iter().enumerate() {
+        let x = left + i as f64 * 150.0;
+        let colour = COLOURS[*imp as usize];
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
+            height - 24.0,
+            x + 16.0,
+            height - 14.0,
+            imp.name()
+        );
+    }
+    let panels: [(&str, Metric); 2] = [
+        ("QPS (higher is better)", |x| x.qps),
+        ("p99 latency, µs (lower is better)", |x| x.p99_us),
+    ];
+    for (pi, (title, f)) in panels.iter().enumerate() {
+        let y0 = top + pi as f64 * (panel_h + 70.0) + 20.0;
+        let max = s.values().map(f).fold(0.0, f64::max).max(1.0);
+        let max = nice_ceiling(max);
+        let _ = writeln!(
+            out,
+            r#"<text x="{left}" y="{}" font-size="14">{title}</text>"#,
+            y0 - 6.0
+        );
+        for t in 0..=4 {
+            let v = max * t as f64 / 4.0;
+            let y = y0 + panel_h - panel_h * t as f64 / 4.0;
+            let _ = writeln!(
+                out,
+                r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+                w - 20.0,
+                left - 6.0,
+                y + 4.0,
+                short_number(v)
+            );
+        }
+        let group_w = (w - left - 20.0) / cells.len() as f64;
+        let bar_w = group_w * 0.8 / o.impls.len() as f64;
+        for (ci, &(c, p)) in cells.iter().enumerate() {
+            let gx = left + ci as f64 * group_w + group_w * 0.1;
+            for (ii, imp) in o.impls.iter().enumerate() {
+                let Some(x) = s.get(&(c, p, *imp)) else {
+                    continue;
+                };
+                let v = f(x);
+                let h = panel_h * v / max;
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} c={c} {}: {}</title></rect>"#,
+                    gx + ii as f64 * bar_w,
+                    y0 + panel_h - h,
+                    bar_w * 0.9,
+                    h,
+                    COLOURS[*imp as usize],
+                    imp.name(),
+                    size(p),
+                    short_number(v)
+                );
+            }
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">c={c}, {}</text>"#,
+                gx + group_w * 0.4,
+                y0 + panel_h + 16.0,
+                size(p)
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn nice_ceiling(v: f64) -> f64 {
+    let mag = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if v <= m * mag {
+            return m * mag;
+        }
+    }
+    10.0 * mag
+}
+
+fn short_number(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+const BEGIN: &str = "<!-- results:begin (written by the load generator) -->";
+const END: &str = "<!-- results:end -->";
+
+/// Prints the Markdown and writes `results.json`, `results.md`,
+/// `chart.svg` under `--out`, and the Markdown between the markers of
+/// `benches/README.md` when there are any.
+pub(crate) fn write(o: &Options, meta: &Meta, runs: &[Run]) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        meta: &'a Meta,
+        medians: Vec<&'a Summary>,
+        checks: &'a [Check],
+        runs: &'a [Run],
+    }
+    let s = summarise(runs);
+    let checks = checks(o, &s);
+    let md = markdown(o, meta, &s, &checks);
+    println!("{md}");
+    let dir = std::path::Path::new(&o.out);
+    std::fs::create_dir_all(dir)?;
+    let json = Json {
+        meta,
+        medians: s.values().collect(),
+        checks: &checks,
+        runs,
+    };
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    std::fs::write(dir.join("results.md"), &md)?;
+    std::fs::write(dir.join("chart.svg"), svg(o, &s))?;
+    eprintln!(
+        "wrote {}/results.json, results.md, chart.svg",
+        dir.display()
+    );
+    let readme = std::path::Path::new("benches/README.md");
+    if let Ok(text) = std::fs::read_to_string(readme) {
+        if let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END)) {
+            let new = format!("{}{BEGIN}\n{md}{}", &text[..a], &text[b..]);
+            std::fs::write(readme, new)?;
+            eprintln!("updated the results in {}", readme.display());
+        }
+    }
+    Ok(())
+}
