@@ -1,0 +1,322 @@
+//! The future of [`Retry`](super::Retry): attempts, backoff and backups.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+};
+
+use futures::{stream::FuturesUnordered, StreamExt};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower::Service;
+use weft_core::{Request, Status};
+
+use super::{RetryPolicy, Shared, PREVIOUS_ATTEMPTS};
+
+pin_project! {
+    /// One attempt and when it started.
+    struct Attempt<F> {
+        #[pin]
+        fut: F,
+        started: Instant,
+    }
+}
+
+impl<F: Future> Future for Attempt<F> {
+    type Output = (F::Output, Instant);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.fut.poll(cx).map(|out| (out, *this.started))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Backoff,
+    Hedge,
+}
+
+/// Bookkeeping of one call, apart from the futures.
+struct State<T> {
+    template: Option<Request<T>>,
+    policy: RetryPolicy,
+    idempotent: bool,
+    shared: Arc<Shared>,
+    issued: u32,
+    failures: u32,
+    want_issue: bool,
+    timer: Option<Timer>,
+    last_error: Option<Status>,
+}
+
+pin_project! {
+    /// The response future of [`Retry`](super::Retry).
+    pub struct ResponseFuture<S, T>
+    where
+        S: Service<Request<T>>,
+    {
+        svc: S,
+        in_flight: FuturesUnordered<Attempt<S::Future>>,
+        #[pin]
+        sleep: Option<Sleep>,
+        state: State<T>,
+    }
+}
+
+impl<S, T> fmt::Debug for ResponseFuture<S, T>
+where
+    S: Service<Request<T>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("issued", &self.state.issued)
+            .field("in_flight", &self.in_flight.len())
+            .field("timer", &self.state.timer)
+            .finish()
+    }
+}
+
+enum Next {
+    /// Keep waiting for the attempts in flight or the timer.
+    Wait,
+    /// Arm the timer.
+    Arm(Instant, Timer),
+    /// The call is over.
+    Fail(Status),
+}
+
+impl<T: Clone> State<T> {
+    fn deadline(&self) -> Option<Instant> {
+        self.template.as_ref().and_then(|r| r.cx.deadline)
+    }
+
+    fn can_issue(&self) -> bool {
+        self.template.is_some() && self.issued < self.policy.max_attempts
+    }
+
+    /// The next attempt's request.
+    fn next_request(&mut self) -> Option<Request<T>> {
+        let mut req = self.template.as_ref()?.clone();
+        if self.issued > 0 {
+            req.cx
+                .metainfo
+                .transient
+                .insert(PREVIOUS_ATTEMPTS, self.issued.to_string());
+        }
+        self.issued += 1;
+        Some(req)
+    }
+
+    /// A backup request after the attempt just issued, if the policy wants one.
+    fn hedge_timer(&self) -> Next {
+        let (Some(hedge), true, true) = (self.policy.hedge, self.idempotent, self.can_issue())
+        else {
+            return Next::Wait;
+        };
+        let method = self.template.as_ref().map(|r| r.cx.method.as_str());
+        let at = Instant::now() + self.shared.latencies.delay(method.unwrap_or(""), &hedge);
+        if self.deadline().is_some_and(|d| at >= d) {
+            return Next::Wait;
+        }
+        Next::Arm(at, Timer::Hedge)
+    }
+
+    /// An attempt failed with `status`; `others` attempts are still running.
+    fn on_failure(&mut self, status: Status, others: bool) -> Next {
+        let safe = self.idempotent || status.is_not_sent();
+        if !safe || !self.policy.retries_code(&status) {
+            // An answer, or not safe to repeat: the first answer wins.
+            return Next::Fail(status);
+        }
+        self.failures += 1;
+        self.last_error = Some(status);
+        let give_up = || -> Next {
+            if others {
+                Next::Wait
+            } else {
+                Next::Fail(self.last_error.clone().unwrap_or_else(gone))
+            }
+        };
+        if !self.can_issue() {
+            return give_up();
+        }
+        if self.timer == Some(Timer::Backoff) {
+            return Next::Wait;
+        }
+        let at = Instant::now() + self.policy.backoff.delay(self.failures);
+        if self.deadline().is_some_and(|d| at >= d) {
+            return give_up();
+        }
+        // Withdraw now rather than after the backoff: a call the budget
+        // will not retry fails at once instead of waiting for nothing.
+        if !self.shared.budget.withdraw() {
+            return give_up();
+        }
+        Next::Arm(at, Timer::Backoff)
+    }
+
+    /// The timer fired. A retry drew on the budget when it was scheduled,
+    /// a backup request draws now.
+    fn on_timer(&mut self, kind: Timer, others: bool) -> Next {
+        self.timer = None;
+        let allowed = self.can_issue()
+            && self.deadline().is_none_or(|d| d > Instant::now())
+            && (kind == Timer::Backoff || self.shared.budget.withdraw());
+        if allowed {
+            self.want_issue = true;
+            return Next::Wait;
+        }
+        if kind == Timer::Backoff && !others {
+            return Next::Fail(self.last_error.take().unwrap_or_else(gone));
+        }
+        Next::Wait
+    }
+}
+
+fn gone() -> Status {
+    Status::internal("retry: no attempt left to report")
+}
+
+impl<S, T> ResponseFuture<S, T>
+where
+    S: Service<Request<T>, Error = Status>,
+    T: Clone,
+{
+    pub(super) fn new(
+        mut svc: S,
+        req: Request<T>,
+        policy: RetryPolicy,
+        idempotent: bool,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let may_repeat = policy.max_attempts > 1;
+        let mut state = State {
+            template: None,
+            policy,
+            idempotent,
+            shared,
+            issued: 1,
+            failures: 0,
+            want_issue: false,
+            timer: None,
+            last_error: None,
+        };
+        // The service was made ready by `poll_ready`: the first attempt
+        // starts now.
+        let first = if may_repeat {
+            state.template = Some(req.clone());
+            svc.call(req)
+        } else {
+            svc.call(req)
+        };
+        let in_flight = FuturesUnordered::new();
+        in_flight.push(Attempt {
+            fut: first,
+            started: Instant::now(),
+        });
+        let sleep = match state.hedge_timer() {
+            Next::Arm(at, kind) => {
+                state.timer = Some(kind);
+                Some(tokio::time::sleep_until(at))
+            }
+            _ => None,
+        };
+        ResponseFuture {
+            svc,
+            in_flight,
+            sleep,
+            state,
+        }
+    }
+}
+
+impl<S, T> Future for ResponseFuture<S, T>
+where
+    S: Service<Request<T>, Error = Status>,
+    T: Clone,
+{
+    type Output = Result<S::Response, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let st = this.state;
+        loop {
+            if st.want_issue {
+                match this.svc.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        st.want_issue = false;
+                        if let Some(req) = st.next_request() {
+                            this.in_flight.push(Attempt {
+                                fut: this.svc.call(req),
+                                started: Instant::now(),
+                            });
+                            if st.timer.is_none() {
+                                if let Next::Arm(at, kind) = st.hedge_timer() {
+                                    st.timer = Some(kind);
+                                    this.sleep.set(Some(tokio::time::sleep_until(at)));
+                                }
+                            }
+                        }
+                    }
+                    // A service that fails readiness takes no more calls.
+                    Poll::Ready(Err(e)) => {
+                        st.want_issue = false;
+                        if this.in_flight.is_empty() {
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            match this.in_flight.poll_next_unpin(cx) {
+                Poll::Ready(Some((Ok(resp), started))) => {
+                    if let (Some(_), Some(req)) = (st.policy.hedge, &st.template) {
+                        st.shared
+                            .latencies
+                            .record(&req.cx.method, started.elapsed());
+                    }
+                    // The first answer wins: drop (cancel) the others now.
+                    this.in_flight.clear();
+                    return Poll::Ready(Ok(resp));
+                }
+                Poll::Ready(Some((Err(status), _))) => {
+                    match st.on_failure(status, !this.in_flight.is_empty()) {
+                        Next::Fail(status) => {
+                            this.in_flight.clear();
+                            return Poll::Ready(Err(status));
+                        }
+                        Next::Arm(at, kind) => {
+                            st.timer = Some(kind);
+                            this.sleep.set(Some(tokio::time::sleep_until(at)));
+                        }
+                        Next::Wait => {}
+                    }
+                    continue;
+                }
+                Poll::Ready(None) | Poll::Pending => {}
+            }
+
+            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                if sleep.poll(cx).is_ready() {
+                    this.sleep.set(None);
+                    let kind = st.timer.unwrap_or(Timer::Backoff);
+                    if let Next::Fail(status) = st.on_timer(kind, !this.in_flight.is_empty()) {
+                        this.in_flight.clear();
+                        return Poll::Ready(Err(status));
+                    }
+                    continue;
+                }
+            }
+
+            if this.in_flight.is_empty() && this.sleep.is_none() && !st.want_issue {
+                return Poll::Ready(Err(st.last_error.take().unwrap_or_else(gone)));
+            }
+            return Poll::Pending;
+        }
+    }
+}
