@@ -1,0 +1,433 @@
+//! Load balancing over the instances a [`Discover`] yields.
+//!
+//! [`Balance`] keeps one endpoint per instance — a service made by the
+//! caller's `make` function (typically a Weft client of that address), its
+//! in-flight count, its peak-EWMA latency and its own circuit breaker — and
+//! picks one per call with a [`Strategy`]: round robin, weighted random,
+//! power of two choices on latency × load, or consistent hashing on a key
+//! from the request context with bounded load. Weight 0 gets no traffic; an
+//! instance whose breaker is open is skipped. When the instance set changes,
+//! endpoints of instances that stay are kept, and calls already running on
+//! one that left finish on it: a change loses no call.
+
+mod ring;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
+
+use parking_lot::{Mutex, RwLock};
+use rand::Rng;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+use weft_core::{Address, Context, Delivery, Discover, Instance, Instances, Request, Status};
+
+use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
+
+pub use ring::HashKey;
+
+/// How long a latency sample keeps half its weight in the peak-EWMA: long
+/// enough to smooth noise, short enough to notice an instance slowing down.
+pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_secs(10);
+/// How far above the average in-flight load consistent hashing lets one
+/// instance go before it spills a key to the next (Mirrokni et al., 2016).
+pub const DEFAULT_LOAD_FACTOR: f64 = 1.25;
+
+/// How [`Balance`] picks an instance.
+#[derive(Clone)]
+pub enum Strategy {
+    /// Each instance in turn.
+    RoundRobin,
+    /// At random, in proportion to weight.
+    WeightedRandom,
+    /// Two at random (by weight), the one with the lower peak-EWMA latency ×
+    /// (in-flight + 1).
+    PowerOfTwoChoices,
+    /// The instance owning the key's point on a hash ring (virtual nodes in
+    /// proportion to weight), skipping instances loaded above `load_factor`
+    /// × the average.
+    ConsistentHash {
+        /// Takes the key from the call's context; calls without one are
+        /// spread at random.
+        key: HashKey,
+        /// Bound on one instance's share of in-flight calls, relative to the
+        /// mean. Default 1.25.
+        load_factor: f64,
+    },
+}
+
+impl fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::RoundRobin => f.write_str("RoundRobin"),
+            Strategy::WeightedRandom => f.write_str("WeightedRandom"),
+            Strategy::PowerOfTwoChoices => f.write_str("PowerOfTwoChoices"),
+            Strategy::ConsistentHash { load_factor, .. } => f
+                .debug_struct("ConsistentHash")
+                .field("load_factor", load_factor)
+                .finish(),
+        }
+    }
+}
+
+impl Strategy {
+    /// Consistent hashing on `key` with the default load factor.
+    pub fn consistent_hash(
+        key: impl Fn(&Context) -> Option<u64> + Send + Sync + 'static,
+    ) -> Strategy {
+        Strategy::ConsistentHash {
+            key: HashKey::new(key),
+            load_factor: DEFAULT_LOAD_FACTOR,
+        }
+    }
+}
+
+/// Configures a [`Balance`].
+#[derive(Debug, Clone)]
+pub struct BalanceConfig {
+    /// The picking strategy. Default power of two choices.
+    pub strategy: Strategy,
+    /// A breaker per instance; `None` turns them off. Default on.
+    pub breaker: Option<BreakerConfig>,
+    /// Peak-EWMA decay. Default 10 s.
+    pub ewma_decay: Duration,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            strategy: Strategy::PowerOfTwoChoices,
+            breaker: Some(BreakerConfig::default()),
+            ewma_decay: DEFAULT_EWMA_DECAY,
+        }
+    }
+}
+
+/// What the balancer knows of one instance.
+struct Endpoint<S> {
+    instance: Instance,
+    service: S,
+    in_flight: AtomicUsize,
+    // Peak EWMA in nanoseconds and when it was last updated; the lock is per
+    // instance, never shared across instances.
+    ewma: Mutex<(f64, Instant)>,
+    breaker: Option<Breaker>,
+}
+
+impl<S> Endpoint<S> {
+    fn cost(&self) -> f64 {
+        let (ewma, _) = *self.ewma.lock();
+        // An instance with no sample yet looks as good as the best: it gets
+        // tried, and its first answers set its place.
+        (ewma.max(1.0)) * (self.in_flight.load(Ordering::Relaxed) as f64 + 1.0)
+    }
+
+    fn observe(&self, rtt: Duration, decay: Duration) {
+        let now = Instant::now();
+        let rtt = rtt.as_nanos() as f64;
+        let mut g = self.ewma.lock();
+        let (ewma, at) = *g;
+        let next = if rtt > ewma {
+            // Peak: jump to a worse latency at once.
+            rtt
+        } else {
+            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            let w = (-elapsed / decay.as_secs_f64()).exp();
+            ewma * w + rtt * (1.0 - w)
+        };
+        *g = (next, now);
+    }
+
+    fn available(&self) -> bool {
+        self.instance.weight > 0 && self.breaker.as_ref().is_none_or(|b| b.is_available())
+    }
+}
+
+struct Snapshot<S> {
+    endpoints: Vec<Arc<Endpoint<S>>>,
+    ring: ring::Ring,
+}
+
+struct Shared<S, M> {
+    service: String,
+    make: M,
+    config: BalanceConfig,
+    snapshot: RwLock<Arc<Snapshot<S>>>,
+    next: AtomicUsize,
+}
+
+/// A load-balancing `tower::Service` over the instances of one service.
+pub struct Balance<S, M> {
+    shared: Arc<Shared<S, M>>,
+    _watch: Arc<WatchTask>,
+}
+
+impl<S, M> Clone for Balance<S, M> {
+    fn clone(&self) -> Self {
+        Balance {
+            shared: self.shared.clone(),
+            _watch: self._watch.clone(),
+        }
+    }
+}
+
+impl<S, M> fmt::Debug for Balance<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snap = self.shared.snapshot.read().clone();
+        f.debug_struct("Balance")
+            .field("service", &self.shared.service)
+            .field("strategy", &self.shared.config.strategy)
+            .field(
+                "instances",
+                &snap
+                    .endpoints
+                    .iter()
+                    .map(|e| &e.instance.address)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Stops the discovery follower when the last balancer handle goes.
+struct WatchTask(tokio::task::JoinHandle<()>);
+
+impl Drop for WatchTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One instance as the balancer sees it, for inspection and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointInfo {
+    /// The instance.
+    pub instance: Instance,
+    /// Calls in flight on it.
+    pub in_flight: usize,
+    /// Peak-EWMA latency.
+    pub latency: Duration,
+    /// Its breaker's state (closed when breakers are off).
+    pub breaker: BreakerState,
+}
+
+impl<S, M> Balance<S, M>
+where
+    S: Send + Sync + 'static,
+    M: Fn(&Instance) -> S + Send + Sync + 'static,
+{
+    /// Balance calls to `service` over the instances `discover` yields,
+    /// making an endpoint service for each with `make`. Follows changes in
+    /// a background task; must be called inside a Tokio runtime.
+    pub fn new(
+        discover: &dyn Discover,
+        service: &str,
+        make: M,
+        config: BalanceConfig,
+    ) -> Result<Self, Status> {
+        let mut rx = discover.subscribe(service)?;
+        let first = rx.borrow_and_update().clone();
+        let shared = Arc::new(Shared {
+            service: service.to_owned(),
+            make,
+            config,
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                endpoints: Vec::new(),
+                ring: ring::Ring::default(),
+            })),
+            next: AtomicUsize::new(0),
+        });
+        shared.update(&first);
+        let weak = Arc::downgrade(&shared);
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let set = rx.borrow_and_update().clone();
+                match weak.upgrade() {
+                    Some(shared) => shared.update(&set),
+                    None => return,
+                }
+            }
+        });
+        Ok(Balance {
+            shared,
+            _watch: Arc::new(WatchTask(task)),
+        })
+    }
+
+    /// Every endpoint's state.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        let snap = self.shared.snapshot.read().clone();
+        snap.endpoints
+            .iter()
+            .map(|e| EndpointInfo {
+                instance: e.instance.clone(),
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                latency: Duration::from_nanos(e.ewma.lock().0 as u64),
+                breaker: e
+                    .breaker
+                    .as_ref()
+                    .map_or(BreakerState::Closed, |b| b.state()),
+            })
+            .collect()
+    }
+}
+
+impl<S, M> Shared<S, M>
+where
+    M: Fn(&Instance) -> S,
+{
+    fn update(&self, set: &Instances) {
+        let old = self.snapshot.read().clone();
+        let mut by_addr: HashMap<&Address, &Arc<Endpoint<S>>> = old
+            .endpoints
+            .iter()
+            .map(|e| (&e.instance.address, e))
+            .collect();
+        let endpoints: Vec<Arc<Endpoint<S>>> = set
+            .iter()
+            .map(|inst| match by_addr.remove(&inst.address) {
+                // Same address, same weight and tags: keep it, with its
+                // connections, latency and breaker.
+                Some(e) if e.instance == *inst => e.clone(),
+                _ => Arc::new(Endpoint {
+                    instance: inst.clone(),
+                    service: (self.make)(inst),
+                    in_flight: AtomicUsize::new(0),
+                    ewma: Mutex::new((0.0, Instant::now())),
+                    breaker: self.config.breaker.clone().map(Breaker::new),
+                }),
+            })
+            .collect();
+        let ring = match self.config.strategy {
+            Strategy::ConsistentHash { .. } => ring::Ring::build(&endpoints, |e| &e.instance),
+            _ => ring::Ring::default(),
+        };
+        *self.snapshot.write() = Arc::new(Snapshot { endpoints, ring });
+    }
+
+    fn pick(&self, snap: &Snapshot<S>, cx: &Context) -> Option<Arc<Endpoint<S>>> {
+        let eps = &snap.endpoints;
+        let avail = |e: &&Arc<Endpoint<S>>| e.available();
+        match &self.config.strategy {
+            Strategy::RoundRobin => {
+                let live: Vec<_> = eps.iter().filter(avail).collect();
+                if live.is_empty() {
+                    return None;
+                }
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % live.len();
+                Some(live[i].clone())
+            }
+            Strategy::WeightedRandom => weighted(eps.iter().filter(avail)).cloned(),
+            Strategy::PowerOfTwoChoices => {
+                let a = weighted(eps.iter().filter(avail))?;
+                let b = weighted(eps.iter().filter(avail))?;
+                Some(if a.cost() <= b.cost() { a } else { b }.clone())
+            }
+            Strategy::ConsistentHash { key, load_factor } => match key.key(cx) {
+                Some(h) => {
+                    let total: usize = eps
+                        .iter()
+                        .map(|e| e.in_flight.load(Ordering::Relaxed))
+                        .sum();
+                    let live = eps.iter().filter(avail).count().max(1);
+                    let bound = ((total + 1) as f64 * load_factor / live as f64).ceil() as usize;
+                    snap.ring
+                        .walk(h)
+                        .map(|i| &eps[i])
+                        .find(|e| {
+                            e.available() && e.in_flight.load(Ordering::Relaxed) < bound.max(1)
+                        })
+                        .cloned()
+                }
+                None => weighted(eps.iter().filter(avail)).cloned(),
+            },
+        }
+    }
+}
+
+fn weighted<'a, S: 'a>(
+    eps: impl Iterator<Item = &'a Arc<Endpoint<S>>> + Clone,
+) -> Option<&'a Arc<Endpoint<S>>> {
+    let total: u64 = eps.clone().map(|e| u64::from(e.instance.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = rand::rng().random_range(0..total);
+    for e in eps {
+        let w = u64::from(e.instance.weight);
+        if x < w {
+            return Some(e);
+        }
+        x -= w;
+    }
+    None
+}
+
+/// Decrements an endpoint's in-flight count however the call ends.
+struct InFlight<S>(Arc<Endpoint<S>>);
+
+impl<S> Drop for InFlight<S> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S, M, T, R> Service<Request<T>> for Balance<S, M>
+where
+    S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    M: Fn(&Instance) -> S + Send + Sync + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = R;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<R, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        // Readiness is per endpoint and checked per call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<T>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let snap = shared.snapshot.read().clone();
+            let Some(ep) = shared.pick(&snap, &req.cx) else {
+                return Err(Status::unavailable(format!(
+                    "no available instance of {}",
+                    shared.service
+                ))
+                .with_delivery(Delivery::NotSent));
+            };
+            drop(snap);
+            let permit = match &ep.breaker {
+                Some(b) => Some(b.try_acquire()?),
+                None => None,
+            };
+            ep.in_flight.fetch_add(1, Ordering::Relaxed);
+            let guard = InFlight(ep.clone());
+            let started = Instant::now();
+            let result = ep.service.clone().oneshot(req).await;
+            ep.observe(started.elapsed(), shared.config.ewma_decay);
+            if let (Some(b), Some(p)) = (&ep.breaker, permit) {
+                let ok = match &result {
+                    Ok(_) => true,
+                    Err(e) => !is_breaker_failure(e),
+                };
+                b.record(p, ok);
+            }
+            drop(guard);
+            result
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Load shedding: refuse work beyond what a service can take, at once and
+//! with `ResourceExhausted`, so that admitted calls keep their latency.
+//!
+//! - [`ConcurrencyLimit`]: at most N calls in flight (server or client side).
+//! - [`RateLimit`]: a token bucket of calls per second with a burst.
+//! - [`AdaptiveLimit`]: a concurrency limit that finds itself, following the
+//!   gradient of latency (as Netflix's concurrency-limits `Gradient2` and
+//!   brpc's auto limiter do): when latency rises above the no-load latency
+//!   the limit shrinks, when it stays at it the limit grows.
+
+mod adaptive;
+mod concurrency;
+mod rate;
+
+pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer};
+pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use rate::{RateLimit, RateLimitLayer};
+
+use weft_core::{Delivery, Status};
+
+/// The status of a shed call: never handled, so safe to retry elsewhere.
+pub(crate) fn shed(what: &str) -> Status {
+    Status::resource_exhausted(format!("{what}: request shed")).with_delivery(Delivery::NotSent)
+}

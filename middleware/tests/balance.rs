@@ -1,0 +1,476 @@
+//! Load balancing, instance circuit breakers and limits over real loopback
+//! sockets with several Weft servers.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
+
+use tokio::sync::Semaphore;
+use tower::{Layer, Service, ServiceExt};
+use weft::core::{
+    Address, Code, ConnectionMode, Context, Instance, Limits, Request, Response, ServerBuilder,
+    ServerHandle, StaticDiscover, Status,
+};
+use weft::thrift::{Protocol, ThriftServerCodec, Transport};
+use weft_interop::{EchoAddArgsSend, EchoClient, EchoHandler, EchoRequest, EchoResponse};
+use weft_middleware::{
+    balance::{Balance, BalanceConfig, HashKey, Strategy},
+    breaker::{BreakerConfig, BreakerState},
+    limit::ConcurrencyLimitLayer,
+};
+
+// ===== test servers =====
+
+/// A server-side wrapper that can delay, fail, or bound the work of the echo
+/// handler, to make one instance misbehave.
+#[derive(Clone)]
+struct Wrapped {
+    inner: EchoHandler,
+    delay: Duration,
+    failing: Arc<AtomicBool>,
+    workers: Option<Arc<Semaphore>>,
+}
+
+impl Service<Request<EchoRequest>> for Wrapped {
+    type Response = Response<EchoResponse>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<EchoResponse>, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<EchoRequest>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let _worker = match &this.workers {
+                Some(w) => Some(w.clone().acquire_owned().await.unwrap()),
+                None => None,
+            };
+            if !this.delay.is_zero() {
+                tokio::time::sleep(this.delay).await;
+            }
+            if this.failing.load(Ordering::SeqCst) {
+                return Err(Status::unavailable("injected failure"));
+            }
+            this.inner.clone().oneshot(req).await
+        })
+    }
+}
+
+struct TestServer {
+    handle: ServerHandle,
+    handler: EchoHandler,
+    failing: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    fn calls(&self) -> usize {
+        self.handler.calls.load(Ordering::SeqCst)
+    }
+    fn addr(&self) -> Address {
+        self.handle.local_addr().clone()
+    }
+}
+
+async fn start_with<L>(delay: Duration, workers: Option<usize>, layer: L) -> TestServer
+where
+    L: Layer<Wrapped>,
+    L::Service: Service<Request<EchoRequest>, Response = Response<EchoResponse>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as Service<Request<EchoRequest>>>::Future: Send + 'static,
+{
+    let handler = EchoHandler::default();
+    let failing = Arc::new(AtomicBool::new(false));
+    let svc = layer.layer(Wrapped {
+        inner: handler.clone(),
+        delay,
+        failing: failing.clone(),
+        workers: workers.map(|n| Arc::new(Semaphore::new(n))),
+    });
+    let limits = Limits::default();
+    let handle = ServerBuilder::new()
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || ThriftServerCodec::<EchoRequest, EchoResponse>::new(&limits),
+            svc,
+        )
+        .await
+        .unwrap();
+    TestServer {
+        handle,
+        handler,
+        failing,
+    }
+}
+
+async fn start(delay: Duration) -> TestServer {
+    start_with(delay, None, tower::layer::util::Identity::new()).await
+}
+
+fn endpoint(
+    inst: &Instance,
+) -> weft::core::Client<weft::thrift::ThriftClientCodec<EchoRequest, EchoResponse>> {
+    EchoClient::new(
+        &inst.address,
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    )
+    .inner
+}
+
+type Lb = Balance<
+    weft::core::Client<weft::thrift::ThriftClientCodec<EchoRequest, EchoResponse>>,
+    fn(&Instance) -> weft::core::Client<weft::thrift::ThriftClientCodec<EchoRequest, EchoResponse>>,
+>;
+
+fn balancer(discover: &StaticDiscover, config: BalanceConfig) -> Lb {
+    Balance::new(discover, "Echo", endpoint as fn(&Instance) -> _, config).unwrap()
+}
+
+fn add(cx: Context, a: i64) -> Request<EchoRequest> {
+    let mut cx = cx;
+    cx.service = "Echo".into();
+    cx.method = "add".into();
+    Request::new(cx, EchoRequest::Add(EchoAddArgsSend { a, b: 1 }))
+}
+
+/// `n` calls, `concurrency` at a time; returns (ok, failed, by peer).
+async fn drive(
+    lb: &Lb,
+    n: usize,
+    concurrency: usize,
+    cx: impl Fn(usize) -> Context + Send + Sync + 'static,
+) -> (usize, usize, HashMap<Address, usize>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let cx = Arc::new(cx);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (lb, next, cx) = (lb.clone(), next.clone(), cx.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut by) = (0, 0, HashMap::new());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return (ok, failed, by);
+                }
+                match lb.clone().oneshot(add(cx(i), i as i64)).await {
+                    Ok(r) => {
+                        ok += 1;
+                        *by.entry(r.cx.peer.clone().unwrap()).or_insert(0) += 1;
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+        }));
+    }
+    let (mut ok, mut failed, mut by) = (0, 0, HashMap::new());
+    for t in tasks {
+        let (o, f, b) = t.await.unwrap();
+        ok += o;
+        failed += f;
+        for (k, v) in b {
+            *by.entry(k).or_insert(0) += v;
+        }
+    }
+    (ok, failed, by)
+}
+
+fn no_breaker(strategy: Strategy) -> BalanceConfig {
+    BalanceConfig {
+        strategy,
+        breaker: None,
+        ..BalanceConfig::default()
+    }
+}
+
+// ===== the cases =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_evenly_and_weight_zero_gets_nothing() {
+    let servers = [
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+    ];
+    let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
+    let lb = balancer(&discover, no_breaker(Strategy::RoundRobin));
+    let (ok, failed, by) = drive(&lb, 10_000, 16, |_| Context::default()).await;
+    assert_eq!((ok, failed), (10_000, 0));
+    for s in &servers {
+        let share = by[&s.addr()] as f64 / 10_000.0;
+        assert!((share - 1.0 / 3.0).abs() <= 0.01, "share {share}");
+    }
+
+    // Weight 0: no traffic at all.
+    discover.set(
+        servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Instance::new(s.addr()).with_weight(if i == 0 { 0 } else { 100 })),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = servers[0].calls();
+    let (ok, _, _) = drive(&lb, 1000, 8, |_| Context::default()).await;
+    assert_eq!(ok, 1000);
+    assert_eq!(
+        servers[0].calls(),
+        before,
+        "a weight-0 instance got traffic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_random_follows_the_weights() {
+    let servers = [
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+    ];
+    let weights = [100u32, 200, 300];
+    let discover = StaticDiscover::new(
+        servers
+            .iter()
+            .zip(weights)
+            .map(|(s, w)| Instance::new(s.addr()).with_weight(w)),
+    );
+    let lb = balancer(&discover, no_breaker(Strategy::WeightedRandom));
+    let n = 30_000;
+    let (ok, _, by) = drive(&lb, n, 32, |_| Context::default()).await;
+    assert_eq!(ok, n);
+    for (s, w) in servers.iter().zip(weights) {
+        let want = f64::from(w) / 600.0;
+        let got = by[&s.addr()] as f64 / n as f64;
+        assert!(
+            (got / want - 1.0).abs() <= 0.05,
+            "weight {w}: share {got}, want {want}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
+    let servers = [
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+    ];
+    let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
+    let lb = balancer(
+        &discover,
+        no_breaker(Strategy::ConsistentHash {
+            key: HashKey::metainfo("user"),
+            // Calls go one at a time here, so load never binds.
+            load_factor: 1.25,
+        }),
+    );
+    let keyed = |k: usize| {
+        let mut cx = Context::default();
+        cx.metainfo.persistent.insert("user", format!("user-{k}"));
+        cx
+    };
+    let owner = |by: &HashMap<Address, usize>| by.keys().next().cloned().unwrap();
+    let mut first = Vec::new();
+    for k in 0..400 {
+        // Each key three times: always the same instance.
+        let (ok, _, by) = drive(&lb, 3, 1, move |_| keyed(k)).await;
+        assert_eq!(ok, 3);
+        assert_eq!(by.len(), 1, "key {k} was spread over {by:?}");
+        first.push(owner(&by));
+    }
+    // One of four leaves: only its keys move, about a quarter.
+    let leaving = servers[2].addr();
+    discover.set(
+        servers
+            .iter()
+            .filter(|s| s.addr() != leaving)
+            .map(|s| Instance::new(s.addr())),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut moved = 0;
+    for (k, before) in first.iter().enumerate() {
+        let (_, _, by) = drive(&lb, 1, 1, move |_| keyed(k)).await;
+        let now = owner(&by);
+        if *before == leaving {
+            assert_ne!(now, leaving);
+            moved += 1;
+        } else {
+            assert_eq!(&now, before, "key {k} moved though its instance stayed");
+        }
+    }
+    assert!(moved > 0 && moved <= 400 * 2 / 5, "moved {moved} of 400");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2c_steers_away_from_a_slow_instance() {
+    let servers = [
+        start(Duration::from_millis(1)).await,
+        start(Duration::from_millis(1)).await,
+        start(Duration::from_millis(20)).await,
+    ];
+    let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
+    let lb = balancer(&discover, no_breaker(Strategy::PowerOfTwoChoices));
+    let n = 2_000;
+    let (ok, _, by) = drive(&lb, n, 8, |_| Context::default()).await;
+    assert_eq!(ok, n);
+    let slow = by.get(&servers[2].addr()).copied().unwrap_or(0) as f64 / n as f64;
+    assert!(
+        slow <= 0.2,
+        "the 20x slower instance got {slow} of the calls"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_breaker_opens_on_a_failing_instance_and_closes_when_it_heals() {
+    let servers = [
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+        start(Duration::ZERO).await,
+    ];
+    servers[1].failing.store(true, Ordering::SeqCst);
+    let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
+    let lb = balancer(
+        &discover,
+        BalanceConfig {
+            strategy: Strategy::RoundRobin,
+            breaker: Some(BreakerConfig {
+                min_samples: 5,
+                error_rate: 0.5,
+                open_for: Duration::from_secs(1),
+                probes: 1,
+                ..BreakerConfig::default()
+            }),
+            ..BalanceConfig::default()
+        },
+    );
+    let n = 10_000;
+    let (ok, failed, _) = drive(&lb, n, 16, |_| Context::default()).await;
+    assert_eq!(ok + failed, n);
+    let rate = ok as f64 / n as f64;
+    assert!(rate >= 0.999, "success rate {rate} ({failed} failed)");
+    let bad = servers[1].addr();
+    let state = |lb: &Lb| {
+        lb.endpoints()
+            .into_iter()
+            .find(|e| e.instance.address == bad)
+            .unwrap()
+            .breaker
+    };
+    assert_ne!(state(&lb), BreakerState::Closed);
+
+    // Heal it: the next half-open probe succeeds and closes the breaker.
+    servers[1].failing.store(false, Ordering::SeqCst);
+    let before = servers[1].calls();
+    let mut closed = false;
+    for _ in 0..100 {
+        drive(&lb, 30, 3, |_| Context::default()).await;
+        if state(&lb) == BreakerState::Closed {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "the breaker never closed after the instance healed");
+    let (ok, failed, by) = drive(&lb, 300, 3, |_| Context::default()).await;
+    assert_eq!((ok, failed), (300, 0));
+    assert!(by[&bad] >= 90 && servers[1].calls() > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_instance_set_under_load_loses_no_call() {
+    let servers = [
+        start(Duration::from_millis(2)).await,
+        start(Duration::from_millis(2)).await,
+        start(Duration::from_millis(2)).await,
+        start(Duration::from_millis(2)).await,
+    ];
+    let discover = Arc::new(StaticDiscover::from_addresses(
+        servers[..2].iter().map(TestServer::addr),
+    ));
+    let lb = balancer(&discover, no_breaker(Strategy::PowerOfTwoChoices));
+    let load = tokio::spawn({
+        let lb = lb.clone();
+        async move { drive(&lb, 3_000, 16, |_| Context::default()).await }
+    });
+    let sets: [&[usize]; 4] = [&[0, 1, 2], &[1, 2], &[2, 3], &[0, 1, 2, 3]];
+    for set in sets {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        discover.set(set.iter().map(|&i| Instance::new(servers[i].addr())));
+    }
+    let (ok, failed, by) = load.await.unwrap();
+    assert_eq!((ok, failed), (3_000, 0));
+    assert!(by.len() == 4, "not every instance took part: {by:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_concurrency_limit_sheds_and_keeps_admitted_latency() {
+    // Four workers; sixteen callers at once.
+    let limited = start_with(
+        Duration::from_millis(100),
+        Some(4),
+        ConcurrencyLimitLayer::new(4),
+    )
+    .await;
+    let unlimited = start_with(
+        Duration::from_millis(100),
+        Some(4),
+        tower::layer::util::Identity::new(),
+    )
+    .await;
+    let run = |addr: Address| async move {
+        let client = EchoClient::new(
+            &addr,
+            Transport::TTHeader,
+            Protocol::Binary,
+            ConnectionMode::Multiplexed,
+        );
+        client.ping(Context::default()).await.ok();
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let started = tokio::time::Instant::now();
+                    let r = client.add(Context::default(), 1, 1).await;
+                    (r, started.elapsed())
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for c in calls {
+            out.push(c.await.unwrap());
+        }
+        out
+    };
+    let limited_results = run(limited.addr()).await;
+    let admitted: Vec<Duration> = limited_results
+        .iter()
+        .filter(|(r, _)| r.is_ok())
+        .map(|(_, d)| *d)
+        .collect();
+    let shed = limited_results
+        .iter()
+        .filter(|(r, _)| matches!(r, Err(e) if e.code() == Code::ResourceExhausted))
+        .count();
+    assert_eq!(admitted.len() + shed, 16);
+    assert!(shed >= 8, "only {shed} calls shed");
+    // Without the limit the same burst queues four deep behind the workers.
+    let queued = run(unlimited.addr()).await;
+    let worst_queued = queued.iter().map(|(_, d)| *d).max().unwrap();
+    let worst_admitted = admitted.iter().max().copied().unwrap();
+    assert!(
+        worst_admitted * 2 < worst_queued,
+        "admitted calls took up to {worst_admitted:?}, unlimited ones {worst_queued:?}"
+    );
+}
