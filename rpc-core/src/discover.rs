@@ -60,6 +60,19 @@ impl<D: Discover + ?Sized> Discover for Arc<D> {
     }
 }
 
+/// The future a [`Registry`] returns.
+pub type RegistryFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Status>> + Send + 'a>>;
+
+/// Announces server instances where clients' [`Discover`] finds them.
+pub trait Registry: Send + Sync + 'static {
+    /// Make `instance` of `service` discoverable, and keep it so (leases are
+    /// the registry's business) until deregistered.
+    fn register<'a>(&'a self, service: &'a str, instance: &'a Instance) -> RegistryFuture<'a>;
+    /// Remove `instance` of `service`.
+    fn deregister<'a>(&'a self, service: &'a str, instance: &'a Instance) -> RegistryFuture<'a>;
+}
+
 /// A fixed list of instances that can be changed by hand: the embedded
 /// default (a client given `host:port` addresses needs nothing else) and the
 /// tool for tests that move instances around.
@@ -103,6 +116,34 @@ impl StaticDiscover {
 impl Discover for StaticDiscover {
     fn subscribe(&self, _service: &str) -> Result<watch::Receiver<Instances>, Status> {
         Ok(self.tx.subscribe())
+    }
+}
+
+/// An in-process registry: servers that register appear to this process's
+/// clients at once. Handy for tests and single-process deployments.
+impl Registry for StaticDiscover {
+    fn register<'a>(&'a self, _service: &'a str, instance: &'a Instance) -> RegistryFuture<'a> {
+        self.tx.send_modify(|set| {
+            let mut v: Vec<Instance> = set
+                .iter()
+                .filter(|i| i.address != instance.address)
+                .cloned()
+                .collect();
+            v.push(instance.clone());
+            *set = v.into();
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn deregister<'a>(&'a self, _service: &'a str, instance: &'a Instance) -> RegistryFuture<'a> {
+        self.tx.send_modify(|set| {
+            *set = set
+                .iter()
+                .filter(|i| i.address != instance.address)
+                .cloned()
+                .collect();
+        });
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

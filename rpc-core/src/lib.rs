@@ -37,7 +37,9 @@ pub mod transport;
 pub use client::{Client, ClientBuilder, ConnectionMode};
 pub use codec::{ClientCodec, Inbound, ServerCodec};
 pub use context::{Context, KvList, Metainfo};
-pub use discover::{Discover, Instance, Instances, StaticDiscover, DEFAULT_WEIGHT};
+pub use discover::{
+    Discover, Instance, Instances, Registry, RegistryFuture, StaticDiscover, DEFAULT_WEIGHT,
+};
 pub use limits::Limits;
 pub use message::{Request, Response};
 pub use server::{ServerBuilder, ServerHandle};

@@ -25,6 +25,7 @@ use tower::{Service, ServiceExt};
 
 use crate::{
     codec::{Inbound, ServerCodec},
+    discover::{Instance, Registry},
     limits::Limits,
     message::{Request, Response},
     status::Status,
@@ -46,7 +47,32 @@ pub struct ServerBuilder {
     limits: Limits,
     options: SocketOptions,
     drain_timeout: Duration,
+    registration: Option<Registration>,
 }
+
+/// Where and as what a server announces itself.
+#[derive(Clone)]
+struct Registration {
+    registry: Arc<dyn Registry>,
+    service: String,
+    instance: Instance,
+    advertise: Option<Address>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("service", &self.service)
+            .field("instance", &self.instance)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+/// How long a server that deregistered keeps serving before it drains, by
+/// default, so that clients see it leave before it stops answering.
+pub const DEFAULT_DEREGISTER_GRACE: Duration = Duration::from_secs(1);
 
 impl Default for ServerBuilder {
     fn default() -> Self {
@@ -54,6 +80,7 @@ impl Default for ServerBuilder {
             limits: Limits::default(),
             options: SocketOptions::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            registration: None,
         }
     }
 }
@@ -86,6 +113,44 @@ impl ServerBuilder {
     /// The limits this builder will use (codecs take them too).
     pub fn limits_ref(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Register with `registry` as an instance of `service` once listening,
+    /// and deregister first on shutdown. `instance` gives weight and tags;
+    /// its address is replaced by the bound address unless
+    /// [`ServerBuilder::advertise`] says otherwise. Default: no registry.
+    pub fn register(
+        mut self,
+        registry: Arc<dyn Registry>,
+        service: impl Into<String>,
+        instance: Instance,
+    ) -> Self {
+        self.registration = Some(Registration {
+            registry,
+            service: service.into(),
+            instance,
+            advertise: None,
+            grace: DEFAULT_DEREGISTER_GRACE,
+        });
+        self
+    }
+
+    /// The address to register instead of the bound one (behind NAT, or when
+    /// bound to 0.0.0.0). Only with [`ServerBuilder::register`].
+    pub fn advertise(mut self, addr: Address) -> Self {
+        if let Some(r) = &mut self.registration {
+            r.advertise = Some(addr);
+        }
+        self
+    }
+
+    /// How long to keep serving between deregistering and draining.
+    /// Default 1 s. Only with [`ServerBuilder::register`].
+    pub fn deregister_grace(mut self, grace: Duration) -> Self {
+        if let Some(r) = &mut self.registration {
+            r.grace = grace;
+        }
+        self
     }
 
     /// Bind `addr` and serve `service`, with a fresh codec from `make_codec`
@@ -123,12 +188,25 @@ impl ServerBuilder {
             shared,
             self.drain_timeout,
         ));
+        let registration = match self.registration {
+            Some(mut r) => {
+                r.instance.address = r.advertise.clone().unwrap_or_else(|| local_addr.clone());
+                if let Err(e) = r.registry.register(&r.service, &r.instance).await {
+                    graceful.cancel();
+                    let _ = join.await;
+                    return Err(io::Error::other(format!("registering {}: {e}", r.service)));
+                }
+                Some(r)
+            }
+            None => None,
+        };
         Ok(ServerHandle {
             accepted,
             local_addr,
             graceful,
             hard,
             join,
+            registration,
         })
     }
 }
@@ -136,6 +214,7 @@ impl ServerBuilder {
 /// A running server.
 #[derive(Debug)]
 pub struct ServerHandle {
+    registration: Option<Registration>,
     accepted: Arc<AtomicUsize>,
     local_addr: Address,
     graceful: CancellationToken,
@@ -154,10 +233,17 @@ impl ServerHandle {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// Shut down gracefully: stop accepting at once, let in-flight calls finish
-    /// within the drain timeout, then close every connection. Resolves when
-    /// all is closed.
+    /// Shut down gracefully: deregister (if registered) and keep serving for
+    /// the grace period while clients move away; then stop accepting, let
+    /// in-flight calls finish within the drain timeout, and close every
+    /// connection. Resolves when all is closed.
     pub async fn shutdown(self) {
+        if let Some(r) = &self.registration {
+            if let Err(e) = r.registry.deregister(&r.service, &r.instance).await {
+                tracing::warn!(error = %e, service = %r.service, "deregistering failed");
+            }
+            tokio::time::sleep(r.grace).await;
+        }
         self.graceful.cancel();
         let _ = self.join.await;
     }

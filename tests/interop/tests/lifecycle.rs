@@ -240,3 +240,47 @@ async fn a_server_that_vanishes_mid_call_gives_a_definite_error() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(!err.is_not_sent(), "the request had reached the server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_server_appears_once_listening_and_leaves_before_draining() {
+    use std::sync::Arc;
+    use weft::core::{Instance, StaticDiscover};
+
+    let registry = Arc::new(StaticDiscover::new([]));
+    let placeholder = Instance::new("127.0.0.1:1".parse().unwrap()).with_weight(7);
+    let server = serve(
+        "127.0.0.1:0",
+        ServerBuilder::new()
+            .register(registry.clone(), "Echo", placeholder)
+            .deregister_grace(Duration::from_millis(300)),
+        EchoHandler::default(),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().clone();
+    let set = registry.current();
+    assert_eq!(set.len(), 1);
+    assert_eq!((set[0].address.clone(), set[0].weight), (addr.clone(), 7));
+
+    let client = EchoClient::new(
+        &addr,
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    );
+    client.ping(Context::default()).await.unwrap();
+    let shutdown = tokio::spawn(server.shutdown());
+    // Deregistered at once, but still serving through the grace period.
+    for _ in 0..100 {
+        if registry.current().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        registry.current().is_empty(),
+        "still registered during shutdown"
+    );
+    assert_eq!(client.add(Context::default(), 1, 2).await.unwrap(), 3);
+    shutdown.await.unwrap();
+}
