@@ -9,6 +9,9 @@
 //!   servers, transports and limits.
 //! - [`thrift`] (feature `thrift`, on by default): Apache Thrift protocols and
 //!   transports, including Kitex's TTHeader, and their codecs.
+//! - [`middleware`] (feature `middleware`, on by default): governance as tower
+//!   layers — timeouts and deadlines, retries with a budget and backup
+//!   requests, load balancing, circuit breakers, limits, fault injection.
 //!
 //! ```
 //! use weft::core::{Code, Context, Status};
@@ -24,3 +27,6 @@ pub use weft_core as core;
 
 #[cfg(feature = "thrift")]
 pub use weft_thrift as thrift;
+
+#[cfg(feature = "middleware")]
+pub use weft_middleware as middleware;
