@@ -8,6 +8,11 @@
 //! handler. Every layer is a plain `tower::Layer`, so third-party layers mix
 //! in freely.
 //!
+//! Timeouts and deadlines are in [`timeout`] ([`Timeout`] on the client,
+//! [`Deadline`] on the server), retries, the retry budget and backup
+//! requests in [`retry`], fault injection for tests and drills in [`fault`];
+//! their settings are per method through [`PerMethod`].
+//!
 //! ```
 //! use std::time::Duration;
 //! use weft_middleware::breaker::{Breaker, BreakerConfig, BreakerState};
@@ -27,5 +32,11 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod fault;
 pub mod limit;
+pub mod retry;
+pub mod timeout;
 
+pub use fault::{Fault, FaultInjection, FaultLayer};
+pub use retry::{Backoff, HedgeDelay, Retry, RetryBudget, RetryLayer, RetryPolicy};
+pub use timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer};
