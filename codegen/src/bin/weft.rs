@@ -1,0 +1,164 @@
+//! The `weft` command: generate Rust from Thrift IDL, start a service crate.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use weft_codegen::{Builder, InitOptions, WeftDependency};
+
+/// Weft's command-line tool: typed Rust clients and servers from Thrift IDL
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, propagate_version = true)]
+#[command(after_help = "See 'weft help <command>' for more information on a specific command.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate Rust from Thrift IDL files into one file
+    Gen(GenArgs),
+    /// Create a new service crate from an IDL file
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The output holds one module named after the file (echo.rs: `pub mod echo`) \
+with a module per IDL namespace inside: message types, and for each service \
+a handler trait, XxxServer and XxxClient. Include it with `mod echo;` or \
+`include!(\"echo.rs\");`.
+
+Example:
+    weft gen idl/echo.thrift -I idl/common -o src/echo.rs")]
+struct GenArgs {
+    /// The IDL files to generate code for (their includes come along)
+    #[arg(required = true, value_name = "IDL")]
+    idls: Vec<PathBuf>,
+    /// Search DIR for included files, after the including file's directory
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    include_dirs: Vec<PathBuf>,
+    /// Write to FILE [default: <first IDL in snake case>.rs]
+    #[arg(short, long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Only generate types a service uses
+    #[arg(long)]
+    only_used: bool,
+    /// The path generated code reaches pilota by
+    #[arg(long, value_name = "PATH", default_value = weft_codegen::DEFAULT_PILOTA_PATH)]
+    pilota_path: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The crate holds the IDL (idl/), the generated code (src/generated.rs), a \
+server with a handler stub per method (src/main.rs), a client that calls \
+every method (examples/client.rs) and a README.
+
+Example:
+    weft init echo-service --idl idl/echo.thrift
+    cd echo-service && cargo run")]
+struct InitArgs {
+    /// Directory of the new crate (created; must be empty if it exists)
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The IDL file; the crate serves its first service
+    #[arg(long, value_name = "FILE")]
+    idl: PathBuf,
+    /// Search DIR for included files, after the IDL's directory
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    include_dirs: Vec<PathBuf>,
+    /// Package name [default: the directory's name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Depend on the Weft checkout at PATH [default: this weft's own checkout, when it exists]
+    #[arg(long, value_name = "PATH", conflicts_with = "weft_version")]
+    weft_path: Option<PathBuf>,
+    /// Depend on Weft VERSION from the registry
+    #[arg(long, value_name = "VERSION")]
+    weft_version: Option<String>,
+}
+
+/// The checkout this binary was built from, if it is still there.
+fn own_checkout() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    manifest.contains("name = \"weft\"").then_some(root)
+}
+
+fn run(cli: Cli) -> Result<(), weft_codegen::Error> {
+    match cli.command {
+        Command::Gen(a) => {
+            let mut b = Builder::new()
+                .idls(a.idls)
+                .generate_unused(!a.only_used)
+                .pilota_path(a.pilota_path)
+                .emit_rerun_if_changed(false);
+            for d in a.include_dirs {
+                b = b.include_dir(d);
+            }
+            // Outside a build script there is no OUT_DIR: default to the
+            // current directory.
+            let out = match a.out {
+                Some(out) => out,
+                None => PathBuf::from(format!(
+                    "{}.rs",
+                    weft_codegen::module_name(b.first_idl().ok_or(weft_codegen::Error::NoInput)?)
+                )),
+            };
+            let b = b.output(out);
+            let out = b.generate()?;
+            eprintln!("   Generated {}", out.display());
+            Ok(())
+        }
+        Command::Init(a) => {
+            let weft = match (a.weft_path, a.weft_version) {
+                (Some(p), _) => WeftDependency::Path(std::path::absolute(&p).unwrap_or(p)),
+                (None, Some(v)) => WeftDependency::Version(v),
+                (None, None) => match own_checkout() {
+                    Some(p) => WeftDependency::Path(p),
+                    None => WeftDependency::Version(env!("CARGO_PKG_VERSION").to_string()),
+                },
+            };
+            let opts = InitOptions {
+                dir: a.dir.clone(),
+                idl: a.idl,
+                include_dirs: a.include_dirs,
+                name: a.name,
+                weft,
+            };
+            weft_codegen::init(&opts)?;
+            eprintln!(
+                "     Created service crate `{}`\n\n  cd {} && cargo run                    # the server\n  cargo run --example client             # calls every method",
+                a.dir.display(),
+                a.dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // pilota-build reports some IDL errors by panicking; those are caught
+    // and reported below, so keep the default hook's backtrace noise out.
+    std::panic::set_hook(Box::new(|_| {}));
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("error: internal error in weft: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

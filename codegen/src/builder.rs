@@ -1,0 +1,375 @@
+//! [`Builder`]: which IDL files, include directories and output file.
+
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    backend::MkWeftBackend,
+    check::{check, patch_empty_sets},
+    error::Error,
+};
+
+/// Where generated code finds pilota by default: through the facade, so a
+/// crate using generated code needs no `pilota` dependency of its own and
+/// always gets the version Weft's runtime was built with.
+pub const DEFAULT_PILOTA_PATH: &str = "::weft::thrift::pilota";
+
+/// Generates one Rust file from Thrift IDL files: message types, and for
+/// each service entry messages, a handler trait, a server and a client.
+///
+/// ```no_run
+/// // in build.rs's main:
+/// weft_codegen::Builder::new()
+///     .idl("idl/echo.thrift")
+///     .include_dir("idl/common")
+///     .compile(); // writes $OUT_DIR/echo.rs
+/// ```
+///
+/// and in the crate:
+///
+/// ```ignore
+/// include!(concat!(env!("OUT_DIR"), "/echo.rs"));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder {
+    idls: Vec<PathBuf>,
+    include_dirs: Vec<PathBuf>,
+    output: Option<PathBuf>,
+    generate_unused: bool,
+    pilota_path: String,
+    rerun_if_changed: Option<bool>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with no IDL yet.
+    pub fn new() -> Self {
+        Builder {
+            idls: Vec::new(),
+            include_dirs: Vec::new(),
+            output: None,
+            generate_unused: true,
+            pilota_path: DEFAULT_PILOTA_PATH.to_string(),
+            rerun_if_changed: None,
+        }
+    }
+
+    /// Generate code for `path` (and whatever it includes).
+    pub fn idl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.idls.push(path.into());
+        self
+    }
+
+    /// Generate code for each of `paths`, into the same file.
+    pub fn idls(mut self, paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.idls.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Look for `include`d files in `dir` too, after the including file's
+    /// own directory.
+    pub fn include_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.include_dirs.push(dir.into());
+        self
+    }
+
+    /// Write to `path`. Default `$OUT_DIR/<first IDL's name in snake case>.rs`.
+    /// The file holds one module named after the file (`echo.rs` → `pub mod
+    /// echo`), with a module per IDL namespace inside.
+    pub fn output(mut self, path: impl Into<PathBuf>) -> Self {
+        self.output = Some(path.into());
+        self
+    }
+
+    /// Generate every type the files declare, not only those a service
+    /// uses. Default `true`.
+    pub fn generate_unused(mut self, on: bool) -> Self {
+        self.generate_unused = on;
+        self
+    }
+
+    /// The path generated code reaches pilota by. Default
+    /// [`DEFAULT_PILOTA_PATH`]; `"::pilota"` keeps pilota-build's own paths
+    /// (the crate then needs the same `pilota` version as Weft).
+    pub fn pilota_path(mut self, path: impl Into<String>) -> Self {
+        self.pilota_path = path.into();
+        self
+    }
+
+    /// Print `cargo:rerun-if-changed` for every IDL file read. Default: when
+    /// running in a build script (`OUT_DIR` is set).
+    pub fn emit_rerun_if_changed(mut self, on: bool) -> Self {
+        self.rerun_if_changed = Some(on);
+        self
+    }
+
+    /// The first IDL file given.
+    pub fn first_idl(&self) -> Option<&Path> {
+        self.idls.first().map(PathBuf::as_path)
+    }
+
+    /// The file [`generate`](Self::generate) writes.
+    pub fn output_path(&self) -> Result<PathBuf, Error> {
+        if let Some(p) = &self.output {
+            return Ok(p.clone());
+        }
+        let first = self.idls.first().ok_or(Error::NoInput)?;
+        let out_dir = std::env::var_os("OUT_DIR")
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::Io {
+                path: PathBuf::from("$OUT_DIR"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "OUT_DIR is not set (not in a build script): set an output file",
+                ),
+            })?;
+        Ok(out_dir.join(format!("{}.rs", module_name(first))))
+    }
+
+    /// Generate, returning the file written.
+    pub fn generate(self) -> Result<PathBuf, Error> {
+        if self.idls.is_empty() {
+            return Err(Error::NoInput);
+        }
+        let out = self.output_path()?;
+        let files = check(&self.idls, &self.include_dirs)?;
+        if self
+            .rerun_if_changed
+            .unwrap_or_else(|| std::env::var_os("OUT_DIR").is_some())
+        {
+            for f in &files {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mk = MkWeftBackend {
+            global_prefix: String::new(),
+        };
+        let input = self.prepare()?;
+        let services = input
+            .idls
+            .iter()
+            .map(|p| pilota_build::IdlService::from_path(p.clone()))
+            .collect();
+        let include_dirs = input.include_dirs.clone();
+        let ignore_unused = !self.generate_unused;
+        let target = out.clone();
+        guard(&self.idls[0], move || {
+            pilota_build::Builder::thrift()
+                .with_backend(mk)
+                .ignore_unused(ignore_unused)
+                .include_dirs(include_dirs)
+                .compile_with_config(services, pilota_build::Output::File(target))
+        })?;
+        self.finish(&out)?;
+        Ok(out)
+    }
+
+    /// Generate, or print the error and exit with status 1: for build
+    /// scripts, where that is the clearest way to fail.
+    pub fn compile(self) {
+        if let Err(e) = self.generate() {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+
+    /// The path to the first service of the first IDL and the handler
+    /// stubs of its methods, for `weft init`.
+    pub(crate) fn init_service(&self, global_prefix: &str) -> Result<(String, String), Error> {
+        let first = self.idls.first().ok_or(Error::NoInput)?.clone();
+        check(&self.idls, &self.include_dirs)?;
+        let mk = MkWeftBackend {
+            global_prefix: global_prefix.to_string(),
+        };
+        let input = self.prepare()?;
+        let include_dirs = input.include_dirs.clone();
+        let service = pilota_build::IdlService::from_path(input.idls[0].clone());
+        let r = guard(&first, move || {
+            pilota_build::Builder::thrift()
+                .with_backend(mk)
+                .include_dirs(include_dirs)
+                .init_service(service)
+        })?;
+        r.map_err(|e| Error::Rejected {
+            path: first,
+            message: e.to_string(),
+        })
+    }
+
+    /// The files and include directories to hand pilota-build: the IDL
+    /// files as given, except those [`patch_empty_sets`] rewrites, which are
+    /// copied to a directory of their own (whose original directory then
+    /// leads the include path, so their includes still resolve).
+    fn prepare(&self) -> Result<Input, Error> {
+        let mut input = Input {
+            idls: Vec::new(),
+            include_dirs: Vec::new(),
+            _temp: None,
+        };
+        for idl in &self.idls {
+            let text = std::fs::read_to_string(idl).map_err(|source| Error::Io {
+                path: idl.clone(),
+                source,
+            })?;
+            let Some(patched) = patch_empty_sets(&text) else {
+                input.idls.push(idl.clone());
+                continue;
+            };
+            // In a build script the copy stays in OUT_DIR, untouched while
+            // unchanged, since pilota-build names it in
+            // `cargo:rerun-if-changed`; elsewhere it goes to a temporary
+            // directory.
+            let dir = match std::env::var_os("OUT_DIR") {
+                Some(out) => PathBuf::from(out).join("weft-patched-idl"),
+                None => {
+                    if input._temp.is_none() {
+                        input._temp = Some(tempfile::tempdir().map_err(|source| Error::Io {
+                            path: std::env::temp_dir(),
+                            source,
+                        })?);
+                    }
+                    input
+                        ._temp
+                        .as_ref()
+                        .map(|t| t.path().to_path_buf())
+                        .unwrap_or_default()
+                }
+            };
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let copy = dir.join(idl.file_name().unwrap_or_default());
+            if std::fs::read_to_string(&copy).ok().as_deref() != Some(patched.as_str()) {
+                std::fs::write(&copy, patched).map_err(|source| Error::Io {
+                    path: copy.clone(),
+                    source,
+                })?;
+            }
+            if let Some(parent) = idl.parent() {
+                input.include_dirs.push(parent.to_path_buf());
+            }
+            input.idls.push(copy);
+        }
+        input.include_dirs.extend(self.include_dirs.iter().cloned());
+        Ok(input)
+    }
+
+    /// Point pilota paths where they should go and mark the file generated.
+    fn finish(&self, out: &Path) -> Result<(), Error> {
+        let io = |source| Error::Io {
+            path: out.to_path_buf(),
+            source,
+        };
+        let code = std::fs::read_to_string(out).map_err(io)?;
+        let code = if self.pilota_path == "::pilota" {
+            code
+        } else {
+            code.replace("::pilota::", &format!("{}::", self.pilota_path))
+        };
+        let sources = self
+            .idls
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let header = format!(
+            "// @generated by weft-codegen {} from {sources}. Do not edit.\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        std::fs::write(out, header + &code).map_err(io)
+    }
+}
+
+/// What pilota-build reads.
+struct Input {
+    idls: Vec<PathBuf>,
+    include_dirs: Vec<PathBuf>,
+    /// Holds patched copies; removed when generation is done.
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Run pilota-build, turning its panics into [`Error::Rejected`].
+fn guard<T>(idl: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "pilota-build rejected the IDL (its errors are above)".to_string());
+        Error::Rejected {
+            path: idl.to_path_buf(),
+            message,
+        }
+    })
+}
+
+/// The module (and default file) name for an IDL file:
+/// `ThriftTest.uuid.thrift` → `thrift_test_uuid`.
+pub fn module_name(idl: &Path) -> String {
+    let stem = idl
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_suffix(".thrift").unwrap_or(&stem);
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in stem.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+            prev_lower = true;
+        } else {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+            prev_lower = false;
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "idl_");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        assert_eq!(
+            module_name(Path::new("a/ThriftTest.uuid.thrift")),
+            "thrift_test_uuid"
+        );
+        assert_eq!(module_name(Path::new("echo.thrift")), "echo");
+        assert_eq!(
+            module_name(Path::new("DebugProtoTest.thrift")),
+            "debug_proto_test"
+        );
+        assert_eq!(module_name(Path::new("9x.thrift")), "idl_9x");
+    }
+}

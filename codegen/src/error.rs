@@ -1,0 +1,71 @@
+//! What can go wrong turning IDL into Rust, with the file and line to blame.
+
+use std::path::PathBuf;
+
+/// A failure to generate code. Displays like a compiler diagnostic:
+/// `path:line:column: message`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No IDL file was given.
+    #[error("no IDL file given")]
+    NoInput,
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An IDL file is not UTF-8.
+    #[error("{}:{line}: the file is not valid UTF-8", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The line of the first invalid byte.
+        line: usize,
+    },
+    /// An IDL file does not parse.
+    #[error("{}", .errors.iter().map(|e| format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)).collect::<Vec<_>>().join("\n"))]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Each error, in file order.
+        errors: Vec<SyntaxError>,
+    },
+    /// An `include` names a file found neither beside the including file
+    /// nor in an include directory.
+    #[error("{}:{line}: include \"{include}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    IncludeNotFound {
+        /// The including file.
+        path: PathBuf,
+        /// The line of the `include`.
+        line: usize,
+        /// The path as written.
+        include: String,
+        /// The directories searched.
+        searched: Vec<PathBuf>,
+    },
+    /// The IDL parses but pilota-build rejected it (an unknown type, a
+    /// duplicate name, ...).
+    #[error("{}: {message}", path.display())]
+    Rejected {
+        /// The IDL file being generated.
+        path: PathBuf,
+        /// pilota-build's complaint.
+        message: String,
+    },
+}
+
+/// One syntax error in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What the parser expected or found.
+    pub message: String,
+}

@@ -1,0 +1,314 @@
+//! `weft init`: a new service crate from an IDL file — the generated code,
+//! a server with a handler stub per method, a client example and a README.
+
+use std::path::{Path, PathBuf};
+
+use crate::{builder::Builder, error::Error, service::MethodInfo};
+
+/// Separates a method's handler stub from its client call in the text the
+/// backend hands back through pilota-build's init hook.
+const CLIENT_MARK: &str = "/*weft:client*/";
+/// Ends one method's text.
+const END_MARK: &str = "/*weft:end*/";
+
+/// How the new crate depends on Weft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeftDependency {
+    /// `weft = { path = "..." }`.
+    Path(PathBuf),
+    /// `weft = "..."`.
+    Version(String),
+}
+
+/// What `weft init` creates.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The directory of the new crate; must not exist or be empty.
+    pub dir: PathBuf,
+    /// The IDL file whose first service the crate serves.
+    pub idl: PathBuf,
+    /// Where includes are searched besides the IDL's own directory.
+    pub include_dirs: Vec<PathBuf>,
+    /// The package name. Default: the directory's name.
+    pub name: Option<String>,
+    /// How the crate depends on Weft.
+    pub weft: WeftDependency,
+}
+
+/// The text of the handler stub and the client call for one method.
+pub(crate) fn stubs(m: &MethodInfo) -> String {
+    let cx = m.cx_name();
+    let params: String = m
+        .args
+        .iter()
+        .map(|(n, ty)| format!(", _{}: {ty}", n.trim_start_matches("r#")))
+        .collect();
+    let defaults = vec!["::std::default::Default::default()"; m.args.len()];
+    let call_args: String = defaults.iter().map(|d| format!(", {d}")).collect();
+    format!(
+        "    async fn {name}(&self, _{cx}: &mut ::weft::core::Context{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
+         \x20       ::std::result::Result::Ok(::std::default::Default::default())\n\
+         \x20   }}\n{CLIENT_MARK}\
+         \x20   match client.{name}(::weft::core::Context::default(){call_args}).await {{\n\
+         \x20       Ok(v) => println!(\"{idl}: {{v:?}}\"),\n\
+         \x20       Err(e) => {{\n\
+         \x20           println!(\"{idl} failed: {{e}}\");\n\
+         \x20           failed += 1;\n\
+         \x20       }}\n\
+         \x20   }}\n{END_MARK}",
+        name = m.fn_name,
+        ret = m.ret,
+        err = m.error_ty(),
+        idl = m.idl_name,
+    )
+}
+
+/// Split the hook's text into handler stubs and client calls.
+fn split_stubs(text: &str) -> (String, String) {
+    let mut handlers = String::new();
+    let mut calls = String::new();
+    for part in text.split(END_MARK) {
+        if let Some((h, c)) = part.split_once(CLIENT_MARK) {
+            handlers.push_str(h.trim_start_matches('\n'));
+            handlers.push('\n');
+            calls.push_str(c);
+        }
+    }
+    (handlers, calls)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::write(path, text).map_err(io(path))
+}
+
+/// A package name from a directory name: `My Service` → `my-service`.
+fn package_name(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        name.insert_str(0, "svc-");
+    }
+    name
+}
+
+/// Create the crate. Returns the files written, relative to `dir`.
+pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
+    let dir = &opts.dir;
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
+        if entries.next().is_some() {
+            return Err(Error::Io {
+                path: dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the directory exists and is not empty",
+                ),
+            });
+        }
+    }
+    let name = opts.name.clone().unwrap_or_else(|| package_name(dir));
+    let krate = name.replace('-', "_");
+    let idl_name = opts
+        .idl
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "service.thrift".into());
+
+    let builder = opts
+        .include_dirs
+        .iter()
+        .fold(Builder::new().idl(&opts.idl), |b, d| b.include_dir(d))
+        .emit_rerun_if_changed(false);
+    let (service_path, methods) = builder.init_service(&format!("{krate}::generated"))?;
+    if service_path.is_empty() {
+        return Err(Error::Rejected {
+            path: opts.idl.clone(),
+            message: "the file declares no service".into(),
+        });
+    }
+    let service = service_path.rsplit("::").next().unwrap_or(&service_path);
+    let trait_path = format!("{krate}::generated::{service_path}");
+    let (handlers, calls) = split_stubs(&methods);
+
+    // Generated first: it is the slowest step and the likeliest to fail.
+    let generated = dir.join("src/generated.rs");
+    builder.clone().output(&generated).generate()?;
+    let mut written = vec![PathBuf::from("src/generated.rs")];
+    let mut put = |rel: &str, text: &str| -> Result<(), Error> {
+        write(&dir.join(rel), text)?;
+        written.push(PathBuf::from(rel));
+        Ok(())
+    };
+
+    // The IDL, and the files it includes from its own directory tree.
+    let idl_dir = opts.idl.parent().map(Path::to_path_buf).unwrap_or_default();
+    for f in crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)? {
+        if let Ok(rel) = f.strip_prefix(&idl_dir) {
+            let text = std::fs::read_to_string(&f).map_err(io(&f))?;
+            put(&format!("idl/{}", rel.display()), &text)?;
+        }
+    }
+
+    let weft_dep = match &opts.weft {
+        WeftDependency::Path(p) => format!("weft = {{ path = {:?} }}", p.display().to_string()),
+        WeftDependency::Version(v) => format!("weft = {v:?}"),
+    };
+    put(
+        "Cargo.toml",
+        &format!(
+            r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+{weft_dep}
+tokio = {{ version = "1", features = ["rt-multi-thread", "macros", "signal"] }}
+
+# A crate of its own, even when created inside another workspace.
+[workspace]
+"#
+        ),
+    )?;
+
+    let includes: String = opts
+        .include_dirs
+        .iter()
+        .map(|d| format!(" -I {}", d.display()))
+        .collect();
+    let regen = format!("weft gen idl/{idl_name}{includes} -o src/generated.rs");
+    put(
+        "src/lib.rs",
+        &format!(
+            r#"//! The `{service}` service: types, handler trait, server and client
+//! generated from `idl/{idl_name}`.
+//!
+//! Regenerate after changing the IDL with `{regen}`.
+
+include!("generated.rs");
+"#
+        ),
+    )?;
+
+    put(
+        "src/main.rs",
+        &format!(
+            r#"//! Serves `{service}`: `cargo run -- [ADDRESS]` (default 127.0.0.1:9090;
+//! `unix:/path` for a Unix socket). Stops on Ctrl-C after finishing the
+//! calls in flight.
+
+/// Answers every `{service}` call. Each method is a stub that returns the
+/// default value: write the service here.
+#[derive(Debug, Clone, Default)]
+struct Handler;
+
+impl {trait_path} for Handler {{
+{handlers}}}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {{
+    let addr: weft::core::Address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9090".to_string())
+        .parse()?;
+    let server = {trait_path}Server::new(Handler)
+        .serve(weft::core::ServerBuilder::new(), &addr)
+        .await?;
+    println!("listening on {{}}", server.local_addr());
+    tokio::signal::ctrl_c().await?;
+    server.shutdown().await;
+    Ok(())
+}}
+"#
+        ),
+    )?;
+
+    put(
+        "examples/client.rs",
+        &format!(
+            r#"//! Calls every `{service}` method once with default arguments:
+//! `cargo run --example client -- [ADDRESS]` (default 127.0.0.1:9090).
+//! Exits with status 1 if a call fails.
+
+use weft::{{
+    core::ClientBuilder,
+    thrift::{{Protocol, Transport}},
+}};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {{
+    let addr: weft::core::Address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9090".to_string())
+        .parse()?;
+    let client = {trait_path}Client::new(ClientBuilder::new(addr), Transport::TTHeader, Protocol::Binary);
+    let mut failed = 0;
+{calls}    if failed > 0 {{
+        std::process::exit(1);
+    }}
+    Ok(())
+}}
+"#
+        ),
+    )?;
+
+    put(
+        "README.md",
+        &format!(
+            r#"# {name}
+
+The `{service}` service from `idl/{idl_name}`, on [Weft](https://example.invalid/weft).
+
+- `src/generated.rs` — generated by `weft init`; do not edit. After changing
+  the IDL, regenerate it: `{regen}`.
+- `src/main.rs` — the server. Each method of the handler is a stub that
+  returns the default value; write the service there.
+- `examples/client.rs` — calls every method once.
+
+```sh
+cargo run -- 127.0.0.1:9090                          # the server
+cargo run --example client -- 127.0.0.1:9090         # in another terminal
+```
+
+The server answers Apache Thrift (binary or compact, framed or buffered),
+THeader and Kitex/Volo TTHeader clients on the same port.
+"#
+        ),
+    )?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names() {
+        assert_eq!(package_name(Path::new("/tmp/My Service")), "my-service");
+        assert_eq!(package_name(Path::new("echo_svc")), "echo_svc");
+        assert_eq!(package_name(Path::new("9lives")), "svc-9lives");
+    }
+}

@@ -1,0 +1,63 @@
+//! Weft's code generator: Thrift IDL in, one Rust file out — message types
+//! (from [pilota-build](https://crates.io/crates/pilota-build), zero-copy
+//! `FastStr` and `Bytes`, keywords escaped, recursive types boxed) and, for
+//! each service, including those it `extends`:
+//!
+//! - `XxxRequest` / `XxxResponse`: the arguments and results of every method,
+//!   implementing `weft::thrift::EntryMessage`;
+//! - the handler trait `Xxx`, one `async fn` per method taking the call's
+//!   `&mut Context` and the arguments by name;
+//! - `XxxMethodError` for each method that declares exceptions: one variant
+//!   per exception and one for any other failure (a `Status`);
+//! - `XxxServer<H>`: a `tower::Service` that routes calls by method name to
+//!   the handler, with `serve` to run it alone on an address;
+//! - `XxxClient<T>`: a typed client over any `tower::Service` that carries
+//!   `XxxRequest` to `XxxResponse`, by default a `weft::core::Client`.
+//!
+//! The code names the runtime by absolute paths (`::weft::...`), so the crate
+//! using it needs only `weft` as a dependency. The same library drives the
+//! `weft` command (`weft gen`, `weft init`).
+//!
+//! From a build script:
+//!
+//! ```no_run
+//! // in build.rs's main:
+//! weft_codegen::Builder::new()
+//!     .idl("idl/echo.thrift")
+//!     .include_dir("idl/shared")
+//!     .compile(); // writes $OUT_DIR/echo.rs, or prints file:line: error and exits
+//! ```
+//!
+//! ```ignore
+//! // src/lib.rs
+//! include!(concat!(env!("OUT_DIR"), "/echo.rs"));
+//! use echo::weft_echo::{Echo, EchoClient, EchoServer};
+//! ```
+//!
+//! Errors in the IDL come back as an [`Error`] naming the file and line:
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let idl = dir.path().join("bad.thrift");
+//! std::fs::write(&idl, "struct A {\n  1: i32 x,\n  2: oops\n}\n").unwrap();
+//! let err = weft_codegen::Builder::new()
+//!     .idl(&idl)
+//!     .output(dir.path().join("bad.rs"))
+//!     .generate()
+//!     .unwrap_err();
+//! // `oops` is read as the field's type, so the name is missing at `}`.
+//! assert!(err.to_string().starts_with(&format!("{}:4:1: found '}}' expected", idl.display())), "{err}");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod backend;
+mod builder;
+mod check;
+mod error;
+mod init;
+mod service;
+
+pub use builder::{module_name, Builder, DEFAULT_PILOTA_PATH};
+pub use error::{Error, SyntaxError};
+pub use init::{init, InitOptions, WeftDependency};

@@ -1,0 +1,82 @@
+//! Generates Rust with weft-codegen for the echo service and for every
+//! Thrift file in `../shared/idl/thrift` (jaeger/ included), each into its
+//! own module, so that building this crate proves they all compile.
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+fn thrift_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "thrift"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let corpus = manifest.join("../../../shared/idl/thrift");
+    println!("cargo:rerun-if-changed={}", corpus.display());
+    println!("cargo:rerun-if-changed={}", corpus.join("jaeger").display());
+
+    let mut jobs = vec![
+        (
+            manifest.join("../interop/idl/echo.thrift"),
+            "echo".to_string(),
+        ),
+        (corpus.join("ThriftTest.thrift"), "thrift_test".to_string()),
+    ];
+    if std::env::var_os("WEFT_CORPUS").is_some() {
+        for f in thrift_files(&corpus) {
+            jobs.push((
+                f.clone(),
+                format!("corpus_{}", weft_codegen::module_name(&f)),
+            ));
+        }
+        for f in thrift_files(&corpus.join("jaeger")) {
+            jobs.push((
+                f.clone(),
+                format!("jaeger_{}", weft_codegen::module_name(&f)),
+            ));
+        }
+    }
+
+    let mut index = String::new();
+    let mut failures = Vec::new();
+    for (idl, module) in &jobs {
+        let file = out.join(format!("{module}.rs"));
+        match weft_codegen::Builder::new()
+            .idl(idl)
+            .output(&file)
+            .generate_unused(module.starts_with("corpus_") || module.starts_with("jaeger_"))
+            .generate()
+        {
+            Ok(_) => {
+                let _ = writeln!(
+                    index,
+                    "include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));"
+                );
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let _ = writeln!(
+        index,
+        "/// The IDL files generated, one module each.\npub const GENERATED: &[(&str, &str)] = &[{}];",
+        jobs.iter()
+            .map(|(idl, m)| format!("({:?}, {m:?})", idl.file_name().unwrap().to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    std::fs::write(out.join("generated.rs"), index).unwrap();
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("error: {f}");
+        }
+        panic!("{} IDL files failed to generate", failures.len());
+    }
+}
