@@ -37,6 +37,6 @@ pub mod limit;
 pub mod retry;
 pub mod timeout;
 
-pub use fault::{Fault, FaultInjection, FaultLayer};
+pub use fault::{Fault, FaultConfig, FaultLayer};
 pub use retry::{Backoff, HedgeDelay, Retry, RetryBudget, RetryLayer, RetryPolicy};
 pub use timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer};

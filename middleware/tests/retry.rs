@@ -11,8 +11,8 @@ use tower::{ServiceBuilder, ServiceExt};
 use weft::core::{Address, Code, Context, Status};
 use weft_interop::EchoHandler;
 use weft_middleware::{
-    Backoff, DeadlineLayer, Fault, FaultLayer, HedgeDelay, RetryBudget, RetryLayer, RetryPolicy,
-    TimeoutLayer,
+    Backoff, DeadlineLayer, FaultConfig, FaultLayer, HedgeDelay, RetryBudget, RetryLayer,
+    RetryPolicy, TimeoutLayer,
 };
 
 use resilience::{connect, echo_request, quantile, serve, slow_request, ByAttempt, ProbeLayer};
@@ -34,7 +34,7 @@ async fn budget_caps_attempts_against_a_failing_backend() {
         ServiceBuilder::new()
             .layer(probe.clone())
             .layer(FaultLayer::new(
-                Fault::none().error(1.0, Status::unavailable("injected")),
+                FaultConfig::none().error(1.0, Status::unavailable("injected")),
             ))
             .service(EchoHandler::default()),
     )
@@ -73,7 +73,7 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
             .layer(DeadlineLayer::new())
             .layer(slow_probe.clone())
             .layer(FaultLayer::new(
-                Fault::none().delay(1.0, Duration::from_millis(200)),
+                FaultConfig::none().delay(1.0, Duration::from_millis(200)),
             ))
             .service(EchoHandler::default()),
     )

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use weft::core::{Code, Context, Request, Status};
 use weft_interop::{EchoHandler, EchoRequest, EchoSlowArgsSend};
-use weft_middleware::{DeadlineLayer, Fault, FaultLayer, TimeoutLayer};
+use weft_middleware::{DeadlineLayer, FaultConfig, FaultLayer, TimeoutLayer};
 
 use resilience::{connect, serve, slow_request, EchoConn, ProbeLayer};
 
@@ -99,7 +99,7 @@ async fn deadline_two_hops_down_refuses_expired_work() {
         ServiceBuilder::new()
             .layer(outer.clone())
             .layer(FaultLayer::new(
-                Fault::none().delay(1.0, Duration::from_millis(200)),
+                FaultConfig::none().delay(1.0, Duration::from_millis(200)),
             ))
             .layer(DeadlineLayer::new())
             .layer(handler.clone())

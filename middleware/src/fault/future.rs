@@ -1,4 +1,4 @@
-//! The future of [`FaultInjection`](super::FaultInjection).
+//! The future of [`Fault`](super::Fault).
 
 use std::{
     fmt,

@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use super::{Fault, FaultInjection, PerMethod};
+use super::{Fault, FaultConfig, PerMethod};
 
-/// Applies [`FaultInjection`].
+/// Applies [`Fault`].
 #[derive(Debug, Clone)]
 pub struct FaultLayer {
-    faults: Arc<PerMethod<Fault>>,
+    faults: Arc<PerMethod<FaultConfig>>,
 }
 
 impl FaultLayer {
-    /// Inject `faults`: one [`Fault`] for every method, or a
-    /// [`PerMethod<Fault>`].
-    pub fn new(faults: impl Into<PerMethod<Fault>>) -> Self {
+    /// Inject `faults`: one [`FaultConfig`] for every method, or a
+    /// [`PerMethod<FaultConfig>`].
+    pub fn new(faults: impl Into<PerMethod<FaultConfig>>) -> Self {
         FaultLayer {
             faults: Arc::new(faults.into()),
         }
@@ -23,10 +23,10 @@ impl FaultLayer {
 }
 
 impl<S> Layer<S> for FaultLayer {
-    type Service = FaultInjection<S>;
+    type Service = Fault<S>;
 
-    fn layer(&self, inner: S) -> FaultInjection<S> {
-        FaultInjection {
+    fn layer(&self, inner: S) -> Fault<S> {
+        Fault {
             inner,
             faults: self.faults.clone(),
         }

@@ -1,7 +1,7 @@
 //! Fault injection: delay, fail or abort a share of calls, per method, for
 //! tests and chaos drills.
 //!
-//! [`Fault`] describes what to do to one method's calls, each with its own
+//! [`FaultConfig`] describes what to do to one method's calls, each with its own
 //! probability (0 to 1, drawn independently per call):
 //!
 //! - **delay**: wait before calling the inner service (a slow network or a
@@ -21,12 +21,12 @@
 //! ```
 //! use std::time::Duration;
 //! use weft_core::Status;
-//! use weft_middleware::{Fault, FaultLayer, PerMethod};
+//! use weft_middleware::{FaultConfig, FaultLayer, PerMethod};
 //!
 //! let layer = FaultLayer::new(
-//!     PerMethod::new(Fault::none())
-//!         .with("get", Fault::none().delay(0.1, Duration::from_millis(200)))
-//!         .with("put", Fault::none().error(0.05, Status::unavailable("injected")).abort(0.01)),
+//!     PerMethod::new(FaultConfig::none())
+//!         .with("get", FaultConfig::none().delay(0.1, Duration::from_millis(200)))
+//!         .with("put", FaultConfig::none().error(0.05, Status::unavailable("injected")).abort(0.01)),
 //! );
 //! # drop(layer);
 //! ```
@@ -49,16 +49,16 @@ use crate::timeout::PerMethod;
 
 /// The faults to inject into one method's calls. See the [module docs](self).
 #[derive(Debug, Clone, Default)]
-pub struct Fault {
+pub struct FaultConfig {
     delay: Option<(f64, Duration)>,
     error: Option<(f64, Status)>,
     abort: f64,
 }
 
-impl Fault {
+impl FaultConfig {
     /// No fault.
     pub fn none() -> Self {
-        Fault::default()
+        FaultConfig::default()
     }
 
     /// Delay a share `probability` of calls by `delay`.
@@ -99,19 +99,19 @@ fn chance(p: f64) -> bool {
     }
 }
 
-// ===== impl FaultInjection =====
+// ===== impl Fault =====
 
-/// Injects [`Fault`]s into calls of the inner service.
+/// Injects [`FaultConfig`]s into calls of the inner service.
 #[derive(Debug, Clone)]
-pub struct FaultInjection<S> {
+pub struct Fault<S> {
     inner: S,
-    faults: Arc<PerMethod<Fault>>,
+    faults: Arc<PerMethod<FaultConfig>>,
 }
 
-impl<S> FaultInjection<S> {
+impl<S> Fault<S> {
     /// Inject `faults` into calls of `inner`.
-    pub fn new(inner: S, faults: impl Into<PerMethod<Fault>>) -> Self {
-        FaultInjection {
+    pub fn new(inner: S, faults: impl Into<PerMethod<FaultConfig>>) -> Self {
+        Fault {
             inner,
             faults: Arc::new(faults.into()),
         }
@@ -128,7 +128,7 @@ impl<S> FaultInjection<S> {
     }
 }
 
-impl<S, T> Service<Request<T>> for FaultInjection<S>
+impl<S, T> Service<Request<T>> for Fault<S>
 where
     S: Service<Request<T>, Error = Status> + Clone,
 {

@@ -207,12 +207,10 @@ where
         };
         // The service was made ready by `poll_ready`: the first attempt
         // starts now.
-        let first = if may_repeat {
+        if may_repeat {
             state.template = Some(req.clone());
-            svc.call(req)
-        } else {
-            svc.call(req)
-        };
+        }
+        let first = svc.call(req);
         let in_flight = FuturesUnordered::new();
         in_flight.push(Attempt {
             fut: first,
