@@ -30,3 +30,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
+cargo bench --workspace --no-run

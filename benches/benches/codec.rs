@@ -248,5 +248,12 @@ fn codecs(c: &mut Criterion) {
     bench_one(c, "Blob-1MiB", pilota_blob(), apache_blob());
 }
 
-criterion_group!(benches, codecs);
+criterion_group! {
+    name = benches;
+    // Short: 33 benchmarks; the 1 MiB ones dominate and settle quickly.
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = codecs
+}
 criterion_main!(benches);

@@ -76,7 +76,8 @@ fn stacks(c: &mut Criterion) {
                 );
             }
         }
-        let volo = volo_side::client(volo_addr, false);
+        // Volo's pool starts timers: build it inside the runtime.
+        let volo = rt.block_on(async { volo_side::client(volo_addr, false) });
         g.bench_function(BenchmarkId::new("volo-pooled", "tcp"), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -93,5 +94,9 @@ fn stacks(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, stacks);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1));
+    targets = stacks
+}
 criterion_main!(benches);

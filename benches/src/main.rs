@@ -74,7 +74,7 @@ impl Impl {
 }
 
 /// Options of a whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Options {
     concurrency: Vec<usize>,
     payload: Vec<usize>,
@@ -114,6 +114,9 @@ USAGE: cargo run --release -p weft-benches -- [OPTIONS]
   --duration SECS      measured time per run            [3]
   --threads N          tokio worker threads per process [2]
   --out DIR            results.json, results.md, chart.svg [benches/results]
+
+       cargo run --release -p weft-benches -- report benches/results/results.json
+           rewrites the tables, chart and README section from saved results
 ";
 
 fn list<T: std::str::FromStr>(s: &str) -> anyhow::Result<Vec<T>>
@@ -170,6 +173,11 @@ fn main() -> anyhow::Result<()> {
         Some("client") => {
             let spec: ClientSpec = serde_json::from_str(args.get(1).context("client SPEC")?)?;
             runtime(spec.threads)?.block_on(run_client(spec))
+        }
+        // Redo the tables, chart and README from a results.json.
+        Some("report") => {
+            let path = args.get(1).context("report RESULTS.json")?;
+            report::rewrite(&std::fs::read_to_string(path)?)
         }
         _ => orchestrate(parse_options(&args)?),
     }

@@ -3,14 +3,14 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, process::Command};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Impl, Options, Run};
 
 // ===== the machine =====
 
 /// What the run was measured on, and when.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Meta {
     date_utc: String,
     command: String,
@@ -420,22 +420,47 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
             imp.name()
         );
     }
-    let panels: [(&str, Metric); 2] = [
-        ("QPS (higher is better)", |x| x.qps),
-        ("p99 latency, µs (lower is better)", |x| x.p99_us),
+    let panels: [(&str, Metric, bool); 2] = [
+        ("QPS (higher is better)", |x| x.qps, false),
+        (
+            "p99 latency, µs, log scale (lower is better)",
+            |x| x.p99_us,
+            true,
+        ),
     ];
-    for (pi, (title, f)) in panels.iter().enumerate() {
+    for (pi, (title, f, log)) in panels.iter().enumerate() {
         let y0 = top + pi as f64 * (panel_h + 70.0) + 20.0;
-        let max = s.values().map(f).fold(0.0, f64::max).max(1.0);
-        let max = nice_ceiling(max);
+        let values = || s.values().map(f).filter(|v| v.is_finite() && *v > 0.0);
+        let max = values().fold(1.0, f64::max);
+        // Linear from 0, or log between the decades around the values.
+        let (lo, hi) = if *log {
+            let min = values().fold(f64::INFINITY, f64::min).min(max);
+            (
+                min.log10().floor(),
+                max.log10().ceil().max(min.log10().floor() + 1.0),
+            )
+        } else {
+            (0.0, nice_ceiling(max))
+        };
+        let scale = |v: f64| -> f64 {
+            if *log {
+                ((v.max(1e-9).log10() - lo) / (hi - lo)).clamp(0.0, 1.0)
+            } else {
+                v / hi
+            }
+        };
         let _ = writeln!(
             out,
             r#"<text x="{left}" y="{}" font-size="14">{title}</text>"#,
             y0 - 6.0
         );
-        for t in 0..=4 {
-            let v = max * t as f64 / 4.0;
-            let y = y0 + panel_h - panel_h * t as f64 / 4.0;
+        let ticks: Vec<f64> = if *log {
+            (lo as i32..=hi as i32).map(|e| 10f64.powi(e)).collect()
+        } else {
+            (0..=4).map(|t| hi * t as f64 / 4.0).collect()
+        };
+        for v in ticks {
+            let y = y0 + panel_h - panel_h * scale(v);
             let _ = writeln!(
                 out,
                 r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
@@ -454,7 +479,7 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
                     continue;
                 };
                 let v = f(x);
-                let h = panel_h * v / max;
+                let h = panel_h * scale(v);
                 let _ = writeln!(
                     out,
                     r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} c={c} {}: {}</title></rect>"#,
@@ -483,7 +508,7 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
 
 fn nice_ceiling(v: f64) -> f64 {
     let mag = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+    for m in [1.0, 1.2, 1.6, 2.0, 2.4, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
         if v <= m * mag {
             return m * mag;
         }
@@ -503,6 +528,17 @@ fn short_number(v: f64) -> String {
 
 const BEGIN: &str = "<!-- results:begin (written by the load generator) -->";
 const END: &str = "<!-- results:end -->";
+
+/// Rewrites the outputs of a run from its `results.json`.
+pub(crate) fn rewrite(json: &str) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Saved {
+        meta: Meta,
+        runs: Vec<Run>,
+    }
+    let saved: Saved = serde_json::from_str(json)?;
+    write(&saved.meta.options, &saved.meta, &saved.runs)
+}
 
 /// Prints the Markdown and writes `results.json`, `results.md`,
 /// `chart.svg` under `--out`, and the Markdown between the markers of
