@@ -4,15 +4,22 @@
 //! Thrift kind (deadline exceeded, resource exhausted, unavailable, …) travel
 //! as kind `100 + code`, which Apache peers carry as an opaque integer and
 //! Weft peers turn back into the same code, so that shedding or a deadline
-//! stays recognisable across a hop.
+//! stays recognisable across a hop. A status the server marked
+//! [`Delivery::NotSent`] — refused before any handler ran (shed by a limit,
+//! refused past its deadline, an open breaker) — travels as `200 + code`, so
+//! the caller learns the call was not processed and may retry even a call
+//! that is not idempotent.
 
 use pilota::thrift::{
     ApplicationException, ApplicationExceptionKind as K, ProtocolExceptionKind, ThriftException,
 };
-use weft_core::{Code, Status};
+use weft_core::{Code, Delivery, Status};
 
 /// Offset of the exception kinds that carry a Weft [`Code`] verbatim.
 pub const CODE_KIND_BASE: i32 = 100;
+/// Offset of the kinds that carry a [`Code`] for a request the server refused
+/// before processing it.
+pub const REFUSED_KIND_BASE: i32 = 200;
 
 /// The `TApplicationException` kind for a code.
 pub fn kind_for_code(code: Code) -> K {
@@ -51,7 +58,12 @@ pub fn code_for_kind(kind: K) -> Code {
 
 /// The exception a server sends for `status`.
 pub fn to_application_exception(status: &Status) -> ApplicationException {
-    ApplicationException::new(kind_for_code(status.code()), status.message().to_owned())
+    let kind = if status.is_not_sent() && status.code() != Code::Unimplemented {
+        K::from_i32(REFUSED_KIND_BASE + status.code().as_i32())
+    } else {
+        kind_for_code(status.code())
+    };
+    ApplicationException::new(kind, status.message().to_owned())
 }
 
 /// The status for any Thrift error: an application exception keeps its
@@ -60,7 +72,12 @@ pub fn to_application_exception(status: &Status) -> ApplicationException {
 pub fn status_from_exception(e: &ThriftException) -> Status {
     match e {
         ThriftException::Application(a) => {
-            Status::new(code_for_kind(a.kind()), a.message().clone())
+            let n = a.kind().as_i32() - REFUSED_KIND_BASE;
+            if (1..=16).contains(&n) {
+                Status::new(Code::from_i32(n), a.message().clone()).with_delivery(Delivery::NotSent)
+            } else {
+                Status::new(code_for_kind(a.kind()), a.message().clone())
+            }
         }
         ThriftException::Protocol(p) => {
             let code = match p.kind() {
@@ -87,6 +104,18 @@ mod tests {
             assert_eq!(code_for_kind(kind_for_code(code)), code, "{code:?}");
         }
         assert_eq!(code_for_kind(K::BAD_SEQUENCE_ID), Code::Internal);
+        // Refused before processing: the caller learns it was never handled.
+        let shed = Status::resource_exhausted("busy").with_delivery(Delivery::NotSent);
+        let back = status_from_exception(&ThriftException::Application(to_application_exception(
+            &shed,
+        )));
+        assert_eq!(back.code(), Code::ResourceExhausted);
+        assert!(back.is_not_sent());
+        let handled = Status::resource_exhausted("quota");
+        let back = status_from_exception(&ThriftException::Application(to_application_exception(
+            &handled,
+        )));
+        assert!(!back.is_not_sent());
         assert_eq!(code_for_kind(K::from_i32(55)), Code::Unknown);
     }
 }

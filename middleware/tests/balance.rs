@@ -25,6 +25,7 @@ use weft_middleware::{
     balance::{Balance, BalanceConfig, HashKey, Strategy},
     breaker::{BreakerConfig, BreakerState},
     limit::ConcurrencyLimitLayer,
+    retry::RetryLayer,
 };
 
 // ===== test servers =====
@@ -37,6 +38,7 @@ struct Wrapped {
     delay: Duration,
     failing: Arc<AtomicBool>,
     workers: Option<Arc<Semaphore>>,
+    hits: Arc<AtomicUsize>,
 }
 
 impl Service<Request<EchoRequest>> for Wrapped {
@@ -50,6 +52,7 @@ impl Service<Request<EchoRequest>> for Wrapped {
 
     fn call(&mut self, req: Request<EchoRequest>) -> Self::Future {
         let this = self.clone();
+        this.hits.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             let _worker = match &this.workers {
                 Some(w) => Some(w.clone().acquire_owned().await.unwrap()),
@@ -70,6 +73,7 @@ struct TestServer {
     handle: ServerHandle,
     handler: EchoHandler,
     failing: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
 }
 
 impl TestServer {
@@ -92,9 +96,11 @@ where
 {
     let handler = EchoHandler::default();
     let failing = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(AtomicUsize::new(0));
     let svc = layer.layer(Wrapped {
         inner: handler.clone(),
         delay,
+        hits: hits.clone(),
         failing: failing.clone(),
         workers: workers.map(|n| Arc::new(Semaphore::new(n))),
     });
@@ -111,6 +117,7 @@ where
         handle,
         handler,
         failing,
+        hits,
     }
 }
 
@@ -147,12 +154,19 @@ fn add(cx: Context, a: i64) -> Request<EchoRequest> {
 }
 
 /// `n` calls, `concurrency` at a time; returns (ok, failed, by peer).
-async fn drive(
-    lb: &Lb,
+async fn drive<S>(
+    lb: &S,
     n: usize,
     concurrency: usize,
     cx: impl Fn(usize) -> Context + Send + Sync + 'static,
-) -> (usize, usize, HashMap<Address, usize>) {
+) -> (usize, usize, HashMap<Address, usize>)
+where
+    S: Service<Request<EchoRequest>, Response = Response<EchoResponse>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let cx = Arc::new(cx);
     let mut tasks = Vec::new();
@@ -290,6 +304,23 @@ async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
         assert_eq!(by.len(), 1, "key {k} was spread over {by:?}");
         first.push(owner(&by));
     }
+    // A retry of a key (the retry layer marks it) goes to the next instance
+    // on the ring, not back to the one that just failed it.
+    for k in 0..20 {
+        let (_, _, by) = drive(&lb, 1, 1, move |_| {
+            let mut cx = keyed(k);
+            cx.metainfo
+                .transient
+                .insert(weft_middleware::retry::PREVIOUS_ATTEMPTS, "1");
+            cx
+        })
+        .await;
+        assert_ne!(
+            owner(&by),
+            first[k],
+            "retry of key {k} went back to its owner"
+        );
+    }
     // One of four leaves: only its keys move, about a quarter.
     let leaving = servers[2].addr();
     discover.set(
@@ -355,12 +386,23 @@ async fn an_instance_breaker_opens_on_a_failing_instance_and_closes_when_it_heal
             ..BalanceConfig::default()
         },
     );
+    // The caller's stack: retries (within the default 10 % budget) over the
+    // balancer, as the default client assembles it.
+    let client = RetryLayer::default().idempotent(["add"]).layer(lb.clone());
     let n = 10_000;
-    let (ok, failed, _) = drive(&lb, n, 16, |_| Context::default()).await;
+    let (ok, failed, by) = drive(&client, n, 16, |_| Context::default()).await;
     assert_eq!(ok + failed, n);
     let rate = ok as f64 / n as f64;
     assert!(rate >= 0.999, "success rate {rate} ({failed} failed)");
     let bad = servers[1].addr();
+    // The breaker, not luck: without it the failing instance would take a
+    // third of the calls; open, it only sees the first few and the probes.
+    let reached_bad = servers[1].hits.load(Ordering::SeqCst);
+    assert!(
+        reached_bad <= 100,
+        "the failing instance was sent {reached_bad} calls"
+    );
+    assert!(!by.contains_key(&bad));
     let state = |lb: &Lb| {
         lb.endpoints()
             .into_iter()

@@ -340,13 +340,28 @@ where
                         .sum();
                     let live = eps.iter().filter(avail).count().max(1);
                     let bound = ((total + 1) as f64 * load_factor / live as f64).ceil() as usize;
-                    snap.ring
-                        .walk(h)
-                        .map(|i| &eps[i])
-                        .find(|e| {
-                            e.available() && e.in_flight.load(Ordering::Relaxed) < bound.max(1)
-                        })
-                        .cloned()
+                    // A retry (see `retry::PREVIOUS_ATTEMPTS`) moves on to the
+                    // next instance on the ring rather than the one that failed.
+                    let skip = cx
+                        .metainfo
+                        .transient
+                        .get(crate::retry::PREVIOUS_ATTEMPTS)
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut seen: Vec<usize> = Vec::new();
+                    let fits = |i: &usize| {
+                        let e = &eps[*i];
+                        e.available() && e.in_flight.load(Ordering::Relaxed) < bound.max(1)
+                    };
+                    for i in snap.ring.walk(h).filter(fits) {
+                        if !seen.contains(&i) {
+                            seen.push(i);
+                            if seen.len() > skip {
+                                break;
+                            }
+                        }
+                    }
+                    seen.get(skip).or(seen.first()).map(|&i| eps[i].clone())
                 }
                 None => weighted(eps.iter().filter(avail)).cloned(),
             },
