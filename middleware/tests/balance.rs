@@ -306,7 +306,7 @@ async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
     }
     // A retry of a key (the retry layer marks it) goes to the next instance
     // on the ring, not back to the one that just failed it.
-    for k in 0..20 {
+    for (k, owned_by) in first.iter().enumerate().take(20) {
         let (_, _, by) = drive(&lb, 1, 1, move |_| {
             let mut cx = keyed(k);
             cx.metainfo
