@@ -182,13 +182,21 @@ impl WeftBackend {
     }
 }
 
-/// pilota decodes a list by writing each element through a raw pointer
+/// Fix what pilota-build writes. It decodes a list by writing each element through a raw pointer
 /// into `Vec::with_capacity(n)` and then `set_len(n)`, in an `unsafe`
 /// block. Rewrite what `ThriftBackend` appended to `stream` after `start`
 /// into the same loop with `push`, so that crates using generated code can
 /// `#![forbid(unsafe_code)]`; the capacity is still reserved up front.
 fn make_safe(stream: &mut String, start: usize) {
     const WRITE: &str = "val.as_mut_ptr().offset(i as isize).write(";
+    // pilota-build 0.13.12 passes uuids by reference at two sites where
+    // pilota 0.13.1, which Weft's runtime pins, takes them by value.
+    if stream[start..].contains(".write_uuid(") {
+        let tail = stream
+            .split_off(start)
+            .replace(".write_uuid(", ".write_uuid(*");
+        stream.push_str(&tail);
+    }
     if !stream[start..].contains(WRITE) {
         return;
     }

@@ -5,11 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{
-    backend::MkWeftBackend,
-    check::{check, patch_empty_sets},
-    error::Error,
-};
+use crate::{backend::MkWeftBackend, check::check, error::Error, normalize::normalize};
 
 /// Where generated code finds pilota by default: through the facade, so a
 /// crate using generated code needs no `pilota` dependency of its own and
@@ -211,7 +207,7 @@ impl Builder {
     }
 
     /// The files and include directories to hand pilota-build: the IDL
-    /// files as given, except those [`patch_empty_sets`] rewrites, which are
+    /// files as given, except those [`normalize`] rewrites, which are
     /// copied to a directory of their own (whose original directory then
     /// leads the include path, so their includes still resolve).
     fn prepare(&self) -> Result<Input, Error> {
@@ -225,7 +221,7 @@ impl Builder {
                 path: idl.clone(),
                 source,
             })?;
-            let Some(patched) = patch_empty_sets(&text) else {
+            let Some(patched) = normalize(&text) else {
                 input.idls.push(idl.clone());
                 continue;
             };

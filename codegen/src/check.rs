@@ -17,8 +17,8 @@ use crate::error::{Error, SyntaxError};
 pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut seen = HashSet::new();
     let mut files = Vec::new();
-    let mut queue: VecDeque<PathBuf> = idls.iter().cloned().collect();
-    while let Some(path) = queue.pop_front() {
+    let mut queue: VecDeque<(PathBuf, bool)> = idls.iter().map(|p| (p.clone(), true)).collect();
+    while let Some((path, top)) = queue.pop_front() {
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !seen.insert(key) {
             continue;
@@ -39,7 +39,12 @@ pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Vec<Pa
                 return Err(Error::NotUtf8 { path, line });
             }
         };
-        let ast = parse(&path, &text)?;
+        // The files given are read through `normalize`, as generation will
+        // read them; included files as they are.
+        let ast = match crate::normalize::normalize(&text).filter(|_| top) {
+            Some(normal) => parse(&path, &normal)?,
+            None => parse(&path, &text)?,
+        };
         for item in &ast.items {
             if let Item::Include(inc) = item {
                 let target = resolve(&path, &inc.path.0, include_dirs).map_err(|searched| {
@@ -50,7 +55,7 @@ pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Vec<Pa
                         searched,
                     }
                 })?;
-                queue.push_back(target);
+                queue.push_back((target, false));
             }
         }
         files.push(path);

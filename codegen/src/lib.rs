@@ -56,6 +56,7 @@ mod builder;
 mod check;
 mod error;
 mod init;
+mod normalize;
 mod service;
 
 pub use builder::{module_name, Builder, DEFAULT_PILOTA_PATH};

@@ -23,26 +23,16 @@ fn main() {
     println!("cargo:rerun-if-changed={}", corpus.display());
     println!("cargo:rerun-if-changed={}", corpus.join("jaeger").display());
 
-    let mut jobs = vec![
-        (
-            manifest.join("../interop/idl/echo.thrift"),
-            "echo".to_string(),
-        ),
-        (corpus.join("ThriftTest.thrift"), "thrift_test".to_string()),
-    ];
-    if std::env::var_os("WEFT_CORPUS").is_some() {
-        for f in thrift_files(&corpus) {
-            jobs.push((
-                f.clone(),
-                format!("corpus_{}", weft_codegen::module_name(&f)),
-            ));
-        }
-        for f in thrift_files(&corpus.join("jaeger")) {
-            jobs.push((
-                f.clone(),
-                format!("jaeger_{}", weft_codegen::module_name(&f)),
-            ));
-        }
+    let mut jobs = vec![(
+        manifest.join("../interop/idl/echo.thrift"),
+        "echo".to_string(),
+    )];
+    for f in thrift_files(&corpus) {
+        jobs.push((f.clone(), weft_codegen::module_name(&f)));
+    }
+    for f in thrift_files(&corpus.join("jaeger")) {
+        let module = format!("jaeger_{}", weft_codegen::module_name(&f));
+        jobs.push((f, module));
     }
 
     let mut index = String::new();
@@ -52,7 +42,6 @@ fn main() {
         match weft_codegen::Builder::new()
             .idl(idl)
             .output(&file)
-            .generate_unused(module.starts_with("corpus_") || module.starts_with("jaeger_"))
             .generate()
         {
             Ok(_) => {
