@@ -1,0 +1,741 @@
+//! etcd: instances stored as JSON under a key prefix, discovery by a prefix
+//! watch, registration under a lease kept alive.
+//!
+//! # Key layout
+//!
+//! Each instance of a service is one key:
+//!
+//! ```text
+//! <root>/<service>/<instance>   →   {"address":"10.0.0.7:9090","weight":100,"tags":{"zone":"a"}}
+//! ```
+//!
+//! `<root>` is [`EtcdConfig::root`], `/weft/services` by default. `<instance>`
+//! is the instance's address as text (`10.0.0.7:9090`, `[::1]:9090`,
+//! `unix:/run/echo.sock`), and `<service>` the service name, both with `%`
+//! written `%25` and `/` written `%2F` so that each stays one path segment
+//! (see [`instance_key`]). The value is a JSON object: `address` (required,
+//! as `weft_core::Address` parses it), `weight` (default 100) and `tags`
+//! (string to string, default empty). Any program can register by writing
+//! such a key, under a lease if it wants crash cleanup.
+//!
+//! # Discovery
+//!
+//! [`EtcdDiscover`] starts one background task per subscribed service: it
+//! reads the prefix (a `GET`), publishes the set, then watches the prefix
+//! from the `GET`'s revision + 1, applying every put and delete. When the
+//! watch breaks (etcd down, connection lost, compaction) it retries with
+//! exponential backoff, and on reconnect does a fresh `GET` and resumes the
+//! watch from that revision + 1: no update is lost, and until then the last
+//! known set stays published, so calls keep flowing to known instances.
+//!
+//! # Registration
+//!
+//! [`EtcdRegistry`] implements [`Registry`]: `register` grants a lease of
+//! [`EtcdConfig::lease_ttl`], puts the key under it and keeps the lease
+//! alive in a background task (re-granting and re-putting if etcd lost the
+//! lease); `deregister` stops the keep-alive, deletes the key and revokes the
+//! lease. A server that crashes stops its keep-alives, and etcd deletes its
+//! key when the lease expires. Dropping the registry stops its keep-alives
+//! without deleting anything, exactly as a crash does.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
+
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
+};
+use faststr::FastStr;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::{sync::watch, task::JoinHandle};
+use weft_core::{
+    discover::{Registry, RegistryFuture, DEFAULT_WEIGHT},
+    Address, Discover, Instance, Instances, Status,
+};
+
+/// The etcd client crate, re-exported so callers name the same version.
+pub use etcd_client;
+
+/// Where instances live by default: `/weft/services/<service>/<instance>`.
+pub const DEFAULT_ROOT: &str = "/weft/services";
+/// Lease time-to-live by default: short enough that a crashed server leaves
+/// the set within seconds, long enough to ride out a slow keep-alive.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long one etcd request may take by default before it counts as failed.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// First wait before retrying etcd after a failure, by default.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Longest wait between retries by default: bounds how long after etcd comes
+/// back a watcher or keep-alive notices.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Settings shared by [`EtcdDiscover`] and [`EtcdRegistry`].
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// Key prefix under which services live. Default [`DEFAULT_ROOT`].
+    pub root: String,
+    /// Lease time-to-live for registrations (whole seconds, at least 1).
+    /// Keep-alives go out every third of it. Default 10 s.
+    pub lease_ttl: Duration,
+    /// Bound on each etcd request. Default 3 s.
+    pub request_timeout: Duration,
+    /// First retry delay after etcd fails; doubles up to `backoff_max`.
+    /// Default 100 ms.
+    pub backoff_initial: Duration,
+    /// Longest retry delay. Default 1 s.
+    pub backoff_max: Duration,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        EtcdConfig {
+            root: DEFAULT_ROOT.to_owned(),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+impl EtcdConfig {
+    /// The same config with `ttl` as lease time-to-live.
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The same config with `root` as key prefix.
+    #[must_use]
+    pub fn root(mut self, root: impl Into<String>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// The prefix of `service`'s keys, ending in `/`.
+    pub fn service_prefix(&self, service: &str) -> String {
+        format!("{}/{}/", self.root.trim_end_matches('/'), escape(service))
+    }
+
+    fn ttl_secs(&self) -> i64 {
+        self.lease_ttl.as_secs().max(1) as i64
+    }
+}
+
+/// The key of `instance` of `service`: `<root>/<service>/<address>`, each
+/// segment with `%` → `%25` and `/` → `%2F`.
+pub fn instance_key(config: &EtcdConfig, service: &str, instance: &Instance) -> String {
+    format!(
+        "{}{}",
+        config.service_prefix(service),
+        escape(&instance.address.to_string())
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('%', "%25").replace('/', "%2F")
+}
+
+/// Connect to etcd at `endpoints` (`http://host:port`) with HTTP/2
+/// keep-alive pings, so that a silent etcd (paused, partitioned) breaks the
+/// watch and the follower reconnects rather than waiting forever. Connecting
+/// is lazy: it succeeds while etcd is down, and requests fail until it is up.
+pub async fn connect(endpoints: &[impl AsRef<str>]) -> Result<Client, Status> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+        .with_keep_alive_while_idle(true);
+    Client::connect(endpoints, Some(options))
+        .await
+        .map_err(|e| unavailable("connecting to etcd", e))
+}
+
+fn unavailable(what: &str, e: impl fmt::Display) -> Status {
+    Status::unavailable(format!("{what}: {e}"))
+}
+
+async fn timed<T, E: fmt::Display>(
+    limit: Duration,
+    what: &str,
+    f: impl Future<Output = Result<T, E>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(what, e)),
+        Err(_) => Err(Status::unavailable(format!(
+            "{what}: no answer from etcd in {limit:?}"
+        ))),
+    }
+}
+
+// ===== the stored value =====
+
+/// An instance as stored in etcd (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    address: String,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+fn default_weight() -> u32 {
+    DEFAULT_WEIGHT
+}
+
+/// The JSON value stored for `instance`.
+pub fn encode_instance(instance: &Instance) -> String {
+    let record = Record {
+        address: instance.address.to_string(),
+        weight: instance.weight,
+        tags: instance
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    serde_json::to_string(&record).expect("a map of strings always serializes")
+}
+
+/// The instance a stored JSON value describes.
+pub fn decode_instance(value: &[u8]) -> Result<Instance, Status> {
+    let record: Record = serde_json::from_slice(value)
+        .map_err(|e| Status::invalid_argument(format!("instance record: {e}")))?;
+    let address: Address = record
+        .address
+        .parse()
+        .map_err(|e| Status::invalid_argument(format!("instance address: {e}")))?;
+    let mut instance = Instance::new(address).with_weight(record.weight);
+    instance.tags = record
+        .tags
+        .into_iter()
+        .map(|(k, v)| (FastStr::new(k), FastStr::new(v)))
+        .collect();
+    Ok(instance)
+}
+
+// ===== impl EtcdDiscover =====
+
+/// Finds instances in etcd and follows their changes. See the
+/// [module docs](self). Cheap to clone; the followers stop when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct EtcdDiscover {
+    inner: Arc<DiscoverInner>,
+}
+
+struct DiscoverInner {
+    client: Client,
+    config: EtcdConfig,
+    services: Mutex<HashMap<String, Followed>>,
+}
+
+struct Followed {
+    set: watch::Sender<Instances>,
+    loaded: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for DiscoverInner {
+    fn drop(&mut self) {
+        for f in self.services.get_mut().values() {
+            f.task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for EtcdDiscover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdDiscover")
+            .field("config", &self.inner.config)
+            .field(
+                "services",
+                &self.inner.services.lock().keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl EtcdDiscover {
+    /// Discover through `client`.
+    pub fn new(client: Client, config: EtcdConfig) -> EtcdDiscover {
+        EtcdDiscover {
+            inner: Arc::new(DiscoverInner {
+                client,
+                config,
+                services: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Connect to etcd at `endpoints` (see [`connect`]) and discover there.
+    pub async fn connect(
+        endpoints: &[impl AsRef<str>],
+        config: EtcdConfig,
+    ) -> Result<EtcdDiscover, Status> {
+        Ok(EtcdDiscover::new(connect(endpoints).await?, config))
+    }
+
+    /// Subscribe to `service` and wait, up to `timeout`, until its instances
+    /// have been read from etcd once. A client that starts with this never
+    /// sees the empty set a plain [`Discover::subscribe`] shows before the
+    /// first read.
+    pub async fn subscribe_ready(
+        &self,
+        service: &str,
+        timeout: Duration,
+    ) -> Result<watch::Receiver<Instances>, Status> {
+        let rx = self.subscribe(service)?;
+        let mut loaded = self.inner.services.lock()[service].loaded.subscribe();
+        let ready = tokio::time::timeout(timeout, loaded.wait_for(|l| *l))
+            .await
+            .is_ok();
+        if ready {
+            Ok(rx)
+        } else {
+            Err(Status::unavailable(format!(
+                "instances of {service} not read from etcd within {timeout:?}"
+            )))
+        }
+    }
+}
+
+impl Discover for EtcdDiscover {
+    /// Follow `service`. The first subscription starts the follower task
+    /// (so it must be made inside a Tokio runtime); the set is empty until
+    /// the first read from etcd completes.
+    fn subscribe(&self, service: &str) -> Result<watch::Receiver<Instances>, Status> {
+        let mut services = self.inner.services.lock();
+        if let Some(f) = services.get(service) {
+            return Ok(f.set.subscribe());
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Status::internal("EtcdDiscover::subscribe outside a Tokio runtime"))?;
+        let set = watch::Sender::new(Instances::from(Vec::new()));
+        let loaded = watch::Sender::new(false);
+        let follower = Follower {
+            client: self.inner.client.clone(),
+            config: self.inner.config.clone(),
+            service: service.to_owned(),
+            prefix: self.inner.config.service_prefix(service),
+            set: set.clone(),
+            loaded: loaded.clone(),
+        };
+        let task = runtime.spawn(follower.run());
+        let rx = set.subscribe();
+        services.insert(service.to_owned(), Followed { set, loaded, task });
+        Ok(rx)
+    }
+}
+
+/// Follows one service's prefix.
+struct Follower {
+    client: Client,
+    config: EtcdConfig,
+    service: String,
+    prefix: String,
+    set: watch::Sender<Instances>,
+    loaded: watch::Sender<bool>,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(&self.config);
+        loop {
+            let e = self.follow(&mut backoff).await;
+            tracing::warn!(
+                service = %self.service,
+                error = %e,
+                "etcd watch broke; keeping the last known instances and retrying"
+            );
+            backoff.wait().await;
+        }
+    }
+
+    /// GET the prefix, then watch from the GET's revision + 1 until the
+    /// watch breaks; returns why it broke.
+    async fn follow(&mut self, backoff: &mut Backoff) -> Status {
+        let limit = self.config.request_timeout;
+        let got = timed(
+            limit,
+            "reading instances from etcd",
+            self.client
+                .get(self.prefix.as_str(), Some(GetOptions::new().with_prefix())),
+        )
+        .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(e) => return e,
+        };
+        let revision = got.header().map_or(0, |h| h.revision());
+        let mut known: BTreeMap<Vec<u8>, Instance> = BTreeMap::new();
+        for kv in got.kvs() {
+            if let Some(inst) = self.parse(kv) {
+                known.insert(kv.key().to_vec(), inst);
+            }
+        }
+        self.publish(&known);
+        self.loaded.send_replace(true);
+
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let mut stream = match timed(
+            limit,
+            "watching etcd",
+            self.client.watch(self.prefix.as_str(), Some(options)),
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        backoff.reset();
+        loop {
+            let msg = match stream.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Status::unavailable("etcd closed the watch"),
+                Err(e) => return unavailable("etcd watch", e),
+            };
+            if msg.compact_revision() > 0 {
+                return Status::unavailable(format!(
+                    "etcd compacted past the watch (revision {})",
+                    msg.compact_revision()
+                ));
+            }
+            if msg.canceled() {
+                return Status::unavailable(format!(
+                    "etcd cancelled the watch: {}",
+                    msg.cancel_reason()
+                ));
+            }
+            if msg.events().is_empty() {
+                continue;
+            }
+            for ev in msg.events() {
+                let Some(kv) = ev.kv() else { continue };
+                match ev.event_type() {
+                    EventType::Put => match self.parse(kv) {
+                        Some(inst) => {
+                            known.insert(kv.key().to_vec(), inst);
+                        }
+                        None => {
+                            known.remove(kv.key());
+                        }
+                    },
+                    EventType::Delete => {
+                        known.remove(kv.key());
+                    }
+                }
+            }
+            self.publish(&known);
+        }
+    }
+
+    fn parse(&self, kv: &KeyValue) -> Option<Instance> {
+        match decode_instance(kv.value()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(
+                    service = %self.service,
+                    key = %String::from_utf8_lossy(kv.key()),
+                    error = %e,
+                    "ignoring a malformed instance in etcd"
+                );
+                None
+            }
+        }
+    }
+
+    /// Publish `known` unless it equals what subscribers already have.
+    fn publish(&self, known: &BTreeMap<Vec<u8>, Instance>) {
+        let next: Vec<Instance> = known.values().cloned().collect();
+        self.set.send_if_modified(|cur| {
+            if **cur == *next {
+                false
+            } else {
+                *cur = next.into();
+                true
+            }
+        });
+    }
+}
+
+/// Exponential backoff between etcd retries.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &EtcdConfig) -> Backoff {
+        Backoff {
+            initial: config.backoff_initial,
+            max: config.backoff_max.max(config.backoff_initial),
+            next: config.backoff_initial,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+}
+
+// ===== impl EtcdRegistry =====
+
+/// Registers server instances in etcd under leases kept alive. See the
+/// [module docs](self). Give it to
+/// [`ServerBuilder::register`](weft_core::ServerBuilder::register).
+pub struct EtcdRegistry {
+    client: Client,
+    config: EtcdConfig,
+    registered: Mutex<HashMap<String, Registration>>,
+}
+
+struct Registration {
+    lease: Arc<Mutex<i64>>,
+    keeper: JoinHandle<()>,
+}
+
+impl Drop for EtcdRegistry {
+    fn drop(&mut self) {
+        // Like a crash: keys stay until their leases expire.
+        for r in self.registered.get_mut().values() {
+            r.keeper.abort();
+        }
+    }
+}
+
+impl fmt::Debug for EtcdRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdRegistry")
+            .field("config", &self.config)
+            .field(
+                "registered",
+                &self.registered.lock().keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl EtcdRegistry {
+    /// Register through `client`.
+    pub fn new(client: Client, config: EtcdConfig) -> EtcdRegistry {
+        EtcdRegistry {
+            client,
+            config,
+            registered: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connect to etcd at `endpoints` (see [`connect`]) and register there.
+    pub async fn connect(
+        endpoints: &[impl AsRef<str>],
+        config: EtcdConfig,
+    ) -> Result<EtcdRegistry, Status> {
+        Ok(EtcdRegistry::new(connect(endpoints).await?, config))
+    }
+
+    /// The lease `instance` of `service` is registered under, if it is.
+    pub fn lease_id(&self, service: &str, instance: &Instance) -> Option<i64> {
+        let key = instance_key(&self.config, service, instance);
+        self.registered.lock().get(&key).map(|r| *r.lease.lock())
+    }
+
+    async fn do_register(&self, service: &str, instance: &Instance) -> Result<(), Status> {
+        let key = instance_key(&self.config, service, instance);
+        let value = encode_instance(instance);
+        let mut client = self.client.clone();
+        let lease = put_under_new_lease(&mut client, &self.config, &key, &value).await?;
+        let lease = Arc::new(Mutex::new(lease));
+        let keeper = tokio::spawn(keep_alive(
+            client,
+            self.config.clone(),
+            key.clone(),
+            value,
+            lease.clone(),
+        ));
+        let old = self
+            .registered
+            .lock()
+            .insert(key, Registration { lease, keeper });
+        if let Some(old) = old {
+            // Registered again (new weight or tags): the new lease holds the
+            // key now; let the old one go.
+            old.keeper.abort();
+            let id = *old.lease.lock();
+            let _ = timed(
+                self.config.request_timeout,
+                "revoking a lease",
+                self.client.clone().lease_revoke(id),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn do_deregister(&self, service: &str, instance: &Instance) -> Result<(), Status> {
+        let key = instance_key(&self.config, service, instance);
+        let Some(reg) = self.registered.lock().remove(&key) else {
+            return Ok(());
+        };
+        reg.keeper.abort();
+        let limit = self.config.request_timeout;
+        let mut client = self.client.clone();
+        let deleted = timed(
+            limit,
+            "deleting an instance from etcd",
+            client.delete(key.as_str(), None),
+        )
+        .await;
+        let id = *reg.lease.lock();
+        let revoked = timed(limit, "revoking a lease", client.lease_revoke(id)).await;
+        // Either removes the key; the lease's expiry would, later.
+        match (deleted, revoked) {
+            (Err(e), Err(_)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Registry for EtcdRegistry {
+    fn register<'a>(&'a self, service: &'a str, instance: &'a Instance) -> RegistryFuture<'a> {
+        Box::pin(self.do_register(service, instance))
+    }
+
+    fn deregister<'a>(&'a self, service: &'a str, instance: &'a Instance) -> RegistryFuture<'a> {
+        Box::pin(self.do_deregister(service, instance))
+    }
+}
+
+async fn put_under_new_lease(
+    client: &mut Client,
+    config: &EtcdConfig,
+    key: &str,
+    value: &str,
+) -> Result<i64, Status> {
+    let limit = config.request_timeout;
+    let granted = timed(
+        limit,
+        "granting a lease",
+        client.lease_grant(config.ttl_secs(), None),
+    )
+    .await?;
+    let id = granted.id();
+    timed(
+        limit,
+        "registering in etcd",
+        client.put(key, value, Some(PutOptions::new().with_lease(id))),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Keeps `lease` alive; if etcd lost it (expired while unreachable),
+/// grants a new one and puts the key again.
+async fn keep_alive(
+    mut client: Client,
+    config: EtcdConfig,
+    key: String,
+    value: String,
+    lease: Arc<Mutex<i64>>,
+) {
+    let every = Duration::from_secs(config.ttl_secs() as u64) / 3;
+    let limit = config
+        .request_timeout
+        .min(every.max(Duration::from_millis(100)));
+    let mut backoff = Backoff::new(&config);
+    loop {
+        let id = *lease.lock();
+        let lost = match keep_one_stream(&mut client, id, every, limit, &mut backoff).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "etcd lease keep-alive broke; retrying");
+                false
+            }
+        };
+        backoff.wait().await;
+        if lost {
+            tracing::warn!(key = %key, "etcd lease expired; registering again");
+            loop {
+                match put_under_new_lease(&mut client, &config, &key, &value).await {
+                    Ok(id) => {
+                        *lease.lock() = id;
+                        backoff.reset();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "registering again failed");
+                        backoff.wait().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends keep-alives on one stream. `Ok` when etcd says the lease is gone,
+/// `Err` when the stream broke.
+async fn keep_one_stream(
+    client: &mut Client,
+    id: i64,
+    every: Duration,
+    limit: Duration,
+    backoff: &mut Backoff,
+) -> Result<(), Status> {
+    let (mut keeper, mut stream) =
+        timed(limit, "lease keep-alive", client.lease_keep_alive(id)).await?;
+    loop {
+        timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
+        match timed(limit, "lease keep-alive", stream.message()).await? {
+            Some(r) if r.ttl() > 0 => backoff.reset(),
+            Some(_) => return Ok(()),
+            None => return Err(Status::unavailable("etcd closed the keep-alive stream")),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let mut inst = Instance::new("127.0.0.1:9090".parse().unwrap()).with_weight(7);
+        inst.tags.insert("zone".into(), "a/b".into());
+        let config = EtcdConfig::default();
+        assert_eq!(
+            instance_key(&config, "Echo", &inst),
+            "/weft/services/Echo/127.0.0.1:9090"
+        );
+        let unix = Instance::new("unix:/run/x%y.sock".parse().unwrap());
+        assert_eq!(
+            instance_key(&config, "a/b", &unix),
+            "/weft/services/a%2Fb/unix:%2Frun%2Fx%25y.sock"
+        );
+        let json = encode_instance(&inst);
+        assert_eq!(
+            json,
+            r#"{"address":"127.0.0.1:9090","weight":7,"tags":{"zone":"a/b"}}"#
+        );
+        assert_eq!(decode_instance(json.as_bytes()).unwrap(), inst);
+        let bare = decode_instance(br#"{"address":"[::1]:80"}"#).unwrap();
+        assert_eq!(bare.weight, DEFAULT_WEIGHT);
+        assert!(decode_instance(br#"{"address":"nope"}"#).is_err());
+        assert!(decode_instance(b"{").is_err());
+    }
+}

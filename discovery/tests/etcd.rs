@@ -1,0 +1,337 @@
+//! Discovery and registration against a real etcd (started by the test on
+//! loopback), with echo servers, `Balance` and `Retry` from weft-middleware.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{endpoint, until, Endpoint, Etcd, Load, TestServer, TTL};
+use tokio::time::Instant;
+use tower::Layer;
+use weft::core::{Address, Instance, Instances};
+use weft_discovery::{
+    etcd::{encode_instance, etcd_client::GetOptions, instance_key},
+    EtcdDiscover,
+};
+use weft_middleware::{
+    balance::{Balance, BalanceConfig, Strategy},
+    breaker::BreakerConfig,
+    Retry, RetryLayer, RetryPolicy,
+};
+
+type Lb = Balance<Endpoint, fn(&Instance) -> Endpoint>;
+
+/// The client stack: retries (default policy and 10 % budget; `add` is
+/// idempotent) around a round-robin balancer with instance breakers.
+fn client(discover: &EtcdDiscover) -> (Lb, Retry<Lb>) {
+    let lb: Lb = Balance::new(
+        discover,
+        "Echo",
+        endpoint as fn(&Instance) -> Endpoint,
+        BalanceConfig {
+            strategy: Strategy::RoundRobin,
+            // A short window, so that a crashed instance's errors are not
+            // outweighed by its seconds of earlier successes.
+            breaker: Some(BreakerConfig {
+                window: Duration::from_secs(1),
+                min_samples: 5,
+                ..BreakerConfig::default()
+            }),
+            ..BalanceConfig::default()
+        },
+    )
+    .unwrap();
+    let retry = RetryLayer::new(RetryPolicy::default())
+        .idempotent(["add"])
+        .layer(lb.clone());
+    (lb, retry)
+}
+
+fn addresses(set: &Instances) -> Vec<Address> {
+    let mut v: Vec<Address> = set.iter().map(|i| i.address.clone()).collect();
+    v.sort_by_key(|a| a.to_string());
+    v
+}
+
+async fn discover(
+    etcd: &Etcd,
+    want: usize,
+) -> (EtcdDiscover, tokio::sync::watch::Receiver<Instances>) {
+    let discover = EtcdDiscover::connect(&[&etcd.url], support::config())
+        .await
+        .unwrap();
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.len() == want))
+        .await
+        .unwrap_or_else(|_| panic!("never saw {want} instances: {:?}", *rx.borrow()))
+        .unwrap();
+    (discover, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_a_json_key_under_a_lease_and_deregistering_deletes_it() {
+    let etcd = Etcd::start().await;
+    let server = TestServer::start(&etcd, 42).await;
+    let mut kv = etcd.client().await;
+    let config = support::config();
+    let key = instance_key(&config, "Echo", &Instance::new(server.addr.clone()));
+    assert_eq!(key, format!("/weft/services/Echo/{}", server.addr));
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    let stored = &got.kvs()[0];
+    assert_eq!(
+        stored.value_str().unwrap(),
+        encode_instance(&Instance::new(server.addr.clone()).with_weight(42))
+    );
+    let lease = stored.lease();
+    assert_ne!(lease, 0, "the key is not under a lease");
+    // Kept alive: after twice the TTL, still there.
+    tokio::time::sleep(TTL * 2).await;
+    let ttl = kv.lease_time_to_live(lease, None).await.unwrap().ttl();
+    assert!(ttl > 0, "the lease was not kept alive (ttl {ttl})");
+    assert_eq!(kv.get(key.as_str(), None).await.unwrap().kvs().len(), 1);
+
+    server.handle.shutdown().await;
+    let got = kv
+        .get(
+            "/weft/services/Echo/",
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert!(got.kvs().is_empty(), "deregistering left {:?}", got.kvs());
+    let ttl = kv.lease_time_to_live(lease, None).await.unwrap().ttl();
+    assert!(ttl <= 0, "the lease outlived deregistration (ttl {ttl})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_share_calls_a_fourth_gets_traffic_within_a_second_and_a_graceful_exit_fails_nothing(
+) {
+    let etcd = Etcd::start().await;
+    let mut servers = vec![
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+    ];
+    let (discover, rx) = discover(&etcd, 3).await;
+    let mut want: Vec<Address> = servers.iter().map(|s| s.addr.clone()).collect();
+    want.sort_by_key(|a| a.to_string());
+    assert_eq!(addresses(&rx.borrow()), want);
+
+    let (_lb, svc) = client(&discover);
+    let load = Load::start(svc, 8, Duration::from_millis(1));
+    until(Duration::from_secs(5), "calls on all three", || {
+        servers.iter().all(|s| s.calls() >= 50)
+    })
+    .await;
+
+    // A fourth registers under load and gets traffic within a second of
+    // registering (serve returns once registered).
+    let started = Instant::now();
+    let fourth = TestServer::start(&etcd, 100).await;
+    let registered = started.elapsed();
+    let waited = until(Duration::from_secs(3), "traffic on the fourth", || {
+        fourth.calls() > 0
+    })
+    .await;
+    assert!(
+        waited < Duration::from_secs(1),
+        "the fourth server got its first call {waited:?} after registering"
+    );
+    println!("fourth server: registered in {registered:?}, first call {waited:?} later");
+    servers.push(fourth);
+
+    // One leaves gracefully under load: not one call fails.
+    let leaving = servers.remove(0);
+    let left = leaving.addr.clone();
+    leaving.handle.shutdown().await;
+    assert!(!rx.borrow().iter().any(|i| i.address == left));
+    let after = load.ok();
+    until(Duration::from_secs(5), "calls after the exit", || {
+        load.ok() > after + 200
+    })
+    .await;
+    let tally = load.finish().await;
+    assert_eq!(
+        tally.failed, 0,
+        "{} calls failed during a graceful exit: {:?}",
+        tally.failed, tally.errors
+    );
+    for s in &servers {
+        assert!(tally.by[&s.addr] > 0);
+    }
+    println!("graceful exit: {} calls, spread {:?}", tally.ok, tally.by);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_when_its_lease_expires_and_calls_fail_over() {
+    let etcd = Etcd::start().await;
+    let mut servers = vec![
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+    ];
+    let (discover, rx) = discover(&etcd, 3).await;
+    let (lb, svc) = client(&discover);
+    let load = Load::start(svc, 8, Duration::from_millis(1));
+    until(Duration::from_secs(5), "calls on all three", || {
+        servers.iter().all(|s| s.calls() >= 50)
+    })
+    .await;
+
+    // Crash one: its connections close at once, its registry (and so its
+    // keep-alives) is dropped without deregistering.
+    let victim = servers.remove(1);
+    let dead = victim.addr.clone();
+    let killed = Instant::now();
+    victim.handle.abort().await;
+    let mut wait = rx.clone();
+    tokio::time::timeout(
+        TTL + Duration::from_secs(3),
+        wait.wait_for(|s| !s.iter().any(|i| i.address == dead)),
+    )
+    .await
+    .expect("the dead server never left the set")
+    .unwrap();
+    let gone = killed.elapsed();
+    assert!(
+        gone >= TTL - Duration::from_millis(500),
+        "left after {gone:?}, before its lease could expire"
+    );
+    until(Duration::from_secs(1), "the balancer to drop it", || {
+        lb.endpoints().iter().all(|e| e.instance.address != dead)
+    })
+    .await;
+    let after = load.ok();
+    until(Duration::from_secs(5), "calls after the crash", || {
+        load.ok() > after + 200
+    })
+    .await;
+    let tally = load.finish().await;
+    let served: usize = servers.iter().map(TestServer::calls).sum::<usize>();
+    println!(
+        "crash: left the set after {gone:?}; {} calls ok, {} failed; survivors served {served}",
+        tally.ok, tally.failed
+    );
+    // Nearly every call that hit the dead instance was retried elsewhere.
+    // A few are not: `Balance` does not steer a retry away from the instance
+    // that just failed (it ignores `PREVIOUS_ATTEMPTS`), so until the
+    // instance's breaker opens a call can draw the dead instance on all
+    // three attempts. Observed: 2 to 6 of ~6,000 calls, also with an
+    // unlimited budget — so it is not the budget.
+    assert!(
+        tally.failed * 500 <= tally.ok,
+        "{} of {} calls failed: {:?}",
+        tally.failed,
+        tally.ok,
+        tally.errors
+    );
+    assert!(
+        tally
+            .errors
+            .iter()
+            .all(|e| e.contains("Connection refused")),
+        "failures other than the dead instance refusing: {:?}",
+        tally.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_flow_while_etcd_is_down_and_the_watch_resumes_without_losing_updates() {
+    let mut etcd = Etcd::start().await;
+    let servers = [
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+        TestServer::start(&etcd, 100).await,
+    ];
+    let (discover, rx) = discover(&etcd, 3).await;
+    let (_lb, svc) = client(&discover);
+    let load = Load::start(svc, 8, Duration::from_millis(1));
+    until(Duration::from_secs(5), "calls on all three", || {
+        servers.iter().all(|s| s.calls() >= 50)
+    })
+    .await;
+
+    // etcd down for five seconds: the known instances keep serving.
+    etcd.kill().await;
+    let before = load.ok();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = load.ok() - before;
+    assert!(during > 500, "only {during} calls while etcd was down");
+    assert_eq!(load.failed(), 0, "calls failed while etcd was down");
+    assert_eq!(rx.borrow().len(), 3, "the known set was lost");
+
+    // Back: at once, a burst of updates — server 0 to weight 0 and forty
+    // writes of a generation tag on server 1 — races the follower's
+    // reconnect. The last write of each must arrive.
+    etcd.restart().await;
+    let mut kv = etcd.client().await;
+    let config = support::config();
+    let put_keeping_lease = |inst: Instance| {
+        let mut kv = kv.clone();
+        let key = instance_key(&config, "Echo", &inst);
+        async move {
+            let lease = kv.get(key.as_str(), None).await.unwrap().kvs()[0].lease();
+            kv.put(
+                key,
+                encode_instance(&inst),
+                Some(weft_discovery::etcd::etcd_client::PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    put_keeping_lease(Instance::new(servers[0].addr.clone()).with_weight(0)).await;
+    for generation in 0..40 {
+        let mut inst = Instance::new(servers[1].addr.clone());
+        inst.tags
+            .insert("generation".into(), generation.to_string().into());
+        put_keeping_lease(inst).await;
+    }
+    let mut wait = rx.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        wait.wait_for(|s| {
+            s.iter()
+                .any(|i| i.address == servers[0].addr && i.weight == 0)
+                && s.iter().any(|i| {
+                    i.address == servers[1].addr
+                        && i.tags.get("generation").map(|g| g.as_str()) == Some("39")
+                })
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("updates after etcd returned were lost: {:?}", *rx.borrow()))
+    .unwrap();
+
+    // The weight-0 instance stops getting calls.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let zero = servers[0].calls();
+    let after = load.ok();
+    until(Duration::from_secs(5), "calls after the update", || {
+        load.ok() > after + 300
+    })
+    .await;
+    assert_eq!(servers[0].calls(), zero, "a weight-0 instance got calls");
+
+    // The registrations survived the outage: still all three after 2 TTLs.
+    tokio::time::sleep(TTL * 2).await;
+    let all = kv
+        .get(
+            "/weft/services/Echo/",
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.kvs().len(),
+        3,
+        "a registration did not survive the outage"
+    );
+    assert_eq!(rx.borrow().len(), 3);
+    let tally = load.finish().await;
+    assert_eq!(tally.failed, 0, "calls failed: {:?}", tally.errors);
+}
