@@ -35,8 +35,10 @@ pub mod breaker;
 pub mod fault;
 pub mod limit;
 pub mod retry;
+pub mod stack;
 pub mod timeout;
 
 pub use fault::{Fault, FaultConfig, FaultLayer};
 pub use retry::{Backoff, HedgeDelay, Retry, RetryBudget, RetryLayer, RetryPolicy};
+pub use stack::{BoxStack, ClientStack, ServerStack};
 pub use timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer};

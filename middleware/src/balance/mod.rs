@@ -38,6 +38,9 @@ pub use ring::HashKey;
 /// How long a latency sample keeps half its weight in the peak-EWMA: long
 /// enough to smooth noise, short enough to notice an instance slowing down.
 pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_secs(10);
+/// The latency a failed call counts as for P2C: fast failures would
+/// otherwise draw traffic to a broken instance.
+pub const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 /// How far above the average in-flight load consistent hashing lets one
 /// instance go before it spills a key to the next (Mirrokni et al., 2016).
 pub const DEFAULT_LOAD_FACTOR: f64 = 1.25;
@@ -124,11 +127,14 @@ struct Endpoint<S> {
 }
 
 impl<S> Endpoint<S> {
-    fn cost(&self) -> f64 {
-        let (ewma, _) = *self.ewma.lock();
-        // An instance with no sample yet looks as good as the best: it gets
-        // tried, and its first answers set its place.
-        (ewma.max(1.0)) * (self.in_flight.load(Ordering::Relaxed) as f64 + 1.0)
+    fn cost(&self, decay: Duration) -> f64 {
+        let (ewma, at) = *self.ewma.lock();
+        // Unobserved time decays the estimate, so an instance penalised for
+        // failing gets tried again once it has been left alone a while; one
+        // with no sample yet looks as good as the best.
+        let idle = Instant::now().saturating_duration_since(at).as_secs_f64();
+        let ewma = ewma * (-idle / decay.as_secs_f64()).exp();
+        ewma.max(1.0) * (self.in_flight.load(Ordering::Relaxed) as f64 + 1.0)
     }
 
     fn observe(&self, rtt: Duration, decay: Duration) {
@@ -329,8 +335,11 @@ where
             Strategy::WeightedRandom => weighted(eps.iter().filter(avail)).cloned(),
             Strategy::PowerOfTwoChoices => {
                 let a = weighted(eps.iter().filter(avail))?;
-                let b = weighted(eps.iter().filter(avail))?;
-                Some(if a.cost() <= b.cost() { a } else { b }.clone())
+                // Two distinct candidates when there are two.
+                let b =
+                    weighted(eps.iter().filter(avail).filter(|e| !Arc::ptr_eq(e, a))).unwrap_or(a);
+                let decay = self.config.ewma_decay;
+                Some(if a.cost(decay) <= b.cost(decay) { a } else { b }.clone())
             }
             Strategy::ConsistentHash { key, load_factor } => match key.key(cx) {
                 Some(h) => {
@@ -433,7 +442,13 @@ where
             let guard = InFlight(ep.clone());
             let started = Instant::now();
             let result = ep.service.clone().oneshot(req).await;
-            ep.observe(started.elapsed(), shared.config.ewma_decay);
+            // A failure that answers fast must not look attractive: it is
+            // recorded as a slow answer, so P2C steers away from it.
+            let rtt = match &result {
+                Err(e) if is_breaker_failure(e) => started.elapsed().max(FAILURE_PENALTY),
+                _ => started.elapsed(),
+            };
+            ep.observe(rtt, shared.config.ewma_decay);
             if let (Some(b), Some(p)) = (&ep.breaker, permit) {
                 let ok = match &result {
                     Ok(_) => true,
