@@ -26,6 +26,7 @@ use weft_middleware::{
     breaker::{BreakerConfig, BreakerState},
     limit::ConcurrencyLimitLayer,
     retry::RetryLayer,
+    FaultConfig, FaultLayer,
 };
 
 // ===== test servers =====
@@ -346,10 +347,12 @@ async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2c_steers_away_from_a_slow_instance() {
+    // Fault injection makes one instance 20x slower than the others.
+    let delayed = |ms| FaultLayer::new(FaultConfig::none().delay(1.0, Duration::from_millis(ms)));
     let servers = [
-        start(Duration::from_millis(1)).await,
-        start(Duration::from_millis(1)).await,
-        start(Duration::from_millis(20)).await,
+        start_with(Duration::ZERO, None, delayed(1)).await,
+        start_with(Duration::ZERO, None, delayed(1)).await,
+        start_with(Duration::ZERO, None, delayed(20)).await,
     ];
     let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
     let lb = balancer(&discover, no_breaker(Strategy::PowerOfTwoChoices));
