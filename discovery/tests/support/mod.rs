@@ -62,8 +62,8 @@ pub struct Etcd {
 impl Etcd {
     /// Start etcd and wait until it answers.
     pub async fn start() -> Etcd {
-        let binary = etcd_binary();
-        let _ = binary;
+        // Fail with the install hint before anything else.
+        etcd_binary();
         let mut etcd = Etcd {
             child: None,
             url: format!("http://127.0.0.1:{}", free_port()),
