@@ -280,7 +280,7 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
         meta.load_before,
         meta.load_after,
         meta.wall_s,
-        meta.command,
+        meta.command.trim_end_matches(" --"),
         o.rounds,
         o.warmup_s,
         o.duration_s,
