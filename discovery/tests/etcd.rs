@@ -217,8 +217,9 @@ async fn a_killed_server_leaves_when_its_lease_expires_and_calls_fail_over() {
         tally.ok, tally.failed
     );
     // Nearly every call that hit the dead instance was retried elsewhere.
-    // A few are not: `Balance` does not steer a retry away from the instance
-    // that just failed (it ignores `PREVIOUS_ATTEMPTS`), so until the
+    // A few are not: with round robin (as with weighted random and P2C)
+    // `Balance` does not steer a retry away from the instance that just
+    // failed — only consistent hashing reads `PREVIOUS_ATTEMPTS` — so until the
     // instance's breaker opens a call can draw the dead instance on all
     // three attempts. Observed: 2 to 6 of ~6,000 calls, also with an
     // unlimited budget — so it is not the budget.
