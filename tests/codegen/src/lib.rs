@@ -4,3 +4,5 @@
 #![forbid(unsafe_code)]
 
 include!(concat!(env!("OUT_DIR"), "/generated.rs"));
+
+pub mod cross;
