@@ -519,3 +519,22 @@ async fn a_server_concurrency_limit_sheds_and_keeps_admitted_latency() {
         "admitted calls took up to {worst_admitted:?}, unlimited ones {worst_queued:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_instance_is_left_alone_and_retries_go_elsewhere() {
+    let servers = [start(Duration::ZERO).await, start(Duration::ZERO).await];
+    // An address nothing listens on: connections are refused.
+    let dead: Address = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().into()
+    };
+    let discover =
+        StaticDiscover::from_addresses(servers.iter().map(TestServer::addr).chain([dead.clone()]));
+    // Random picks: without leaving the dead instance alone, a third of the
+    // retries would draw it again and the budget would run dry.
+    let lb = balancer(&discover, no_breaker(Strategy::WeightedRandom));
+    let client = RetryLayer::default().idempotent(["add"]).layer(lb.clone());
+    let (ok, failed, by) = drive(&client, 1_000, 4, |_| Context::default()).await;
+    assert_eq!((ok, failed), (1_000, 0));
+    assert!(!by.contains_key(&dead));
+}

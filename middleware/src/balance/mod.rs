@@ -29,7 +29,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
-use weft_core::{Address, Context, Delivery, Discover, Instance, Instances, Request, Status};
+use weft_core::{Address, Code, Context, Delivery, Discover, Instance, Instances, Request, Status};
 
 use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
 
@@ -124,6 +124,10 @@ struct Endpoint<S> {
     // instance, never shared across instances.
     ewma: Mutex<(f64, Instant)>,
     breaker: Option<Breaker>,
+    // Until when the instance is left alone after it could not be reached
+    // (connection refused: the call never left), and how many times in a
+    // row that happened — the backoff grows with it.
+    down: Mutex<(Option<Instant>, u32)>,
 }
 
 impl<S> Endpoint<S> {
@@ -154,7 +158,24 @@ impl<S> Endpoint<S> {
     }
 
     fn available(&self) -> bool {
-        self.instance.weight > 0 && self.breaker.as_ref().is_none_or(|b| b.is_available())
+        self.instance.weight > 0
+            && self.breaker.as_ref().is_none_or(|b| b.is_available())
+            && self.down.lock().0.is_none_or(|t| t <= Instant::now())
+    }
+
+    /// Leave an unreachable instance alone for a while (50 ms, doubling up
+    /// to 5 s), so that retries go elsewhere at once instead of waiting for
+    /// its breaker; any answer clears it.
+    fn reachable(&self, reached: bool) {
+        let mut d = self.down.lock();
+        if reached {
+            *d = (None, 0);
+        } else {
+            let backoff = Duration::from_millis(50)
+                .saturating_mul(1 << d.1.min(7))
+                .min(Duration::from_secs(5));
+            *d = (Some(Instant::now() + backoff), d.1 + 1);
+        }
     }
 }
 
@@ -310,6 +331,7 @@ where
                     in_flight: AtomicUsize::new(0),
                     ewma: Mutex::new((0.0, Instant::now())),
                     breaker: self.config.breaker.clone().map(Breaker::new),
+                    down: Mutex::new((None, 0)),
                 }),
             })
             .collect();
@@ -426,7 +448,15 @@ where
         let shared = self.shared.clone();
         Box::pin(async move {
             let snap = shared.snapshot.read().clone();
-            let Some(ep) = shared.pick(&snap, &req.cx) else {
+            // When every instance is being left alone for being unreachable,
+            // try one anyway rather than fail without trying.
+            let picked = shared.pick(&snap, &req.cx).or_else(|| {
+                weighted(snap.endpoints.iter().filter(|e| {
+                    e.instance.weight > 0 && e.breaker.as_ref().is_none_or(|b| b.is_available())
+                }))
+                .cloned()
+            });
+            let Some(ep) = picked else {
                 return Err(Status::unavailable(format!(
                     "no available instance of {}",
                     shared.service
@@ -456,6 +486,9 @@ where
                 };
                 b.record(p, ok);
             }
+            let unreachable =
+                matches!(&result, Err(e) if e.is_not_sent() && e.code() == Code::Unavailable);
+            ep.reachable(!unreachable);
             drop(guard);
             result
         })

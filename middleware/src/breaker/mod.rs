@@ -44,6 +44,10 @@ pub struct BreakerConfig {
     pub open_for: Duration,
     /// Successful probes that close it again. Default 3.
     pub probes: u32,
+    /// Failures in a row that open it whatever the window says, so a crashed
+    /// instance is cut off at once rather than after a window of successes
+    /// has been outweighed; `None` disables. Default 10.
+    pub consecutive_failures: Option<u32>,
 }
 
 impl Default for BreakerConfig {
@@ -55,6 +59,7 @@ impl Default for BreakerConfig {
             error_rate: 0.5,
             open_for: Duration::from_secs(5),
             probes: 3,
+            consecutive_failures: Some(10),
         }
     }
 }
@@ -97,6 +102,7 @@ struct Inner {
     opened_at: Instant,
     probes_in_flight: u32,
     probe_successes: u32,
+    failures_in_a_row: u32,
     buckets: Vec<Bucket>,
 }
 
@@ -125,6 +131,7 @@ impl Breaker {
                 opened_at: Instant::now(),
                 probes_in_flight: 0,
                 probe_successes: 0,
+                failures_in_a_row: 0,
                 buckets,
             }),
         }
@@ -214,6 +221,21 @@ impl Breaker {
         b.total += 1;
         if !success {
             b.errors += 1;
+        }
+        inner.failures_in_a_row = if success {
+            0
+        } else {
+            inner.failures_in_a_row + 1
+        };
+        if self
+            .config
+            .consecutive_failures
+            .is_some_and(|n| inner.failures_in_a_row >= n)
+        {
+            inner.state = BreakerState::Open;
+            inner.opened_at = now;
+            inner.failures_in_a_row = 0;
+            return;
         }
         let (mut total, mut errors) = (0u32, 0u32);
         for b in &inner.buckets {
@@ -321,6 +343,7 @@ mod tests {
             error_rate: 0.5,
             open_for: Duration::from_secs(5),
             probes: 2,
+            consecutive_failures: None,
         }
     }
 
@@ -351,6 +374,26 @@ mod tests {
         b.record(p1, true);
         b.record(p2, true);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_in_a_row_open_it_despite_a_window_of_successes() {
+        let b = Breaker::new(BreakerConfig {
+            consecutive_failures: Some(5),
+            ..cfg()
+        });
+        for _ in 0..1000 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, true);
+        }
+        for _ in 0..4 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, false);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        let p = b.try_acquire().unwrap();
+        b.record(p, false);
+        assert_eq!(b.state(), BreakerState::Open);
     }
 
     #[tokio::test(start_paused = true)]
