@@ -12,6 +12,8 @@
 //! - [`middleware`] (feature `middleware`, on by default): governance as tower
 //!   layers — timeouts and deadlines, retries with a budget and backup
 //!   requests, load balancing, circuit breakers, limits, fault injection.
+//! - [`discovery`] (feature `discovery`, off by default): DNS and etcd
+//!   discovery and registration (the static list is in [`core`]).
 //!
 //! ```
 //! use weft::core::{Code, Context, Status};
@@ -30,3 +32,6 @@ pub use weft_thrift as thrift;
 
 #[cfg(feature = "middleware")]
 pub use weft_middleware as middleware;
+
+#[cfg(feature = "discovery")]
+pub use weft_discovery as discovery;
