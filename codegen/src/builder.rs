@@ -200,10 +200,7 @@ impl Builder {
                 .include_dirs(include_dirs)
                 .init_service(service)
         })?;
-        r.map_err(|e| Error::Rejected {
-            path: first,
-            message: e.to_string(),
-        })
+        r.map_err(|e| rejected(&first, e.to_string()))
     }
 
     /// The files and include directories to hand pilota-build: the IDL
@@ -311,11 +308,35 @@ fn guard<T>(idl: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "pilota-build rejected the IDL (its errors are above)".to_string());
-        Error::Rejected {
-            path: idl.to_path_buf(),
-            message,
-        }
+        rejected(idl, message)
     })
+}
+
+/// pilota-build's complaint about `idl`, with the line of the name it could
+/// not resolve when it says which (`can not find path X in ...`).
+fn rejected(idl: &Path, message: String) -> Error {
+    let unresolved = message
+        .strip_prefix("can not find path ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string);
+    if let Some(name) = unresolved {
+        let text = std::fs::read_to_string(idl).unwrap_or_default();
+        let line = text.lines().position(|l| {
+            let code = l.split("//").next().unwrap_or("");
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .any(|w| w == name)
+        });
+        return Error::Rejected {
+            path: idl.to_path_buf(),
+            line: line.map(|l| l + 1),
+            message: format!("unknown type or constant `{name}`"),
+        };
+    }
+    Error::Rejected {
+        path: idl.to_path_buf(),
+        line: None,
+        message,
+    }
 }
 
 /// The module (and default file) name for an IDL file:

@@ -50,10 +50,12 @@ pub enum Error {
     },
     /// The IDL parses but pilota-build rejected it (an unknown type, a
     /// duplicate name, ...).
-    #[error("{}: {message}", path.display())]
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Rejected {
         /// The IDL file being generated.
         path: PathBuf,
+        /// The line to blame, when it could be found.
+        line: Option<usize>,
         /// pilota-build's complaint.
         message: String,
     },

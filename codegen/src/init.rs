@@ -145,11 +145,13 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
     if service_path.is_empty() {
         return Err(Error::Rejected {
             path: opts.idl.clone(),
+            line: None,
             message: "the file declares no service".into(),
         });
     }
     let service = service_path.rsplit("::").next().unwrap_or(&service_path);
     let trait_path = format!("{krate}::generated::{service_path}");
+    let methods = methods.replace("::pilota::", &format!("{}::", crate::DEFAULT_PILOTA_PATH));
     let (handlers, calls) = split_stubs(&methods);
 
     // Generated first: it is the slowest step and the likeliest to fail.
@@ -274,6 +276,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
 "#
         ),
     )?;
+
+    // Best effort: the stubs read better formatted, and compile either way.
+    let _ =
+        std::process::Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+            .args(["--edition", "2021"])
+            .arg(dir.join("src/main.rs"))
+            .arg(dir.join("examples/client.rs"))
+            .output();
 
     put(
         "README.md",
