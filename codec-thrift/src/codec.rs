@@ -99,6 +99,36 @@ fn write_message<P: TOutputProtocol>(
     p.write_message_end()
 }
 
+thread_local! {
+    /// Frames are encoded into a per-thread arena and split off it, so one
+    /// allocation serves many frames; a buffer per frame would cost two (the
+    /// buffer, and the shared header `freeze` adds when it is not full).
+    static ARENA: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// Size of a fresh arena chunk: many small frames per allocation.
+const ARENA_CHUNK: usize = 64 * 1024;
+
+/// Encode one frame with `f` into the thread's arena and split it off.
+fn encode_frame(
+    hint: usize,
+    f: impl FnOnce(&mut BytesMut) -> Result<(), Status>,
+) -> Result<Bytes, Status> {
+    ARENA.with(|arena| {
+        let mut arena = arena.borrow_mut();
+        if arena.capacity() < hint {
+            *arena = BytesMut::with_capacity(hint.max(ARENA_CHUNK));
+        }
+        match f(&mut arena) {
+            Ok(()) => Ok(arena.split().freeze()),
+            Err(e) => {
+                arena.clear();
+                Err(e)
+            }
+        }
+    })
+}
+
 fn size_hint<M: EntryMessage>(m: &M) -> usize {
     m.size(&mut TBinaryProtocol::new((), false))
 }
@@ -310,46 +340,47 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             Ok(r) => size_hint(&r.message),
             Err(s) => s.message().len() + 16,
         };
-        let mut dst = BytesMut::with_capacity(hint + reply.name.len() + 64);
-        let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
-        let msg_type = if result.is_ok() {
-            TMessageType::Reply
-        } else {
-            TMessageType::Exception
-        };
-        let mark = frame::begin_frame(
-            &mut dst,
-            reply.transport,
-            reply.protocol,
-            reply.header_seq,
-            reply.flags,
-            reply.inner_framed,
-            |w| {
-                if let Some(b) = backward {
-                    write_strings(w, prefix::BACKWARD, b);
-                }
-                w.ints(&[(int_key::MSG_TYPE, &[msg_type as u8])]);
-            },
-        );
-        let id = TMessageIdentifier::new(reply.name.clone(), msg_type, reply.seq_id);
-        let written = match &result {
-            Ok(r) => with_output!(reply.protocol, &mut dst, |p| write_message(
-                &mut p,
-                &id,
-                |p| r.message.encode(p)
-            )),
-            Err(status) => {
-                let e = to_application_exception(status);
-                with_output!(reply.protocol, &mut dst, |p| write_message(
+        encode_frame(hint + reply.name.len() + 64, |dst| {
+            let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
+            let msg_type = if result.is_ok() {
+                TMessageType::Reply
+            } else {
+                TMessageType::Exception
+            };
+            let mark = frame::begin_frame(
+                &mut *dst,
+                reply.transport,
+                reply.protocol,
+                reply.header_seq,
+                reply.flags,
+                reply.inner_framed,
+                |w| {
+                    if let Some(b) = backward {
+                        write_strings(w, prefix::BACKWARD, b);
+                    }
+                    w.ints(&[(int_key::MSG_TYPE, &[msg_type as u8])]);
+                },
+            );
+            let id = TMessageIdentifier::new(reply.name.clone(), msg_type, reply.seq_id);
+            let written = match &result {
+                Ok(r) => with_output!(reply.protocol, &mut *dst, |p| write_message(
                     &mut p,
                     &id,
-                    |p| e.encode(p)
-                ))
-            }
-        };
-        written.map_err(|e| Status::internal(format!("encoding the response: {e}")))?;
-        frame::finish_frame(&mut dst, mark, reply.max_frame_len).map_err(status_of)?;
-        Ok(dst.freeze())
+                    |p| r.message.encode(p)
+                )),
+                Err(status) => {
+                    let e = to_application_exception(status);
+                    with_output!(reply.protocol, &mut *dst, |p| write_message(
+                        &mut p,
+                        &id,
+                        |p| e.encode(p)
+                    ))
+                }
+            };
+            written.map_err(|e| Status::internal(format!("encoding the response: {e}")))?;
+            frame::finish_frame(&mut *dst, mark, reply.max_frame_len).map_err(status_of)?;
+            Ok(())
+        })
     }
 }
 
@@ -396,6 +427,11 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
     }
 
     fn peek_seq(&self, raw: &Bytes) -> Result<i32, Status> {
+        // Header transports carry the sequence id at a fixed offset: no need
+        // to parse the header twice.
+        if matches!(self.transport, Transport::TTHeader | Transport::THeader) && raw.len() >= 12 {
+            return Ok(i32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]));
+        }
         let frame =
             frame::parse_frame(raw.clone(), self.transport, self.protocol).map_err(status_of)?;
         if let Some(h) = frame.header {
@@ -418,51 +454,52 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
             Some(s) => format!("{s}{MULTIPLEX_SEPARATOR}{}", cx.method).into(),
             None => cx.method.clone(),
         };
-        let mut dst = BytesMut::with_capacity(size_hint(req) + name.len() + 128);
-        let timeout_ms = cx
-            .remaining()
-            .map(|d| itoa_u64(d.as_millis().max(1) as u64));
-        let mark = frame::begin_frame(
-            &mut dst,
-            self.transport,
-            self.protocol,
-            seq_id,
-            0,
-            false,
-            |w| {
-                write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
-                write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
-                let mut ints: [(u16, &[u8]); 5] = [
-                    (int_key::WITH_HEADER, b"3"),
-                    (int_key::FROM_SERVICE, cx.caller.as_bytes()),
-                    (int_key::TO_METHOD, cx.method.as_bytes()),
-                    (int_key::TO_SERVICE, cx.service.as_bytes()),
-                    (int_key::RPC_TIMEOUT, b""),
-                ];
-                let n = match &timeout_ms {
-                    Some(t) => {
-                        ints[4].1 = t.as_bytes();
-                        5
-                    }
-                    None => 4,
-                };
-                w.ints(&ints[..n]);
-            },
-        );
-        let kind = if cx.oneway {
-            TMessageType::OneWay
-        } else {
-            TMessageType::Call
-        };
-        let id = TMessageIdentifier::new(name, kind, seq_id);
-        with_output!(self.protocol, &mut dst, |p| write_message(
-            &mut p,
-            &id,
-            |p| req.encode(p)
-        ))
-        .map_err(|e| Status::invalid_argument(format!("encoding the request: {e}")))?;
-        frame::finish_frame(&mut dst, mark, self.max_frame_len).map_err(status_of)?;
-        Ok(dst.freeze())
+        encode_frame(size_hint(req) + name.len() + 128, |dst| {
+            let timeout_ms = cx
+                .remaining()
+                .map(|d| itoa_u64(d.as_millis().max(1) as u64));
+            let mark = frame::begin_frame(
+                &mut *dst,
+                self.transport,
+                self.protocol,
+                seq_id,
+                0,
+                false,
+                |w| {
+                    write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
+                    write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
+                    let mut ints: [(u16, &[u8]); 5] = [
+                        (int_key::WITH_HEADER, b"3"),
+                        (int_key::FROM_SERVICE, cx.caller.as_bytes()),
+                        (int_key::TO_METHOD, cx.method.as_bytes()),
+                        (int_key::TO_SERVICE, cx.service.as_bytes()),
+                        (int_key::RPC_TIMEOUT, b""),
+                    ];
+                    let n = match &timeout_ms {
+                        Some(t) => {
+                            ints[4].1 = t.as_bytes();
+                            5
+                        }
+                        None => 4,
+                    };
+                    w.ints(&ints[..n]);
+                },
+            );
+            let kind = if cx.oneway {
+                TMessageType::OneWay
+            } else {
+                TMessageType::Call
+            };
+            let id = TMessageIdentifier::new(name, kind, seq_id);
+            with_output!(self.protocol, &mut *dst, |p| write_message(
+                &mut p,
+                &id,
+                |p| req.encode(p)
+            ))
+            .map_err(|e| Status::invalid_argument(format!("encoding the request: {e}")))?;
+            frame::finish_frame(&mut *dst, mark, self.max_frame_len).map_err(status_of)?;
+            Ok(())
+        })
     }
 
     fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<(i32, Bytes)>, Status> {

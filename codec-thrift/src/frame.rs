@@ -5,6 +5,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use faststr::FastStr;
 use pilota::thrift::{new_protocol_exception, ProtocolExceptionKind, ThriftException};
+use smallvec::SmallVec;
 
 use crate::protocol::{DecodeLimits, Protocol, COMPACT_PROTOCOL_ID};
 
@@ -71,10 +72,10 @@ pub struct Header {
     pub seq_id: i32,
     /// Flags, echoed back.
     pub flags: u16,
-    /// String key/values.
-    pub strings: Vec<(FastStr, FastStr)>,
+    /// String key/values (inline up to four: no allocation for the usual few).
+    pub strings: SmallVec<[(FastStr, FastStr); 4]>,
     /// Integer-keyed values (TTHeader only).
-    pub ints: Vec<(u16, FastStr)>,
+    pub ints: SmallVec<[(u16, FastStr); 8]>,
 }
 
 impl Header {

@@ -50,8 +50,9 @@ pub enum ConnectionMode {
     Pooled,
 }
 
-/// Idle connections a pooled client keeps by default.
-pub const DEFAULT_MAX_IDLE: usize = 64;
+/// Idle connections a pooled client keeps by default: enough that a burst
+/// of concurrent callers does not close and reopen connections on check-in.
+pub const DEFAULT_MAX_IDLE: usize = 1024;
 /// Time an idle pooled connection is kept by default; servers commonly close
 /// idle connections after a minute or more, so this stays below that.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,7 +102,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Idle connections kept by a pooled client. Default 64.
+    /// Idle connections kept by a pooled client. Default 1024.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n.max(1);
         self

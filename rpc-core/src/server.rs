@@ -36,6 +36,9 @@ use crate::{
 /// default, before their connections are closed.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Read-buffer growth step: small frames from many reads share one allocation.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Frames written with one vectored write at most: past this, a batch gains
 /// nothing and delays the first frame.
 const MAX_BATCH: usize = 64;
@@ -421,7 +424,9 @@ async fn serve_connection<C, S>(
             Some(limits.read_timeout.saturating_sub(started.elapsed()))
         };
         if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(8 * 1024);
+            // Earlier frames are still shared with their handlers, so this
+            // allocates: take room for many frames at once.
+            buf.reserve(READ_CHUNK);
         }
         let read = async {
             match wait {
