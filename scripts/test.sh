@@ -40,4 +40,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
-cargo bench --workspace --no-run
+# Unoptimised: this only proves the harness compiles, and an optimised build
+# of every dependency would double the suite's time on two cores.
+CARGO_PROFILE_BENCH_OPT_LEVEL=0 CARGO_PROFILE_BENCH_DEBUG=false \
+  cargo bench --workspace --no-run
