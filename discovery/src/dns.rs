@@ -28,9 +28,10 @@ use std::{
     time::Duration,
 };
 
+use crate::follow::Followers;
 use hickory_resolver::TokioResolver;
 use parking_lot::Mutex;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 use weft_core::{Address, Discover, Instance, Instances, Status};
 
 pub use hickory_resolver;
@@ -99,21 +100,7 @@ struct Inner {
     config: DnsConfig,
     names: HashMap<String, String>,
     resolver: Mutex<Option<Arc<TokioResolver>>>,
-    services: Mutex<HashMap<String, Followed>>,
-}
-
-struct Followed {
-    set: watch::Sender<Instances>,
-    loaded: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for f in self.services.get_mut().values() {
-            f.task.abort();
-        }
-    }
+    services: Followers,
 }
 
 impl fmt::Debug for DnsDiscover {
@@ -139,7 +126,7 @@ impl DnsDiscover {
                 config,
                 names: HashMap::new(),
                 resolver: Mutex::new(None),
-                services: Mutex::new(HashMap::new()),
+                services: Followers::default(),
             }),
         }
     }
@@ -175,11 +162,7 @@ impl DnsDiscover {
         timeout: Duration,
     ) -> Result<watch::Receiver<Instances>, Status> {
         let rx = self.subscribe(service)?;
-        let mut loaded = self.inner.services.lock()[service].loaded.subscribe();
-        let ready = tokio::time::timeout(timeout, loaded.wait_for(|l| *l))
-            .await
-            .is_ok();
-        if ready {
+        if self.inner.services.loaded(service, timeout).await {
             Ok(rx)
         } else {
             Err(Status::unavailable(format!(
@@ -207,34 +190,25 @@ impl Discover for DnsDiscover {
     /// (so it must be made inside a Tokio runtime); the set is empty until
     /// the first resolution succeeds.
     fn subscribe(&self, service: &str) -> Result<watch::Receiver<Instances>, Status> {
-        let mut services = self.inner.services.lock();
-        if let Some(f) = services.get(service) {
-            return Ok(f.set.subscribe());
-        }
-        let name = self
-            .inner
-            .names
-            .get(service)
-            .map_or(service, String::as_str);
-        let target = Target::parse(name)?;
-        let resolver = match target {
-            Target::Srv(_) => Some(self.srv_resolver()?),
-            Target::Host(..) => None,
-        };
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Status::internal("DnsDiscover::subscribe outside a Tokio runtime"))?;
-        let set = watch::Sender::new(Instances::from(Vec::new()));
-        let loaded = watch::Sender::new(false);
-        let task = runtime.spawn(follow(
-            target,
-            resolver,
-            self.inner.config.clone(),
-            set.clone(),
-            loaded.clone(),
-        ));
-        let rx = set.subscribe();
-        services.insert(service.to_owned(), Followed { set, loaded, task });
-        Ok(rx)
+        self.inner.services.subscribe(service, |set, loaded| {
+            let name = self
+                .inner
+                .names
+                .get(service)
+                .map_or(service, String::as_str);
+            let target = Target::parse(name)?;
+            let resolver = match target {
+                Target::Srv(_) => Some(self.srv_resolver()?),
+                Target::Host(..) => None,
+            };
+            Ok(follow(
+                target,
+                resolver,
+                self.inner.config.clone(),
+                set,
+                loaded,
+            ))
+        })
     }
 }
 

@@ -46,6 +46,7 @@ use std::{
     time::Duration,
 };
 
+use crate::follow::Followers;
 use etcd_client::{
     Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
 };
@@ -234,31 +235,14 @@ pub struct EtcdDiscover {
 struct DiscoverInner {
     client: Client,
     config: EtcdConfig,
-    services: Mutex<HashMap<String, Followed>>,
-}
-
-struct Followed {
-    set: watch::Sender<Instances>,
-    loaded: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for DiscoverInner {
-    fn drop(&mut self) {
-        for f in self.services.get_mut().values() {
-            f.task.abort();
-        }
-    }
+    services: Followers,
 }
 
 impl fmt::Debug for EtcdDiscover {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EtcdDiscover")
             .field("config", &self.inner.config)
-            .field(
-                "services",
-                &self.inner.services.lock().keys().collect::<Vec<_>>(),
-            )
+            .field("services", &self.inner.services.names())
             .finish()
     }
 }
@@ -270,7 +254,7 @@ impl EtcdDiscover {
             inner: Arc::new(DiscoverInner {
                 client,
                 config,
-                services: Mutex::new(HashMap::new()),
+                services: Followers::default(),
             }),
         }
     }
@@ -293,11 +277,7 @@ impl EtcdDiscover {
         timeout: Duration,
     ) -> Result<watch::Receiver<Instances>, Status> {
         let rx = self.subscribe(service)?;
-        let mut loaded = self.inner.services.lock()[service].loaded.subscribe();
-        let ready = tokio::time::timeout(timeout, loaded.wait_for(|l| *l))
-            .await
-            .is_ok();
-        if ready {
+        if self.inner.services.loaded(service, timeout).await {
             Ok(rx)
         } else {
             Err(Status::unavailable(format!(
@@ -312,26 +292,17 @@ impl Discover for EtcdDiscover {
     /// (so it must be made inside a Tokio runtime); the set is empty until
     /// the first read from etcd completes.
     fn subscribe(&self, service: &str) -> Result<watch::Receiver<Instances>, Status> {
-        let mut services = self.inner.services.lock();
-        if let Some(f) = services.get(service) {
-            return Ok(f.set.subscribe());
-        }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Status::internal("EtcdDiscover::subscribe outside a Tokio runtime"))?;
-        let set = watch::Sender::new(Instances::from(Vec::new()));
-        let loaded = watch::Sender::new(false);
-        let follower = Follower {
-            client: self.inner.client.clone(),
-            config: self.inner.config.clone(),
-            service: service.to_owned(),
-            prefix: self.inner.config.service_prefix(service),
-            set: set.clone(),
-            loaded: loaded.clone(),
-        };
-        let task = runtime.spawn(follower.run());
-        let rx = set.subscribe();
-        services.insert(service.to_owned(), Followed { set, loaded, task });
-        Ok(rx)
+        self.inner.services.subscribe(service, |set, loaded| {
+            let follower = Follower {
+                client: self.inner.client.clone(),
+                config: self.inner.config.clone(),
+                service: service.to_owned(),
+                prefix: self.inner.config.service_prefix(service),
+                set,
+                loaded,
+            };
+            Ok(follower.run())
+        })
     }
 }
 

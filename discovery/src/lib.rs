@@ -51,6 +51,7 @@
 
 pub mod dns;
 pub mod etcd;
+mod follow;
 
 pub use dns::{DnsConfig, DnsDiscover};
 pub use etcd::{EtcdConfig, EtcdDiscover, EtcdRegistry};
