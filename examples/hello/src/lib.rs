@@ -1,0 +1,88 @@
+//! Weft's quickstart: the `Hello` service generated from `idl/hello.thrift`
+//! by `weft-codegen` (in `build.rs`), and a handler for it.
+//!
+//! ```text
+//! cargo run -p weft-example-hello --bin quickstart   # server and client in one process
+//! cargo run -p weft-example-hello --bin server       # or apart
+//! cargo run -p weft-example-hello --bin client
+//! ```
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+mod gen {
+    #![allow(missing_docs, unreachable_pub)]
+    include!(concat!(env!("OUT_DIR"), "/hello.rs"));
+}
+
+pub use gen::hello::hello::*;
+
+use weft::core::{faststr::FastStr, Context, Status};
+
+/// The address the server and client binaries meet at.
+pub const ADDRESS: &str = "127.0.0.1:9090";
+
+/// Answers `Hello` calls.
+#[derive(Debug, Clone, Default)]
+pub struct Greeter;
+
+impl Hello for Greeter {
+    async fn greet(&self, cx: &mut Context, name: FastStr, times: i64) -> Result<Greeting, Status> {
+        println!("server: greet({name:?}, {times}) from {:?}", cx.caller);
+        Ok(Greeting {
+            text: Some(format!("hello, {name}").into()),
+            count: Some(times),
+            tags: Some(vec!["weft".into(), "quickstart".into()]),
+        })
+    }
+
+    async fn lookup(&self, _cx: &mut Context, name: FastStr) -> Result<FastStr, HelloLookupError> {
+        println!("server: lookup({name:?})");
+        match name.as_str() {
+            "weft" => Ok("an RPC framework".into()),
+            _ => Err(HelloLookupError::Missing(NotFound { name: Some(name) })),
+        }
+    }
+
+    async fn log(&self, _cx: &mut Context, line: FastStr) -> Result<(), Status> {
+        println!("server: log({line:?})");
+        Ok(())
+    }
+}
+
+/// The client side of the quickstart: every kind of call, printed.
+pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<()> {
+    use weft::core::ClientBuilder;
+    use weft::thrift::{Protocol, Transport};
+
+    let client = HelloClient::new(
+        ClientBuilder::new(addr.clone()),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    let mut cx = Context::default();
+    cx.caller = "quickstart-client".into();
+
+    let g = client.greet(cx.clone(), "world".into(), 3).await?;
+    println!(
+        "client: greet(\"world\", 3) -> {:?} (count {:?})",
+        g.text, g.count
+    );
+
+    match client.lookup(cx.clone(), "weft".into()).await {
+        Ok(v) => println!("client: lookup(\"weft\") -> {v:?}"),
+        Err(e) => anyhow::bail!("lookup(weft) failed: {e:?}"),
+    }
+    match client.lookup(cx.clone(), "nobody".into()).await {
+        Err(HelloLookupError::Missing(e)) => {
+            println!(
+                "client: lookup(\"nobody\") -> declared exception NotFound({:?})",
+                e.name
+            )
+        }
+        other => anyhow::bail!("lookup(nobody) should throw NotFound, got {other:?}"),
+    }
+
+    client.log(cx, "one-way: no answer expected".into()).await?;
+    println!("client: log(...) sent one-way");
+    Ok(())
+}
