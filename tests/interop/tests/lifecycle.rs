@@ -284,3 +284,47 @@ async fn a_registered_server_appears_once_listening_and_leaves_before_draining()
     assert_eq!(client.add(Context::default(), 1, 2).await.unwrap(), 3);
     shutdown.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_holds_new_connections_until_one_closes() {
+    let limits = weft::core::Limits {
+        max_connections: 1,
+        ..weft::core::Limits::default()
+    };
+    let server = serve(
+        "127.0.0.1:0",
+        ServerBuilder::new().limits(limits),
+        EchoHandler::default(),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().clone();
+    let first = EchoClient::new(
+        &addr,
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    );
+    first.ping(Context::default()).await.unwrap();
+
+    // A second connection waits in the backlog: its call times out.
+    let second = EchoClient::new(
+        &addr,
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    );
+    let mut cx = Context::default();
+    cx.set_timeout(Duration::from_millis(300));
+    let err = second.ping(cx).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(server.accepted(), 1);
+
+    // The first client goes away; the waiting connection is taken and served.
+    drop(first);
+    let mut cx = Context::default();
+    cx.set_timeout(Duration::from_secs(5));
+    second.ping(cx).await.unwrap();
+    assert_eq!(server.accepted(), 2);
+    server.shutdown().await;
+}
