@@ -832,3 +832,63 @@ mod scan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_frame(magic: u16, words: u16, header: &[u8], payload: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        let len = 10 + header.len() + payload.len();
+        b.put_u32(len as u32);
+        b.put_u16(magic);
+        b.put_u16(0);
+        b.put_i32(7);
+        b.put_u16(words);
+        b.put_slice(header);
+        b.put_slice(payload);
+        b.freeze()
+    }
+
+    #[test]
+    fn lying_header_lengths_are_errors_not_panics() {
+        for magic in [TTHEADER_MAGIC, THEADER_MAGIC] {
+            // Header size beyond the frame.
+            let f = header_frame(magic, 0xffff, &[0, 0, 0, 0], b"");
+            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+            // A key/value block whose key length runs past the header.
+            let f = header_frame(magic, 2, &[0, 0, 1, 0, 1, 0xff], &[0xff, 0]);
+            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+            // An unknown protocol id.
+            let f = header_frame(magic, 1, &[9, 0, 0, 0], b"");
+            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+        }
+        // Transforms are refused rather than misread.
+        let f = header_frame(TTHEADER_MAGIC, 1, &[0, 1, 1, 0], b"");
+        assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+    }
+
+    #[test]
+    fn random_headers_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let magic = if i % 2 == 0 {
+                TTHEADER_MAGIC
+            } else {
+                THEADER_MAGIC
+            };
+            let n = (next() % 48) as usize;
+            let header: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let words = (next() % 16) as u16;
+            let f = header_frame(magic, words, &header, b"\x80\x01");
+            // Ok or a typed error; what matters is that it returns.
+            let _ = parse_frame(f, Transport::TTHeader, Protocol::Binary);
+        }
+    }
+}
