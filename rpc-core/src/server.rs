@@ -385,7 +385,21 @@ async fn serve_connection<C, S>(
             let this = index;
             index += 1;
             match inbound {
-                Inbound::Request(mut req, reply) => {
+                Inbound::Discard(status) => {
+                    tracing::debug!(?peer, %status, "dropping a one-way call");
+                    let _ = tx.send(Outbound {
+                        index: this,
+                        frame: None,
+                    });
+                }
+                Inbound::Request {
+                    mut req,
+                    reply,
+                    timeout,
+                } => {
+                    if let Some(t) = timeout {
+                        req.cx.deadline = Instant::now().checked_add(t);
+                    }
                     if req.cx.peer.is_none() {
                         req.cx.peer = peer.clone();
                     }
@@ -407,7 +421,10 @@ async fn serve_connection<C, S>(
                     );
                 }
                 Inbound::Reject(reply, status) => {
-                    let frame = C::encode(reply, Err(status)).ok();
+                    let mut dst = BytesMut::new();
+                    let frame = C::encode(reply, Err(status), false, &mut dst)
+                        .ok()
+                        .map(|()| dst.freeze());
                     let _ = tx.send(Outbound { index: this, frame });
                 }
             }
@@ -519,11 +536,14 @@ fn encode_or_internal<C: ServerCodec>(
     reply: C::Reply,
     result: Result<Response<C::Resp>, Status>,
 ) -> Option<Bytes> {
-    match C::encode(reply.clone(), result) {
-        Ok(frame) => Some(frame),
+    let mut dst = BytesMut::new();
+    match C::encode(reply.clone(), result, false, &mut dst) {
+        Ok(()) => Some(dst.freeze()),
         Err(status) => {
             tracing::warn!(%status, "failed to encode a response");
-            C::encode(reply, Err(status)).ok()
+            C::encode(reply, Err(status), false, &mut dst)
+                .ok()
+                .map(|()| dst.freeze())
         }
     }
 }
