@@ -129,6 +129,9 @@ where
     /// and the write buffer, plus room for one read.
     charged: usize,
     budget_wait: Option<u64>,
+    /// Reading waits for a byte bound of ours, not for the peer: the read
+    /// timeout does not run.
+    read_held: bool,
 
     last_activity: Instant,
     timer: Pin<Box<Sleep>>,
@@ -168,6 +171,7 @@ where
             open_bytes: 0,
             charged: 0,
             budget_wait: None,
+            read_held: false,
             last_activity: now,
             timer: Box::pin(tokio::time::sleep_until(now)),
             armed: None,
@@ -469,6 +473,7 @@ where
             return Ok(false);
         }
         let lingering = matches!(self.state, State::Lingering { .. });
+        self.read_held = true;
         if !lingering {
             let limits = &self.shared.limits;
             // One whole frame must always fit, whatever the byte bound says.
@@ -490,6 +495,7 @@ where
                 }
                 self.charged += n;
             }
+            self.read_held = false;
             if self.buf_oversized() {
                 // A codec rejects an oversized frame from its header; this
                 // catches unframed peers whose message never ends.
@@ -498,6 +504,7 @@ where
                 return Ok(true);
             }
         }
+        self.read_held = false;
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             // Earlier frames are still shared with their handlers, so this
             // allocates: take room for many frames at once.
@@ -629,7 +636,7 @@ where
             );
         }
         if self.reads_requests() {
-            if self.may_read() {
+            if self.may_read() && !self.read_held {
                 if let Some(started) = self.frame_started {
                     check(
                         after(started, limits.read_timeout),
