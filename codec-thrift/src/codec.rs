@@ -803,4 +803,33 @@ mod tests {
         .unwrap();
         assert!(f.header.unwrap().string(CONNECTION_RESET_KEY).is_none());
     }
+
+    #[test]
+    fn oversized_metainfo_is_refused_not_wrapped() {
+        let big = "v".repeat(70_000);
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            let c = client(transport);
+            let mut cx = Context::new("svc", "ping");
+            cx.metainfo.persistent.insert("k", big.clone());
+            let result = c.encode(1, &cx, &Msg::Ping(1));
+            if transport == Transport::TTHeader {
+                let e = result.unwrap_err();
+                assert!(e.message().contains("value length"), "{e}");
+            } else {
+                // THeader lengths are varints: 70,000 bytes fit.
+                result.unwrap();
+            }
+        }
+
+        // On the server, a huge backward value fails the encode and leaves
+        // the write buffer as it was.
+        let (reply, _) = served(Transport::TTHeader);
+        let mut cx = Context::new("svc", "ping");
+        cx.metainfo.backward.insert("k", big);
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let e = Server::encode(reply, Ok(Response::new(cx, Msg::Ping(1))), false, &mut dst)
+            .unwrap_err();
+        assert!(e.message().contains("SizeLimit"), "{e}");
+        assert_eq!(&dst[..], b"earlier");
+    }
 }

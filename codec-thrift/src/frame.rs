@@ -421,26 +421,81 @@ fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), Thrift
 
 // ===== writing =====
 
+/// TTHeader writes string lengths and entry counts in two bytes.
+const TTHEADER_MAX_U16: usize = u16::MAX as usize;
+/// THeader's string count is reserved as a 3-byte varint: 21 bits.
+const THEADER_MAX_ENTRIES: usize = (1 << 21) - 1;
+/// The header size is written in 4-byte words in two bytes.
+const MAX_HEADER_BYTES: usize = 4 * u16::MAX as usize;
+
+/// A header field too large for the width the wire gives its length or
+/// count. Recorded rather than written: a wrapped length would make the
+/// receiver parse the field's tail as headers of the sender's choosing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Overflow {
+    what: &'static str,
+    len: usize,
+    max: usize,
+}
+
+impl Overflow {
+    fn check(what: &'static str, len: usize, max: usize) -> Result<(), Overflow> {
+        if len > max {
+            Err(Overflow { what, len, max })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn into_exception(self) -> ThriftException {
+        err(
+            ProtocolExceptionKind::SizeLimit,
+            format!(
+                "header {} of {} exceeds the {} the transport can carry",
+                self.what, self.len, self.max
+            ),
+        )
+    }
+}
+
 /// Where a frame being written starts, so its lengths can be patched.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameMark {
     transport: Transport,
     start: usize,
     inner: Option<usize>,
+    overflow: Option<Overflow>,
 }
 
-/// Writes the key/values of a header being encoded.
+/// Writes the key/values of a header being encoded. A key/value the
+/// transport cannot carry is not written; [`finish_frame`] then fails.
 #[derive(Debug)]
 pub struct HeaderWriter<'a> {
     dst: &'a mut BytesMut,
     transport: Transport,
     count_at: Option<usize>,
-    count: u32,
+    count: usize,
+    overflow: Option<Overflow>,
 }
 
 impl HeaderWriter<'_> {
     /// Add a string key/value: `prefix` + `key` → `value`.
     pub fn string(&mut self, prefix: &str, key: &str, value: &str) {
+        if self.overflow.is_some() {
+            return;
+        }
+        let key_len = prefix.len() + key.len();
+        let (max_len, max_entries) = match self.transport {
+            Transport::TTHeader => (TTHEADER_MAX_U16, TTHEADER_MAX_U16),
+            _ => (u32::MAX as usize, THEADER_MAX_ENTRIES),
+        };
+        let fits = Overflow::check("key length", key_len, max_len)
+            .and(Overflow::check("value length", value.len(), max_len))
+            .and(Overflow::check("string count", self.count + 1, max_entries));
+        if let Err(o) = fits {
+            self.overflow = Some(o);
+            return;
+        }
         if self.count_at.is_none() {
             match self.transport {
                 Transport::TTHeader => {
@@ -458,16 +513,17 @@ impl HeaderWriter<'_> {
             }
         }
         self.count += 1;
+        // The checks above make these casts lossless.
         match self.transport {
             Transport::TTHeader => {
-                self.dst.put_u16((prefix.len() + key.len()) as u16);
+                self.dst.put_u16(key_len as u16);
                 self.dst.put_slice(prefix.as_bytes());
                 self.dst.put_slice(key.as_bytes());
                 self.dst.put_u16(value.len() as u16);
                 self.dst.put_slice(value.as_bytes());
             }
             _ => {
-                put_varint(self.dst, (prefix.len() + key.len()) as u32);
+                put_varint(self.dst, key_len as u32);
                 self.dst.put_slice(prefix.as_bytes());
                 self.dst.put_slice(key.as_bytes());
                 put_varint(self.dst, value.len() as u32);
@@ -495,7 +551,16 @@ impl HeaderWriter<'_> {
     /// Write the integer-keyed block (TTHeader only; ignored for THeader).
     pub fn ints(&mut self, ints: &[(u16, &[u8])]) {
         self.finish_strings();
-        if self.transport != Transport::TTHeader || ints.is_empty() {
+        if self.transport != Transport::TTHeader || ints.is_empty() || self.overflow.is_some() {
+            return;
+        }
+        let fits = Overflow::check("int count", ints.len(), TTHEADER_MAX_U16).and_then(|()| {
+            ints.iter().try_for_each(|(_, v)| {
+                Overflow::check("int value length", v.len(), TTHEADER_MAX_U16)
+            })
+        });
+        if let Err(o) = fits {
+            self.overflow = Some(o);
             return;
         }
         self.dst.put_u8(INFO_INT_KEY_VALUE);
@@ -519,7 +584,8 @@ fn put_varint(dst: &mut BytesMut, mut n: u32) {
 /// Start a frame: reserve the length, write the header (the closure adds
 /// key/values), and leave `dst` ready for the message. `inner_framed` puts
 /// a second length between a header and the message, as Kitex's "TTHeader
-/// framed" does.
+/// framed" does. A header the transport cannot carry makes
+/// [`finish_frame`] fail.
 pub fn begin_frame(
     dst: &mut BytesMut,
     transport: Transport,
@@ -531,6 +597,7 @@ pub fn begin_frame(
 ) -> FrameMark {
     let start = dst.len();
     let mut inner = None;
+    let mut overflow = None;
     match transport {
         Transport::Buffered => {}
         Transport::Framed => dst.put_u32(0),
@@ -554,12 +621,18 @@ pub fn begin_frame(
                 transport,
                 count_at: None,
                 count: 0,
+                overflow: None,
             };
             headers(&mut w);
             w.finish_strings();
+            overflow = w.overflow;
             let pad = (4 - (dst.len() - header_start) % 4) % 4;
             dst.put_bytes(0, pad);
-            let words = ((dst.len() - header_start) / 4) as u16;
+            let size = dst.len() - header_start;
+            if let Err(o) = Overflow::check("size", size, MAX_HEADER_BYTES) {
+                overflow = overflow.or(Some(o));
+            }
+            let words = (size / 4) as u16;
             dst[start + 12..start + 14].copy_from_slice(&words.to_be_bytes());
             if inner_framed {
                 inner = Some(dst.len());
@@ -571,19 +644,27 @@ pub fn begin_frame(
         transport,
         start,
         inner,
+        overflow,
     }
 }
 
-/// Finish a frame started with [`begin_frame`]: patch its length.
+/// Finish a frame started with [`begin_frame`]: patch its length. Fails
+/// when the header could not be written whole or the frame is too long;
+/// `dst` then holds a partial frame the caller must truncate.
 pub fn finish_frame(
     dst: &mut BytesMut,
     mark: FrameMark,
     max_frame_len: usize,
 ) -> Result<(), ThriftException> {
+    if let Some(o) = mark.overflow {
+        return Err(o.into_exception());
+    }
     if mark.transport == Transport::Buffered {
         return Ok(());
     }
     let len = dst.len() - mark.start - 4;
+    // Readers take the length as a positive i32.
+    let max_frame_len = max_frame_len.min(i32::MAX as usize);
     if len > max_frame_len {
         return Err(err(
             ProtocolExceptionKind::SizeLimit,
@@ -890,5 +971,58 @@ mod tests {
             // Ok or a typed error; what matters is that it returns.
             let _ = parse_frame(f, Transport::TTHeader, Protocol::Binary);
         }
+    }
+
+    fn header_of(
+        transport: Transport,
+        f: impl FnOnce(&mut HeaderWriter<'_>),
+    ) -> Result<BytesMut, ThriftException> {
+        let mut dst = BytesMut::new();
+        let mark = begin_frame(&mut dst, transport, Protocol::Binary, 1, 0, false, f);
+        dst.put_u8(0);
+        finish_frame(&mut dst, mark, 1 << 24).map(|()| dst)
+    }
+
+    #[test]
+    fn header_fields_wider_than_the_wire_are_refused() {
+        let long = "x".repeat(65_536);
+        let e = header_of(Transport::TTHeader, |w| w.string("", "k", &long)).unwrap_err();
+        assert!(e.to_string().contains("value length of 65536"), "{e}");
+        let e = header_of(Transport::TTHeader, |w| w.string("p", &long[1..], "v")).unwrap_err();
+        assert!(e.to_string().contains("key length"), "{e}");
+        let e = header_of(Transport::TTHeader, |w| {
+            w.ints(&[(int_key::TO_METHOD, long.as_bytes())])
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("int value length"), "{e}");
+        // 65,536 entries: the count would wrap to zero.
+        let e = header_of(Transport::TTHeader, |w| {
+            for _ in 0..65_536 {
+                w.string("", "", "");
+            }
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("string count"), "{e}");
+        // Each field fits but the header outgrows its 16-bit size in words.
+        let e = header_of(Transport::THeader, |w| {
+            for _ in 0..5 {
+                w.string("", "k", &long);
+            }
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("header size"), "{e}");
+        // The largest that fits still round-trips.
+        let max = "x".repeat(65_535);
+        let mut buf = header_of(Transport::TTHeader, |w| w.string("", "k", &max)).unwrap();
+        let f = split_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1 << 24,
+            DecodeLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.header.unwrap().string("k").unwrap().len(), 65_535);
     }
 }
