@@ -123,14 +123,36 @@ fn encode_frame(
         if arena.capacity() < hint {
             *arena = BytesMut::with_capacity(hint.max(ARENA_CHUNK));
         }
-        match f(&mut arena) {
-            Ok(()) => Ok(arena.split().freeze()),
-            Err(e) => {
-                arena.clear();
-                Err(e)
-            }
-        }
+        let mut rewind = Rewind::new(&mut arena);
+        f(rewind.buf)?;
+        rewind.keep();
+        Ok(rewind.buf.split().freeze())
     })
+}
+
+/// Truncates a buffer back to where a frame started when encoding it fails
+/// or panics, so the partial frame is not sent ahead of the next one.
+struct Rewind<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+}
+
+impl<'a> Rewind<'a> {
+    fn new(buf: &'a mut BytesMut) -> Self {
+        let start = buf.len();
+        Rewind { buf, start }
+    }
+
+    /// The frame is whole: keep it.
+    fn keep(&mut self) {
+        self.start = usize::MAX;
+    }
+}
+
+impl Drop for Rewind<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.start);
+    }
 }
 
 fn size_hint<M: EntryMessage>(m: &M) -> usize {
@@ -340,14 +362,12 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         closing: bool,
         dst: &mut BytesMut,
     ) -> Result<(), Status> {
-        let start = dst.len();
-        let written = encode_response(&reply, &result, closing, dst);
-        if written.is_err() {
-            // The contract: on error the write buffer is as it was, so the
-            // caller can encode the error in its place.
-            dst.truncate(start);
-        }
-        written
+        // On error or panic the write buffer is left as it was, so the
+        // caller can encode the error in its place.
+        let mut rewind = Rewind::new(dst);
+        encode_response(&reply, &result, closing, rewind.buf)?;
+        rewind.keep();
+        Ok(())
     }
 }
 
@@ -362,7 +382,8 @@ fn rpc_timeout(ms: &str) -> Option<Duration> {
 }
 
 /// Append one response frame to `dst`; on error `dst` may hold a partial
-/// frame, which [`ServerCodec::encode`] truncates.
+/// frame, which [`ServerCodec::encode`] truncates. No arena here: the
+/// connection's write buffer already batches frames.
 fn encode_response<Resp: EntryMessage>(
     reply: &Reply,
     result: &Result<Response<Resp>, Status>,
@@ -604,15 +625,23 @@ mod tests {
     use bytes::BufMut;
     use pilota::thrift::{ApplicationExceptionKind, TStructIdentifier, TType};
 
-    /// A service with one method, `ping(1: i32)`.
+    /// A service with one method, `ping(1: i32)`; `Boom` panics when encoded.
     #[derive(Debug, Clone, PartialEq)]
     pub(crate) enum Msg {
         Ping(i32),
+        Boom,
     }
 
     impl EntryMessage for Msg {
         fn encode<P: TOutputProtocol>(&self, p: &mut P) -> Result<(), ThriftException> {
-            let Msg::Ping(v) = *self;
+            let v = match self {
+                Msg::Ping(v) => *v,
+                Msg::Boom => {
+                    p.write_struct_begin(&TStructIdentifier { name: "Boom" })?;
+                    p.write_field_begin(TType::I32, 1)?;
+                    panic!("encode panicked half way");
+                }
+            };
             p.write_struct_begin(&TStructIdentifier { name: "Ping" })?;
             p.write_field_begin(TType::I32, 1)?;
             p.write_i32(v)?;
@@ -830,6 +859,37 @@ mod tests {
         let e = Server::encode(reply, Ok(Response::new(cx, Msg::Ping(1))), false, &mut dst)
             .unwrap_err();
         assert!(e.message().contains("SizeLimit"), "{e}");
+        assert_eq!(&dst[..], b"earlier");
+    }
+
+    #[test]
+    fn a_panicking_encode_leaves_nothing_behind() {
+        let c = client(Transport::Framed);
+        let cx = Context::new("svc", "ping");
+        let expected = std::thread::spawn(|| {
+            client(Transport::Framed)
+                .encode(2, &Context::new("svc", "ping"), &Msg::Ping(1))
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.encode(1, &cx, &Msg::Boom)
+        }));
+        assert!(panicked.is_err());
+        // Same thread, so the same arena: the half-written frame is gone.
+        assert_eq!(c.encode(2, &cx, &Msg::Ping(1)).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_panicking_server_encode_leaves_the_write_buffer_as_it_was() {
+        let (reply, _) = served(Transport::TTHeader);
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let resp = Response::new(Context::new("svc", "ping"), Msg::Boom);
+            Server::encode(reply.clone(), Ok(resp), false, &mut dst)
+        }));
+        assert!(panicked.is_err());
         assert_eq!(&dst[..], b"earlier");
     }
 }
