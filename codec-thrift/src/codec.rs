@@ -163,18 +163,22 @@ fn status_of(e: ThriftException) -> Status {
     status_from_exception(&e)
 }
 
-/// Put string headers into the scopes of `metainfo` they belong to.
+/// Put string headers into the scopes of `metainfo` they belong to, in
+/// time linear in their number (a header may carry thousands).
 fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
-    for (k, v) in &header.strings {
-        if on_server {
-            if let Some(key) = k.strip_prefix(prefix::PERSISTENT) {
-                cx.metainfo.persistent.insert(FastStr::new(key), v.clone());
-            } else if let Some(key) = k.strip_prefix(prefix::TRANSIENT) {
-                cx.metainfo.upstream.insert(FastStr::new(key), v.clone());
-            }
-        } else if let Some(key) = k.strip_prefix(prefix::BACKWARD) {
-            cx.metainfo.backward.insert(FastStr::new(key), v.clone());
-        }
+    let scoped = |pre: &'static str| {
+        header
+            .strings
+            .iter()
+            .filter_map(move |(k, v)| Some((FastStr::new(k.strip_prefix(pre)?), v.clone())))
+    };
+    if on_server {
+        cx.metainfo
+            .persistent
+            .insert_all(scoped(prefix::PERSISTENT));
+        cx.metainfo.upstream.insert_all(scoped(prefix::TRANSIENT));
+    } else {
+        cx.metainfo.backward.insert_all(scoped(prefix::BACKWARD));
     }
 }
 
@@ -489,8 +493,8 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
         if matches!(self.transport, Transport::TTHeader | Transport::THeader) && raw.len() >= 12 {
             return Ok(i32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]));
         }
-        let frame =
-            frame::parse_frame(raw.clone(), self.transport, self.protocol).map_err(status_of)?;
+        let frame = frame::parse_frame(raw.clone(), self.transport, self.protocol, self.limits)
+            .map_err(status_of)?;
         if let Some(h) = frame.header {
             return Ok(h.seq_id);
         }
@@ -583,7 +587,8 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
     }
 
     fn decode(&self, cx: &mut Context, raw: Bytes) -> Result<Resp, Status> {
-        let frame = frame::parse_frame(raw, self.transport, self.protocol).map_err(status_of)?;
+        let frame = frame::parse_frame(raw, self.transport, self.protocol, self.limits)
+            .map_err(status_of)?;
         if let Some(h) = &frame.header {
             absorb_strings(h, false, cx);
         }
@@ -891,5 +896,51 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert_eq!(&dst[..], b"earlier");
+    }
+
+    #[test]
+    fn a_full_header_is_absorbed_with_later_values_winning() {
+        let max = Limits::default().max_header_entries;
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1,
+            0,
+            false,
+            |w| {
+                // As many strings as allowed: keys 0..512, then 0..256 twice
+                // more with new values.
+                for i in 0..512 {
+                    w.string(prefix::PERSISTENT, &i.to_string(), "old");
+                }
+                for v in ["", "new"] {
+                    for i in 0..256 {
+                        w.string(prefix::PERSISTENT, &i.to_string(), v);
+                    }
+                }
+                w.ints(&[]);
+            },
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Call, 1);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(3).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        let mut codec = Server::new(&Limits::default());
+        let Some(Inbound::Request { req, .. }) = codec.decode(&mut buf).unwrap() else {
+            panic!("not a request");
+        };
+        let kv = &req.cx.metainfo.persistent;
+        assert_eq!(512 + 2 * 256, max);
+        assert_eq!(kv.len(), 512);
+        assert_eq!(kv.get("0").unwrap(), "new");
+        assert_eq!(kv.get("255").unwrap(), "new");
+        assert_eq!(kv.get("256").unwrap(), "old");
+        // First insertion fixes the order.
+        let keys: Vec<_> = kv.iter().take(3).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["0", "1", "2"]);
     }
 }

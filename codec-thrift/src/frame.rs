@@ -193,6 +193,7 @@ pub fn parse_frame(
     mut raw: Bytes,
     transport: Transport,
     protocol: Protocol,
+    limits: DecodeLimits,
 ) -> Result<Frame, ThriftException> {
     if transport == Transport::Buffered {
         return Ok(Frame {
@@ -213,7 +214,7 @@ pub fn parse_frame(
             inner_framed: false,
         });
     }
-    let (transport, protocol, header) = read_header(&mut raw)?;
+    let (transport, protocol, header) = read_header(&mut raw, limits.max_header_entries)?;
     let inner_framed = is_inner_framed(&raw);
     if inner_framed {
         raw.advance(4);
@@ -247,7 +248,7 @@ pub fn split_frame(
     limits: DecodeLimits,
 ) -> Result<Option<Frame>, ThriftException> {
     match frame_len(src, transport, protocol, max_frame_len, limits)? {
-        Some(n) => parse_frame(src.split_to(n).freeze(), transport, protocol).map(Some),
+        Some(n) => parse_frame(src.split_to(n).freeze(), transport, protocol, limits).map(Some),
         None => {
             if transport != Transport::Buffered && src.len() >= 4 {
                 // Grow towards the declared length, but never more than twice
@@ -308,7 +309,33 @@ fn text(all: &Bytes, part: &[u8]) -> Result<FastStr, ThriftException> {
     })
 }
 
-fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), ThriftException> {
+/// Counts a header's key/values against the limit as their blocks declare
+/// them, before any is read.
+struct EntryBudget {
+    left: usize,
+    max: usize,
+}
+
+impl EntryBudget {
+    fn take(&mut self, n: usize) -> Result<(), ThriftException> {
+        self.left = self.left.checked_sub(n).ok_or_else(|| {
+            err(
+                ProtocolExceptionKind::SizeLimit,
+                format!("header declares more than {} key/values", self.max),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+fn read_header(
+    body: &mut Bytes,
+    max_entries: usize,
+) -> Result<(Transport, Protocol, Header), ThriftException> {
+    let mut budget = EntryBudget {
+        left: max_entries,
+        max: max_entries,
+    };
     let all = body.clone();
     let mut c = Cursor { buf: &all[..] };
     let magic = c.u16()?;
@@ -342,6 +369,7 @@ fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), Thrift
                 0 => {}
                 INFO_KEY_VALUE => {
                     let n = h.u16()?;
+                    budget.take(n as usize)?;
                     for _ in 0..n {
                         let kl = h.u16()? as usize;
                         let k = h.take(kl)?;
@@ -352,6 +380,7 @@ fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), Thrift
                 }
                 INFO_INT_KEY_VALUE => {
                     let n = h.u16()?;
+                    budget.take(n as usize)?;
                     for _ in 0..n {
                         let k = h.u16()?;
                         let vl = h.u16()? as usize;
@@ -391,6 +420,7 @@ fn read_header(body: &mut Bytes) -> Result<(Transport, Protocol, Header), Thrift
                 0 => break 'info,
                 1 => {
                     let n = h.varint()?;
+                    budget.take(n as usize)?;
                     for _ in 0..n {
                         let kl = h.varint()? as usize;
                         let k = h.take(kl)?;
@@ -936,17 +966,41 @@ mod tests {
         for magic in [TTHEADER_MAGIC, THEADER_MAGIC] {
             // Header size beyond the frame.
             let f = header_frame(magic, 0xffff, &[0, 0, 0, 0], b"");
-            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
             // A key/value block whose key length runs past the header.
             let f = header_frame(magic, 2, &[0, 0, 1, 0, 1, 0xff], &[0xff, 0]);
-            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
             // An unknown protocol id.
             let f = header_frame(magic, 1, &[9, 0, 0, 0], b"");
-            assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
         }
         // Transforms are refused rather than misread.
         let f = header_frame(TTHEADER_MAGIC, 1, &[0, 1, 1, 0], b"");
-        assert!(parse_frame(f, Transport::TTHeader, Protocol::Binary).is_err());
+        assert!(parse_frame(
+            f,
+            Transport::TTHeader,
+            Protocol::Binary,
+            DecodeLimits::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -969,7 +1023,12 @@ mod tests {
             let words = (next() % 16) as u16;
             let f = header_frame(magic, words, &header, b"\x80\x01");
             // Ok or a typed error; what matters is that it returns.
-            let _ = parse_frame(f, Transport::TTHeader, Protocol::Binary);
+            let _ = parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default(),
+            );
         }
     }
 
@@ -1024,5 +1083,37 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(f.header.unwrap().string("k").unwrap().len(), 65_535);
+    }
+
+    #[test]
+    fn header_entries_are_bounded() {
+        let limits = DecodeLimits::default();
+        let max = limits.max_header_entries;
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            for (strings, ints, ok) in [(max, 0, true), (max + 1, 0, false), (max - 1, 2, false)] {
+                let mut buf = header_of(transport, |w| {
+                    for i in 0..strings {
+                        w.string("k", &i.to_string(), "v");
+                    }
+                    let ints: Vec<(u16, &[u8])> =
+                        (0..ints).map(|i| (i as u16, &b"1"[..])).collect();
+                    w.ints(&ints);
+                })
+                .unwrap();
+                let got = split_frame(&mut buf, transport, Protocol::Binary, 1 << 24, limits);
+                // THeader carries no int block, so only its strings count.
+                let ok = ok || (transport == Transport::THeader && strings <= max);
+                match got {
+                    Ok(f) => {
+                        assert!(ok, "{transport:?} {strings}+{ints} accepted");
+                        assert_eq!(f.unwrap().header.unwrap().strings.len(), strings);
+                    }
+                    Err(e) => {
+                        assert!(!ok, "{transport:?} {strings}+{ints}: {e}");
+                        assert!(e.to_string().contains("more than 1024"), "{e}");
+                    }
+                }
+            }
+        }
     }
 }

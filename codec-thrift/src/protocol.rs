@@ -55,6 +55,10 @@ pub struct DecodeLimits {
     pub max_container_len: usize,
     /// Struct nesting depth.
     pub max_depth: usize,
+    /// Key/values one TTHeader or THeader header may carry.
+    pub max_header_entries: usize,
+    /// Estimated memory one decoded message may claim; see [`BinaryInput`].
+    pub max_decoded_size: usize,
 }
 
 impl Default for DecodeLimits {
@@ -68,6 +72,8 @@ impl From<&Limits> for DecodeLimits {
         DecodeLimits {
             max_container_len: l.max_container_len,
             max_depth: l.max_depth,
+            max_header_entries: l.max_header_entries,
+            max_decoded_size: l.max_decoded_size,
         }
     }
 }
