@@ -123,12 +123,58 @@ fn min_size(protocol: Protocol, t: TType) -> usize {
     }
 }
 
+/// Estimated bytes one decoded element of `t` occupies in memory, as the
+/// collections generated code builds: scalars their width; strings and
+/// binaries a `FastStr`/`Bytes` handle (their text is a slice of the frame,
+/// already counted by the frame limit); a struct 64 (a typical small one);
+/// a nested container its `Vec`/map header. Rough on purpose: the point is
+/// that a compact `list<struct>` at a byte per element on the wire cannot
+/// make a decoder reserve gigabytes.
+fn mem_size(t: TType) -> usize {
+    match t {
+        TType::Bool | TType::I8 | TType::Stop | TType::Void => 1,
+        TType::I16 => 2,
+        TType::I32 => 4,
+        TType::I64 | TType::Double => 8,
+        TType::Uuid => 16,
+        TType::Binary => 32,
+        TType::List | TType::Set | TType::Map => 32,
+        TType::Struct => 64,
+    }
+}
+
+/// Depth, container and decoded-size bounds for one message.
 struct Guard {
     depth: usize,
+    /// Estimated bytes the message may still claim (see [`mem_size`]).
+    budget: usize,
     limits: DecodeLimits,
 }
 
 impl Guard {
+    fn new(limits: DecodeLimits) -> Self {
+        Guard {
+            depth: 0,
+            budget: limits.max_decoded_size,
+            limits,
+        }
+    }
+
+    /// Charge a container of `size` elements of `elem_mem` bytes each.
+    fn charge(&mut self, size: usize, elem_mem: usize) -> Result<(), ThriftException> {
+        let cost = size.saturating_mul(elem_mem);
+        self.budget = self.budget.checked_sub(cost).ok_or_else(|| {
+            new_protocol_exception(
+                ProtocolExceptionKind::SizeLimit,
+                format!(
+                    "container of {size} elements would exceed the decoded size limit of {} bytes",
+                    self.limits.max_decoded_size
+                ),
+            )
+        })?;
+        Ok(())
+    }
+
     fn enter(&mut self) -> Result<(), ThriftException> {
         self.depth += 1;
         if self.depth > self.limits.max_depth {
@@ -144,11 +190,14 @@ impl Guard {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    /// Check a declared container against the limits, the bytes left and
+    /// the decoded-size budget, which it is charged to.
     fn container(
-        &self,
+        &mut self,
         protocol: Protocol,
         size: i64,
         elem_min: usize,
+        elem_mem: usize,
         remaining: usize,
     ) -> Result<usize, ThriftException> {
         if size < 0 {
@@ -172,6 +221,7 @@ impl Guard {
                 ),
             ));
         }
+        self.charge(size, elem_mem)?;
         Ok(size)
     }
 }
@@ -353,6 +403,12 @@ const VERSION_MASK: u32 = 0xffff_0000;
 
 /// `TBinaryProtocol` input over a received frame: strict or non-strict
 /// message headers, every length checked.
+///
+/// One value decodes one message: besides the frame's own bounds, the
+/// containers it declares are charged against
+/// [`DecodeLimits::max_decoded_size`] at an estimated in-memory size per
+/// element, as generated decoders reserve that much up front. Containers
+/// that are skipped are charged too: the estimate errs on the safe side.
 pub struct BinaryInput<'a> {
     buf: &'a mut Bytes,
     guard: Guard,
@@ -372,7 +428,7 @@ impl<'a> BinaryInput<'a> {
     pub fn new(buf: &'a mut Bytes, limits: DecodeLimits) -> Self {
         BinaryInput {
             buf,
-            guard: Guard { depth: 0, limits },
+            guard: Guard::new(limits),
         }
     }
 
@@ -503,6 +559,7 @@ impl TInputProtocol for BinaryInput<'_> {
             Protocol::Binary,
             n,
             min_size(Protocol::Binary, t),
+            mem_size(t),
             self.buf.remaining(),
         )?;
         Ok(TListIdentifier::new(t, size))
@@ -526,9 +583,13 @@ impl TInputProtocol for BinaryInput<'_> {
         let v = ttype(self.read_byte()?)?;
         let n = self.read_i32()? as i64;
         let min = min_size(Protocol::Binary, k) + min_size(Protocol::Binary, v);
-        let size = self
-            .guard
-            .container(Protocol::Binary, n, min, self.buf.remaining())?;
+        let size = self.guard.container(
+            Protocol::Binary,
+            n,
+            min,
+            mem_size(k) + mem_size(v),
+            self.buf.remaining(),
+        )?;
         Ok(TMapIdentifier::new(k, v, size))
     }
 
@@ -605,7 +666,8 @@ fn compact_ttype(b: u8) -> Result<TType, ThriftException> {
     })
 }
 
-/// `TCompactProtocol` input over a received frame, every length checked.
+/// `TCompactProtocol` input over a received frame, every length checked and
+/// containers charged to a decoded-size budget as in [`BinaryInput`].
 pub struct CompactInput<'a> {
     buf: &'a mut Bytes,
     guard: Guard,
@@ -628,7 +690,7 @@ impl<'a> CompactInput<'a> {
     pub fn new(buf: &'a mut Bytes, limits: DecodeLimits) -> Self {
         CompactInput {
             buf,
-            guard: Guard { depth: 0, limits },
+            guard: Guard::new(limits),
             last_field_id: 0,
             field_ids: SmallVec::new(),
             pending_bool: None,
@@ -682,6 +744,7 @@ impl<'a> CompactInput<'a> {
             Protocol::Compact,
             n,
             min_size(Protocol::Compact, t),
+            mem_size(t),
             self.buf.remaining(),
         )?;
         Ok((t, size))
@@ -838,9 +901,13 @@ impl TInputProtocol for CompactInput<'_> {
         let k = compact_ttype(types >> 4)?;
         let v = compact_ttype(types & 0x0f)?;
         let min = min_size(Protocol::Compact, k) + min_size(Protocol::Compact, v);
-        let size = self
-            .guard
-            .container(Protocol::Compact, n, min, self.buf.remaining())?;
+        let size = self.guard.container(
+            Protocol::Compact,
+            n,
+            min,
+            mem_size(k) + mem_size(v),
+            self.buf.remaining(),
+        )?;
         Ok(TMapIdentifier::new(k, v, size))
     }
 
@@ -1119,5 +1186,48 @@ mod tests {
         let mut p = BinaryInput::new(&mut b, limits());
         let err = p.skip(TType::Struct).unwrap_err();
         assert!(err.to_string().contains("DepthLimit"), "{err}");
+    }
+
+    #[test]
+    fn decoded_size_is_budgeted_per_message() {
+        // A compact list of 10M empty structs: a byte each on the wire, well
+        // within the container and frame bounds, but 10M structs in memory.
+        let n: u32 = 10_000_000;
+        let mut raw = vec![0xfc];
+        let mut v = n;
+        while v >= 0x80 {
+            raw.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        raw.push(v as u8);
+        raw.resize(raw.len() + n as usize, 0);
+        let mut b = Bytes::from(raw);
+        let err = CompactInput::new(&mut b, limits())
+            .read_list_begin()
+            .unwrap_err();
+        assert!(err.to_string().contains("decoded size"), "{err}");
+
+        // The budget is spent across containers of one message.
+        let small = DecodeLimits {
+            max_decoded_size: 1000,
+            ..limits()
+        };
+        let list = |n: u8| [8u8, 0, 0, 0, n];
+        let mut raw = Vec::new();
+        for _ in 0..3 {
+            raw.extend_from_slice(&list(100));
+            raw.extend_from_slice(&[0; 400]);
+        }
+        let mut b = Bytes::from(raw);
+        let mut p = BinaryInput::new(&mut b, small);
+        for _ in 0..2 {
+            // 100 i32s: 400 of the 1000 bytes.
+            assert_eq!(p.read_list_begin().unwrap().size, 100);
+            for _ in 0..100 {
+                p.read_i32().unwrap();
+            }
+        }
+        let err = p.read_list_begin().unwrap_err();
+        assert!(err.to_string().contains("decoded size"), "{err}");
     }
 }
