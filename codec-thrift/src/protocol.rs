@@ -106,6 +106,18 @@ fn ttype(b: u8) -> Result<TType, ThriftException> {
     }
 }
 
+/// A container's element type: `STOP` only ends a struct's fields, and a
+/// list of it would have elements that occupy no bytes.
+fn element(t: TType) -> Result<TType, ThriftException> {
+    if t == TType::Stop {
+        return Err(new_protocol_exception(
+            ProtocolExceptionKind::InvalidData,
+            "STOP is not a container element type",
+        ));
+    }
+    Ok(t)
+}
+
 /// Fewest bytes one value of `t` occupies in `protocol`: a container that
 /// declares more elements than the frame could hold is rejected up front,
 /// before a `Vec::with_capacity` trusts its count.
@@ -553,7 +565,7 @@ impl TInputProtocol for BinaryInput<'_> {
     }
 
     fn read_list_begin(&mut self) -> Result<TListIdentifier, ThriftException> {
-        let t = ttype(self.read_byte()?)?;
+        let t = element(ttype(self.read_byte()?)?)?;
         let n = self.read_i32()? as i64;
         let size = self.guard.container(
             Protocol::Binary,
@@ -579,8 +591,8 @@ impl TInputProtocol for BinaryInput<'_> {
     }
 
     fn read_map_begin(&mut self) -> Result<TMapIdentifier, ThriftException> {
-        let k = ttype(self.read_byte()?)?;
-        let v = ttype(self.read_byte()?)?;
+        let k = element(ttype(self.read_byte()?)?)?;
+        let v = element(ttype(self.read_byte()?)?)?;
         let n = self.read_i32()? as i64;
         let min = min_size(Protocol::Binary, k) + min_size(Protocol::Binary, v);
         let size = self.guard.container(
@@ -704,6 +716,13 @@ impl<'a> CompactInput<'a> {
                 return Err(eof(what));
             }
             let b = self.buf.get_u8();
+            if i == 9 && b > 1 {
+                // The tenth byte holds bit 63 only; more would be lost.
+                return Err(new_protocol_exception(
+                    ProtocolExceptionKind::InvalidData,
+                    format!("varint overflows 64 bits in {what}"),
+                ));
+            }
             out |= ((b & 0x7f) as u64) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(out);
@@ -735,7 +754,7 @@ impl<'a> CompactInput<'a> {
 
     fn collection(&mut self) -> Result<(TType, usize), ThriftException> {
         let header = self.read_byte()?;
-        let t = compact_ttype(header & 0x0f)?;
+        let t = element(compact_ttype(header & 0x0f)?)?;
         let mut n = (header >> 4) as i64;
         if n == 15 {
             n = self.read_u32_varint("collection size")? as i32 as i64;
@@ -898,8 +917,8 @@ impl TInputProtocol for CompactInput<'_> {
             return Ok(TMapIdentifier::new(TType::Stop, TType::Stop, 0));
         }
         let types = self.read_byte()?;
-        let k = compact_ttype(types >> 4)?;
-        let v = compact_ttype(types & 0x0f)?;
+        let k = element(compact_ttype(types >> 4)?)?;
+        let v = element(compact_ttype(types & 0x0f)?)?;
         let min = min_size(Protocol::Compact, k) + min_size(Protocol::Compact, v);
         let size = self.guard.container(
             Protocol::Compact,
@@ -1229,5 +1248,47 @@ mod tests {
         }
         let err = p.read_list_begin().unwrap_err();
         assert!(err.to_string().contains("decoded size"), "{err}");
+    }
+
+    #[test]
+    fn stop_elements_and_overlong_varints_are_errors() {
+        // Binary list, set and map of STOP.
+        for raw in [
+            &[0u8, 0, 0, 0, 5][..],
+            &[0, 8, 0, 0, 0, 1],
+            &[8, 0, 0, 0, 0, 1],
+        ] {
+            let mut b = Bytes::copy_from_slice(raw);
+            let mut p = BinaryInput::new(&mut b, limits());
+            let e = if raw.len() == 5 {
+                p.read_list_begin().map(|_| ())
+            } else {
+                p.read_map_begin().map(|_| ())
+            };
+            assert!(e.unwrap_err().to_string().contains("STOP"), "{raw:?}");
+        }
+        // Compact list of five STOPs, and a map of STOP to i32.
+        let mut b = Bytes::from_static(&[0x50]);
+        assert!(CompactInput::new(&mut b, limits())
+            .read_list_begin()
+            .is_err());
+        let mut b = Bytes::from_static(&[0x01, 0x05, 0]);
+        assert!(CompactInput::new(&mut b, limits())
+            .read_map_begin()
+            .is_err());
+        // Ten bytes whose last carries more than bit 63.
+        let mut raw = vec![0xff; 9];
+        raw.push(0x7f);
+        let mut b = Bytes::from(raw);
+        let e = CompactInput::new(&mut b, limits()).read_i64().unwrap_err();
+        assert!(e.to_string().contains("64 bits"), "{e}");
+        // i64::MIN zigzags to u64::MAX: ten bytes, the last 0x01.
+        let mut raw = vec![0xff; 9];
+        raw.push(0x01);
+        let mut b = Bytes::from(raw);
+        assert_eq!(
+            CompactInput::new(&mut b, limits()).read_i64().unwrap(),
+            i64::MIN
+        );
     }
 }
