@@ -15,7 +15,7 @@ use weft_core::{
 
 use crate::{
     frame::{self, int_key, prefix, Frame, Header, Transport},
-    protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol},
+    protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol, Walker},
     status::{status_from_exception, to_application_exception},
 };
 
@@ -207,6 +207,8 @@ pub struct Reply {
 /// buffered, binary or compact, from the connection's first bytes.
 pub struct ThriftServerCodec<Req, Resp> {
     detected: Option<(Transport, Protocol)>,
+    /// Where the walk of a partly received unframed message stopped.
+    walker: Option<Walker>,
     max_frame_len: usize,
     limits: DecodeLimits,
     _types: PhantomData<fn() -> (Req, Resp)>,
@@ -225,9 +227,34 @@ impl<Req, Resp> ThriftServerCodec<Req, Resp> {
     pub fn new(limits: &Limits) -> Self {
         ThriftServerCodec {
             detected: None,
+            walker: None,
             max_frame_len: limits.max_frame_len,
             limits: DecodeLimits::from(limits),
             _types: PhantomData,
+        }
+    }
+
+    fn split(
+        &mut self,
+        src: &mut BytesMut,
+        transport: Transport,
+        protocol: Protocol,
+    ) -> Result<Option<Frame>, Status> {
+        if transport != Transport::Buffered {
+            return frame::split_frame(src, transport, protocol, self.max_frame_len, self.limits)
+                .map_err(status_of);
+        }
+        // Resume the walk where the last read left it: a large message in
+        // many reads is walked once.
+        let (max_frame_len, limits) = (self.max_frame_len, self.limits);
+        let walker = self
+            .walker
+            .get_or_insert_with(|| Walker::message(protocol, max_frame_len, limits));
+        match walker.message_len(src).map_err(status_of)? {
+            Some(n) => frame::parse_frame(src.split_to(n).freeze(), transport, protocol, limits)
+                .map(Some)
+                .map_err(status_of),
+            None => Ok(None),
         }
     }
 
@@ -259,9 +286,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             header,
             mut payload,
             inner_framed,
-        } = match frame::split_frame(src, transport, protocol, self.max_frame_len, self.limits)
-            .map_err(status_of)?
-        {
+        } = match self.split(src, transport, protocol)? {
             Some(f) => f,
             None => return Ok(None),
         };
@@ -942,5 +967,43 @@ mod tests {
         // First insertion fixes the order.
         let keys: Vec<_> = kv.iter().take(3).map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["0", "1", "2"]);
+    }
+
+    #[test]
+    fn http_on_a_thrift_port_is_refused_at_once() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        let mut codec = Server::new(&Limits::default());
+        let e = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            codec.detected(),
+            Some((Transport::Buffered, Protocol::Binary))
+        );
+        assert!(e.message().contains("SizeLimit"), "{e}");
+    }
+
+    #[test]
+    fn a_buffered_message_in_pieces_is_decoded_once_whole() {
+        let c = ThriftClientCodec::<Msg, Msg>::new(
+            Transport::Buffered,
+            Protocol::Compact,
+            &Limits::default(),
+        );
+        let cx = Context::new("svc", "ping");
+        let mut wire = c.encode(4, &cx, &Msg::Ping(77)).unwrap().to_vec();
+        wire.extend_from_slice(&c.encode(5, &cx, &Msg::Ping(78)).unwrap());
+        let mut codec = Server::new(&Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in wire {
+            buf.put_u8(b);
+            while let Some(inbound) = codec.decode(&mut buf).unwrap() {
+                let Inbound::Request { req, .. } = inbound else {
+                    panic!("not a request");
+                };
+                got.push((req.cx.seq_id, req.message));
+            }
+        }
+        assert_eq!(got, [(4, Msg::Ping(77)), (5, Msg::Ping(78))]);
+        assert!(buf.is_empty());
     }
 }

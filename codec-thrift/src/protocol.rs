@@ -20,6 +20,10 @@ use pilota::thrift::{
 use smallvec::SmallVec;
 use weft_core::Limits;
 
+mod skip;
+
+pub(crate) use skip::Walker;
+
 /// Which Thrift protocol encodes the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -198,6 +202,12 @@ impl Guard {
         Ok(())
     }
 
+    /// How deep a skipped value may nest: what pilota allows, within
+    /// what is left of our own limit.
+    fn skip_depth(&self, depth: i8) -> usize {
+        (depth.max(0) as usize).min(self.limits.max_depth.saturating_sub(self.depth))
+    }
+
     fn leave(&mut self) {
         self.depth = self.depth.saturating_sub(1);
     }
@@ -252,78 +262,6 @@ fn utf8(b: Bytes) -> Result<FastStr, ThriftException> {
             format!("string is not valid UTF-8: {e}"),
         )
     })
-}
-
-/// Skip one value of type `t`, bounded by depth, always consuming input.
-fn skip_value<P: TInputProtocol>(p: &mut P, t: TType, depth: i8) -> Result<usize, ThriftException> {
-    if depth <= 0 {
-        return Err(new_protocol_exception(
-            ProtocolExceptionKind::DepthLimit,
-            "nesting too deep to skip",
-        ));
-    }
-    match t {
-        TType::Bool => {
-            p.read_bool()?;
-        }
-        TType::I8 => {
-            p.read_i8()?;
-        }
-        TType::I16 => {
-            p.read_i16()?;
-        }
-        TType::I32 => {
-            p.read_i32()?;
-        }
-        TType::I64 => {
-            p.read_i64()?;
-        }
-        TType::Double => {
-            p.read_double()?;
-        }
-        TType::Binary => {
-            p.read_bytes()?;
-        }
-        TType::Uuid => {
-            p.read_uuid()?;
-        }
-        TType::Struct => {
-            p.read_struct_begin()?;
-            loop {
-                let f = p.read_field_begin()?;
-                if f.field_type == TType::Stop {
-                    break;
-                }
-                skip_value(p, f.field_type, depth - 1)?;
-                p.read_field_end()?;
-            }
-            p.read_struct_end()?;
-        }
-        TType::List => {
-            let l = p.read_list_begin()?;
-            for _ in 0..l.size {
-                skip_value(p, l.element_type, depth - 1)?;
-            }
-            p.read_list_end()?;
-        }
-        TType::Set => {
-            let l = p.read_set_begin()?;
-            for _ in 0..l.size {
-                skip_value(p, l.element_type, depth - 1)?;
-            }
-            p.read_set_end()?;
-        }
-        TType::Map => {
-            let m = p.read_map_begin()?;
-            for _ in 0..m.size {
-                skip_value(p, m.key_type, depth - 1)?;
-                skip_value(p, m.value_type, depth - 1)?;
-            }
-            p.read_map_end()?;
-        }
-        TType::Stop | TType::Void => return Err(bad_type(t as u8)),
-    }
-    Ok(0)
 }
 
 macro_rules! length_protocol {
@@ -610,7 +548,15 @@ impl TInputProtocol for BinaryInput<'_> {
     }
 
     fn skip_till_depth(&mut self, t: TType, depth: i8) -> Result<usize, ThriftException> {
-        skip_value(self, t, depth)
+        let n = skip::skip_len(
+            self.buf,
+            Protocol::Binary,
+            t,
+            self.guard.skip_depth(depth),
+            self.guard.limits,
+        )?;
+        self.buf.advance(n);
+        Ok(n)
     }
 
     fn read_byte(&mut self) -> Result<u8, ThriftException> {
@@ -935,7 +881,19 @@ impl TInputProtocol for CompactInput<'_> {
     }
 
     fn skip_till_depth(&mut self, t: TType, depth: i8) -> Result<usize, ThriftException> {
-        skip_value(self, t, depth)
+        // A bool field's value came with its header.
+        if t == TType::Bool && self.pending_bool.take().is_some() {
+            return Ok(0);
+        }
+        let n = skip::skip_len(
+            self.buf,
+            Protocol::Compact,
+            t,
+            self.guard.skip_depth(depth),
+            self.guard.limits,
+        )?;
+        self.buf.advance(n);
+        Ok(n)
     }
 
     fn read_byte(&mut self) -> Result<u8, ThriftException> {
