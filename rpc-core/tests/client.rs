@@ -497,3 +497,84 @@ async fn the_pool_hands_out_the_most_recently_used_connection() {
         assert_eq!(&r.message[..], b"1", "most recently used first");
     }
 }
+
+// ===== failures =====
+
+#[test]
+fn clients_and_calls_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Client<TestCodec>>();
+    send::<<Client<TestCodec> as Service<Request<Bytes>>>::Future>();
+}
+
+#[tokio::test]
+async fn a_server_that_closes_fails_calls_in_flight_and_the_next_call_reconnects() {
+    let (l, addr) = listener().await;
+    tokio::spawn(async move {
+        // The first connection reads one call and closes; later ones echo.
+        let (mut s, _) = l.accept().await.unwrap();
+        let _ = read_frame(&mut s).await;
+        drop(s);
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                while let Some((seq, p)) = read_frame(&mut s).await {
+                    write_frame(&mut s, seq, &p).await;
+                }
+            });
+        }
+    });
+    let client = ClientBuilder::new(addr).build(TestCodec);
+    let err = within(client.clone().oneshot(req(b"lost")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.delivery(), Delivery::MaybeSent);
+    let resp = within(client.clone().oneshot(req(b"again"))).await.unwrap();
+    assert_eq!(&resp.message[..], b"again");
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_after_its_frame_was_written_may_have_been_sent() {
+    let (l, addr) = listener().await;
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+    });
+    let client = ClientBuilder::new(addr).build(TestCodec);
+    let err = within(
+        client
+            .clone()
+            .oneshot(req_timeout(b"x", Duration::from_millis(50))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(err.delivery(), Delivery::MaybeSent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_callers_share_few_slots_without_losing_a_wakeup() {
+    let addr = echo_server().await;
+    let client = ClientBuilder::new(addr)
+        .max_pending(8)
+        .connections(2)
+        .build(TestCodec);
+    let tasks: Vec<_> = (0..32u8)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..50u8 {
+                    let p = Bytes::from(vec![t, i]);
+                    let cx = Context::new("t", "m");
+                    let r = client.clone().oneshot(Request::new(cx, p.clone())).await;
+                    assert_eq!(r.unwrap().message, p);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        within(t).await.unwrap();
+    }
+}
