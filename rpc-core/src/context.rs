@@ -167,7 +167,8 @@ impl Context {
 
     /// Set the deadline `timeout` from now.
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.deadline = Some(Instant::now() + timeout);
+        // A timeout too large to add to the clock is no deadline at all.
+        self.deadline = Instant::now().checked_add(timeout);
     }
 
     /// Time left before the deadline; `None` without a deadline, zero when it passed.
