@@ -606,6 +606,20 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         Ok(Some((seq, raw)))
     }
 
+    fn closing(&self, raw: &Bytes) -> bool {
+        if !matches!(self.transport, Transport::TTHeader | Transport::THeader) || raw.len() < 14 {
+            return false;
+        }
+        // Look for the key in the header's bytes rather than parse the
+        // header twice per response; a value that happens to spell it only
+        // costs a reconnect.
+        let words = u16::from_be_bytes([raw[12], raw[13]]) as usize;
+        let header = &raw[14..raw.len().min(14 + words * 4)];
+        header
+            .windows(CONNECTION_RESET_KEY.len())
+            .any(|w| w == CONNECTION_RESET_KEY.as_bytes())
+    }
+
     fn oneway_response(&self, cx: &Context) -> Result<Resp, Status> {
         Resp::oneway_result(&cx.service, &cx.method)
             .ok_or_else(|| Status::internal(format!("{} is not a one-way method", cx.method)))
@@ -823,6 +837,23 @@ mod tests {
                 reply: Some(reply), ..
             }) => (reply, buf),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_client_sees_the_reset_flag_of_a_draining_server() {
+        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+            let c = client(transport);
+            for closing in [false, true] {
+                let (reply, _) = served(transport);
+                let mut dst = BytesMut::new();
+                let resp = Response::new(Context::new("svc", "ping"), Msg::Ping(9));
+                Server::encode(reply, Ok(resp), closing, &mut dst).unwrap();
+                let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+                // Framed Thrift has nowhere to say it.
+                let expect = closing && transport != Transport::Framed;
+                assert_eq!(c.closing(&raw), expect, "{transport:?} closing={closing}");
+            }
         }
     }
 

@@ -95,6 +95,15 @@ pub trait ClientCodec: Send + Sync + 'static {
     /// in what the frame says about the call (backward metainfo).
     fn decode(&self, cx: &mut Context, frame: Bytes) -> Result<Self::Resp, Status>;
 
+    /// Whether a response frame delimited by [`ClientCodec::decode_frame`]
+    /// asks the client to send no more on its connection (the server is
+    /// draining it: Kitex's `crrst` header). Calls in flight on it still
+    /// get their answers; new ones go to a new connection.
+    fn closing(&self, frame: &Bytes) -> bool {
+        let _ = frame;
+        false
+    }
+
     /// The response of a one-way call, which the server never sends.
     fn oneway_response(&self, cx: &Context) -> Result<Self::Resp, Status> {
         Err(Status::unimplemented(format!(

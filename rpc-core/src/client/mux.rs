@@ -152,7 +152,11 @@ async fn connect<C: ClientCodec>(inner: Arc<Inner<C>>, index: usize) {
             Ok(stream) => {
                 let conn = MuxConn::start(stream, inner.codec.clone(), cfg);
                 if let Some(old) = st.conn.replace(conn) {
-                    old.close(Status::unavailable("connection replaced"));
+                    // A retiring connection finishes its calls; the server
+                    // closes it when they are answered.
+                    if !old.is_retiring() {
+                        old.close(Status::unavailable("connection replaced"));
+                    }
                 }
                 st.backoff = cfg.reconnect_backoff;
                 st.retry_at = None;
@@ -176,6 +180,9 @@ pub(super) struct MuxConn {
     state: Mutex<ConnState>,
     /// Mirrors `state.closed.is_some()` so the fast path need not lock.
     closed: AtomicBool,
+    /// The server asked for no more calls here (it is draining): calls in
+    /// flight finish, new ones go to a new connection.
+    retiring: AtomicBool,
     /// Wakes the writer: the queue went from empty to not.
     writable: Notify,
     stop: CancellationToken,
@@ -314,6 +321,7 @@ impl MuxConn {
                 closed: None,
             }),
             closed: AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
             writable: Notify::new(),
             stop: CancellationToken::new(),
         });
@@ -330,7 +338,11 @@ impl MuxConn {
     }
 
     pub(super) fn is_open(&self) -> bool {
-        !self.closed.load(Ordering::Acquire)
+        !self.closed.load(Ordering::Acquire) && !self.retiring.load(Ordering::Acquire)
+    }
+
+    fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Acquire)
     }
 
     /// Queue a call: take an entry, let `encode` build the frame for its
@@ -625,6 +637,12 @@ async fn reader<C: ClientCodec>(conn: Arc<MuxConn>, mut rd: ReadHalf, codec: Arc
     let status = loop {
         match codec.decode_frame(&mut buf) {
             Ok(Some((seq, frame))) => {
+                if codec.closing(&frame) && !conn.is_retiring() {
+                    tracing::debug!(
+                        "the server is draining the connection; new calls go elsewhere"
+                    );
+                    conn.retiring.store(true, Ordering::Release);
+                }
                 match conn.complete(seq) {
                     Some(slot) => slot.set(frame),
                     None => tracing::debug!(seq, "answer to an unknown or abandoned call"),

@@ -202,7 +202,8 @@ pub(super) async fn call<C: ClientCodec>(
             )))
         }
     };
-    if conn.buf.is_empty() {
+    // A connection the server is draining carries no more calls.
+    if conn.buf.is_empty() && !answer.as_ref().is_some_and(|a| inner.codec.closing(a)) {
         inner.pool.checkin(conn, cfg);
     }
     super::finish(&inner, cx, answer)

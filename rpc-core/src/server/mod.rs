@@ -313,4 +313,3 @@ struct Shared {
     linger: Duration,
     drain_quiet: Duration,
 }
-
