@@ -73,20 +73,24 @@ pub(super) async fn accept_loop<C, F, S>(
     }
     // New connections are refused from here on; the open ones drain.
     drop(listener);
-    let drained = tokio::time::timeout(drain_timeout, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let aborted = shared.aborted.clone();
+    let drained = tokio::select! {
+        r = tokio::time::timeout(drain_timeout, join_all(&mut conns)) => r.is_ok(),
+        _ = aborted.cancelled() => false,
+    };
+    if !drained && !aborted.is_cancelled() {
         tracing::warn!("drain timeout elapsed; cancelling the calls still running");
         shared.hard.cancel();
-        let closed = tokio::time::timeout(HARD_STOP_GRACE, async {
-            while conns.join_next().await.is_some() {}
-        })
-        .await;
-        if closed.is_err() {
-            conns.abort_all();
-            while conns.join_next().await.is_some() {}
+        tokio::select! {
+            _ = tokio::time::timeout(HARD_STOP_GRACE, join_all(&mut conns)) => {}
+            _ = aborted.cancelled() => {}
         }
     }
+    // Whatever is left (or everything, on abort) is dropped now.
+    conns.abort_all();
+    join_all(&mut conns).await;
+}
+
+async fn join_all(conns: &mut JoinSet<()>) {
+    while conns.join_next().await.is_some() {}
 }

@@ -17,6 +17,10 @@ use crate::limits::Limits;
 pub(super) struct Budget {
     requests: Counter,
     bytes: Counter,
+    /// One connection at a time may finish a frame past the byte bound, so
+    /// that peers each holding part of one cannot wedge the server: memory
+    /// stays within the bound plus one frame.
+    frame_pass: AtomicBool,
     waiting: AtomicBool,
     generation: AtomicU64,
     waiters: Mutex<Vec<Waker>>,
@@ -38,6 +42,14 @@ impl Counter {
         }
         true
     }
+
+    /// Whether `n` more would fit, counting what the asker holds itself
+    /// (`own`) as free: a connection that is the only holder always
+    /// proceeds, so no bound can wedge a lone peer.
+    fn has_room(&self, n: usize, own: usize) -> bool {
+        let used = self.used.load(Ordering::Acquire);
+        used <= own || used + n <= self.max
+    }
 }
 
 impl Budget {
@@ -51,6 +63,7 @@ impl Budget {
                 used: AtomicUsize::new(0),
                 max: limits.max_in_flight_bytes,
             },
+            frame_pass: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
@@ -62,9 +75,30 @@ impl Budget {
         self.requests.try_take(1)
     }
 
-    /// Take `n` bytes.
-    pub(super) fn take_bytes(&self, n: usize) -> bool {
-        self.bytes.try_take(n)
+    /// Whether a connection holding `own` bytes may read `n` more. Reads
+    /// are charged after the fact ([`Budget::charge_bytes`]), so the server
+    /// may go past its bound by one read per connection reading at that
+    /// moment, never more.
+    pub(super) fn has_room_for_bytes(&self, n: usize, own: usize) -> bool {
+        self.bytes.has_room(n, own)
+    }
+
+    /// Charge `n` bytes that are already held (read, or encoded).
+    pub(super) fn charge_bytes(&self, n: usize) {
+        self.bytes.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Take the pass to finish one frame past the byte bound.
+    pub(super) fn take_frame_pass(&self) -> bool {
+        self.frame_pass
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Give the pass back, waking connections that wait.
+    pub(super) fn give_frame_pass(&self) {
+        self.frame_pass.store(false, Ordering::Release);
+        self.give(0, 0);
     }
 
     /// Give back `requests` slots and `bytes` bytes, waking connections that
@@ -128,14 +162,27 @@ mod tests {
         };
         let b = Budget::new(&limits);
         assert!(
-            b.take_bytes(1000),
-            "nothing held: a frame past the bound still passes"
+            b.has_room_for_bytes(1000, 0),
+            "nothing held: a read past the bound passes"
         );
-        assert!(!b.take_bytes(1));
+        b.charge_bytes(1000);
+        assert!(!b.has_room_for_bytes(1, 0));
+        assert!(
+            b.has_room_for_bytes(1, 1000),
+            "the only holder always proceeds"
+        );
         b.give(0, 1000);
-        assert!(b.take_bytes(60) && b.take_bytes(40) && !b.take_bytes(1));
+        b.charge_bytes(60);
+        assert!(b.has_room_for_bytes(40, 0) && !b.has_room_for_bytes(41, 0));
+        b.give(0, 60);
+        assert!(
+            b.take_frame_pass() && !b.take_frame_pass(),
+            "one frame pass at a time"
+        );
+        b.give_frame_pass();
+        assert!(b.take_frame_pass());
         assert!(b.take_request() && b.take_request() && !b.take_request());
-        b.give(2, 100);
+        b.give(2, 0);
         assert_eq!(b.used(), (0, 0));
     }
 

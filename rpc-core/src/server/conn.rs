@@ -125,13 +125,20 @@ where
     /// call finished), and their frames' bytes.
     open: usize,
     open_bytes: usize,
-    /// Bytes taken from the server's budget: the read buffer, open requests
-    /// and the write buffer, plus room for one read.
+    /// Bytes charged to the server's budget: what the read buffer, the open
+    /// requests and the write buffer hold, given back in large steps.
     charged: usize,
     budget_wait: Option<u64>,
-    /// Reading waits for a byte bound of ours, not for the peer: the read
-    /// timeout does not run.
+    /// Reading waits for this connection's own byte bound, not for the
+    /// peer: the read timeout does not run.
     read_held: bool,
+    /// Whole frames may wait in the read buffer (for a request slot, for
+    /// the service to be ready): nothing more is read, and the peer is not
+    /// timed out for it.
+    decode_held: bool,
+    /// This connection holds the server's one pass to finish a frame past
+    /// the byte bound.
+    finishing_frame: bool,
 
     last_activity: Instant,
     timer: Pin<Box<Sleep>>,
@@ -172,6 +179,8 @@ where
             charged: 0,
             budget_wait: None,
             read_held: false,
+            decode_held: false,
+            finishing_frame: false,
             last_activity: now,
             timer: Box::pin(tokio::time::sleep_until(now)),
             armed: None,
@@ -193,7 +202,7 @@ where
                 Err(()) => self.state = State::Done,
             }
             progress |= self.advance_state(cx, now, progress);
-            self.return_excess_budget();
+            self.sync_budget();
             if self.state == State::Done {
                 return Poll::Ready(());
             }
@@ -249,9 +258,7 @@ where
         cancelled.sort_by_key(|c| c.0);
         for (index, reply, bytes) in cancelled {
             let status = Status::unavailable("the server shut down before the call finished");
-            if !self.deliver(index, reply, Err(status), bytes, now) {
-                self.state = State::Closing;
-            }
+            self.deliver(index, reply, Err(status), bytes, now);
         }
     }
 
@@ -264,18 +271,16 @@ where
             self.last_activity = now;
             match done.reply {
                 None => self.release(1, done.bytes),
-                Some(reply) => {
-                    if !self.deliver(done.index, reply, done.result, done.bytes, now) {
-                        self.state = State::Closing;
-                    }
-                }
+                Some(reply) => self.deliver(done.index, reply, done.result, done.bytes, now),
             }
         }
         progress
     }
 
     /// Hand an answer to the write buffer, in request order where the
-    /// transport needs it. `false` when it could not be encoded at all.
+    /// transport needs it. An answer that cannot be encoded at all (not
+    /// even as an error) ends its request here and closes the connection:
+    /// its peer would wait for it forever, or lose its place in the order.
     fn deliver(
         &mut self,
         index: u64,
@@ -283,10 +288,10 @@ where
         result: Result<Response<C::Resp>, Status>,
         bytes: usize,
         now: Instant,
-    ) -> bool {
-        let closing = self.state != State::Serving;
+    ) {
         if self.ordered != Some(true) {
-            return self.wbuf.answer::<C>(reply, result, closing, bytes, now);
+            self.encode(reply, result, bytes, now);
+            return;
         }
         let slot = (index - self.next_answer) as usize;
         while self.parked.len() <= slot {
@@ -302,14 +307,25 @@ where
                 break;
             };
             self.next_answer += 1;
-            if !self
-                .wbuf
-                .answer::<C>(p.reply, p.result, closing, p.bytes, now)
-            {
-                return false;
+            self.encode(p.reply, p.result, p.bytes, now);
+        }
+    }
+
+    fn encode(
+        &mut self,
+        reply: C::Reply,
+        result: Result<Response<C::Resp>, Status>,
+        bytes: usize,
+        now: Instant,
+    ) {
+        let closing = self.state != State::Serving;
+        if !self.wbuf.answer::<C>(reply, result, closing, bytes, now) {
+            tracing::warn!(peer = ?self.peer, "an answer could not be encoded; closing the connection");
+            self.release(1, bytes);
+            if matches!(self.state, State::Serving | State::Draining { .. }) {
+                self.state = State::Closing;
             }
         }
-        true
     }
 
     /// A request's life ended: give back what it held.
@@ -333,7 +349,12 @@ where
         let max_open = self.shared.limits.max_in_flight_per_connection.max(1);
         let mut progress = false;
         let mut consumed = false;
-        while !self.rbuf.is_empty() && self.reads_requests() && self.open < max_open {
+        self.decode_held = false;
+        while !self.rbuf.is_empty() && self.reads_requests() {
+            if self.open >= max_open {
+                self.decode_held = true;
+                break;
+            }
             if !self.service_ready {
                 match self.service.poll_ready(cx) {
                     Poll::Ready(Ok(())) => self.service_ready = true,
@@ -342,10 +363,14 @@ where
                         self.state = State::Closing;
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        self.decode_held = true;
+                        break;
+                    }
                 }
             }
             if !self.take_request_slot(cx) {
+                self.decode_held = true;
                 break;
             }
             let before = self.rbuf.len();
@@ -378,9 +403,7 @@ where
                 }
                 Inbound::Reject(reply, status) => {
                     let index = self.next_index();
-                    if !self.deliver(index, reply, Err(status), bytes, now) {
-                        self.state = State::Closing;
-                    }
+                    self.deliver(index, reply, Err(status), bytes, now);
                 }
                 Inbound::Request {
                     mut req,
@@ -400,9 +423,7 @@ where
                             let index = self.next_index();
                             let status = Status::unavailable("the server is shutting down")
                                 .with_delivery(Delivery::NotSent);
-                            if !self.deliver(index, reply, Err(status), bytes, now) {
-                                self.state = State::Closing;
-                            }
+                            self.deliver(index, reply, Err(status), bytes, now);
                             continue;
                         }
                         // A one-way call cannot be told it was refused: it runs.
@@ -428,6 +449,10 @@ where
                     });
                 }
             }
+        }
+        if consumed && self.finishing_frame {
+            self.finishing_frame = false;
+            self.shared.budget.give_frame_pass();
         }
         if consumed {
             self.frame_started = if self.rbuf.is_empty() {
@@ -459,11 +484,13 @@ where
     }
 
     fn may_read(&self) -> bool {
-        let limits = &self.shared.limits;
         let reading = self.reads_requests() || matches!(self.state, State::Lingering { .. });
+        // While whole frames wait, a little more is still read: a peer that
+        // resets or closes is noticed (and its handlers dropped) without
+        // letting the buffer grow.
         reading
             && !self.eof
-            && self.open < limits.max_in_flight_per_connection.max(1)
+            && (!self.decode_held || self.rbuf.len() < READ_CHUNK)
             && self.wbuf.len() < WRITE_HIGH_WATER
     }
 
@@ -480,22 +507,26 @@ where
             let per_conn = limits
                 .max_in_flight_bytes_per_connection
                 .max(limits.max_frame_len.saturating_add(2 * READ_CHUNK));
-            let want = self.held_bytes() + READ_CHUNK;
-            if want > per_conn {
+            if self.held_bytes() + READ_CHUNK > per_conn {
                 return Ok(false);
             }
-            if self.charged < want {
-                let n = (want - self.charged).next_multiple_of(READ_CHUNK);
-                let budget = &self.shared.budget;
-                if !budget.take_bytes(n) {
-                    budget.wait(cx.waker(), &mut self.budget_wait);
-                    if !budget.take_bytes(n) {
+            self.read_held = false;
+            // Waiting for the server's budget keeps the read timeout running:
+            // peers that each hold part of a frame cannot wedge the server.
+            self.sync_budget();
+            let budget = &self.shared.budget;
+            if !self.finishing_frame && !budget.has_room_for_bytes(READ_CHUNK, self.charged) {
+                budget.wait(cx.waker(), &mut self.budget_wait);
+                if !budget.has_room_for_bytes(READ_CHUNK, self.charged) {
+                    // Connections that each hold part of a frame would wait
+                    // for one another forever: one at a time, server-wide,
+                    // may finish its frame past the bound.
+                    if self.rbuf.is_empty() || !budget.take_frame_pass() {
                         return Ok(false);
                     }
+                    self.finishing_frame = true;
                 }
-                self.charged += n;
             }
-            self.read_held = false;
             if self.buf_oversized() {
                 // A codec rejects an oversized frame from its header; this
                 // catches unframed peers whose message never ends.
@@ -539,18 +570,26 @@ where
         self.rbuf.len() > self.shared.limits.max_frame_len.saturating_add(READ_CHUNK)
     }
 
-    fn return_excess_budget(&mut self) {
-        let keep = if self.state == State::Done {
+    /// Bring the bytes charged to the server in line with what this
+    /// connection holds. Reads are charged in full at once; bytes given back
+    /// go in steps of a read chunk, or all once nothing is held, since the
+    /// counter is shared by every connection of the server.
+    fn sync_budget(&mut self) {
+        if self.finishing_frame && !self.reads_requests() {
+            self.finishing_frame = false;
+            self.shared.budget.give_frame_pass();
+        }
+        let held = if self.state == State::Done {
             0
         } else {
-            self.held_bytes() + READ_CHUNK
+            self.held_bytes()
         };
-        // Give back in large steps only: the counter is shared by every
-        // connection of the server.
-        if self.charged > keep + 2 * READ_CHUNK || (keep == 0 && self.charged > 0) {
-            let excess = self.charged - keep.min(self.charged);
-            self.charged -= excess;
-            self.shared.budget.give(0, excess);
+        if held > self.charged {
+            self.shared.budget.charge_bytes(held - self.charged);
+            self.charged = held;
+        } else if self.charged - held >= READ_CHUNK || (held == 0 && self.charged > 0) {
+            self.shared.budget.give(0, self.charged - held);
+            self.charged = held;
         }
     }
 
@@ -580,7 +619,9 @@ where
     fn advance_state(&mut self, cx: &mut TaskContext<'_>, now: Instant, progress: bool) -> bool {
         let idle = self.open == 0 && self.calls.is_empty() && self.wbuf.is_empty();
         match self.state {
-            State::Serving | State::Draining { .. } if self.eof && idle && !progress => {
+            State::Serving | State::Draining { .. }
+                if self.eof && idle && !progress && !self.decode_held =>
+            {
                 // The peer finished sending and everything it sent is answered.
                 self.state = State::Closing;
                 true
@@ -636,7 +677,7 @@ where
             );
         }
         if self.reads_requests() {
-            if self.may_read() && !self.read_held {
+            if self.may_read() && !self.read_held && !self.decode_held {
                 if let Some(started) = self.frame_started {
                     check(
                         after(started, limits.read_timeout),
@@ -696,6 +737,9 @@ where
     S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status>,
 {
     fn drop(&mut self) {
+        if self.finishing_frame {
+            self.shared.budget.give_frame_pass();
+        }
         self.shared.budget.give(self.open, self.charged);
     }
 }

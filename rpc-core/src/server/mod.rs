@@ -211,6 +211,7 @@ impl ServerBuilder {
         let local_addr = listener.local_addr()?;
         let graceful = CancellationToken::new();
         let hard = CancellationToken::new();
+        let aborted = CancellationToken::new();
         let accepted = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             accepted: accepted.clone(),
@@ -218,6 +219,7 @@ impl ServerBuilder {
             limits: self.limits,
             graceful: graceful.clone(),
             hard: hard.clone(),
+            aborted: aborted.clone(),
             spawn_handlers: self.spawn_handlers,
             linger: self.linger,
             drain_quiet: self.drain_quiet,
@@ -245,7 +247,7 @@ impl ServerBuilder {
             accepted,
             local_addr,
             graceful,
-            hard,
+            aborted,
             join,
             registration,
         })
@@ -259,7 +261,7 @@ pub struct ServerHandle {
     accepted: Arc<AtomicUsize>,
     local_addr: Address,
     graceful: CancellationToken,
-    hard: CancellationToken,
+    aborted: CancellationToken,
     join: tokio::task::JoinHandle<()>,
 }
 
@@ -294,10 +296,11 @@ impl ServerHandle {
         let _ = self.join.await;
     }
 
-    /// Close everything now, abandoning in-flight calls.
+    /// Close everything now, abandoning in-flight calls and unwritten
+    /// answers: nothing is waited for.
     pub async fn abort(self) {
+        self.aborted.cancel();
         self.graceful.cancel();
-        self.hard.cancel();
         let _ = self.join.await;
     }
 }
@@ -309,6 +312,7 @@ struct Shared {
     budget: budget::Budget,
     graceful: CancellationToken,
     hard: CancellationToken,
+    aborted: CancellationToken,
     spawn_handlers: bool,
     linger: Duration,
     drain_quiet: Duration,
