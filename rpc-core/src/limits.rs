@@ -54,7 +54,10 @@ pub struct Limits {
     /// Default 64 MiB; never less than one frame in effect.
     pub max_in_flight_bytes_per_connection: usize,
     /// Bytes of requests and unwritten answers on the whole server.
-    /// Default 1 GiB.
+    /// Default 1 GiB. Reads are charged as they land, so the server may go
+    /// past it by one read (64 KiB) per connection reading at that moment,
+    /// plus one frame that one connection at a time may finish; a peer that
+    /// is the only holder always proceeds, so no bound can wedge it.
     pub max_in_flight_bytes: usize,
     /// Key/values in one frame header. Default 1024.
     pub max_header_entries: usize,
