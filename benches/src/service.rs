@@ -111,7 +111,8 @@ impl BenchClient {
         let codec = ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, &limits);
         let builder = ClientBuilder::new(addr.clone())
             .mode(mode)
-            .max_idle(pool.max(weft::core::client::DEFAULT_MAX_IDLE));
+            .max_idle(pool.max(weft::core::client::DEFAULT_MAX_IDLE))
+            .max_connections(pool.max(weft::core::client::DEFAULT_MAX_CONNECTIONS));
         BenchClient {
             inner: builder.build(codec),
         }

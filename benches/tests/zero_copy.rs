@@ -50,7 +50,7 @@ fn server_receives(
     let received = addresses(&buf);
 
     let mut server = ThriftServerCodec::<BenchRequest, BenchResponse>::new(&limits);
-    let Some(Inbound::Request(req, reply)) = server.decode(&mut buf).unwrap() else {
+    let Some(Inbound::Request { req, reply, .. }) = server.decode(&mut buf).unwrap() else {
         panic!("no request decoded");
     };
     let field: &[u8] = match &req.message {
@@ -68,9 +68,12 @@ fn server_receives(
         BenchRequest::Echo(a) => BenchResponse::Echo(BenchEchoResultSend::Ok(a.msg)),
         BenchRequest::EchoBin(a) => BenchResponse::EchoBin(BenchEchoBinResultSend::Ok(a.data)),
     };
-    let out = <ThriftServerCodec<BenchRequest, BenchResponse> as ServerCodec>::encode(
+    let mut out = BytesMut::new();
+    <ThriftServerCodec<BenchRequest, BenchResponse> as ServerCodec>::encode(
         reply.unwrap(),
         Ok(Response::new(req.cx, resp)),
+        false,
+        &mut out,
     )
     .unwrap();
     let mut rbuf = BytesMut::with_capacity(out.len() + 64);

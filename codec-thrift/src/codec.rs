@@ -9,14 +9,13 @@ use pilota::thrift::{
     binary::TBinaryProtocol, ApplicationException, Message, TInputProtocol, TLengthProtocol,
     TMessageIdentifier, TMessageType, TOutputProtocol, ThriftException,
 };
-use tokio::time::Instant;
 use weft_core::{
     ClientCodec, Context, Inbound, KvList, Limits, Request, Response, ServerCodec, Status,
 };
 
 use crate::{
     frame::{self, int_key, prefix, Frame, Header, Transport},
-    protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol},
+    protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol, Walker},
     status::{status_from_exception, to_application_exception},
 };
 
@@ -51,6 +50,11 @@ pub trait EntryMessage: Sized + Send + Sync + 'static {
 
 /// The TTHeader string key in which Kitex and Volo name the IDL service.
 pub const IDL_SERVICE_NAME: &str = "isn";
+
+/// The TTHeader string key by which a Kitex server draining a connection
+/// tells the client to send no more on it (Kitex's
+/// `HeaderConnectionReadyToReset`); its value is `"1"`.
+pub const CONNECTION_RESET_KEY: &str = "crrst";
 
 /// The separator `TMultiplexedProtocol` puts between service and method.
 pub const MULTIPLEX_SEPARATOR: char = ':';
@@ -119,14 +123,36 @@ fn encode_frame(
         if arena.capacity() < hint {
             *arena = BytesMut::with_capacity(hint.max(ARENA_CHUNK));
         }
-        match f(&mut arena) {
-            Ok(()) => Ok(arena.split().freeze()),
-            Err(e) => {
-                arena.clear();
-                Err(e)
-            }
-        }
+        let mut rewind = Rewind::new(&mut arena);
+        f(rewind.buf)?;
+        rewind.keep();
+        Ok(rewind.buf.split().freeze())
     })
+}
+
+/// Truncates a buffer back to where a frame started when encoding it fails
+/// or panics, so the partial frame is not sent ahead of the next one.
+struct Rewind<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+}
+
+impl<'a> Rewind<'a> {
+    fn new(buf: &'a mut BytesMut) -> Self {
+        let start = buf.len();
+        Rewind { buf, start }
+    }
+
+    /// The frame is whole: keep it.
+    fn keep(&mut self) {
+        self.start = usize::MAX;
+    }
+}
+
+impl Drop for Rewind<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.start);
+    }
 }
 
 fn size_hint<M: EntryMessage>(m: &M) -> usize {
@@ -137,18 +163,22 @@ fn status_of(e: ThriftException) -> Status {
     status_from_exception(&e)
 }
 
-/// Put string headers into the scopes of `metainfo` they belong to.
+/// Put string headers into the scopes of `metainfo` they belong to, in
+/// time linear in their number (a header may carry thousands).
 fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
-    for (k, v) in &header.strings {
-        if on_server {
-            if let Some(key) = k.strip_prefix(prefix::PERSISTENT) {
-                cx.metainfo.persistent.insert(FastStr::new(key), v.clone());
-            } else if let Some(key) = k.strip_prefix(prefix::TRANSIENT) {
-                cx.metainfo.upstream.insert(FastStr::new(key), v.clone());
-            }
-        } else if let Some(key) = k.strip_prefix(prefix::BACKWARD) {
-            cx.metainfo.backward.insert(FastStr::new(key), v.clone());
-        }
+    let scoped = |pre: &'static str| {
+        header
+            .strings
+            .iter()
+            .filter_map(move |(k, v)| Some((FastStr::new(k.strip_prefix(pre)?), v.clone())))
+    };
+    if on_server {
+        cx.metainfo
+            .persistent
+            .insert_all(scoped(prefix::PERSISTENT));
+        cx.metainfo.upstream.insert_all(scoped(prefix::TRANSIENT));
+    } else {
+        cx.metainfo.backward.insert_all(scoped(prefix::BACKWARD));
     }
 }
 
@@ -177,6 +207,8 @@ pub struct Reply {
 /// buffered, binary or compact, from the connection's first bytes.
 pub struct ThriftServerCodec<Req, Resp> {
     detected: Option<(Transport, Protocol)>,
+    /// Where the walk of a partly received unframed message stopped.
+    walker: Option<Walker>,
     max_frame_len: usize,
     limits: DecodeLimits,
     _types: PhantomData<fn() -> (Req, Resp)>,
@@ -195,9 +227,34 @@ impl<Req, Resp> ThriftServerCodec<Req, Resp> {
     pub fn new(limits: &Limits) -> Self {
         ThriftServerCodec {
             detected: None,
+            walker: None,
             max_frame_len: limits.max_frame_len,
             limits: DecodeLimits::from(limits),
             _types: PhantomData,
+        }
+    }
+
+    fn split(
+        &mut self,
+        src: &mut BytesMut,
+        transport: Transport,
+        protocol: Protocol,
+    ) -> Result<Option<Frame>, Status> {
+        if transport != Transport::Buffered {
+            return frame::split_frame(src, transport, protocol, self.max_frame_len, self.limits)
+                .map_err(status_of);
+        }
+        // Resume the walk where the last read left it: a large message in
+        // many reads is walked once.
+        let (max_frame_len, limits) = (self.max_frame_len, self.limits);
+        let walker = self
+            .walker
+            .get_or_insert_with(|| Walker::message(protocol, max_frame_len, limits));
+        match walker.message_len(src).map_err(status_of)? {
+            Some(n) => frame::parse_frame(src.split_to(n).freeze(), transport, protocol, limits)
+                .map(Some)
+                .map_err(status_of),
+            None => Ok(None),
         }
     }
 
@@ -229,9 +286,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             header,
             mut payload,
             inner_framed,
-        } = match frame::split_frame(src, transport, protocol, self.max_frame_len, self.limits)
-            .map_err(status_of)?
-        {
+        } = match self.split(src, transport, protocol)? {
             Some(f) => f,
             None => return Ok(None),
         };
@@ -291,9 +346,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             Err(e) => {
                 let status = status_of(e);
                 if oneway {
-                    // A one-way call has no one to tell; drop it and go on.
-                    tracing::debug!(%status, "dropping a malformed one-way call");
-                    return self.decode(src);
+                    // No one to tell: report it and let the caller read on.
+                    // Not a loop here: a buffer of many bad one-way frames
+                    // costs one call each, never a deeper stack.
+                    return Ok(Some(Inbound::Discard(status)));
                 }
                 return Ok(Some(Inbound::Reject(reply, status)));
             }
@@ -302,6 +358,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         let mut cx = Context::new(service, method);
         cx.seq_id = id.sequence_number;
         cx.oneway = oneway;
+        let mut timeout = None;
         if let Some(h) = &header {
             if let Some(from) = h.int(int_key::FROM_SERVICE) {
                 cx.caller = from.clone();
@@ -311,21 +368,14 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
                     cx.service = to.clone();
                 }
             }
-            if let Some(ms) = h
-                .int(int_key::RPC_TIMEOUT)
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                if ms > 0 {
-                    cx.deadline = Some(Instant::now() + Duration::from_millis(ms));
-                }
-            }
+            timeout = h.int(int_key::RPC_TIMEOUT).and_then(|v| rpc_timeout(v));
             absorb_strings(h, true, &mut cx);
         }
-        let req = Request::new(cx, message);
-        Ok(Some(Inbound::Request(
-            req,
-            if oneway { None } else { Some(reply) },
-        )))
+        Ok(Some(Inbound::Request {
+            req: Request::new(cx, message),
+            reply: if oneway { None } else { Some(reply) },
+            timeout,
+        }))
     }
 
     fn ordered(&self) -> bool {
@@ -335,53 +385,89 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         )
     }
 
-    fn encode(reply: Reply, result: Result<Response<Resp>, Status>) -> Result<Bytes, Status> {
-        let hint = match &result {
-            Ok(r) => size_hint(&r.message),
-            Err(s) => s.message().len() + 16,
-        };
-        encode_frame(hint + reply.name.len() + 64, |dst| {
-            let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
-            let msg_type = if result.is_ok() {
-                TMessageType::Reply
-            } else {
-                TMessageType::Exception
-            };
-            let mark = frame::begin_frame(
-                &mut *dst,
-                reply.transport,
-                reply.protocol,
-                reply.header_seq,
-                reply.flags,
-                reply.inner_framed,
-                |w| {
-                    if let Some(b) = backward {
-                        write_strings(w, prefix::BACKWARD, b);
-                    }
-                    w.ints(&[(int_key::MSG_TYPE, &[msg_type as u8])]);
-                },
-            );
-            let id = TMessageIdentifier::new(reply.name.clone(), msg_type, reply.seq_id);
-            let written = match &result {
-                Ok(r) => with_output!(reply.protocol, &mut *dst, |p| write_message(
-                    &mut p,
-                    &id,
-                    |p| r.message.encode(p)
-                )),
-                Err(status) => {
-                    let e = to_application_exception(status);
-                    with_output!(reply.protocol, &mut *dst, |p| write_message(
-                        &mut p,
-                        &id,
-                        |p| e.encode(p)
-                    ))
-                }
-            };
-            written.map_err(|e| Status::internal(format!("encoding the response: {e}")))?;
-            frame::finish_frame(&mut *dst, mark, reply.max_frame_len).map_err(status_of)?;
-            Ok(())
-        })
+    fn encode(
+        reply: Reply,
+        result: Result<Response<Resp>, Status>,
+        closing: bool,
+        dst: &mut BytesMut,
+    ) -> Result<(), Status> {
+        // On error or panic the write buffer is left as it was, so the
+        // caller can encode the error in its place.
+        let mut rewind = Rewind::new(dst);
+        encode_response(&reply, &result, closing, rewind.buf)?;
+        rewind.keep();
+        Ok(())
     }
+}
+
+/// The remaining timeout a TTHeader states, in milliseconds; zero or
+/// unreadable means none. Any u64 is accepted: `Duration` holds it, and the
+/// transport saturates when it adds it to its clock.
+fn rpc_timeout(ms: &str) -> Option<Duration> {
+    match ms.parse::<u64>() {
+        Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+        _ => None,
+    }
+}
+
+/// Append one response frame to `dst`; on error `dst` may hold a partial
+/// frame, which [`ServerCodec::encode`] truncates. No arena here: the
+/// connection's write buffer already batches frames.
+fn encode_response<Resp: EntryMessage>(
+    reply: &Reply,
+    result: &Result<Response<Resp>, Status>,
+    closing: bool,
+    dst: &mut BytesMut,
+) -> Result<(), Status> {
+    let hint = match result {
+        Ok(r) => size_hint(&r.message),
+        Err(s) => s.message().len() + 16,
+    };
+    dst.reserve(hint + reply.name.len() + 64);
+    let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
+    let msg_type = if result.is_ok() {
+        TMessageType::Reply
+    } else {
+        TMessageType::Exception
+    };
+    let mark = frame::begin_frame(
+        &mut *dst,
+        reply.transport,
+        reply.protocol,
+        reply.header_seq,
+        reply.flags,
+        reply.inner_framed,
+        |w| {
+            if let Some(b) = backward {
+                write_strings(w, prefix::BACKWARD, b);
+            }
+            if closing {
+                // Kitex's client retires a connection whose response carries
+                // this, instead of sending more on it.
+                w.string("", CONNECTION_RESET_KEY, "1");
+            }
+            w.ints(&[(int_key::MSG_TYPE, &[msg_type as u8])]);
+        },
+    );
+    let id = TMessageIdentifier::new(reply.name.clone(), msg_type, reply.seq_id);
+    let written = match result {
+        Ok(r) => with_output!(reply.protocol, &mut *dst, |p| write_message(
+            &mut p,
+            &id,
+            |p| r.message.encode(p)
+        )),
+        Err(status) => {
+            let e = to_application_exception(status);
+            with_output!(reply.protocol, &mut *dst, |p| write_message(
+                &mut p,
+                &id,
+                |p| e.encode(p)
+            ))
+        }
+    };
+    written.map_err(|e| Status::internal(format!("encoding the response: {e}")))?;
+    frame::finish_frame(&mut *dst, mark, reply.max_frame_len).map_err(status_of)?;
+    Ok(())
 }
 
 // ===== client =====
@@ -432,8 +518,8 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
         if matches!(self.transport, Transport::TTHeader | Transport::THeader) && raw.len() >= 12 {
             return Ok(i32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]));
         }
-        let frame =
-            frame::parse_frame(raw.clone(), self.transport, self.protocol).map_err(status_of)?;
+        let frame = frame::parse_frame(raw.clone(), self.transport, self.protocol, self.limits)
+            .map_err(status_of)?;
         if let Some(h) = frame.header {
             return Ok(h.seq_id);
         }
@@ -520,13 +606,28 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         Ok(Some((seq, raw)))
     }
 
+    fn closing(&self, raw: &Bytes) -> bool {
+        if !matches!(self.transport, Transport::TTHeader | Transport::THeader) || raw.len() < 14 {
+            return false;
+        }
+        // Look for the key in the header's bytes rather than parse the
+        // header twice per response; a value that happens to spell it only
+        // costs a reconnect.
+        let words = u16::from_be_bytes([raw[12], raw[13]]) as usize;
+        let header = &raw[14..raw.len().min(14 + words * 4)];
+        header
+            .windows(CONNECTION_RESET_KEY.len())
+            .any(|w| w == CONNECTION_RESET_KEY.as_bytes())
+    }
+
     fn oneway_response(&self, cx: &Context) -> Result<Resp, Status> {
         Resp::oneway_result(&cx.service, &cx.method)
             .ok_or_else(|| Status::internal(format!("{} is not a one-way method", cx.method)))
     }
 
     fn decode(&self, cx: &mut Context, raw: Bytes) -> Result<Resp, Status> {
-        let frame = frame::parse_frame(raw, self.transport, self.protocol).map_err(status_of)?;
+        let frame = frame::parse_frame(raw, self.transport, self.protocol, self.limits)
+            .map_err(status_of)?;
         if let Some(h) = &frame.header {
             absorb_strings(h, false, cx);
         }
@@ -560,4 +661,380 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
 
 fn itoa_u64(n: u64) -> String {
     n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use pilota::thrift::{ApplicationExceptionKind, TStructIdentifier, TType};
+
+    /// A service with one method, `ping(1: i32)`; `Boom` panics when encoded.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Msg {
+        Ping(i32),
+        Boom,
+    }
+
+    impl EntryMessage for Msg {
+        fn encode<P: TOutputProtocol>(&self, p: &mut P) -> Result<(), ThriftException> {
+            let v = match self {
+                Msg::Ping(v) => *v,
+                Msg::Boom => {
+                    p.write_struct_begin(&TStructIdentifier { name: "Boom" })?;
+                    p.write_field_begin(TType::I32, 1)?;
+                    panic!("encode panicked half way");
+                }
+            };
+            p.write_struct_begin(&TStructIdentifier { name: "Ping" })?;
+            p.write_field_begin(TType::I32, 1)?;
+            p.write_i32(v)?;
+            p.write_field_end()?;
+            p.write_field_stop()?;
+            p.write_struct_end()
+        }
+
+        fn decode<P: TInputProtocol<Buf = Bytes>>(
+            p: &mut P,
+            _service: &str,
+            method: &str,
+        ) -> Result<Self, ThriftException> {
+            if method != "ping" {
+                return Err(ThriftException::Application(ApplicationException::new(
+                    ApplicationExceptionKind::UNKNOWN_METHOD,
+                    format!("unknown method {method}"),
+                )));
+            }
+            let mut v = 0;
+            p.read_struct_begin()?;
+            loop {
+                let f = p.read_field_begin()?;
+                match (f.field_type, f.id) {
+                    (TType::Stop, _) => break,
+                    (TType::I32, Some(1)) => v = p.read_i32()?,
+                    (t, _) => {
+                        p.skip(t)?;
+                    }
+                }
+                p.read_field_end()?;
+            }
+            p.read_struct_end()?;
+            Ok(Msg::Ping(v))
+        }
+
+        fn size<P: TLengthProtocol>(&self, _p: &mut P) -> usize {
+            16
+        }
+    }
+
+    type Server = ThriftServerCodec<Msg, Msg>;
+    type Client = ThriftClientCodec<Msg, Msg>;
+
+    fn client(transport: Transport) -> Client {
+        ThriftClientCodec::new(transport, Protocol::Binary, &Limits::default())
+    }
+
+    /// One framed, strict-binary message: envelope `name`/`kind`, then an
+    /// empty struct.
+    fn put_framed(dst: &mut BytesMut, name: &str, kind: TMessageType, seq: i32) {
+        dst.put_u32((4 + 4 + name.len() + 4 + 1) as u32);
+        dst.put_u32(0x8001_0000 | kind as u32);
+        dst.put_u32(name.len() as u32);
+        dst.put_slice(name.as_bytes());
+        dst.put_i32(seq);
+        dst.put_u8(0);
+    }
+
+    #[test]
+    fn many_bad_oneway_frames_are_discarded_one_by_one() {
+        // Run on a small stack: the old codec recursed once per bad one-way
+        // frame and overflowed it long before the end of the buffer.
+        let t = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                const N: usize = 100_000;
+                let mut buf = BytesMut::new();
+                for i in 0..N {
+                    put_framed(&mut buf, "nope", TMessageType::OneWay, i as i32);
+                }
+                put_framed(&mut buf, "ping", TMessageType::OneWay, -1);
+                let mut codec = Server::new(&Limits::default());
+                let mut discarded = 0;
+                loop {
+                    match codec.decode(&mut buf).unwrap() {
+                        Some(Inbound::Discard(_)) => discarded += 1,
+                        Some(Inbound::Request { req, reply, .. }) => {
+                            assert!(reply.is_none() && req.cx.oneway);
+                            assert_eq!(req.cx.seq_id, -1);
+                            break;
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert_eq!(discarded, N);
+                assert!(buf.is_empty());
+            })
+            .unwrap();
+        t.join().unwrap();
+    }
+
+    /// A TTHeader request for `ping` whose header states `timeout_ms`.
+    fn tt_request_with_timeout(timeout_ms: &str) -> BytesMut {
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1,
+            0,
+            false,
+            |w| w.ints(&[(int_key::RPC_TIMEOUT, timeout_ms.as_bytes())]),
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Call, 1);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(3).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        buf
+    }
+
+    #[test]
+    fn rpc_timeout_is_reported_not_turned_into_a_deadline() {
+        let cases: [(&str, Option<Duration>); 6] = [
+            ("250", Some(Duration::from_millis(250))),
+            ("0", None),
+            ("-5", None),
+            ("soon", None),
+            // Would overflow any clock it is added to: reported as is.
+            (
+                "18446744073709551615",
+                Some(Duration::from_millis(u64::MAX)),
+            ),
+            ("18446744073709551616", None),
+        ];
+        for (wire, want) in cases {
+            let mut buf = tt_request_with_timeout(wire);
+            let mut codec = Server::new(&Limits::default());
+            match codec.decode(&mut buf).unwrap() {
+                Some(Inbound::Request { req, timeout, .. }) => {
+                    assert_eq!(timeout, want, "{wire}");
+                    assert!(req.cx.deadline.is_none());
+                    assert_eq!(req.message, Msg::Ping(3));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn served(transport: Transport) -> (Reply, BytesMut) {
+        let c = client(transport);
+        let cx = Context::new("svc", "ping");
+        let mut buf = BytesMut::from(&c.encode(5, &cx, &Msg::Ping(1)).unwrap()[..]);
+        let mut codec = Server::new(&Limits::default());
+        match codec.decode(&mut buf).unwrap() {
+            Some(Inbound::Request {
+                reply: Some(reply), ..
+            }) => (reply, buf),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_client_sees_the_reset_flag_of_a_draining_server() {
+        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+            let c = client(transport);
+            for closing in [false, true] {
+                let (reply, _) = served(transport);
+                let mut dst = BytesMut::new();
+                let resp = Response::new(Context::new("svc", "ping"), Msg::Ping(9));
+                Server::encode(reply, Ok(resp), closing, &mut dst).unwrap();
+                let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+                // Framed Thrift has nowhere to say it.
+                let expect = closing && transport != Transport::Framed;
+                assert_eq!(c.closing(&raw), expect, "{transport:?} closing={closing}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_encode_appends_and_marks_closing() {
+        let (reply, _) = served(Transport::TTHeader);
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let resp = Response::new(Context::new("svc", "ping"), Msg::Ping(9));
+        Server::encode(reply.clone(), Ok(resp), true, &mut dst).unwrap();
+        assert_eq!(&dst[..7], b"earlier");
+        let mut frame = dst.split_off(7);
+        let f = frame::split_frame(
+            &mut frame,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1 << 20,
+            DecodeLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let h = f.header.unwrap();
+        assert_eq!(h.string(CONNECTION_RESET_KEY).unwrap(), "1");
+        assert_eq!(h.seq_id, 5);
+
+        // Not draining: no reset header.
+        let mut dst = BytesMut::new();
+        let resp = Response::new(Context::new("svc", "ping"), Msg::Ping(9));
+        Server::encode(reply, Ok(resp), false, &mut dst).unwrap();
+        let f = frame::split_frame(
+            &mut dst,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1 << 20,
+            DecodeLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(f.header.unwrap().string(CONNECTION_RESET_KEY).is_none());
+    }
+
+    #[test]
+    fn oversized_metainfo_is_refused_not_wrapped() {
+        let big = "v".repeat(70_000);
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            let c = client(transport);
+            let mut cx = Context::new("svc", "ping");
+            cx.metainfo.persistent.insert("k", big.clone());
+            let result = c.encode(1, &cx, &Msg::Ping(1));
+            if transport == Transport::TTHeader {
+                let e = result.unwrap_err();
+                assert!(e.message().contains("value length"), "{e}");
+            } else {
+                // THeader lengths are varints: 70,000 bytes fit.
+                result.unwrap();
+            }
+        }
+
+        // On the server, a huge backward value fails the encode and leaves
+        // the write buffer as it was.
+        let (reply, _) = served(Transport::TTHeader);
+        let mut cx = Context::new("svc", "ping");
+        cx.metainfo.backward.insert("k", big);
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let e = Server::encode(reply, Ok(Response::new(cx, Msg::Ping(1))), false, &mut dst)
+            .unwrap_err();
+        assert!(e.message().contains("SizeLimit"), "{e}");
+        assert_eq!(&dst[..], b"earlier");
+    }
+
+    #[test]
+    fn a_panicking_encode_leaves_nothing_behind() {
+        let c = client(Transport::Framed);
+        let cx = Context::new("svc", "ping");
+        let expected = std::thread::spawn(|| {
+            client(Transport::Framed)
+                .encode(2, &Context::new("svc", "ping"), &Msg::Ping(1))
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.encode(1, &cx, &Msg::Boom)
+        }));
+        assert!(panicked.is_err());
+        // Same thread, so the same arena: the half-written frame is gone.
+        assert_eq!(c.encode(2, &cx, &Msg::Ping(1)).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_panicking_server_encode_leaves_the_write_buffer_as_it_was() {
+        let (reply, _) = served(Transport::TTHeader);
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let resp = Response::new(Context::new("svc", "ping"), Msg::Boom);
+            Server::encode(reply.clone(), Ok(resp), false, &mut dst)
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(&dst[..], b"earlier");
+    }
+
+    #[test]
+    fn a_full_header_is_absorbed_with_later_values_winning() {
+        let max = Limits::default().max_header_entries;
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1,
+            0,
+            false,
+            |w| {
+                // As many strings as allowed: keys 0..512, then 0..256 twice
+                // more with new values.
+                for i in 0..512 {
+                    w.string(prefix::PERSISTENT, &i.to_string(), "old");
+                }
+                for v in ["", "new"] {
+                    for i in 0..256 {
+                        w.string(prefix::PERSISTENT, &i.to_string(), v);
+                    }
+                }
+                w.ints(&[]);
+            },
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Call, 1);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(3).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        let mut codec = Server::new(&Limits::default());
+        let Some(Inbound::Request { req, .. }) = codec.decode(&mut buf).unwrap() else {
+            panic!("not a request");
+        };
+        let kv = &req.cx.metainfo.persistent;
+        assert_eq!(512 + 2 * 256, max);
+        assert_eq!(kv.len(), 512);
+        assert_eq!(kv.get("0").unwrap(), "new");
+        assert_eq!(kv.get("255").unwrap(), "new");
+        assert_eq!(kv.get("256").unwrap(), "old");
+        // First insertion fixes the order.
+        let keys: Vec<_> = kv.iter().take(3).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["0", "1", "2"]);
+    }
+
+    #[test]
+    fn http_on_a_thrift_port_is_refused_at_once() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        let mut codec = Server::new(&Limits::default());
+        let e = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            codec.detected(),
+            Some((Transport::Buffered, Protocol::Binary))
+        );
+        assert!(e.message().contains("SizeLimit"), "{e}");
+    }
+
+    #[test]
+    fn a_buffered_message_in_pieces_is_decoded_once_whole() {
+        let c = ThriftClientCodec::<Msg, Msg>::new(
+            Transport::Buffered,
+            Protocol::Compact,
+            &Limits::default(),
+        );
+        let cx = Context::new("svc", "ping");
+        let mut wire = c.encode(4, &cx, &Msg::Ping(77)).unwrap().to_vec();
+        wire.extend_from_slice(&c.encode(5, &cx, &Msg::Ping(78)).unwrap());
+        let mut codec = Server::new(&Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in wire {
+            buf.put_u8(b);
+            while let Some(inbound) = codec.decode(&mut buf).unwrap() {
+                let Inbound::Request { req, .. } = inbound else {
+                    panic!("not a request");
+                };
+                got.push((req.cx.seq_id, req.message));
+            }
+        }
+        assert_eq!(got, [(4, Msg::Ping(77)), (5, Msg::Ping(78))]);
+        assert!(buf.is_empty());
+    }
 }

@@ -39,8 +39,8 @@ pub mod route;
 pub mod status;
 
 pub use codec::{
-    EntryMessage, Reply, ThriftClientCodec, ThriftServerCodec, IDL_SERVICE_NAME,
-    MULTIPLEX_SEPARATOR,
+    EntryMessage, Reply, ThriftClientCodec, ThriftServerCodec, CONNECTION_RESET_KEY,
+    IDL_SERVICE_NAME, MULTIPLEX_SEPARATOR,
 };
 pub use frame::{Header, Transport};
 pub use protocol::{BinaryInput, CompactInput, DecodeLimits, Protocol};

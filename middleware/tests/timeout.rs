@@ -12,7 +12,7 @@ use weft::core::{Code, Context, Request, Status};
 use weft_interop::{EchoHandler, EchoRequest, EchoSlowArgsSend};
 use weft_middleware::{DeadlineLayer, FaultConfig, FaultLayer, TimeoutLayer};
 
-use resilience::{connect, serve, slow_request, EchoConn, ProbeLayer};
+use resilience::{connect, connect_without_timeout, serve, slow_request, EchoConn, ProbeLayer};
 
 /// Server A: spends `work` on its own, then calls B's `slow` (1 s) with the
 /// context of the call it serves, as a handler does with `cx.child`.
@@ -126,7 +126,8 @@ async fn deadline_two_hops_down_refuses_expired_work() {
     b.shutdown().await;
 }
 
-/// Without a deadline anywhere, the same chain completes.
+/// Without a deadline anywhere (clients without their default timeout),
+/// the same chain completes and no deadline reaches the last hop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_deadline_no_cancellation() {
     let b_probe = ProbeLayer::default();
@@ -137,8 +138,8 @@ async fn no_deadline_no_cancellation() {
             .service(EchoHandler::default()),
     )
     .await;
-    let a = serve_front(connect(b.local_addr()), Duration::ZERO).await;
-    connect(a.local_addr())
+    let a = serve_front(connect_without_timeout(b.local_addr()), Duration::ZERO).await;
+    connect_without_timeout(a.local_addr())
         .oneshot(slow_request(Context::default(), 0))
         .await
         .unwrap();

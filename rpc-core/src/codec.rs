@@ -1,6 +1,8 @@
 //! The contract between a wire protocol and Weft's connections: bytes in,
 //! messages out, free of I/O (the transport drives it).
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::{
@@ -12,13 +14,25 @@ use crate::{
 /// What a server codec found in the read buffer.
 #[derive(Debug)]
 pub enum Inbound<Req, Reply> {
-    /// A request to serve. `reply` is what the encoder needs to answer it;
-    /// `None` for a one-way call, which gets no answer.
-    Request(Request<Req>, Option<Reply>),
+    /// A request to serve.
+    Request {
+        /// The request. Its context carries no deadline yet: see `timeout`.
+        req: Request<Req>,
+        /// What the encoder needs to answer it; `None` for a one-way call,
+        /// which gets no answer.
+        reply: Option<Reply>,
+        /// The time the caller said it has left, as the frame stated it. The
+        /// transport turns it into `req.cx.deadline` on its own clock (codecs
+        /// keep no clock, so they stay deterministic and fuzzable).
+        timeout: Option<Duration>,
+    },
     /// A frame that was delimited but cannot be served (unknown method,
     /// malformed arguments): answer it with the status and keep the
     /// connection.
     Reject(Reply, Status),
+    /// A one-way frame that was delimited but cannot be served: there is no
+    /// one to answer, so the server logs it and reads on.
+    Discard(Status),
 }
 
 /// The server side of a frame-oriented protocol, one value per connection.
@@ -44,12 +58,20 @@ pub trait ServerCodec: Send + 'static {
     /// (TTHeader, where the sequence id correlates them).
     fn ordered(&self) -> bool;
 
-    /// Encode the answer to one request as one frame. Runs on the handler's
-    /// task, so encoding spreads over cores.
+    /// Append the answer to one request, as one frame, to `dst` (the
+    /// connection's write buffer, so frames are batched into one write
+    /// without a buffer of their own). `closing` says the server is draining
+    /// this connection: the frame tells the peer to send no more on it where
+    /// the protocol can say so (Kitex's `crrst` header on TTHeader).
+    ///
+    /// On `Err`, `dst` must be left as it was; the caller encodes the error
+    /// instead. A panic is caught by the caller, which truncates `dst`.
     fn encode(
         reply: Self::Reply,
         result: Result<Response<Self::Resp>, Status>,
-    ) -> Result<Bytes, Status>;
+        closing: bool,
+        dst: &mut BytesMut,
+    ) -> Result<(), Status>;
 }
 
 /// The client side of a frame-oriented protocol, shared by all connections
@@ -72,6 +94,15 @@ pub trait ClientCodec: Send + Sync + 'static {
     /// Decode a response frame for the call whose context is `cx`, filling
     /// in what the frame says about the call (backward metainfo).
     fn decode(&self, cx: &mut Context, frame: Bytes) -> Result<Self::Resp, Status>;
+
+    /// Whether a response frame delimited by [`ClientCodec::decode_frame`]
+    /// asks the client to send no more on its connection (the server is
+    /// draining it: Kitex's `crrst` header). Calls in flight on it still
+    /// get their answers; new ones go to a new connection.
+    fn closing(&self, frame: &Bytes) -> bool {
+        let _ = frame;
+        false
+    }
 
     /// The response of a one-way call, which the server never sends.
     fn oneway_response(&self, cx: &Context) -> Result<Self::Resp, Status> {

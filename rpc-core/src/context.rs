@@ -1,11 +1,17 @@
 //! The request context: who calls whom, the deadline, and metainfo.
 
-use std::time::Duration;
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    time::Duration,
+};
 
 use faststr::FastStr;
 use tokio::time::Instant;
 
 use crate::transport::Address;
+
+/// Up to this many entries, [`KvList::insert_all`] scans instead of indexing.
+const LINEAR_SCAN_MAX: usize = 16;
 
 /// Ordered string key/values. Small and allocation-free while empty, which is
 /// the common case on the hot path.
@@ -21,6 +27,41 @@ impl KvList {
             slot.1 = value;
         } else {
             self.0.push((key, value));
+        }
+    }
+
+    /// Insert many key/values as [`KvList::insert`] would one by one (a
+    /// later value replaces an earlier one for the same key; first
+    /// insertion fixes the order), in time linear in the entries: a
+    /// received header of thousands of keys must not cost their square.
+    pub fn insert_all<K, V>(&mut self, entries: impl IntoIterator<Item = (K, V)>)
+    where
+        K: Into<FastStr>,
+        V: Into<FastStr>,
+    {
+        let entries = entries.into_iter();
+        if self.0.len() + entries.size_hint().0 <= LINEAR_SCAN_MAX {
+            // Few entries: scanning beats hashing, and allocates nothing.
+            for (k, v) in entries {
+                self.insert(k, v);
+            }
+            return;
+        }
+        let mut index: HashMap<FastStr, usize> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        for (k, v) in entries {
+            let (k, v) = (k.into(), v.into());
+            match index.entry(k) {
+                Entry::Occupied(slot) => self.0[*slot.get()].1 = v,
+                Entry::Vacant(slot) => {
+                    self.0.push((slot.key().clone(), v));
+                    slot.insert(self.0.len() - 1);
+                }
+            }
         }
     }
 
@@ -126,7 +167,8 @@ impl Context {
 
     /// Set the deadline `timeout` from now.
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.deadline = Some(Instant::now() + timeout);
+        // A timeout too large to add to the clock is no deadline at all.
+        self.deadline = Instant::now().checked_add(timeout);
     }
 
     /// Time left before the deadline; `None` without a deadline, zero when it passed.
@@ -169,6 +211,34 @@ mod tests {
         assert_eq!(kv.get("a").map(|v| v.as_str()), Some("3"));
         assert_eq!(kv.remove("a").as_deref(), Some("3"));
         assert!(kv.get("a").is_none());
+    }
+
+    #[test]
+    fn insert_all_matches_insert_one_by_one() {
+        for n in [3, 1024] {
+            // Distinct keys, then every other key again with a new value.
+            let entries: Vec<(String, String)> = (0..n)
+                .map(|i| (format!("k{i}"), format!("a{i}")))
+                .chain(
+                    (0..n)
+                        .step_by(2)
+                        .map(|i| (format!("k{i}"), format!("b{i}"))),
+                )
+                .collect();
+            let mut one_by_one = KvList::default();
+            one_by_one.insert("k1", "before");
+            one_by_one.insert("z", "kept");
+            let mut bulk = one_by_one.clone();
+            for (k, v) in entries.clone() {
+                one_by_one.insert(k, v);
+            }
+            bulk.insert_all(entries);
+            assert_eq!(bulk, one_by_one);
+            assert_eq!(bulk.len(), n + 1);
+            assert_eq!(bulk.get("k0").unwrap(), "b0");
+            assert_eq!(bulk.get("k1").unwrap(), "a1");
+            assert_eq!(bulk.iter().nth(1).unwrap().0, "z");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,22 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Requests one connection may have in flight at a server before the server
 /// stops reading from it (backpressure, not an error).
 pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 4096;
+/// Requests in flight on a whole server, across its connections: past it,
+/// connections stop being read until answers are written.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 65_536;
+/// Bytes of requests and unwritten answers one connection may hold: four
+/// maximal frames, so one large call never waits for another's answer.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION: usize = 4 * DEFAULT_MAX_FRAME_LEN;
+/// Bytes of requests and unwritten answers a whole server may hold: the
+/// memory a server spends on frames whatever its peers send or fail to read.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 1 << 30;
+/// Key/values one header may carry (TTHeader, THeader): metainfo in real
+/// meshes is tens of entries; thousands only cost the receiver.
+pub const DEFAULT_MAX_HEADER_ENTRIES: usize = 1024;
+/// Memory one decoded message may claim beyond its frame, as estimated by the
+/// decoder from the containers it declares (a compact `list<struct>` costs a
+/// byte per element on the wire but a whole struct in memory).
+pub const DEFAULT_MAX_DECODED_SIZE: usize = 4 * DEFAULT_MAX_FRAME_LEN;
 /// Elements one container may declare; the bytes left in the frame bound it too.
 pub const DEFAULT_MAX_CONTAINER_LEN: usize = 1 << 24;
 /// Nesting depth of structs and containers, as in Apache Thrift's default
@@ -32,6 +48,21 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests in flight on one server connection. Default 4096.
     pub max_in_flight_per_connection: usize,
+    /// Requests in flight on the whole server. Default 65,536.
+    pub max_in_flight: usize,
+    /// Bytes of requests and unwritten answers on one server connection.
+    /// Default 64 MiB; never less than one frame in effect.
+    pub max_in_flight_bytes_per_connection: usize,
+    /// Bytes of requests and unwritten answers on the whole server.
+    /// Default 1 GiB. Reads are charged as they land, so the server may go
+    /// past it by one read (64 KiB) per connection reading at that moment,
+    /// plus one frame that one connection at a time may finish; a peer that
+    /// is the only holder always proceeds, so no bound can wedge it.
+    pub max_in_flight_bytes: usize,
+    /// Key/values in one frame header. Default 1024.
+    pub max_header_entries: usize,
+    /// Estimated in-memory size of one decoded message. Default 64 MiB.
+    pub max_decoded_size: usize,
     /// Elements in one list, set or map. Default 2^24.
     pub max_container_len: usize,
     /// Nesting depth of structs in decoding and skipping. Default 64.
@@ -50,6 +81,11 @@ impl Default for Limits {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_bytes_per_connection: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
+            max_header_entries: DEFAULT_MAX_HEADER_ENTRIES,
+            max_decoded_size: DEFAULT_MAX_DECODED_SIZE,
             max_container_len: DEFAULT_MAX_CONTAINER_LEN,
             max_depth: DEFAULT_MAX_DEPTH,
             read_timeout: DEFAULT_READ_TIMEOUT,

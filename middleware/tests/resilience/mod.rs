@@ -64,6 +64,19 @@ pub fn connect(addr: &Address) -> EchoConn {
     .inner
 }
 
+/// A multiplexed TTHeader client of `addr` whose calls have no deadline
+/// unless they set one (no default timeout).
+pub fn connect_without_timeout(addr: &Address) -> EchoConn {
+    let codec = ThriftClientCodec::new(
+        Transport::TTHeader,
+        Protocol::Binary,
+        &weft::core::Limits::default(),
+    );
+    weft::core::ClientBuilder::new(addr.clone())
+        .no_timeout()
+        .build(codec)
+}
+
 pub fn echo_request(cx: Context) -> Request<EchoRequest> {
     let mut cx = cx;
     cx.service = "Echo".into();

@@ -1,0 +1,396 @@
+//! Transports: framed, buffered (unframed), Apache THeader and Kitex TTHeader;
+//! detecting which one a peer speaks from its first bytes; splitting frames
+//! off a read buffer without copying; and writing frames with their headers.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use faststr::FastStr;
+use pilota::thrift::{new_protocol_exception, ProtocolExceptionKind, ThriftException};
+use smallvec::SmallVec;
+
+use crate::protocol::{DecodeLimits, Protocol, Walker, COMPACT_PROTOCOL_ID};
+
+mod detect;
+mod header;
+
+pub use detect::detect;
+use detect::is_inner_framed;
+use header::read_header;
+pub use header::{begin_frame, finish_frame, FrameMark, HeaderWriter};
+
+/// Kitex / Volo TTHeader magic.
+pub const TTHEADER_MAGIC: u16 = 0x1000;
+/// Apache Thrift THeader magic.
+pub const THEADER_MAGIC: u16 = 0x0FFF;
+
+/// TTHeader info id: string key/values.
+const INFO_KEY_VALUE: u8 = 0x01;
+/// TTHeader info id: integer-keyed values.
+const INFO_INT_KEY_VALUE: u8 = 0x10;
+/// TTHeader info id: an ACL token.
+const INFO_ACL_TOKEN: u8 = 0x11;
+
+/// Integer header keys Kitex and Volo use.
+pub mod int_key {
+    /// The caller's service name.
+    pub const FROM_SERVICE: u16 = 3;
+    /// The callee's service name.
+    pub const TO_SERVICE: u16 = 6;
+    /// The method called.
+    pub const TO_METHOD: u16 = 9;
+    /// The callee's address.
+    pub const DEST_ADDRESS: u16 = 11;
+    /// The caller's remaining timeout, in milliseconds.
+    pub const RPC_TIMEOUT: u16 = 12;
+    /// Always "3" from Kitex clients.
+    pub const WITH_HEADER: u16 = 16;
+    /// The connect timeout, in milliseconds.
+    pub const CONN_TIMEOUT: u16 = 17;
+    /// The message type of a response.
+    pub const MSG_TYPE: u16 = 22;
+}
+
+/// Prefixes Kitex's metainfo puts on string headers, by scope.
+pub mod prefix {
+    /// Transient: next hop only.
+    pub const TRANSIENT: &str = "RPC_TRANSIT_";
+    /// Persistent: every hop.
+    pub const PERSISTENT: &str = "RPC_PERSIST_";
+    /// Backward: callee to caller.
+    pub const BACKWARD: &str = "RPC_BACKWARD_";
+}
+
+/// How messages are delimited on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A 4-byte big-endian length, then the message (`TFramedTransport`).
+    Framed,
+    /// The message alone (`TBufferedTransport`); its end is found by parsing it.
+    Buffered,
+    /// Kitex's TTHeader (magic 0x1000): length, header with sequence id,
+    /// protocol and metainfo, then the message.
+    TTHeader,
+    /// Apache Thrift's THeader (magic 0x0FFF), TTHeader's ancestor.
+    THeader,
+}
+
+/// The header of a TTHeader or THeader frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Sequence id in the header.
+    pub seq_id: i32,
+    /// Flags, echoed back.
+    pub flags: u16,
+    /// String key/values (inline up to four: no allocation for the usual few).
+    pub strings: SmallVec<[(FastStr, FastStr); 4]>,
+    /// Integer-keyed values (TTHeader only).
+    pub ints: SmallVec<[(u16, FastStr); 8]>,
+}
+
+impl Header {
+    /// The string value for `key`.
+    pub fn string(&self, key: &str) -> Option<&FastStr> {
+        self.strings.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The integer-keyed value for `key`.
+    pub fn int(&self, key: u16) -> Option<&FastStr> {
+        self.ints.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// One delimited message.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its transport.
+    pub transport: Transport,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The header, for THeader and TTHeader frames.
+    pub header: Option<Header>,
+    /// The Thrift message: envelope then struct, a slice of the read buffer.
+    pub payload: Bytes,
+    /// The header's payload carried its own 4-byte length, as Kitex's and
+    /// Volo's default "TTHeader framed" codec sends it.
+    pub inner_framed: bool,
+}
+
+fn err(kind: ProtocolExceptionKind, msg: impl Into<FastStr>) -> ThriftException {
+    new_protocol_exception(kind, msg)
+}
+
+/// The length of the frame of `transport` at the front of `src`, including
+/// any length prefix, or `None` if it has not all arrived.
+pub fn frame_len(
+    src: &[u8],
+    transport: Transport,
+    protocol: Protocol,
+    max_frame_len: usize,
+    limits: DecodeLimits,
+) -> Result<Option<usize>, ThriftException> {
+    if transport == Transport::Buffered {
+        // Walked from the start on every call: a connection that reads a
+        // large unframed message in pieces keeps a `Walker` across reads
+        // instead, as the server codec does.
+        return Walker::message(protocol, max_frame_len, limits).message_len(src);
+    }
+    if src.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+    if len <= 0 {
+        return Err(err(
+            ProtocolExceptionKind::NegativeSize,
+            format!("frame length {len}"),
+        ));
+    }
+    let len = len as usize;
+    if len > max_frame_len {
+        return Err(err(
+            ProtocolExceptionKind::SizeLimit,
+            format!("frame of {len} bytes exceeds the limit of {max_frame_len}"),
+        ));
+    }
+    if src.len() < 4 + len {
+        return Ok(None);
+    }
+    Ok(Some(4 + len))
+}
+
+/// Parse a whole frame delimited by [`frame_len`]: its header, and the
+/// message as a slice of it.
+pub fn parse_frame(
+    mut raw: Bytes,
+    transport: Transport,
+    protocol: Protocol,
+    limits: DecodeLimits,
+) -> Result<Frame, ThriftException> {
+    if transport == Transport::Buffered {
+        return Ok(Frame {
+            transport,
+            protocol,
+            header: None,
+            payload: raw,
+            inner_framed: false,
+        });
+    }
+    raw.advance(4);
+    if transport == Transport::Framed {
+        return Ok(Frame {
+            transport,
+            protocol,
+            header: None,
+            payload: raw,
+            inner_framed: false,
+        });
+    }
+    let (transport, protocol, header) = read_header(&mut raw, limits.max_header_entries)?;
+    let inner_framed = is_inner_framed(&raw);
+    if inner_framed {
+        raw.advance(4);
+    }
+    Ok(Frame {
+        transport,
+        protocol,
+        header: Some(header),
+        payload: raw,
+        inner_framed,
+    })
+}
+
+/// Split one frame of `transport` off the front of `src` and parse it.
+pub fn split_frame(
+    src: &mut BytesMut,
+    transport: Transport,
+    protocol: Protocol,
+    max_frame_len: usize,
+    limits: DecodeLimits,
+) -> Result<Option<Frame>, ThriftException> {
+    match frame_len(src, transport, protocol, max_frame_len, limits)? {
+        Some(n) => parse_frame(src.split_to(n).freeze(), transport, protocol, limits).map(Some),
+        None => {
+            if transport != Transport::Buffered && src.len() >= 4 {
+                // Grow towards the declared length, but never more than twice
+                // what actually arrived: a peer that states 16 MiB and sends
+                // eight bytes does not get 16 MiB of our memory.
+                let want = 4 + u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+                let grant = want.min((2 * src.len()).max(64 * 1024));
+                src.reserve(grant.saturating_sub(src.len()));
+            }
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_frame(magic: u16, words: u16, header: &[u8], payload: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        let len = 10 + header.len() + payload.len();
+        b.put_u32(len as u32);
+        b.put_u16(magic);
+        b.put_u16(0);
+        b.put_i32(7);
+        b.put_u16(words);
+        b.put_slice(header);
+        b.put_slice(payload);
+        b.freeze()
+    }
+
+    #[test]
+    fn lying_header_lengths_are_errors_not_panics() {
+        for magic in [TTHEADER_MAGIC, THEADER_MAGIC] {
+            // Header size beyond the frame.
+            let f = header_frame(magic, 0xffff, &[0, 0, 0, 0], b"");
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
+            // A key/value block whose key length runs past the header.
+            let f = header_frame(magic, 2, &[0, 0, 1, 0, 1, 0xff], &[0xff, 0]);
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
+            // An unknown protocol id.
+            let f = header_frame(magic, 1, &[9, 0, 0, 0], b"");
+            assert!(parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default()
+            )
+            .is_err());
+        }
+        // Transforms are refused rather than misread.
+        let f = header_frame(TTHEADER_MAGIC, 1, &[0, 1, 1, 0], b"");
+        assert!(parse_frame(
+            f,
+            Transport::TTHeader,
+            Protocol::Binary,
+            DecodeLimits::default()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn random_headers_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let magic = if i % 2 == 0 {
+                TTHEADER_MAGIC
+            } else {
+                THEADER_MAGIC
+            };
+            let n = (next() % 48) as usize;
+            let header: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let words = (next() % 16) as u16;
+            let f = header_frame(magic, words, &header, b"\x80\x01");
+            // Ok or a typed error; what matters is that it returns.
+            let _ = parse_frame(
+                f,
+                Transport::TTHeader,
+                Protocol::Binary,
+                DecodeLimits::default(),
+            );
+        }
+    }
+
+    fn header_of(
+        transport: Transport,
+        f: impl FnOnce(&mut HeaderWriter<'_>),
+    ) -> Result<BytesMut, ThriftException> {
+        let mut dst = BytesMut::new();
+        let mark = begin_frame(&mut dst, transport, Protocol::Binary, 1, 0, false, f);
+        dst.put_u8(0);
+        finish_frame(&mut dst, mark, 1 << 24).map(|()| dst)
+    }
+
+    #[test]
+    fn header_fields_wider_than_the_wire_are_refused() {
+        let long = "x".repeat(65_536);
+        let e = header_of(Transport::TTHeader, |w| w.string("", "k", &long)).unwrap_err();
+        assert!(e.to_string().contains("value length of 65536"), "{e}");
+        let e = header_of(Transport::TTHeader, |w| w.string("p", &long[1..], "v")).unwrap_err();
+        assert!(e.to_string().contains("key length"), "{e}");
+        let e = header_of(Transport::TTHeader, |w| {
+            w.ints(&[(int_key::TO_METHOD, long.as_bytes())])
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("int value length"), "{e}");
+        // 65,536 entries: the count would wrap to zero.
+        let e = header_of(Transport::TTHeader, |w| {
+            for _ in 0..65_536 {
+                w.string("", "", "");
+            }
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("string count"), "{e}");
+        // Each field fits but the header outgrows its 16-bit size in words.
+        let e = header_of(Transport::THeader, |w| {
+            for _ in 0..5 {
+                w.string("", "k", &long);
+            }
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("header size"), "{e}");
+        // The largest that fits still round-trips.
+        let max = "x".repeat(65_535);
+        let mut buf = header_of(Transport::TTHeader, |w| w.string("", "k", &max)).unwrap();
+        let f = split_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1 << 24,
+            DecodeLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.header.unwrap().string("k").unwrap().len(), 65_535);
+    }
+
+    #[test]
+    fn header_entries_are_bounded() {
+        let limits = DecodeLimits::default();
+        let max = limits.max_header_entries;
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            for (strings, ints, ok) in [(max, 0, true), (max + 1, 0, false), (max - 1, 2, false)] {
+                let mut buf = header_of(transport, |w| {
+                    for i in 0..strings {
+                        w.string("k", &i.to_string(), "v");
+                    }
+                    let ints: Vec<(u16, &[u8])> =
+                        (0..ints).map(|i| (i as u16, &b"1"[..])).collect();
+                    w.ints(&ints);
+                })
+                .unwrap();
+                let got = split_frame(&mut buf, transport, Protocol::Binary, 1 << 24, limits);
+                // THeader carries no int block, so only its strings count.
+                let ok = ok || (transport == Transport::THeader && strings <= max);
+                match got {
+                    Ok(f) => {
+                        assert!(ok, "{transport:?} {strings}+{ints} accepted");
+                        assert_eq!(f.unwrap().header.unwrap().strings.len(), strings);
+                    }
+                    Err(e) => {
+                        assert!(!ok, "{transport:?} {strings}+{ints}: {e}");
+                        assert!(e.to_string().contains("more than 1024"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The client: a `tower::Service` over one peer, with multiplexed or pooled
+//! connections.
+//!
+//! *Multiplexed*: many calls in flight on each of a few
+//! connections, correlated by sequence id, for peers that answer out of
+//! order (TTHeader). Calls per connection are bounded and `poll_ready` waits
+//! for room. *Pooled*: one call at a time per connection, a
+//! bounded number of connections, idle ones reused most recent first, for
+//! plain framed or buffered Thrift peers.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use pin_project_lite::pin_project;
+use tokio::{
+    sync::OwnedSemaphorePermit,
+    time::{Instant, Sleep},
+};
+use tokio_util::sync::PollSemaphore;
+use tower_service::Service;
+
+use crate::{
+    codec::ClientCodec,
+    context::Context,
+    limits::Limits,
+    message::{Request, Response},
+    status::{Delivery, Status},
+    transport::{Address, Connector},
+};
+
+mod mux;
+mod pool;
+
+use self::{mux::MuxCall, mux::MuxSlot, pool::Pool};
+
+/// How a client uses connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionMode {
+    /// Many calls in flight on one connection (TTHeader peers).
+    Multiplexed,
+    /// One call at a time per connection, idle ones pooled.
+    Pooled,
+}
+
+/// Idle connections a pooled client keeps by default: enough that a burst
+/// of concurrent callers does not close and reopen connections on check-in.
+pub const DEFAULT_MAX_IDLE: usize = 1024;
+/// Time an idle pooled connection is kept by default; servers commonly close
+/// idle connections after a minute or more, so this stays below that.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of a call that brings no deadline: long enough for any call a
+/// caller waits on synchronously, short enough that a lost answer frees its
+/// slot; the same as the read and write timeouts.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Calls in flight per multiplexed connection: what a Weft server reads
+/// from one connection before it stops reading, so more would only queue.
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// Multiplexed connections per peer: one carries thousands of calls; more
+/// only help when one socket's bandwidth or one writer is the bottleneck.
+pub const DEFAULT_CONNECTIONS: usize = 1;
+/// Open pooled connections per client: as many as idle ones kept, so a
+/// burst that fits the idle pool is never made to wait.
+pub const DEFAULT_MAX_CONNECTIONS: usize = DEFAULT_MAX_IDLE;
+/// First wait after a failed connect: long enough not to spin on a refused
+/// port, short enough that a restarted peer is found at once.
+pub const DEFAULT_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between connect attempts: a peer that is down for long is
+/// still retried every few seconds.
+pub const DEFAULT_MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Configures a [`Client`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    addr: Address,
+    mode: ConnectionMode,
+    connector: Connector,
+    limits: Limits,
+    max_idle: usize,
+    idle_timeout: Duration,
+    timeout: Option<Duration>,
+    max_pending: usize,
+    connections: usize,
+    max_connections: usize,
+    reconnect_backoff: Duration,
+    max_reconnect_backoff: Duration,
+}
+
+impl ClientBuilder {
+    /// A client of the server at `addr`.
+    pub fn new(addr: Address) -> Self {
+        ClientBuilder {
+            addr,
+            mode: ConnectionMode::Multiplexed,
+            connector: Connector::default(),
+            limits: Limits::default(),
+            max_idle: DEFAULT_MAX_IDLE,
+            idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            timeout: Some(DEFAULT_TIMEOUT),
+            max_pending: DEFAULT_MAX_PENDING,
+            connections: DEFAULT_CONNECTIONS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            reconnect_backoff: DEFAULT_RECONNECT_BACKOFF,
+            max_reconnect_backoff: DEFAULT_MAX_RECONNECT_BACKOFF,
+        }
+    }
+
+    /// Connection mode. Default [`ConnectionMode::Multiplexed`].
+    pub fn mode(mut self, mode: ConnectionMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Socket options and connect timeout. Default [`Connector::default`].
+    pub fn connector(mut self, connector: Connector) -> Self {
+        self.connector = connector;
+        self
+    }
+
+    /// Wire limits for responses, and the write timeout of every
+    /// connection. Default [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Idle connections kept by a pooled client. Default 1024.
+    pub fn max_idle(mut self, n: usize) -> Self {
+        self.max_idle = n.max(1);
+        self
+    }
+
+    /// How long a pooled connection may stay idle. Default 30 s.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Timeout of a call that sets no deadline of its own; `None` leaves
+    /// such calls without one. A timeout too large to add to the clock
+    /// means no deadline. Default [`DEFAULT_TIMEOUT`], 30 s.
+    pub fn timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.timeout = d.into();
+        self
+    }
+
+    /// Calls without a deadline of their own wait for their answer however
+    /// long it takes. Same as `timeout(None)`.
+    pub fn no_timeout(self) -> Self {
+        self.timeout(None)
+    }
+
+    /// Calls in flight per multiplexed connection; past it `poll_ready`
+    /// waits and a `call` without a reservation fails with
+    /// `ResourceExhausted`. Clamped to 1..=65,536. Default 4096.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n.clamp(1, mux::MAX_SLOTS);
+        self
+    }
+
+    /// Multiplexed connections to the peer; calls are spread over them in
+    /// turn. At least 1. Default 1.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+
+    /// Pooled connections open at once; callers past it wait for one to be
+    /// returned until their deadline, then fail with `ResourceExhausted`.
+    /// At least 1. Default 1024.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Wait after a failed multiplexed connect, doubling on each further
+    /// failure up to `max`, reset by a success. While waiting, calls fail
+    /// at once with `Unavailable`. Default 50 ms doubling to 5 s.
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect_backoff = initial;
+        self.max_reconnect_backoff = max.max(initial);
+        self
+    }
+
+    /// The limits this builder will use (codecs take them too).
+    pub fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Build the client around `codec`. Connections open on first use.
+    pub fn build<C: ClientCodec>(self, codec: C) -> Client<C> {
+        let slots = match self.mode {
+            ConnectionMode::Multiplexed => (0..self.connections)
+                .map(|_| MuxSlot::new(self.max_pending, self.reconnect_backoff))
+                .collect(),
+            ConnectionMode::Pooled => Vec::new(),
+        };
+        Client {
+            inner: Arc::new(Inner {
+                codec: Arc::new(codec),
+                pool: Pool::new(self.max_connections),
+                slots: slots.into_boxed_slice(),
+                next_slot: AtomicUsize::new(0),
+                cfg: self,
+            }),
+            reserved: None,
+            acquiring: None,
+        }
+    }
+}
+
+// ===== impl Client =====
+
+/// A client of one server: a `tower::Service` from `Request<C::Req>` to
+/// `Response<C::Resp>`. Cheap to clone; clones share connections, but a
+/// slot reserved by `poll_ready` belongs to the handle that reserved it.
+pub struct Client<C: ClientCodec> {
+    inner: Arc<Inner<C>>,
+    /// The multiplexed slot index and call permit `poll_ready` reserved.
+    reserved: Option<(usize, OwnedSemaphorePermit)>,
+    /// The slot `poll_ready` is waiting on, with its registered waker.
+    acquiring: Option<(usize, PollSemaphore)>,
+}
+
+impl<C: ClientCodec> Clone for Client<C> {
+    fn clone(&self) -> Self {
+        Client {
+            inner: self.inner.clone(),
+            reserved: None,
+            acquiring: None,
+        }
+    }
+}
+
+impl<C: ClientCodec> fmt::Debug for Client<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.inner.cfg.addr)
+            .field("mode", &self.inner.cfg.mode)
+            .field("reserved", &self.reserved.is_some())
+            .finish()
+    }
+}
+
+struct Inner<C> {
+    codec: Arc<C>,
+    cfg: ClientBuilder,
+    pool: Pool,
+    slots: Box<[MuxSlot]>,
+    next_slot: AtomicUsize,
+}
+
+impl<C> Inner<C> {
+    fn pick_slot(&self) -> usize {
+        match self.slots.len() {
+            1 => 0,
+            n => self.next_slot.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+}
+
+impl<C> Drop for Inner<C> {
+    fn drop(&mut self) {
+        // The last handle and the last call are gone: close the connections.
+        for slot in self.slots.iter() {
+            slot.shutdown();
+        }
+    }
+}
+
+impl<C: ClientCodec> Client<C> {
+    /// The server this client talks to.
+    pub fn address(&self) -> &Address {
+        &self.inner.cfg.addr
+    }
+
+    /// The codec, for typed wrappers.
+    pub fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+}
+
+impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
+    type Response = Response<C::Resp>;
+    type Error = Status;
+    type Future = ResponseFuture<C>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        if self.reserved.is_some() || self.inner.cfg.mode == ConnectionMode::Pooled {
+            // Pooled calls wait for a connection in the call, bounded by
+            // their own deadline.
+            return Poll::Ready(Ok(()));
+        }
+        let (index, sem) = self.acquiring.get_or_insert_with(|| {
+            let index = self.inner.pick_slot();
+            let sem = PollSemaphore::new(self.inner.slots[index].permits.clone());
+            (index, sem)
+        });
+        match sem.poll_acquire(cx) {
+            Poll::Ready(Some(permit)) => {
+                self.reserved = Some((*index, permit));
+                if self.inner.slots.len() > 1 {
+                    self.acquiring = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(None) => Poll::Ready(Err(
+                Status::unavailable("client closed").with_delivery(Delivery::NotSent)
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, req: Request<C::Req>) -> Self::Future {
+        let Request { mut cx, message } = req;
+        if cx.deadline.is_none() {
+            if let Some(t) = self.inner.cfg.timeout {
+                cx.deadline = Instant::now().checked_add(t);
+            }
+        }
+        let inner = self.inner.clone();
+        if cx.is_expired() {
+            let status = Status::deadline_exceeded("deadline passed before the call was sent")
+                .with_delivery(Delivery::NotSent);
+            return ResponseFuture::failed(inner, status);
+        }
+        if inner.cfg.mode == ConnectionMode::Pooled {
+            return ResponseFuture {
+                state: State::Pooled(Box::pin(pool::call(inner.clone(), cx, message))),
+                inner,
+                cx: None,
+                sleep: None,
+            };
+        }
+        let reserved = self.reserved.take().or_else(|| {
+            // tower lets a caller skip `poll_ready`; such a call takes a
+            // slot if one is free and never waits.
+            let index = inner.pick_slot();
+            let permit = inner.slots[index]
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .ok()?;
+            Some((index, permit))
+        });
+        let Some((index, permit)) = reserved else {
+            let status = Status::resource_exhausted(format!(
+                "{} calls already in flight to {}",
+                inner.cfg.max_pending, inner.cfg.addr
+            ))
+            .with_delivery(Delivery::NotSent);
+            return ResponseFuture::failed(inner, status);
+        };
+        let sleep = cx.deadline.map(tokio::time::sleep_until);
+        let state = match inner.slots[index].ready_conn() {
+            Some(conn) => match start(&inner, conn, &mut cx, &message) {
+                Ok(call) => State::Waiting {
+                    call,
+                    _permit: permit,
+                },
+                Err(status) => State::Failed(Some(status)),
+            },
+            None => State::Connecting {
+                fut: Box::pin(mux::connection(inner.clone(), index)),
+                req: Some(message),
+                permit: Some(permit),
+            },
+        };
+        ResponseFuture {
+            inner,
+            cx: Some(cx),
+            state,
+            sleep,
+        }
+    }
+}
+
+/// Hand the call to the connection: sequence id, frame, writer queue.
+fn start<C: ClientCodec>(
+    inner: &Inner<C>,
+    conn: Arc<mux::MuxConn>,
+    cx: &mut Context,
+    req: &C::Req,
+) -> Result<MuxCall, Status> {
+    let call = conn.enqueue(cx.oneway, |seq| {
+        cx.seq_id = seq;
+        inner.codec.encode(seq, cx, req)
+    })?;
+    Ok(call)
+}
+
+/// The response from an answer frame, or the one-way response.
+fn finish<C: ClientCodec>(
+    inner: &Inner<C>,
+    mut cx: Context,
+    frame: Option<Bytes>,
+) -> Result<Response<C::Resp>, Status> {
+    cx.peer = Some(inner.cfg.addr.clone());
+    let message = match frame {
+        Some(frame) => inner.codec.decode(&mut cx, frame)?,
+        None => inner.codec.oneway_response(&cx)?,
+    };
+    Ok(Response { cx, message })
+}
+
+// ===== impl ResponseFuture =====
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+enum State<C: ClientCodec> {
+    /// No open connection yet (the slow path, so boxed).
+    Connecting {
+        fut: BoxFuture<Result<Arc<mux::MuxConn>, Status>>,
+        req: Option<C::Req>,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+    /// Queued or in flight on a multiplexed connection. The call's entry
+    /// is released before its permit (field order), so entries never
+    /// outnumber permits.
+    Waiting {
+        call: MuxCall,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// A pooled call, which does its own I/O and keeps its own deadline.
+    Pooled(BoxFuture<Result<Response<C::Resp>, Status>>),
+    Failed(Option<Status>),
+}
+
+pin_project! {
+    /// The future of a client call.
+    pub struct ResponseFuture<C: ClientCodec> {
+        inner: Arc<Inner<C>>,
+        cx: Option<Context>,
+        state: State<C>,
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl<C: ClientCodec> fmt::Debug for ResponseFuture<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Connecting { .. } => "connecting",
+            State::Waiting { .. } => "waiting",
+            State::Pooled(_) => "pooled",
+            State::Failed(_) => "failed",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<C: ClientCodec> ResponseFuture<C> {
+    fn failed(inner: Arc<Inner<C>>, status: Status) -> Self {
+        ResponseFuture {
+            inner,
+            cx: None,
+            state: State::Failed(Some(status)),
+            sleep: None,
+        }
+    }
+}
+
+impl<C: ClientCodec> Future for ResponseFuture<C> {
+    type Output = Result<Response<C::Resp>, Status>;
+
+    fn poll(self: Pin<&mut Self>, tcx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state {
+                State::Failed(status) => {
+                    return Poll::Ready(Err(status
+                        .take()
+                        .unwrap_or_else(|| Status::internal("polled after completion"))))
+                }
+                State::Pooled(fut) => return fut.as_mut().poll(tcx),
+                State::Connecting { fut, req, permit } => {
+                    let conn = match fut.as_mut().poll(tcx) {
+                        Poll::Ready(Ok(conn)) => conn,
+                        Poll::Ready(Err(status)) => {
+                            *this.state = State::Failed(None);
+                            return Poll::Ready(Err(status));
+                        }
+                        Poll::Pending => {
+                            if expired(this.sleep.as_mut(), tcx) {
+                                *this.state = State::Failed(None);
+                                return Poll::Ready(Err(timed_out(
+                                    this.inner,
+                                    this.cx.as_ref(),
+                                    Delivery::NotSent,
+                                )));
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    let (Some(req), Some(permit), Some(cx)) =
+                        (req.take(), permit.take(), this.cx.as_mut())
+                    else {
+                        *this.state = State::Failed(None);
+                        return Poll::Ready(Err(Status::internal("polled after completion")));
+                    };
+                    *this.state = match start(this.inner, conn, cx, &req) {
+                        Ok(call) => State::Waiting {
+                            call,
+                            _permit: permit,
+                        },
+                        Err(status) => State::Failed(Some(status)),
+                    };
+                }
+                State::Waiting { call, .. } => {
+                    let outcome = match call.poll(tcx) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            if !expired(this.sleep.as_mut(), tcx) {
+                                return Poll::Pending;
+                            }
+                            let State::Waiting { call, .. } =
+                                std::mem::replace(this.state, State::Failed(None))
+                            else {
+                                unreachable!()
+                            };
+                            let delivery = call.cancel();
+                            return Poll::Ready(Err(timed_out(
+                                this.inner,
+                                this.cx.as_ref(),
+                                delivery,
+                            )));
+                        }
+                    };
+                    // Frees the permit: the entry is already released.
+                    *this.state = State::Failed(None);
+                    let Some(cx) = this.cx.take() else {
+                        return Poll::Ready(Err(Status::internal("polled after completion")));
+                    };
+                    return Poll::Ready(outcome.and_then(|frame| finish(this.inner, cx, frame)));
+                }
+            }
+        }
+    }
+}
+
+fn expired(sleep: Pin<&mut Option<Sleep>>, tcx: &mut TaskContext<'_>) -> bool {
+    match sleep.as_pin_mut() {
+        Some(s) => s.poll(tcx).is_ready(),
+        None => false,
+    }
+}
+
+fn timed_out<C>(inner: &Inner<C>, cx: Option<&Context>, delivery: Delivery) -> Status {
+    let method = cx.map_or("call", |cx| cx.method.as_str());
+    Status::deadline_exceeded(format!("{method} to {} timed out", inner.cfg.addr))
+        .with_delivery(delivery)
+}

@@ -1,0 +1,256 @@
+//! Pooled connections: one call at a time per connection, for peers that
+//! answer in order (plain framed or buffered Thrift).
+//!
+//! Open connections are bounded by a semaphore (one permit per connection,
+//! idle or busy). Idle ones are kept on a stack so the most recently used
+//! is handed out first: it is the one most likely still open at the peer,
+//! and the ones at the bottom age out instead of all being kept barely warm.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
+
+use super::{ClientBuilder, Inner};
+use crate::{
+    codec::ClientCodec,
+    context::Context,
+    message::Response,
+    status::{Delivery, Status},
+    transport::Stream,
+};
+
+/// Initial read buffer of a pooled connection, and its growth step.
+const READ_CHUNK: usize = 8 * 1024;
+
+pub(super) struct Pool {
+    /// A short lock: held for one push or pop, never across I/O.
+    idle: Mutex<Vec<PooledConn>>,
+    permits: Arc<Semaphore>,
+    /// Woken when a connection goes back on the stack.
+    returned: Notify,
+}
+
+struct PooledConn {
+    stream: Stream,
+    buf: BytesMut,
+    last_used: Instant,
+    seq: i32,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    pub(super) fn new(max_connections: usize) -> Pool {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max_connections)),
+            returned: Notify::new(),
+        }
+    }
+
+    /// The most recently used idle connection that is still usable.
+    fn pop_idle(&self, idle_timeout: Duration) -> Option<PooledConn> {
+        loop {
+            let conn = self.idle.lock().pop()?;
+            if conn.last_used.elapsed() > idle_timeout {
+                continue;
+            }
+            // A readable idle connection is either closed by the peer or out
+            // of sync; neither can carry a call.
+            let mut probe = [0u8; 1];
+            match conn.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                _ => continue,
+            }
+        }
+    }
+
+    fn checkin(&self, mut conn: PooledConn, cfg: &ClientBuilder) {
+        conn.last_used = Instant::now();
+        {
+            let mut idle = self.idle.lock();
+            // The oldest sit at the bottom; let expired ones go (and give
+            // back their permits) rather than wait for a pop to reach them.
+            let expired = idle
+                .iter()
+                .take_while(|c| c.last_used.elapsed() > cfg.idle_timeout)
+                .count();
+            if expired > 0 {
+                idle.drain(..expired);
+            }
+            if idle.len() >= cfg.max_idle {
+                return;
+            }
+            idle.push(conn);
+        }
+        self.returned.notify_one();
+    }
+
+    /// An idle connection, or a new one if fewer than the maximum are open,
+    /// or the first to come back, waiting no later than `deadline`.
+    async fn checkout(
+        &self,
+        cfg: &ClientBuilder,
+        deadline: Option<Instant>,
+    ) -> Result<PooledConn, Status> {
+        loop {
+            let returned = self.returned.notified();
+            let mut returned = std::pin::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(c) = self.pop_idle(cfg.idle_timeout) {
+                return Ok(c);
+            }
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    tokio::select! {
+                        _ = returned => continue,
+                        p = self.permits.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return Err(Status::unavailable("client closed")
+                                .with_delivery(Delivery::NotSent)),
+                        },
+                        _ = until(deadline) => {
+                            return Err(Status::resource_exhausted(format!(
+                                "all {} connections to {} stayed busy until the deadline",
+                                cfg.max_connections, cfg.addr
+                            ))
+                            .with_delivery(Delivery::NotSent))
+                        }
+                    }
+                }
+            };
+            let connect = cfg.connector.connect(&cfg.addr);
+            let stream = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, connect).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(Status::deadline_exceeded(format!(
+                            "deadline passed while connecting to {}",
+                            cfg.addr
+                        ))
+                        .with_delivery(Delivery::NotSent))
+                    }
+                },
+                None => connect.await,
+            }
+            .map_err(|e| {
+                Status::unavailable(format!("connecting to {} failed: {e}", cfg.addr))
+                    .with_source(e)
+                    .with_delivery(Delivery::NotSent)
+            })?;
+            return Ok(PooledConn {
+                stream,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                last_used: Instant::now(),
+                seq: 0,
+                _permit: permit,
+            });
+        }
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn bounded<F: Future>(deadline: Option<Instant>, f: F) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// One call on a pooled connection, start to finish.
+pub(super) async fn call<C: ClientCodec>(
+    inner: Arc<Inner<C>>,
+    mut cx: Context,
+    req: C::Req,
+) -> Result<Response<C::Resp>, Status> {
+    let cfg = &inner.cfg;
+    let deadline = cx.deadline;
+    let mut conn = inner.pool.checkout(cfg, deadline).await?;
+    conn.seq = conn.seq.wrapping_add(1);
+    let seq = conn.seq;
+    cx.seq_id = seq;
+    let frame = inner
+        .codec
+        .encode(seq, &cx, &req)
+        .map_err(|s| s.with_delivery(Delivery::NotSent))?;
+    drop(req);
+    let io = async {
+        write(&mut conn, &frame, cfg).await?;
+        if cx.oneway {
+            return Ok(None);
+        }
+        read(&mut conn, &*inner.codec, seq, cfg).await.map(Some)
+    };
+    let answer = match bounded(deadline, io).await {
+        Some(r) => r?,
+        None => {
+            return Err(Status::deadline_exceeded(format!(
+                "{} to {} timed out",
+                cx.method, cfg.addr
+            )))
+        }
+    };
+    // A connection the server is draining carries no more calls.
+    if conn.buf.is_empty() && !answer.as_ref().is_some_and(|a| inner.codec.closing(a)) {
+        inner.pool.checkin(conn, cfg);
+    }
+    super::finish(&inner, cx, answer)
+}
+
+async fn write(conn: &mut PooledConn, frame: &Bytes, cfg: &ClientBuilder) -> Result<(), Status> {
+    match tokio::time::timeout(cfg.limits.write_timeout, conn.stream.write_all(frame)).await {
+        Ok(r) => r.map_err(|e| Status::from_io(e, Delivery::MaybeSent)),
+        Err(_) => Err(Status::unavailable(format!(
+            "writing to {} made no progress for {:?}",
+            cfg.addr, cfg.limits.write_timeout
+        ))),
+    }
+}
+
+async fn read<C: ClientCodec>(
+    conn: &mut PooledConn,
+    codec: &C,
+    seq: i32,
+    cfg: &ClientBuilder,
+) -> Result<Bytes, Status> {
+    let max = cfg.limits.max_frame_len.saturating_add(64 * 1024);
+    loop {
+        if let Some((got, frame)) = codec
+            .decode_frame(&mut conn.buf)
+            .map_err(|s| s.with_delivery(Delivery::MaybeSent))?
+        {
+            if got != seq {
+                return Err(Status::internal(format!(
+                    "response sequence id {got} does not match request {seq}"
+                )));
+            }
+            return Ok(frame);
+        }
+        if conn.buf.len() > max {
+            return Err(Status::internal("response exceeds the frame limit"));
+        }
+        conn.buf.reserve(READ_CHUNK);
+        let n = conn
+            .stream
+            .read_buf(&mut conn.buf)
+            .await
+            .map_err(|e| Status::from_io(e, Delivery::MaybeSent))?;
+        if n == 0 {
+            return Err(Status::unavailable(
+                "server closed the connection before answering",
+            ));
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The accept loop: a slot per connection up to `max_connections`, one task
+//! per connection, and the drain when shutdown starts.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinSet};
+use tower::Service;
+
+use super::{conn, Shared};
+use crate::{
+    codec::ServerCodec,
+    message::{Request, Response},
+    status::Status,
+    transport::Listener,
+};
+
+/// Time connections get, after the drain timeout cancelled their calls, to
+/// write the cancellations, half-close and linger, before they are dropped.
+const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
+
+pub(super) async fn accept_loop<C, F, S>(
+    listener: Listener,
+    make_codec: F,
+    service: S,
+    shared: Arc<Shared>,
+    drain_timeout: Duration,
+) where
+    C: ServerCodec,
+    F: Fn() -> C + Send + Sync + 'static,
+    S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn_slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+    let mut conns = JoinSet::new();
+    loop {
+        // Reap finished connections so the set stays small.
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shared.graceful.cancelled() => break,
+            p = conn_slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shared.graceful.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                shared
+                    .accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let codec = make_codec();
+                conns.spawn(conn::serve(
+                    stream,
+                    peer,
+                    codec,
+                    service.clone(),
+                    shared.clone(),
+                    permit,
+                ));
+            }
+            Err(e) => {
+                // Out of descriptors and similar: back off rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    // New connections are refused from here on; the open ones drain.
+    drop(listener);
+    let aborted = shared.aborted.clone();
+    let drained = tokio::select! {
+        r = tokio::time::timeout(drain_timeout, join_all(&mut conns)) => r.is_ok(),
+        _ = aborted.cancelled() => false,
+    };
+    if !drained && !aborted.is_cancelled() {
+        tracing::warn!("drain timeout elapsed; cancelling the calls still running");
+        shared.hard.cancel();
+        tokio::select! {
+            _ = tokio::time::timeout(HARD_STOP_GRACE, join_all(&mut conns)) => {}
+            _ = aborted.cancelled() => {}
+        }
+    }
+    // Whatever is left (or everything, on abort) is dropped now.
+    conns.abort_all();
+    join_all(&mut conns).await;
+}
+
+async fn join_all(conns: &mut JoinSet<()>) {
+    while conns.join_next().await.is_some() {}
+}

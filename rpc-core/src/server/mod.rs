@@ -1,0 +1,319 @@
+//! The server: an accept loop, one task per connection that reads, runs its
+//! handlers in place and writes, bounds on everything a peer can make it
+//! hold, and graceful shutdown.
+//!
+//! - [`accept`]: the listener, the connection slots, the drain.
+//! - [`conn`]: one connection, a state machine polled by its own task.
+//! - [`write`]: the write buffer, and the permits of the answers in it.
+//! - [`budget`]: what the whole server may hold, shared by its connections.
+
+mod accept;
+mod budget;
+mod conn;
+mod write;
+
+use std::{
+    io,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use crate::{
+    codec::ServerCodec,
+    discover::{Instance, Registry},
+    limits::Limits,
+    message::{Request, Response},
+    status::Status,
+    transport::{Address, Listener, SocketOptions},
+};
+
+/// How long in-flight calls may take to finish after shutdown starts, by
+/// default, before their connections are closed.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a closing connection keeps reading (and discarding) after it
+/// half-closed, by default: closing a socket with unread data makes the
+/// kernel reset it, and a reset discards answers the peer has not read yet.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
+
+/// How long a draining connection with nothing in flight waits for more
+/// requests before it closes, by default: requests already on the wire
+/// still arrive and get a "not processed" answer instead of a reset.
+pub const DEFAULT_DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// Configures and starts a server.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ServerBuilder {
+    limits: Limits,
+    options: SocketOptions,
+    drain_timeout: Duration,
+    registration: Option<Registration>,
+    spawn_handlers: bool,
+    linger: Duration,
+    drain_quiet: Duration,
+}
+
+/// Where and as what a server announces itself.
+#[derive(Clone)]
+struct Registration {
+    registry: Arc<dyn Registry>,
+    service: String,
+    instance: Instance,
+    advertise: Option<Address>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("service", &self.service)
+            .field("instance", &self.instance)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+/// How long a server that deregistered keeps serving before it drains, by
+/// default, so that clients see it leave before it stops answering.
+pub const DEFAULT_DEREGISTER_GRACE: Duration = Duration::from_secs(1);
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            limits: Limits::default(),
+            options: SocketOptions::default(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            registration: None,
+            spawn_handlers: false,
+            linger: DEFAULT_LINGER,
+            drain_quiet: DEFAULT_DRAIN_QUIET,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// A builder with default limits, socket options and drain timeout.
+    pub fn new() -> Self {
+        ServerBuilder::default()
+    }
+
+    /// Wire limits. Default [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Socket options for the listener and accepted sockets. Default
+    /// [`SocketOptions::default`].
+    pub fn socket_options(mut self, options: SocketOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Time in-flight calls get to finish after shutdown starts. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The limits this builder will use (codecs take them too).
+    pub fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Run each handler on a task of its own instead of on its connection's
+    /// task. Default `false`: a handler that is ready at once (most are)
+    /// then costs no spawn and no cross-thread hop. Turn it on for handlers
+    /// that burn CPU, so one connection's calls use every core.
+    pub fn spawn_handlers(mut self, spawn: bool) -> Self {
+        self.spawn_handlers = spawn;
+        self
+    }
+
+    /// How long a closing connection reads and discards after half-closing,
+    /// so that the kernel does not reset it over unread bytes. Default 1 s.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// How long a draining connection with nothing in flight waits for more
+    /// requests (each answered "not processed") before it closes.
+    /// Default 200 ms.
+    pub fn drain_quiet(mut self, quiet: Duration) -> Self {
+        self.drain_quiet = quiet;
+        self
+    }
+
+    /// Register with `registry` as an instance of `service` once listening,
+    /// and deregister first on shutdown. `instance` gives weight and tags;
+    /// its address is replaced by the bound address unless
+    /// [`ServerBuilder::advertise`] says otherwise. Default: no registry.
+    pub fn register(
+        mut self,
+        registry: Arc<dyn Registry>,
+        service: impl Into<String>,
+        instance: Instance,
+    ) -> Self {
+        self.registration = Some(Registration {
+            registry,
+            service: service.into(),
+            instance,
+            advertise: None,
+            grace: DEFAULT_DEREGISTER_GRACE,
+        });
+        self
+    }
+
+    /// The address to register instead of the bound one (behind NAT, or when
+    /// bound to 0.0.0.0). Only with [`ServerBuilder::register`].
+    pub fn advertise(mut self, addr: Address) -> Self {
+        if let Some(r) = &mut self.registration {
+            r.advertise = Some(addr);
+        }
+        self
+    }
+
+    /// How long to keep serving between deregistering and draining.
+    /// Default 1 s. Only with [`ServerBuilder::register`].
+    pub fn deregister_grace(mut self, grace: Duration) -> Self {
+        if let Some(r) = &mut self.registration {
+            r.grace = grace;
+        }
+        self
+    }
+
+    /// Bind `addr` and serve `service`, with a fresh codec from `make_codec`
+    /// for each connection. Returns once the socket listens.
+    pub async fn serve<C, F, S>(
+        self,
+        addr: &Address,
+        make_codec: F,
+        service: S,
+    ) -> io::Result<ServerHandle>
+    where
+        C: ServerCodec,
+        F: Fn() -> C + Send + Sync + 'static,
+        S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = Listener::bind(addr, &self.options).await?;
+        let local_addr = listener.local_addr()?;
+        let graceful = CancellationToken::new();
+        let hard = CancellationToken::new();
+        let aborted = CancellationToken::new();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            accepted: accepted.clone(),
+            budget: budget::Budget::new(&self.limits),
+            limits: self.limits,
+            graceful: graceful.clone(),
+            hard: hard.clone(),
+            aborted: aborted.clone(),
+            spawn_handlers: self.spawn_handlers,
+            linger: self.linger,
+            drain_quiet: self.drain_quiet,
+        });
+        let join = tokio::spawn(accept::accept_loop(
+            listener,
+            make_codec,
+            service,
+            shared,
+            self.drain_timeout,
+        ));
+        let registration = match self.registration {
+            Some(mut r) => {
+                r.instance.address = r.advertise.clone().unwrap_or_else(|| local_addr.clone());
+                if let Err(e) = r.registry.register(&r.service, &r.instance).await {
+                    graceful.cancel();
+                    let _ = join.await;
+                    return Err(io::Error::other(format!("registering {}: {e}", r.service)));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        Ok(ServerHandle {
+            accepted,
+            local_addr,
+            graceful,
+            aborted,
+            join,
+            registration,
+        })
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    registration: Option<Registration>,
+    accepted: Arc<AtomicUsize>,
+    local_addr: Address,
+    graceful: CancellationToken,
+    aborted: CancellationToken,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> &Address {
+        &self.local_addr
+    }
+
+    /// Connections accepted since the server started.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Shut down gracefully: deregister (if registered) and keep serving for
+    /// the grace period while clients move away; then stop accepting and
+    /// drain. Draining connections keep reading: calls in flight finish,
+    /// new ones are answered "not processed" (safe to retry elsewhere) with
+    /// Kitex's connection-reset flag on TTHeader. A connection closes once
+    /// nothing is in flight and its peer has gone quiet: it half-closes and
+    /// lingers so that no answer is lost to a reset. Calls still running at
+    /// the drain timeout are answered `Unavailable` (they may have run).
+    /// Resolves when all is closed.
+    pub async fn shutdown(self) {
+        if let Some(r) = &self.registration {
+            if let Err(e) = r.registry.deregister(&r.service, &r.instance).await {
+                tracing::warn!(error = %e, service = %r.service, "deregistering failed");
+            }
+            tokio::time::sleep(r.grace).await;
+        }
+        self.graceful.cancel();
+        let _ = self.join.await;
+    }
+
+    /// Close everything now, abandoning in-flight calls and unwritten
+    /// answers: nothing is waited for.
+    pub async fn abort(self) {
+        self.aborted.cancel();
+        self.graceful.cancel();
+        let _ = self.join.await;
+    }
+}
+
+/// What every connection of one server shares.
+struct Shared {
+    accepted: Arc<AtomicUsize>,
+    limits: Limits,
+    budget: budget::Budget,
+    graceful: CancellationToken,
+    hard: CancellationToken,
+    aborted: CancellationToken,
+    spawn_handlers: bool,
+    linger: Duration,
+    drain_quiet: Duration,
+}
