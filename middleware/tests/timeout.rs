@@ -148,3 +148,18 @@ async fn no_deadline_no_cancellation() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A configured timeout too large for the clock is no deadline, not a
+/// panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_timeout_is_no_deadline() {
+    let b = serve(EchoHandler::default()).await;
+    let client = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(Duration::MAX))
+        .service(connect_without_timeout(b.local_addr()));
+    client
+        .oneshot(slow_request(Context::default(), 0))
+        .await
+        .unwrap();
+    b.shutdown().await;
+}

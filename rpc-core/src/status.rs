@@ -100,6 +100,7 @@ pub struct Status {
     message: FastStr,
     details: Bytes,
     delivery: Delivery,
+    refusal: bool,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -112,8 +113,39 @@ impl Status {
             message: message.into(),
             details: Bytes::new(),
             delivery: Delivery::MaybeSent,
+            refusal: false,
             source: None,
         }
+    }
+
+    /// A server's own refusal of a call before its handler ran (load shed,
+    /// deadline already passed, draining): the only kind of error a server
+    /// sends back as "not processed", safe for the caller to retry
+    /// elsewhere even when the call is not idempotent.
+    ///
+    /// Whatever else a handler returns travels as "may have been
+    /// processed", even a [`Delivery::NotSent`] error from one of its own
+    /// downstream calls: by then the handler may have done its work.
+    pub fn refused(code: Code, message: impl Into<FastStr>) -> Status {
+        Status {
+            delivery: Delivery::NotSent,
+            refusal: true,
+            ..Status::new(code, message)
+        }
+    }
+
+    /// Mark this status as the server's own refusal ([`Status::refused`]),
+    /// keeping its code, message, details and source.
+    #[must_use]
+    pub fn into_refusal(mut self) -> Status {
+        self.delivery = Delivery::NotSent;
+        self.refusal = true;
+        self
+    }
+
+    /// True for a server's own refusal ([`Status::refused`]).
+    pub fn is_refusal(&self) -> bool {
+        self.refusal
     }
 
     /// Shorthand for [`Code::Cancelled`].
@@ -182,6 +214,7 @@ impl Status {
     #[must_use]
     pub fn with_delivery(mut self, delivery: Delivery) -> Status {
         self.delivery = delivery;
+        self.refusal &= delivery == Delivery::NotSent;
         self
     }
 
@@ -246,6 +279,21 @@ impl From<std::io::Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_are_refusals() {
+        let r = Status::refused(Code::ResourceExhausted, "shed");
+        assert!(r.is_refusal() && r.is_not_sent());
+        // A downstream call's NotSent error is not the server's refusal.
+        let downstream = Status::unavailable("refused").with_delivery(Delivery::NotSent);
+        assert!(downstream.is_not_sent() && !downstream.is_refusal());
+        // Once it may have been processed, it is no refusal any more.
+        assert!(!r.clone().with_delivery(Delivery::MaybeSent).is_refusal());
+        let kept = Status::deadline_exceeded("late")
+            .with_source(std::io::Error::other("why"))
+            .into_refusal();
+        assert!(kept.is_refusal() && std::error::Error::source(&kept).is_some());
+    }
 
     #[test]
     fn codes_round_trip_through_i32() {

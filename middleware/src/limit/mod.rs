@@ -16,9 +16,11 @@ pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use rate::{RateLimit, RateLimitLayer};
 
-use weft_core::{Delivery, Status};
+use weft_core::{Code, Status};
 
 /// The status of a shed call: never handled, so safe to retry elsewhere.
+/// Limits are server layers (DESIGN's server stack), so this is the
+/// server's own refusal and crosses the wire as "not processed".
 pub(crate) fn shed(what: &str) -> Status {
-    Status::resource_exhausted(format!("{what}: request shed")).with_delivery(Delivery::NotSent)
+    Status::refused(Code::ResourceExhausted, format!("{what}: request shed"))
 }

@@ -63,10 +63,10 @@ where
         }
         if req.cx.is_expired() {
             tracing::debug!(method = %req.cx.method, "refusing a request past its deadline");
-            return ResponseFuture::refused(elapsed(
-                "deadline passed before the handler ran",
-                Delivery::NotSent,
-            ));
+            // The server's own refusal: it crosses the wire as not processed.
+            let status =
+                elapsed("deadline passed before the handler ran", Delivery::NotSent).into_refusal();
+            return ResponseFuture::refused(status);
         }
         let deadline = req.cx.deadline;
         ResponseFuture::new(

@@ -126,10 +126,15 @@ where
             // No timeout for this method: pass through without a timer.
             return ResponseFuture::new(self.inner.call(req), None, "");
         };
-        let own = Instant::now() + timeout;
-        let deadline = match req.cx.deadline {
-            Some(d) if d < own => d,
-            _ => own,
+        // A timeout too large for the clock sets no deadline of its own.
+        let own = Instant::now().checked_add(timeout);
+        let deadline = match (req.cx.deadline, own) {
+            (Some(d), Some(own)) if d < own => d,
+            (_, Some(own)) => own,
+            (Some(d), None) => d,
+            (None, None) => {
+                return ResponseFuture::new(self.inner.call(req), None, "call timed out")
+            }
         };
         req.cx.deadline = Some(deadline);
         if req.cx.is_expired() {

@@ -41,7 +41,7 @@ use super::{write::WriteBuf, Shared};
 use crate::{
     codec::{Inbound, ServerCodec},
     message::{Request, Response},
-    status::{Delivery, Status},
+    status::{Code, Delivery, Status},
     transport::{Address, Stream},
 };
 
@@ -266,9 +266,18 @@ where
 
     fn poll_calls(&mut self, cx: &mut TaskContext<'_>, now: Instant) -> bool {
         let mut progress = false;
-        while let Poll::Ready(Some(done)) = self.calls.poll_next_unpin(cx) {
+        while let Poll::Ready(Some(mut done)) = self.calls.poll_next_unpin(cx) {
             progress = true;
             self.last_activity = now;
+            if let Err(status) = &mut done.result {
+                // Only the server's own refusals travel as "not processed";
+                // a handler that returns a downstream call's NotSent error
+                // may have done its work before that call.
+                if status.is_not_sent() && !status.is_refusal() {
+                    *status = std::mem::replace(status, Status::unknown(""))
+                        .with_delivery(Delivery::MaybeSent);
+                }
+            }
             match done.reply {
                 None => self.release(1, done.bytes),
                 Some(reply) => self.deliver(done.index, reply, done.result, done.bytes, now),
@@ -421,8 +430,8 @@ where
                         *last_request = now;
                         if let Some(reply) = reply {
                             let index = self.next_index();
-                            let status = Status::unavailable("the server is shutting down")
-                                .with_delivery(Delivery::NotSent);
+                            let status =
+                                Status::refused(Code::Unavailable, "the server is shutting down");
                             self.deliver(index, reply, Err(status), bytes, now);
                             continue;
                         }
