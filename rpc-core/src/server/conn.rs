@@ -94,6 +94,7 @@ type CallOf<C, S> = Call<
     Response<<C as ServerCodec>::Resp>,
     <C as ServerCodec>::Reply,
 >;
+type FinishedOf<C> = Finished<Response<<C as ServerCodec>::Resp>, <C as ServerCodec>::Reply>;
 type ParkedOf<C> = Parked<<C as ServerCodec>::Reply, Response<<C as ServerCodec>::Resp>>;
 
 struct Conn<C, S>
@@ -114,6 +115,10 @@ where
     frame_started: Option<Instant>,
     wbuf: WriteBuf,
 
+    /// One call runs in a slot of the connection's own, reused call after
+    /// call: a handler that is ready at once (or the only call in flight)
+    /// costs no allocation. Calls that overlap it go to `calls`.
+    inline: Pin<Box<Option<CallOf<C, S>>>>,
     calls: FuturesUnordered<CallOf<C, S>>,
     /// Known from the first frame: answers must go out in request order.
     ordered: Option<bool>,
@@ -169,6 +174,7 @@ where
             eof: false,
             frame_started: None,
             wbuf: WriteBuf::default(),
+            inline: Box::pin(None),
             calls: FuturesUnordered::new(),
             ordered: None,
             parked: VecDeque::new(),
@@ -243,7 +249,8 @@ where
     fn cancel_calls(&mut self, now: Instant) {
         let mut cancelled = Vec::new();
         let mut oneway = (0, 0);
-        for call in Pin::new(&mut self.calls).iter_pin_mut() {
+        let inline = self.inline.as_mut().as_pin_mut();
+        for call in Pin::new(&mut self.calls).iter_pin_mut().chain(inline) {
             let call = call.project();
             match call.reply.take() {
                 Some(reply) => cancelled.push((*call.index, reply, *call.bytes)),
@@ -254,6 +261,7 @@ where
             }
         }
         self.calls.clear();
+        self.inline.set(None);
         self.release(oneway.0, oneway.1);
         cancelled.sort_by_key(|c| c.0);
         for (index, reply, bytes) in cancelled {
@@ -266,8 +274,22 @@ where
 
     fn poll_calls(&mut self, cx: &mut TaskContext<'_>, now: Instant) -> bool {
         let mut progress = false;
-        while let Poll::Ready(Some(mut done)) = self.calls.poll_next_unpin(cx) {
+        if let Some(call) = self.inline.as_mut().as_pin_mut() {
+            if let Poll::Ready(done) = call.poll(cx) {
+                self.inline.set(None);
+                self.finish(done, now);
+                progress = true;
+            }
+        }
+        while let Poll::Ready(Some(done)) = self.calls.poll_next_unpin(cx) {
+            self.finish(done, now);
             progress = true;
+        }
+        progress
+    }
+
+    fn finish(&mut self, mut done: FinishedOf<C>, now: Instant) {
+        {
             self.last_activity = now;
             if let Err(status) = &mut done.result {
                 // Only the server's own refusals travel as "not processed";
@@ -283,7 +305,6 @@ where
                 Some(reply) => self.deliver(done.index, reply, done.result, done.bytes, now),
             }
         }
-        progress
     }
 
     /// Hand an answer to the write buffer, in request order where the
@@ -450,12 +471,25 @@ where
                     } else {
                         Run::Inline { fut }
                     };
-                    self.calls.push(Call {
+                    let call = Call {
                         run,
                         reply,
                         index,
                         bytes,
-                    });
+                    };
+                    if self.inline.is_none() {
+                        self.inline.set(Some(call));
+                        // Most handlers are ready at once: answer now and
+                        // keep the slot for the next frame.
+                        if let Some(call) = self.inline.as_mut().as_pin_mut() {
+                            if let Poll::Ready(done) = call.poll(cx) {
+                                self.inline.set(None);
+                                self.finish(done, now);
+                            }
+                        }
+                    } else {
+                        self.calls.push(call);
+                    }
                 }
             }
         }
@@ -626,7 +660,10 @@ where
 
     /// Move on to the next state when this one is finished.
     fn advance_state(&mut self, cx: &mut TaskContext<'_>, now: Instant, progress: bool) -> bool {
-        let idle = self.open == 0 && self.calls.is_empty() && self.wbuf.is_empty();
+        let idle = self.open == 0
+            && self.calls.is_empty()
+            && self.inline.is_none()
+            && self.wbuf.is_empty();
         match self.state {
             State::Serving | State::Draining { .. }
                 if self.eof && idle && !progress && !self.decode_held =>
