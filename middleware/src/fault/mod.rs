@@ -9,7 +9,10 @@
 //! - **error**: return the given [`Status`] without calling the inner
 //!   service. Its [`Delivery`](weft_core::Delivery) is what you give it: on a
 //!   client, `Unavailable` with `Delivery::NotSent` looks like a refused
-//!   connection, the default `MaybeSent` like a failure after the write;
+//!   connection, the default `MaybeSent` like a failure after the write; on
+//!   a server, only a [`Status::refused`](weft_core::Status::refused) error
+//!   crosses the wire as "not processed" (a shed), anything else as "may
+//!   have been processed";
 //! - **abort**: call the inner service, let it start (poll it once: a client
 //!   writes its request, a handler begins), then drop it and return
 //!   `Unavailable` with `Delivery::MaybeSent` — a connection cut mid-call.
