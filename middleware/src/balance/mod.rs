@@ -494,3 +494,61 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+    use weft_core::StaticDiscover;
+
+    use super::*;
+    use crate::timeout::script::{ms, Scripted, Step};
+
+    fn req() -> Request<u32> {
+        Request::new(Context::new("svc", "get"), 0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instance_probes_whose_futures_are_dropped_are_given_back() {
+        let mut steps: Vec<Step> = (0..10)
+            .map(|_| Step::Err(Duration::ZERO, Status::unavailable("down")))
+            .collect();
+        steps.extend([
+            Step::Ok(Duration::from_secs(3600)),
+            Step::Ok(Duration::from_secs(3600)),
+        ]);
+        let inner = Scripted::new(steps).then_always(Step::Ok(ms(1)));
+        let discover = StaticDiscover::new([Instance::new("127.0.0.1:1".parse().unwrap())]);
+        let make = {
+            let inner = inner.clone();
+            move |_: &Instance| inner.clone()
+        };
+        let config = BalanceConfig {
+            strategy: Strategy::RoundRobin,
+            breaker: Some(BreakerConfig {
+                min_samples: 10,
+                probes: 2,
+                consecutive_failures: None,
+                ..BreakerConfig::default()
+            }),
+            ..BalanceConfig::default()
+        };
+        let lb = Balance::new(&discover, "svc", make, config).unwrap();
+        for _ in 0..10 {
+            assert!(lb.clone().oneshot(req()).await.is_err());
+        }
+        assert_eq!(lb.endpoints()[0].breaker, BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..2 {
+            let mut fut = lb.clone().oneshot(req());
+            assert!(futures::poll!(&mut fut).is_pending());
+            drop(fut);
+        }
+        assert_eq!(inner.cancelled(), 2);
+        lb.clone()
+            .oneshot(req())
+            .await
+            .expect("admitted as a probe again");
+        lb.clone().oneshot(req()).await.unwrap();
+        assert_eq!(lb.endpoints()[0].breaker, BreakerState::Closed);
+    }
+}
