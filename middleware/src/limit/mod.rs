@@ -6,13 +6,14 @@
 //! - [`AdaptiveLimit`]: a concurrency limit that finds itself, following the
 //!   gradient of latency (as Netflix's concurrency-limits `Gradient2` and
 //!   brpc's auto limiter do): when latency rises above the no-load latency
-//!   the limit shrinks, when it stays at it the limit grows.
+//!   the limit shrinks, when it stays at it the limit grows; timeouts, sheds
+//!   by inner layers and abandoned calls cut it by [`OVERLOAD_BACKOFF`].
 
 mod adaptive;
 mod concurrency;
 mod rate;
 
-pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer};
+pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use rate::{RateLimit, RateLimitLayer};
 
