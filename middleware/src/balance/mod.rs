@@ -33,7 +33,7 @@ use weft_core::{Address, Code, Context, Delivery, Discover, Instance, Instances,
 
 use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
 
-pub use ring::HashKey;
+pub use ring::{HashKey, MAX_RING_POINTS, MAX_VNODES_PER_INSTANCE};
 
 /// How long a latency sample keeps half its weight in the peak-EWMA: long
 /// enough to smooth noise, short enough to notice an instance slowing down.
@@ -56,8 +56,10 @@ pub enum Strategy {
     /// (in-flight + 1).
     PowerOfTwoChoices,
     /// The instance owning the key's point on a hash ring (virtual nodes in
-    /// proportion to weight), skipping instances loaded above `load_factor`
-    /// × the average.
+    /// proportion to weight up to [`MAX_VNODES_PER_INSTANCE`], the ring at
+    /// most [`MAX_RING_POINTS`]; a specified hash, so a key lands on the same
+    /// instance in every process), skipping instances loaded above
+    /// `load_factor` × the average.
     ConsistentHash {
         /// Takes the key from the call's context; calls without one are
         /// spread at random.
