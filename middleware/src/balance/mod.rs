@@ -10,6 +10,7 @@
 //! endpoints of instances that stay are kept, and calls already running on
 //! one that left finish on it: a change loses no call.
 
+mod error;
 mod ring;
 
 use std::{
@@ -33,6 +34,7 @@ use weft_core::{Address, Code, Context, Delivery, Discover, Instance, Instances,
 
 use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
 
+pub use error::NoInstance;
 pub use ring::{HashKey, MAX_RING_POINTS, MAX_VNODES_PER_INSTANCE};
 
 /// How long a latency sample keeps half its weight in the peak-EWMA: long
@@ -463,7 +465,8 @@ where
                     "no available instance of {}",
                     shared.service
                 ))
-                .with_delivery(Delivery::NotSent));
+                .with_delivery(Delivery::NotSent)
+                .with_source(NoInstance(())));
             };
             drop(snap);
             let permit = match &ep.breaker {

@@ -12,6 +12,7 @@
 //! (with [`CircuitBreakerLayer`]) keeps one per method in front of any
 //! service.
 
+mod error;
 mod future;
 mod layer;
 
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 use tower::Service;
 use weft_core::{Code, Delivery, Request, Status};
 
-pub use self::{future::ResponseFuture, layer::CircuitBreakerLayer};
+pub use self::{error::BreakerOpen, future::ResponseFuture, layer::CircuitBreakerLayer};
 
 /// When a breaker opens and how it recovers.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,7 +193,8 @@ impl Breaker {
         }
     }
 
-    /// Ask to make a call: `Err(Unavailable)` (never sent) while open.
+    /// Ask to make a call: `Err(Unavailable)` (never sent, [`BreakerOpen`]
+    /// as its source) while open.
     pub fn try_acquire(&self) -> Result<Permit, Status> {
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
@@ -207,9 +209,9 @@ impl Breaker {
                     }),
                 })
             }
-            _ => {
-                Err(Status::unavailable("circuit breaker is open").with_delivery(Delivery::NotSent))
-            }
+            _ => Err(Status::unavailable(BreakerOpen(()).to_string())
+                .with_delivery(Delivery::NotSent)
+                .with_source(BreakerOpen(()))),
         }
     }
 

@@ -11,15 +11,21 @@
 
 mod adaptive;
 mod concurrency;
+mod error;
 mod rate;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use error::Overloaded;
 pub use rate::{RateLimit, RateLimitLayer};
 
 use weft_core::{Delivery, Status};
 
-/// The status of a shed call: never handled, so safe to retry elsewhere.
-pub(crate) fn shed(what: &str) -> Status {
-    Status::resource_exhausted(format!("{what}: request shed")).with_delivery(Delivery::NotSent)
+/// The status of a shed call: never handled, so safe to retry elsewhere;
+/// [`Overloaded`] as its source.
+pub(crate) fn shed(what: &'static str) -> Status {
+    let cause = Overloaded::new(what);
+    Status::resource_exhausted(cause.to_string())
+        .with_delivery(Delivery::NotSent)
+        .with_source(cause)
 }
