@@ -486,6 +486,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_probe_of_an_earlier_half_open_spell_does_not_count() {
+        let b = Breaker::new(cfg());
+        for _ in 0..10 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, false);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (p1, p2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
+        b.record(p1, false);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (q1, q2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
+        // The late answer of the first spell neither closes the breaker nor
+        // frees a place in the second.
+        b.record(p2, true);
+        assert!(b.try_acquire().is_err());
+        b.record(q1, true);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        b.record(q2, true);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn probes_whose_futures_are_dropped_do_not_keep_it_half_open() {
         // Ten failures open it; then two probes hang and are abandoned (a
         // lost backup request, a total timeout); then the method answers.
