@@ -35,7 +35,9 @@ pub struct AdaptiveConfig {
     pub max: usize,
     /// Weight of a new estimate in the limit (0..=1). Default 0.2.
     pub smoothing: f64,
-    /// Latency samples averaged per update. Default 10.
+    /// Outcomes per update: the limit changes once per this many calls
+    /// (their answers' latency averaged, or cut if one signalled overload).
+    /// Default 10.
     pub samples_per_update: u32,
     /// How long the no-load latency estimate is trusted before it is
     /// re-learned, so a permanently slower service is not starved. Default 30 s.
