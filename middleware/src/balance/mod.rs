@@ -10,6 +10,7 @@
 //! endpoints of instances that stay are kept, and calls already running on
 //! one that left finish on it: a change loses no call.
 
+mod error;
 mod ring;
 
 use std::{
@@ -33,7 +34,8 @@ use weft_core::{Address, Code, Context, Delivery, Discover, Instance, Instances,
 
 use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
 
-pub use ring::HashKey;
+pub use error::NoInstance;
+pub use ring::{HashKey, MAX_RING_POINTS, MAX_VNODES_PER_INSTANCE};
 
 /// How long a latency sample keeps half its weight in the peak-EWMA: long
 /// enough to smooth noise, short enough to notice an instance slowing down.
@@ -56,8 +58,10 @@ pub enum Strategy {
     /// (in-flight + 1).
     PowerOfTwoChoices,
     /// The instance owning the key's point on a hash ring (virtual nodes in
-    /// proportion to weight), skipping instances loaded above `load_factor`
-    /// × the average.
+    /// proportion to weight up to [`MAX_VNODES_PER_INSTANCE`], the ring at
+    /// most [`MAX_RING_POINTS`]; a specified hash, so a key lands on the same
+    /// instance in every process), skipping instances loaded above
+    /// `load_factor` × the average.
     ConsistentHash {
         /// Takes the key from the call's context; calls without one are
         /// spread at random.
@@ -461,7 +465,8 @@ where
                     "no available instance of {}",
                     shared.service
                 ))
-                .with_delivery(Delivery::NotSent));
+                .with_delivery(Delivery::NotSent)
+                .with_source(NoInstance(())));
             };
             drop(snap);
             let permit = match &ep.breaker {
@@ -492,5 +497,63 @@ where
             drop(guard);
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+    use weft_core::StaticDiscover;
+
+    use super::*;
+    use crate::timeout::script::{ms, Scripted, Step};
+
+    fn req() -> Request<u32> {
+        Request::new(Context::new("svc", "get"), 0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instance_probes_whose_futures_are_dropped_are_given_back() {
+        let mut steps: Vec<Step> = (0..10)
+            .map(|_| Step::Err(Duration::ZERO, Status::unavailable("down")))
+            .collect();
+        steps.extend([
+            Step::Ok(Duration::from_secs(3600)),
+            Step::Ok(Duration::from_secs(3600)),
+        ]);
+        let inner = Scripted::new(steps).then_always(Step::Ok(ms(1)));
+        let discover = StaticDiscover::new([Instance::new("127.0.0.1:1".parse().unwrap())]);
+        let make = {
+            let inner = inner.clone();
+            move |_: &Instance| inner.clone()
+        };
+        let config = BalanceConfig {
+            strategy: Strategy::RoundRobin,
+            breaker: Some(BreakerConfig {
+                min_samples: 10,
+                probes: 2,
+                consecutive_failures: None,
+                ..BreakerConfig::default()
+            }),
+            ..BalanceConfig::default()
+        };
+        let lb = Balance::new(&discover, "svc", make, config).unwrap();
+        for _ in 0..10 {
+            assert!(lb.clone().oneshot(req()).await.is_err());
+        }
+        assert_eq!(lb.endpoints()[0].breaker, BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..2 {
+            let mut fut = lb.clone().oneshot(req());
+            assert!(futures::poll!(&mut fut).is_pending());
+            drop(fut);
+        }
+        assert_eq!(inner.cancelled(), 2);
+        lb.clone()
+            .oneshot(req())
+            .await
+            .expect("admitted as a probe again");
+        lb.clone().oneshot(req()).await.unwrap();
+        assert_eq!(lb.endpoints()[0].breaker, BreakerState::Closed);
     }
 }

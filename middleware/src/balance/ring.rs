@@ -1,16 +1,31 @@
 //! The hash ring behind consistent hashing.
+//!
+//! The hash is specified, not `std`'s (whose `DefaultHasher` may change
+//! between Rust releases): FNV-1a 64 over the bytes, then murmur3's `fmix64`
+//! finalizer, which FNV alone lacks, to spread near-identical inputs such as
+//! `host:port#1`, `host:port#2` over the ring. An instance's virtual node `r`
+//! sits at the hash of the text `{address}#{r}` (address as `Address`
+//! displays it), and [`HashKey::metainfo`] hashes the value's UTF-8 bytes, so
+//! any process, in any release or language, puts a key on the same instance.
 
-use std::{
-    fmt,
-    hash::{DefaultHasher, Hash, Hasher},
-    sync::Arc,
-};
+use std::{fmt, fmt::Write as _, sync::Arc};
 
 use weft_core::{Context, Instance, DEFAULT_WEIGHT};
 
 /// Virtual nodes an instance of default weight gets: enough that load splits
 /// within a few percent, few enough that rebuilding on a change is cheap.
 const VNODES_PER_DEFAULT_WEIGHT: u64 = 160;
+/// Most virtual nodes one instance gets: 100 × the default weight's. Weights
+/// come from discovery (etcd, anyone's registration); unbounded, a weight of
+/// 10^9 would ask for gigabytes. Past the cap shares are no longer
+/// proportional, but an instance 100 × heavier than the default already takes
+/// nearly all keys of a small ring.
+pub const MAX_VNODES_PER_INSTANCE: u64 = 100 * VNODES_PER_DEFAULT_WEIGHT;
+/// Most points on the whole ring (4 MiB of 16-byte points): with many heavy
+/// instances every count is scaled down in proportion, so the ring stays
+/// cheap to rebuild on each change of the instance set. Every instance of
+/// non-zero weight keeps at least one point.
+pub const MAX_RING_POINTS: u64 = 1 << 18;
 
 type KeyFn = dyn Fn(&Context) -> Option<u64> + Send + Sync;
 
@@ -36,7 +51,7 @@ impl HashKey {
         HashKey::new(move |cx| {
             let m = &cx.metainfo;
             let v = m.persistent.get(name).or_else(|| m.transient.get(name))?;
-            Some(hash_of(&v.as_str()))
+            Some(hash_bytes(v.as_bytes()))
         })
     }
 
@@ -46,12 +61,48 @@ impl HashKey {
     }
 }
 
-/// A stable hash (SipHash with fixed keys): the same key lands on the same
-/// point in every process.
-pub(crate) fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// murmur3's 64-bit finalizer: every input bit affects every output bit.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// The ring's hash of `bytes`: `fmix64(fnv1a64(bytes))`, the same in every
+/// process and release (see the module docs).
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    fmix64(fnv1a64(bytes))
+}
+
+/// Virtual nodes per endpoint: in proportion to weight, capped per instance
+/// and scaled down together to fit the ring.
+fn vnodes(weights: impl Iterator<Item = u32> + Clone) -> impl Iterator<Item = u64> {
+    let capped = |w: u32| {
+        if w == 0 {
+            return 0;
+        }
+        (u64::from(w) * VNODES_PER_DEFAULT_WEIGHT / u64::from(DEFAULT_WEIGHT))
+            .clamp(1, MAX_VNODES_PER_INSTANCE)
+    };
+    let total: u64 = weights.clone().map(capped).sum();
+    weights.map(move |w| match capped(w) {
+        0 => 0,
+        n if total <= MAX_RING_POINTS => n,
+        // Cannot overflow: n ≤ MAX_VNODES_PER_INSTANCE, both factors small.
+        n => (n * MAX_RING_POINTS / total).max(1),
+    })
 }
 
 #[derive(Debug, Default)]
@@ -62,18 +113,15 @@ pub(crate) struct Ring {
 
 impl Ring {
     pub(crate) fn build<E>(endpoints: &[E], instance: impl Fn(&E) -> &Instance) -> Ring {
-        let mut points = Vec::new();
-        for (i, e) in endpoints.iter().enumerate() {
-            let inst = instance(e);
-            if inst.weight == 0 {
-                continue;
-            }
-            let vnodes = (u64::from(inst.weight) * VNODES_PER_DEFAULT_WEIGHT
-                / u64::from(DEFAULT_WEIGHT))
-            .max(1);
-            let name = inst.address.to_string();
-            for r in 0..vnodes {
-                points.push((hash_of(&(name.as_str(), r)), i));
+        let counts: Vec<u64> = vnodes(endpoints.iter().map(|e| instance(e).weight)).collect();
+        let mut points = Vec::with_capacity(counts.iter().sum::<u64>() as usize);
+        let mut name = String::new();
+        for (i, (e, &n)) in endpoints.iter().zip(&counts).enumerate() {
+            for r in 0..n {
+                name.clear();
+                // Writing to a String cannot fail.
+                let _ = write!(name, "{}#{r}", instance(e).address);
+                points.push((hash_bytes(name.as_bytes()), i));
             }
         }
         points.sort_unstable();
@@ -107,7 +155,7 @@ mod tests {
         let keys = 20_000u64;
         let mut moved = 0;
         for k in 0..keys {
-            let h = hash_of(&k);
+            let h = hash_bytes(&k.to_le_bytes());
             let a = &all[ring.walk(h).next().unwrap()].address;
             let b = &fewer[ring2.walk(h).next().unwrap()].address;
             if a != b {
@@ -124,6 +172,78 @@ mod tests {
         let mut all = insts(3);
         all[1].weight = 0;
         let ring = Ring::build(&all, |i| i);
-        assert!((0..1000u64).all(|k| ring.walk(hash_of(&k)).next() != Some(1)));
+        assert!((0..1000u64).all(|k| ring.walk(hash_bytes(&k.to_le_bytes())).next() != Some(1)));
+    }
+
+    // ===== stable hash and bounded size (issue #10) =====
+
+    fn keyed(v: &str) -> Context {
+        let mut cx = Context::default();
+        cx.metainfo.persistent.insert("user", v.to_owned());
+        cx
+    }
+
+    /// Golden values computed outside Rust (a few lines of Python doing
+    /// FNV-1a 64 and murmur3's fmix64): a change of hash breaks them, and
+    /// with them the promise that a key lands on the same instance in every
+    /// process and release.
+    #[test]
+    fn hash_and_ring_positions_are_fixed() {
+        let key = HashKey::metainfo("user");
+        assert_eq!(key.key(&keyed("user-1")), Some(0x41a2_fca5_c684_01c5));
+        let all = insts(3);
+        let ring = Ring::build(&all, |i| i);
+        assert_eq!(ring.points.len(), 3 * 160);
+        assert_eq!(
+            ring.points[..3],
+            [
+                (0x0039_33b3_8e52_05cb, 0),
+                (0x013c_7da7_f482_e135, 2),
+                (0x0232_7cd5_1ec0_abd7, 2)
+            ]
+        );
+        let owners: Vec<usize> = (0..12)
+            .map(|k| {
+                let h = key.key(&keyed(&format!("user-{k}"))).unwrap();
+                ring.walk(h).next().unwrap()
+            })
+            .collect();
+        assert_eq!(owners, [0, 1, 0, 2, 1, 1, 0, 0, 1, 1, 0, 2]);
+    }
+
+    #[test]
+    fn a_huge_weight_builds_a_bounded_ring() {
+        let mut all = insts(3);
+        for weight in [1_000_000, 1_000_000_000, u32::MAX] {
+            all[0].weight = weight;
+            let ring = Ring::build(&all, |i| i);
+            let cap = (MAX_VNODES_PER_INSTANCE + 2 * 160) as usize;
+            assert!(ring.points.len() <= cap, "{}", ring.points.len());
+            // Still the heaviest by far, the others keep their share.
+            let heavy = ring.points.iter().filter(|(_, i)| *i == 0).count();
+            assert_eq!(heavy, MAX_VNODES_PER_INSTANCE as usize);
+            assert_eq!(ring.points.len(), heavy + 2 * 160);
+        }
+    }
+
+    #[test]
+    fn many_heavy_instances_fit_the_ring_in_proportion() {
+        let mut all = insts(100);
+        for (k, i) in all.iter_mut().enumerate() {
+            i.weight = if k % 2 == 0 { 1_000_000_000 } else { 10_000 };
+        }
+        let ring = Ring::build(&all, |i| i);
+        assert!(ring.points.len() as u64 <= MAX_RING_POINTS);
+        let count = |n| ring.points.iter().filter(|(_, i)| *i == n).count();
+        // Both capped alike (10 000 is exactly the cap), scaled alike.
+        assert_eq!(count(0), count(1));
+        assert!(count(0) > 1000, "{}", count(0));
+    }
+
+    #[test]
+    fn fnv1a_matches_its_published_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

@@ -4,17 +4,20 @@
 //! [`Breaker`] is the state machine — a sliding window of outcomes split into
 //! buckets, opening when the error rate over at least `min_samples` calls
 //! reaches the threshold; open, it fails fast for `open_for`; then half-open,
-//! it lets `probes` calls through and closes when they all succeed. The load
+//! it lets `probes` calls through and closes when they all succeed. A probe
+//! whose call is abandoned before it ends (the loser of a backup request, a
+//! total timeout, a caller gone) says nothing about the callee: dropping its
+//! [`Permit`] unrecorded gives its place to the next call. The load
 //! balancer keeps one per instance and skips open ones; [`CircuitBreaker`]
 //! (with [`CircuitBreakerLayer`]) keeps one per method in front of any
 //! service.
 
+mod error;
+mod future;
 mod layer;
 
 use std::{
     collections::HashMap,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context as TaskContext, Poll},
     time::Duration,
@@ -26,7 +29,7 @@ use tokio::time::Instant;
 use tower::Service;
 use weft_core::{Code, Delivery, Request, Status};
 
-pub use self::layer::CircuitBreakerLayer;
+pub use self::{error::BreakerOpen, future::ResponseFuture, layer::CircuitBreakerLayer};
 
 /// When a breaker opens and how it recovers.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +105,9 @@ struct Inner {
     opened_at: Instant,
     probes_in_flight: u32,
     probe_successes: u32,
+    // Counts half-open spells, so that a probe permit of an earlier spell
+    // neither frees a place nor counts in the current one.
+    half_open_spell: u64,
     failures_in_a_row: u32,
     buckets: Vec<Bucket>,
 }
@@ -110,14 +116,36 @@ struct Inner {
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    inner: Mutex<Inner>,
+    // Shared with the probe permits, which give their place back on drop.
+    inner: Arc<Mutex<Inner>>,
 }
 
 /// Permission to make one call; report its outcome with [`Breaker::record`].
+///
+/// A permit dropped without being recorded counts as neither success nor
+/// failure; if it was a half-open probe, its place goes to the next call.
 #[derive(Debug)]
 #[must_use]
 pub struct Permit {
-    probe: bool,
+    probe: Option<Probe>,
+}
+
+/// A half-open probe's place, given back when dropped unrecorded.
+#[derive(Debug)]
+struct Probe {
+    inner: Arc<Mutex<Inner>>,
+    spell: u64,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            let mut inner = probe.inner.lock();
+            if inner.state == BreakerState::HalfOpen && inner.half_open_spell == probe.spell {
+                inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+            }
+        }
+    }
 }
 
 impl Breaker {
@@ -126,14 +154,15 @@ impl Breaker {
         let buckets = vec![Bucket::default(); config.buckets.max(1)];
         Breaker {
             config,
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 state: BreakerState::Closed,
                 opened_at: Instant::now(),
                 probes_in_flight: 0,
                 probe_successes: 0,
+                half_open_spell: 0,
                 failures_in_a_row: 0,
                 buckets,
-            }),
+            })),
         }
     }
 
@@ -160,34 +189,44 @@ impl Breaker {
             inner.state = BreakerState::HalfOpen;
             inner.probes_in_flight = 0;
             inner.probe_successes = 0;
+            inner.half_open_spell += 1;
         }
     }
 
-    /// Ask to make a call: `Err(Unavailable)` (never sent) while open.
+    /// Ask to make a call: `Err(Unavailable)` (never sent, [`BreakerOpen`]
+    /// as its source) while open.
     pub fn try_acquire(&self) -> Result<Permit, Status> {
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
         match inner.state {
-            BreakerState::Closed => Ok(Permit { probe: false }),
+            BreakerState::Closed => Ok(Permit { probe: None }),
             BreakerState::HalfOpen if inner.probes_in_flight < self.config.probes => {
                 inner.probes_in_flight += 1;
-                Ok(Permit { probe: true })
+                Ok(Permit {
+                    probe: Some(Probe {
+                        inner: self.inner.clone(),
+                        spell: inner.half_open_spell,
+                    }),
+                })
             }
-            _ => {
-                Err(Status::unavailable("circuit breaker is open").with_delivery(Delivery::NotSent))
-            }
+            _ => Err(Status::unavailable(BreakerOpen(()).to_string())
+                .with_delivery(Delivery::NotSent)
+                .with_source(BreakerOpen(()))),
         }
     }
 
     /// Report the outcome of a call made under `permit`.
-    pub fn record(&self, permit: Permit, success: bool) {
+    pub fn record(&self, mut permit: Permit, success: bool) {
         let now = Instant::now();
+        // Taken out so that dropping the permit gives nothing back twice.
+        let probe = permit.probe.take();
         let mut inner = self.inner.lock();
-        if permit.probe {
-            inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
-            if inner.state != BreakerState::HalfOpen {
+        if let Some(probe) = probe {
+            if inner.state != BreakerState::HalfOpen || inner.half_open_spell != probe.spell {
+                // A probe of a spell that is over: its outcome is stale.
                 return;
             }
+            inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
             if success {
                 inner.probe_successes += 1;
                 if inner.probe_successes >= self.config.probes {
@@ -299,14 +338,11 @@ impl<S> CircuitBreaker<S> {
 
 impl<S, T, R> Service<Request<T>> for CircuitBreaker<S>
 where
-    S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    T: Send + 'static,
-    R: Send + 'static,
+    S: Service<Request<T>, Response = R, Error = Status>,
 {
     type Response = R;
     type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<R, Status>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
         self.inner.poll_ready(cx)
@@ -314,20 +350,10 @@ where
 
     fn call(&mut self, req: Request<T>) -> Self::Future {
         let breaker = self.breaker(&req.cx.method);
-        let permit = match breaker.try_acquire() {
-            Ok(p) => p,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
-        };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            let ok = match &r {
-                Ok(_) => true,
-                Err(e) => !is_breaker_failure(e),
-            };
-            breaker.record(permit, ok);
-            r
-        })
+        match breaker.try_acquire() {
+            Ok(permit) => ResponseFuture::new(self.inner.call(req), breaker, permit),
+            Err(e) => ResponseFuture::refused(e),
+        }
     }
 }
 
@@ -425,5 +451,93 @@ mod tests {
         }
         // 4 errors out of 10 in the window: below 50 %.
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    // ===== abandoned probes (issue #10) =====
+
+    use crate::timeout::script::{ms, Scripted, Step};
+    use tower::{Layer, ServiceExt};
+    use weft_core::Context;
+
+    fn req() -> Request<u32> {
+        Request::new(Context::new("svc", "get"), 0)
+    }
+
+    fn down() -> Step {
+        Step::Err(Duration::ZERO, Status::unavailable("down"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_permit_dropped_unrecorded_is_given_back() {
+        let b = Breaker::new(cfg());
+        for _ in 0..10 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, false);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..2 {
+            drop(b.try_acquire().unwrap());
+        }
+        let p1 = b.try_acquire().expect("dropped probes must be given back");
+        let p2 = b.try_acquire().unwrap();
+        b.record(p1, true);
+        b.record(p2, true);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_of_an_earlier_half_open_spell_does_not_count() {
+        let b = Breaker::new(cfg());
+        for _ in 0..10 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, false);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (p1, p2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
+        b.record(p1, false);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (q1, q2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
+        // The late answer of the first spell neither closes the breaker nor
+        // frees a place in the second.
+        b.record(p2, true);
+        assert!(b.try_acquire().is_err());
+        b.record(q1, true);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        b.record(q2, true);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_whose_futures_are_dropped_do_not_keep_it_half_open() {
+        // Ten failures open it; then two probes hang and are abandoned (a
+        // lost backup request, a total timeout); then the method answers.
+        let mut steps: Vec<Step> = (0..10).map(|_| down()).collect();
+        steps.extend([
+            Step::Ok(Duration::from_secs(3600)),
+            Step::Ok(Duration::from_secs(3600)),
+        ]);
+        let inner = Scripted::new(steps).then_always(Step::Ok(ms(1)));
+        let svc = CircuitBreakerLayer::new(cfg()).layer(inner.clone());
+        for _ in 0..10 {
+            assert!(svc.clone().oneshot(req()).await.is_err());
+        }
+        assert_eq!(svc.breaker("get").state(), BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..2 {
+            let mut fut = svc.clone().oneshot(req());
+            // Started, then abandoned before it finishes.
+            assert!(futures::poll!(&mut fut).is_pending());
+            drop(fut);
+        }
+        assert_eq!(inner.cancelled(), 2);
+        // Never polled at all: dropped straight after `call`.
+        let mut s = svc.clone();
+        drop(Service::call(&mut s, req()));
+        svc.clone()
+            .oneshot(req())
+            .await
+            .expect("admitted as a probe again");
+        svc.clone().oneshot(req()).await.unwrap();
+        assert_eq!(svc.breaker("get").state(), BreakerState::Closed);
     }
 }

@@ -12,9 +12,17 @@ use std::{
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tower::{Layer, Service};
-use weft_core::Status;
+use weft_core::{Code, Status};
 
-use super::concurrency::try_take;
+use super::concurrency::{try_take, Slot};
+
+/// What the limit is multiplied by after an update window that held an
+/// overload signal (a timeout, a shed, an abandoned call): the multiplicative
+/// decrease of AIMD, and the `backoffRatio` default of Netflix's
+/// concurrency-limits. One cut per window, not per signal, so that a burst of
+/// timeouts that all began together cuts the limit once rather than to the
+/// floor at a stroke.
+pub const OVERLOAD_BACKOFF: f64 = 0.9;
 
 /// Tuning of an [`AdaptiveLimit`].
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +35,9 @@ pub struct AdaptiveConfig {
     pub max: usize,
     /// Weight of a new estimate in the limit (0..=1). Default 0.2.
     pub smoothing: f64,
-    /// Latency samples averaged per update. Default 10.
+    /// Outcomes per update: the limit changes once per this many calls
+    /// (their answers' latency averaged, or cut if one signalled overload).
+    /// Default 10.
     pub samples_per_update: u32,
     /// How long the no-load latency estimate is trusted before it is
     /// re-learned, so a permanently slower service is not starved. Default 30 s.
@@ -52,8 +62,33 @@ struct State {
     limit: f64,
     no_load_rtt: Option<Duration>,
     no_load_since: Instant,
+    // Latency of the window's answers, and how many there were.
     sum: Duration,
+    answers: u32,
+    // Outcomes in the window, answers and overload signals together.
     count: u32,
+    overloaded: bool,
+}
+
+/// How a call under the limit ended, as the limit learns from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// An answer: its latency counts.
+    Answered(Duration),
+    /// Timed out, shed by an inner layer, or abandoned before it ended.
+    Overloaded,
+}
+
+/// Which errors say the service is past what it can take: it ran out of
+/// time (`DeadlineExceeded`) or an inner layer shed the call
+/// (`ResourceExhausted`). Other errors are ignored, as before: they are often
+/// refused before any work (a bad argument, a missing method), so their
+/// latency says nothing of load.
+fn is_overload(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::DeadlineExceeded | Code::ResourceExhausted
+    )
 }
 
 #[derive(Debug)]
@@ -74,46 +109,76 @@ impl Shared {
                 no_load_rtt: None,
                 no_load_since: Instant::now(),
                 sum: Duration::ZERO,
+                answers: 0,
                 count: 0,
+                overloaded: false,
             }),
             config,
         }
     }
 
-    /// Gradient update: limit × (no-load rtt / rtt) + √limit of headroom.
-    fn observe(&self, rtt: Duration) {
+    /// Learn from one outcome. Outcomes are taken `samples_per_update` at a
+    /// time; at the end of each window the limit is updated once:
+    ///
+    /// - if the window held an overload signal, limit × [`OVERLOAD_BACKOFF`]
+    ///   (Netflix's windowed limits do the same with a dropped sample): a
+    ///   service that times out or sheds is past its limit whatever the
+    ///   latency of its other answers says;
+    /// - otherwise the gradient update, limit × (no-load rtt / rtt) +
+    ///   √limit of headroom, smoothed.
+    ///
+    /// Only answers are latency samples: the time a call took to time out
+    /// or be abandoned is the caller's budget, not the service's latency.
+    fn observe(&self, outcome: Outcome) {
         let c = &self.config;
         let mut s = self.state.lock();
-        let now = Instant::now();
-        if now.saturating_duration_since(s.no_load_since) > c.probe_interval {
-            s.no_load_rtt = None;
+        match outcome {
+            Outcome::Answered(rtt) => {
+                let now = Instant::now();
+                if now.saturating_duration_since(s.no_load_since) > c.probe_interval {
+                    s.no_load_rtt = None;
+                }
+                if s.no_load_rtt.is_none_or(|m| rtt < m) {
+                    s.no_load_rtt = Some(rtt);
+                    s.no_load_since = now;
+                }
+                s.sum += rtt;
+                s.answers += 1;
+            }
+            Outcome::Overloaded => s.overloaded = true,
         }
-        if s.no_load_rtt.is_none_or(|m| rtt < m) {
-            s.no_load_rtt = Some(rtt);
-            s.no_load_since = now;
-        }
-        s.sum += rtt;
         s.count += 1;
         if s.count < c.samples_per_update {
             return;
         }
-        let avg = s.sum / s.count;
+        let target = if s.overloaded || s.answers == 0 {
+            s.limit * OVERLOAD_BACKOFF
+        } else {
+            let avg = s.sum / s.answers;
+            let no_load = s.no_load_rtt.unwrap_or(avg).as_secs_f64().max(1e-6);
+            // Never more than double, never below half, per update: latency
+            // noise must not swing the limit wildly.
+            let gradient = (no_load / avg.as_secs_f64().max(1e-6)).clamp(0.5, 1.0);
+            let target = s.limit * gradient + s.limit.sqrt();
+            s.limit * (1.0 - c.smoothing) + target * c.smoothing
+        };
         s.sum = Duration::ZERO;
+        s.answers = 0;
         s.count = 0;
-        let no_load = s.no_load_rtt.unwrap_or(avg).as_secs_f64().max(1e-6);
-        // Never more than double, never below half, per update: latency noise
-        // must not swing the limit wildly.
-        let gradient = (no_load / avg.as_secs_f64().max(1e-6)).clamp(0.5, 1.0);
-        let target = s.limit * gradient + s.limit.sqrt();
-        let next = (s.limit * (1.0 - c.smoothing) + target * c.smoothing)
-            .clamp(c.min as f64, c.max as f64);
+        s.overloaded = false;
+        let next = target.clamp(c.min as f64, c.max as f64);
         s.limit = next;
         self.limit.store(next.round() as usize, Ordering::Relaxed);
     }
 }
 
-/// A concurrency limit that adapts to latency; calls beyond it are shed with
-/// `ResourceExhausted`. Shared by all clones.
+/// A concurrency limit that adapts to latency and to overload; calls beyond
+/// it are shed with `ResourceExhausted`. Shared by all clones.
+///
+/// It learns from every call it admits: answers by their latency, and
+/// timeouts (`DeadlineExceeded`), sheds by inner layers (`ResourceExhausted`)
+/// and calls dropped before they end as overload, which cuts the limit (see
+/// [`OVERLOAD_BACKOFF`]). Other errors teach it nothing.
 #[derive(Debug, Clone)]
 pub struct AdaptiveLimit<S> {
     inner: S,
@@ -154,18 +219,49 @@ where
         let Some(slot) = try_take(&self.shared.in_flight, limit) else {
             return Box::pin(std::future::ready(Err(super::shed("adaptive limit"))));
         };
-        let shared = self.shared.clone();
+        let mut sample = Sample {
+            shared: self.shared.clone(),
+            started: Instant::now(),
+            slot: Some(slot),
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let started = Instant::now();
             let r = fut.await;
-            // Only answers the service produced say anything about its latency.
-            if r.is_ok() {
-                shared.observe(started.elapsed());
-            }
-            drop(slot);
+            let outcome = match &r {
+                Ok(_) => Some(Outcome::Answered(sample.started.elapsed())),
+                Err(e) if is_overload(e) => Some(Outcome::Overloaded),
+                Err(_) => None,
+            };
+            sample.finish(outcome);
             r
         })
+    }
+}
+
+/// One admitted call: its slot, and the outcome it reports — overload if it
+/// is dropped before it ends (a total timeout or a caller gone).
+struct Sample {
+    shared: Arc<Shared>,
+    started: Instant,
+    // `None` once reported.
+    slot: Option<Slot>,
+}
+
+impl Sample {
+    fn finish(&mut self, outcome: Option<Outcome>) {
+        if let Some(slot) = self.slot.take() {
+            // The slot goes first: the outcome is for the calls after it.
+            drop(slot);
+            if let Some(outcome) = outcome {
+                self.shared.observe(outcome);
+            }
+        }
+    }
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        self.finish(Some(Outcome::Overloaded));
     }
 }
 
@@ -282,5 +378,79 @@ mod tests {
         assert!(shed.load(Ordering::Relaxed) > 0, "overload was never shed");
         // From 100 down to the neighbourhood of the backend's capacity, and stable there.
         assert!(hi <= 40 && lo >= 4, "limit did not converge: {limits:?}");
+    }
+
+    // ===== overload signals (issue #10) =====
+
+    use crate::timeout::script::{ms, Scripted, Step};
+    use weft_core::{Context, Request};
+
+    fn req() -> Request<u32> {
+        Request::new(Context::new("svc", "get"), 0)
+    }
+
+    async fn after_calls(inner: Scripted, drop_them: bool) -> usize {
+        let limited = AdaptiveLimit::new(inner, AdaptiveConfig::default());
+        assert_eq!(limited.limit(), 20);
+        for _ in 0..200 {
+            let mut fut = limited.clone().oneshot(req());
+            if drop_them {
+                // Abandoned by a total timeout or a caller that went away.
+                assert!(futures::poll!(&mut fut).is_pending());
+                tokio::time::advance(ms(50)).await;
+                drop(fut);
+            } else {
+                assert!(fut.await.is_err());
+            }
+        }
+        limited.limit()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_drive_the_limit_down() {
+        let timeout = Step::Err(ms(50), Status::deadline_exceeded("attempt timed out"));
+        let limit = after_calls(Scripted::new([]).then_always(timeout), false).await;
+        assert!(limit <= 5, "limit {limit} after 200 timeouts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_dropped_before_they_end_drive_the_limit_down() {
+        let hang = Step::Ok(Duration::from_secs(3600));
+        let inner = Scripted::new([]).then_always(hang);
+        let limit = after_calls(inner.clone(), true).await;
+        assert_eq!(inner.cancelled(), 200);
+        assert!(limit <= 5, "limit {limit} after 200 abandoned calls");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sheds_from_inner_layers_drive_the_limit_down() {
+        let shed = Step::Err(ms(1), crate::limit::shed("inner limit"));
+        let limit = after_calls(Scripted::new([]).then_always(shed), false).await;
+        assert!(limit <= 5, "limit {limit} after 200 sheds");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_among_fast_answers_do_not_let_it_grow() {
+        // Every other call answers at once, the rest time out: successes
+        // alone would look like an idle service and raise the limit.
+        let steps = (0..200).map(|i| {
+            if i % 2 == 0 {
+                Step::Ok(ms(1))
+            } else {
+                Step::Err(ms(50), Status::deadline_exceeded("attempt timed out"))
+            }
+        });
+        let limited = AdaptiveLimit::new(Scripted::new(steps), AdaptiveConfig::default());
+        for _ in 0..200 {
+            let _ = limited.clone().oneshot(req()).await;
+        }
+        assert!(limited.limit() < 20, "limit {}", limited.limit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caller_mistakes_are_no_overload_signal() {
+        let bad = Step::Err(ms(1), Status::invalid_argument("no"));
+        let limit = after_calls(Scripted::new([]).then_always(bad), false).await;
+        assert_eq!(limit, 20);
     }
 }

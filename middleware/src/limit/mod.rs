@@ -6,21 +6,28 @@
 //! - [`AdaptiveLimit`]: a concurrency limit that finds itself, following the
 //!   gradient of latency (as Netflix's concurrency-limits `Gradient2` and
 //!   brpc's auto limiter do): when latency rises above the no-load latency
-//!   the limit shrinks, when it stays at it the limit grows.
+//!   the limit shrinks, when it stays at it the limit grows; timeouts, sheds
+//!   by inner layers and abandoned calls cut it by [`OVERLOAD_BACKOFF`].
 
 mod adaptive;
 mod concurrency;
+mod error;
 mod rate;
 
-pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer};
+pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use error::Overloaded;
 pub use rate::{RateLimit, RateLimitLayer};
 
-use weft_core::{Code, Status};
+use weft_core::Status;
 
-/// The status of a shed call: never handled, so safe to retry elsewhere.
-/// Limits are server layers (DESIGN's server stack), so this is the
-/// server's own refusal and crosses the wire as "not processed".
-pub(crate) fn shed(what: &str) -> Status {
-    Status::refused(Code::ResourceExhausted, format!("{what}: request shed"))
+/// The status of a shed call: never handled, so safe to retry elsewhere;
+/// [`Overloaded`] as its source. Limits are server layers (DESIGN's server
+/// stack), so this is the server's own refusal and crosses the wire as
+/// "not processed".
+pub(crate) fn shed(what: &'static str) -> Status {
+    let cause = Overloaded::new(what);
+    Status::resource_exhausted(cause.to_string())
+        .with_source(cause)
+        .into_refusal()
 }
