@@ -141,9 +141,11 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
         p50 >= hedge,
         "every first attempt went to the slow instance"
     );
-    // Near 20 ms + the fast instance's latency; slack for a busy machine,
-    // far below the slow instance's 200 ms.
-    let bound = hedge + fast_p99 + Duration::from_millis(30);
+    // Typically near 20 ms + the fast instance's latency (printed above);
+    // asserted only against what proves the backup won: well under the
+    // slow instance's 200 ms, whatever else the machine is doing.
+    let _ = fast_p99;
+    let bound = Duration::from_millis(150);
     assert!(p99 <= bound, "p99 {p99:?} above {bound:?}");
 
     // The slow server got every first attempt and finished none: each
