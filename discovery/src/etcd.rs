@@ -33,9 +33,14 @@
 //! [`EtcdRegistry`] implements [`Registry`]: `register` grants a lease of
 //! [`EtcdConfig::lease_ttl`], puts the key under it and keeps the lease
 //! alive in a background task (re-granting and re-putting if etcd lost the
-//! lease); `deregister` stops the keep-alive, deletes the key and revokes the
-//! lease. A server that crashes stops its keep-alives, and etcd deletes its
-//! key when the lease expires. Dropping the registry stops its keep-alives
+//! lease); `deregister` stops the keep-alive, deletes the key if it is still
+//! under this registration's lease (an etcd transaction: another process on
+//! the same address may have taken the key over, and its key stays) and
+//! revokes the lease. Each registration has a lease of its own, and
+//! registrations and deregistrations of one key on one registry run one at a
+//! time, so that no revoke hits the lease a live key sits on. A server that
+//! crashes stops its keep-alives, and etcd deletes its key when the lease
+//! expires. Dropping the registry stops its keep-alives
 //! without deleting anything, exactly as a crash does.
 
 use std::{
@@ -48,7 +53,8 @@ use std::{
 
 use crate::follow::Followers;
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, WatchOptions,
 };
 use faststr::FastStr;
 use parking_lot::Mutex;
@@ -474,6 +480,10 @@ pub struct EtcdRegistry {
     client: Client,
     config: EtcdConfig,
     registered: Mutex<HashMap<String, Registration>>,
+    /// One lock per key, held across a whole register or deregister: two
+    /// operations on one key that interleaved their grants, puts and revokes
+    /// could revoke the lease the key ends up under.
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Registration {
@@ -509,6 +519,7 @@ impl EtcdRegistry {
             client,
             config,
             registered: Mutex::new(HashMap::new()),
+            ops: Mutex::new(HashMap::new()),
         }
     }
 
@@ -526,27 +537,54 @@ impl EtcdRegistry {
         self.registered.lock().get(&key).map(|r| *r.lease.lock())
     }
 
+    /// Run `op` on `key` with no other register or deregister of `key` in
+    /// between.
+    async fn exclusive<T>(&self, key: &str, op: impl Future<Output = T>) -> T {
+        let lock = self.ops.lock().entry(key.to_owned()).or_default().clone();
+        let out = {
+            let _held = lock.lock().await;
+            op.await
+        };
+        let mut ops = self.ops.lock();
+        // Clones are only made under `ops`: two strong counts (the map's and
+        // ours) mean nobody else waits on this key, so forget it.
+        if Arc::strong_count(&lock) == 2 {
+            ops.remove(key);
+        }
+        out
+    }
+
     async fn do_register(&self, service: &str, instance: &Instance) -> Result<(), Status> {
         let key = instance_key(&self.config, service, instance);
+        self.exclusive(&key, self.register_locked(&key, instance))
+            .await
+    }
+
+    async fn register_locked(&self, key: &str, instance: &Instance) -> Result<(), Status> {
         let value = encode_instance(instance);
         let mut client = self.client.clone();
-        let lease = put_under_new_lease(&mut client, &self.config, &key, &value).await?;
+        // Each registration gets a lease of its own: a lease is revoked only
+        // by the registration that granted it, once no key of ours uses it.
+        let lease = put_under_new_lease(&mut client, &self.config, key, &value).await?;
         let lease = Arc::new(Mutex::new(lease));
         let keeper = tokio::spawn(keep_alive(
             client,
             self.config.clone(),
-            key.clone(),
+            key.to_owned(),
             value,
             lease.clone(),
         ));
         let old = self
             .registered
             .lock()
-            .insert(key, Registration { lease, keeper });
+            .insert(key.to_owned(), Registration { lease, keeper });
         if let Some(old) = old {
-            // Registered again (new weight or tags): the new lease holds the
-            // key now; let the old one go.
+            // Registered again (new weight or tags): the key is under the new
+            // lease now, and no other operation on it runs, so the old lease
+            // holds no key of ours. Stop its keeper before revoking, so that
+            // it cannot swap in a lease after we read it.
             old.keeper.abort();
+            let _ = old.keeper.await;
             let id = *old.lease.lock();
             let _ = timed(
                 self.config.request_timeout,
@@ -560,21 +598,27 @@ impl EtcdRegistry {
 
     async fn do_deregister(&self, service: &str, instance: &Instance) -> Result<(), Status> {
         let key = instance_key(&self.config, service, instance);
-        let Some(reg) = self.registered.lock().remove(&key) else {
+        self.exclusive(&key, self.deregister_locked(&key)).await
+    }
+
+    async fn deregister_locked(&self, key: &str) -> Result<(), Status> {
+        let Some(reg) = self.registered.lock().remove(key) else {
             return Ok(());
         };
         reg.keeper.abort();
+        let _ = reg.keeper.await;
         let limit = self.config.request_timeout;
         let mut client = self.client.clone();
-        let deleted = timed(
-            limit,
-            "deleting an instance from etcd",
-            client.delete(key.as_str(), None),
-        )
-        .await;
         let id = *reg.lease.lock();
+        // Delete the key only while it is under our lease: another process
+        // on the same address (a restart, a takeover) may own it now, and
+        // its key must stay.
+        let ours = Txn::new()
+            .when([Compare::lease(key, CompareOp::Equal, id)])
+            .and_then([TxnOp::delete(key, None)]);
+        let deleted = timed(limit, "deleting an instance from etcd", client.txn(ours)).await;
         let revoked = timed(limit, "revoking a lease", client.lease_revoke(id)).await;
-        // Either removes the key; the lease's expiry would, later.
+        // Either removes our key; the lease's expiry would, later.
         match (deleted, revoked) {
             (Err(e), Err(_)) => Err(e),
             _ => Ok(()),

@@ -3,15 +3,19 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use support::{endpoint, until, Endpoint, Etcd, Load, TestServer, TTL};
 use tokio::time::Instant;
 use tower::Layer;
 use weft::core::{Address, Instance, Instances};
 use weft_discovery::{
-    etcd::{encode_instance, etcd_client::GetOptions, instance_key},
-    EtcdDiscover,
+    etcd::{
+        encode_instance,
+        etcd_client::{self, GetOptions},
+        instance_key,
+    },
+    EtcdDiscover, EtcdRegistry, Registry,
 };
 use weft_middleware::{
     balance::{Balance, BalanceConfig, Strategy},
@@ -317,4 +321,100 @@ async fn calls_flow_while_etcd_is_down_and_the_watch_resumes_without_losing_upda
     assert_eq!(rx.borrow().len(), 3);
     let tally = load.finish().await;
     assert_eq!(tally.failed, 0, "calls failed: {:?}", tally.errors);
+}
+
+// ===== registration ownership and repair (issue 10) =====
+
+fn instance(port: u16) -> Instance {
+    Instance::new(format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// The lease `key` is stored under, or `None` when it is absent.
+async fn lease_of(kv: &mut etcd_client::Client, key: &str) -> Option<i64> {
+    let got = kv.get(key, None).await.unwrap();
+    got.kvs().first().map(|kv| kv.lease())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_process_deregistering_leaves_the_key_of_the_process_that_took_it_over() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let x = instance(7001);
+    let key = instance_key(&config, "Echo", &x);
+    // Two processes: each registry has its own client and its own leases.
+    let a = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let b = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    a.register("Echo", &x).await.unwrap();
+    // B restarts on the same address and takes the key over.
+    b.register("Echo", &x.clone().with_weight(7)).await.unwrap();
+    let b_lease = b.lease_id("Echo", &x).unwrap();
+    let mut kv = etcd.client().await;
+    assert_eq!(lease_of(&mut kv, &key).await, Some(b_lease));
+
+    a.deregister("Echo", &x).await.unwrap();
+    assert_eq!(
+        lease_of(&mut kv, &key).await,
+        Some(b_lease),
+        "the stale registry deleted the live instance's key"
+    );
+    // B keeps it, and A does not take it back.
+    tokio::time::sleep(TTL * 2).await;
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    let stored = &got.kvs()[0];
+    assert_eq!(stored.lease(), b_lease);
+    assert_eq!(
+        stored.value_str().unwrap(),
+        encode_instance(&x.clone().with_weight(7))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_on_one_registry_never_revoke_a_live_keys_lease() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let registry = Arc::new(
+        EtcdRegistry::connect(&[&etcd.url], config.clone())
+            .await
+            .unwrap(),
+    );
+    let (a, b) = (instance(7001), instance(7002));
+    let key_a = instance_key(&config, "Echo", &a);
+    let key_b = instance_key(&config, "Echo", &b);
+    // Rounds of racing registrations: several tasks re-register `a` (new
+    // weights) while another registers `b`.
+    for _ in 0..20 {
+        let mut tasks = Vec::new();
+        for w in 1..=6 {
+            let (registry, a) = (registry.clone(), a.clone());
+            tasks.push(tokio::spawn(async move {
+                registry.register("Echo", &a.with_weight(w)).await
+            }));
+        }
+        let (registry2, b2) = (registry.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            registry2.register("Echo", &b2).await
+        }));
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+    registry.deregister("Echo", &b).await.unwrap();
+
+    let mut kv = etcd.client().await;
+    assert_eq!(lease_of(&mut kv, &key_b).await, None);
+    let lease = registry.lease_id("Echo", &a).unwrap();
+    assert_eq!(
+        lease_of(&mut kv, &key_a).await,
+        Some(lease),
+        "the key is not under the lease the registry keeps alive"
+    );
+    // Kept alive past several TTLs.
+    tokio::time::sleep(TTL * 3).await;
+    assert_eq!(lease_of(&mut kv, &key_a).await, Some(lease));
+    let ttl = kv.lease_time_to_live(lease, None).await.unwrap().ttl();
+    assert!(ttl > 0, "the lease was not kept alive (ttl {ttl})");
 }

@@ -136,6 +136,26 @@ impl Etcd {
         }
     }
 
+    /// SIGSTOP etcd: it keeps its sockets open and answers nothing, as a
+    /// hung or partitioned member does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT a paused etcd.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("etcd runs");
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {sig} {pid} failed");
+    }
+
     /// Start it again on the same data directory.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "etcd still runs");
@@ -316,6 +336,23 @@ impl Load {
             }
         }
         all
+    }
+}
+
+/// Wait until the async check `f` holds, polling every 50 ms, for at most
+/// `limit`.
+pub async fn until_async<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
