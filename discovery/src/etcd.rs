@@ -32,8 +32,11 @@
 //!
 //! [`EtcdRegistry`] implements [`Registry`]: `register` grants a lease of
 //! [`EtcdConfig::lease_ttl`], puts the key under it and keeps the lease
-//! alive in a background task (re-granting and re-putting if etcd lost the
-//! lease); `deregister` stops the keep-alive, deletes the key if it is still
+//! alive in a background task (re-granting if etcd lost the lease). After
+//! each keep-alive it puts the key back under the lease if the key is gone
+//! (deleted by hand, lost with an expired lease): a live lease alone does
+//! not keep an instance listed. A key under another lease is left alone;
+//! another registration owns it; `deregister` stops the keep-alive, deletes the key if it is still
 //! under this registration's lease (an etcd transaction: another process on
 //! the same address may have taken the key over, and its key stays) and
 //! revokes the lease. Each registration has a lease of its own, and
@@ -659,8 +662,9 @@ async fn put_under_new_lease(
     Ok(id)
 }
 
-/// Keeps `lease` alive; if etcd lost it (expired while unreachable),
-/// grants a new one and puts the key again.
+/// Keeps `lease` alive and `key` under it: if etcd lost the lease (expired
+/// while unreachable) grants a new one, and whenever the key is gone
+/// (deleted by hand, lost with an expired lease) puts it back.
 async fn keep_alive(
     mut client: Client,
     config: EtcdConfig,
@@ -675,7 +679,12 @@ async fn keep_alive(
     let mut backoff = Backoff::new(&config);
     loop {
         let id = *lease.lock();
-        let lost = match keep_one_stream(&mut client, id, every, limit, &mut backoff).await {
+        let kept = Kept {
+            key: &key,
+            value: &value,
+            id,
+        };
+        let lost = match kept.keep(&mut client, every, limit, &mut backoff).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "etcd lease keep-alive broke; retrying");
@@ -686,9 +695,16 @@ async fn keep_alive(
         if lost {
             tracing::warn!(key = %key, "etcd lease expired; registering again");
             loop {
-                match put_under_new_lease(&mut client, &config, &key, &value).await {
-                    Ok(id) => {
-                        *lease.lock() = id;
+                let granted = timed(
+                    limit,
+                    "granting a lease",
+                    client.lease_grant(config.ttl_secs(), None),
+                )
+                .await;
+                match granted {
+                    // The next keep-alive round puts the key back under it.
+                    Ok(g) => {
+                        *lease.lock() = g.id();
                         backoff.reset();
                         break;
                     }
@@ -702,25 +718,55 @@ async fn keep_alive(
     }
 }
 
-/// Sends keep-alives on one stream. `Ok` when etcd says the lease is gone,
-/// `Err` when the stream broke.
-async fn keep_one_stream(
-    client: &mut Client,
+/// One registration's key, value and lease, as the keep-alive sees them.
+struct Kept<'a> {
+    key: &'a str,
+    value: &'a str,
     id: i64,
-    every: Duration,
-    limit: Duration,
-    backoff: &mut Backoff,
-) -> Result<(), Status> {
-    let (mut keeper, mut stream) =
-        timed(limit, "lease keep-alive", client.lease_keep_alive(id)).await?;
-    loop {
-        timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
-        match timed(limit, "lease keep-alive", stream.message()).await? {
-            Some(r) if r.ttl() > 0 => backoff.reset(),
-            Some(_) => return Ok(()),
-            None => return Err(Status::unavailable("etcd closed the keep-alive stream")),
+}
+
+impl Kept<'_> {
+    /// Sends keep-alives on one stream, and after each checks the key.
+    /// `Ok` when etcd says the lease is gone, `Err` when the stream broke.
+    async fn keep(
+        &self,
+        client: &mut Client,
+        every: Duration,
+        limit: Duration,
+        backoff: &mut Backoff,
+    ) -> Result<(), Status> {
+        let (mut keeper, mut stream) =
+            timed(limit, "lease keep-alive", client.lease_keep_alive(self.id)).await?;
+        loop {
+            timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
+            match timed(limit, "lease keep-alive", stream.message()).await? {
+                Some(r) if r.ttl() > 0 => backoff.reset(),
+                Some(_) => return Ok(()),
+                None => return Err(Status::unavailable("etcd closed the keep-alive stream")),
+            }
+            // etcd keeps a lease alive whether or not a key uses it, so a
+            // live lease does not mean a registered instance.
+            self.put_back_if_gone(client, limit).await?;
+            tokio::time::sleep(every).await;
         }
-        tokio::time::sleep(every).await;
+    }
+
+    /// Put the key under our lease if no key is there. A key under another
+    /// lease belongs to another registration (a process that took the
+    /// address over) and is left alone.
+    async fn put_back_if_gone(&self, client: &mut Client, limit: Duration) -> Result<(), Status> {
+        let absent = Txn::new()
+            .when([Compare::version(self.key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                self.key,
+                self.value,
+                Some(PutOptions::new().with_lease(self.id)),
+            )]);
+        let put = timed(limit, "checking a registration", client.txn(absent)).await?;
+        if put.succeeded() {
+            tracing::warn!(key = %self.key, "the instance's key was gone from etcd; put it back");
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use support::{endpoint, until, Endpoint, Etcd, Load, TestServer, TTL};
+use support::{endpoint, until, until_async, Endpoint, Etcd, Load, TestServer, TTL};
 use tokio::time::Instant;
 use tower::Layer;
 use weft::core::{Address, Instance, Instances};
@@ -417,4 +417,32 @@ async fn concurrent_registrations_on_one_registry_never_revoke_a_live_keys_lease
     assert_eq!(lease_of(&mut kv, &key_a).await, Some(lease));
     let ttl = kv.lease_time_to_live(lease, None).await.unwrap().ttl();
     assert!(ttl > 0, "the lease was not kept alive (ttl {ttl})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let registry = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let x = instance(7001).with_weight(3);
+    let key = instance_key(&config, "Echo", &x);
+    registry.register("Echo", &x).await.unwrap();
+    let lease = registry.lease_id("Echo", &x).unwrap();
+    let mut kv = etcd.client().await;
+    // (The keeper may put it back at once; the delete itself is what
+    // counts.)
+    assert_eq!(kv.delete(key.as_str(), None).await.unwrap().deleted(), 1);
+
+    until_async(TTL * 3, "the key to be put back", || {
+        let (mut kv, key) = (kv.clone(), key.clone());
+        async move { lease_of(&mut kv, &key).await.is_some() }
+    })
+    .await;
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), encode_instance(&x));
+    // Under the lease still alive (not a new one per repair).
+    assert_eq!(got.kvs()[0].lease(), lease);
+    assert_eq!(registry.lease_id("Echo", &x), Some(lease));
 }
