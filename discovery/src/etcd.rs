@@ -27,6 +27,9 @@
 //! exponential backoff, and on reconnect does a fresh `GET` and resumes the
 //! watch from that revision + 1: no update is lost, and until then the last
 //! known set stays published, so calls keep flowing to known instances.
+//! An update that would leave no instance at all (every lease expired after
+//! a shared outage) keeps the last non-empty set too, unless
+//! [`EtcdDiscover::allow_empty`] says otherwise.
 //!
 //! # Registration
 //!
@@ -50,7 +53,10 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     future::Future,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -245,6 +251,7 @@ struct DiscoverInner {
     client: Client,
     config: EtcdConfig,
     services: Followers,
+    allow_empty: AtomicBool,
 }
 
 impl fmt::Debug for EtcdDiscover {
@@ -264,8 +271,25 @@ impl EtcdDiscover {
                 client,
                 config,
                 services: Followers::default(),
+                allow_empty: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether an update that leaves a service with no instances is
+    /// published (`true`) or the last non-empty set is kept (`false`, the
+    /// default). When every lease expires at once — a shared etcd outage
+    /// longer than the TTL — the empty set would send every call to
+    /// nowhere, while the last known instances most likely still run. This
+    /// is the panic threshold of Kitex and Envoy: rather than balance over
+    /// nothing, balance over what was last known. A warning is logged each
+    /// time a set is kept. New instances still replace a kept set. Applies
+    /// to services subscribed after the call (and through every clone,
+    /// which share their followers).
+    #[must_use]
+    pub fn allow_empty(self, allow: bool) -> EtcdDiscover {
+        self.inner.allow_empty.store(allow, Ordering::Relaxed);
+        self
     }
 
     /// Connect to etcd at `endpoints` (see [`connect`]) and discover there.
@@ -309,6 +333,7 @@ impl Discover for EtcdDiscover {
                 prefix: self.inner.config.service_prefix(service),
                 set,
                 loaded,
+                allow_empty: self.inner.allow_empty.load(Ordering::Relaxed),
             };
             Ok(follower.run())
         })
@@ -323,6 +348,8 @@ struct Follower {
     prefix: String,
     set: watch::Sender<Instances>,
     loaded: watch::Sender<bool>,
+    /// See [`EtcdDiscover::allow_empty`].
+    allow_empty: bool,
 }
 
 impl Follower {
@@ -434,9 +461,22 @@ impl Follower {
         }
     }
 
-    /// Publish `known` unless it equals what subscribers already have.
+    /// Publish `known` unless it equals what subscribers already have, or
+    /// it is empty and empty sets are not allowed (then the last non-empty
+    /// set stays).
     fn publish(&self, known: &BTreeMap<Vec<u8>, Instance>) {
         let next: Vec<Instance> = known.values().cloned().collect();
+        if next.is_empty() && !self.allow_empty {
+            let kept = self.set.borrow().len();
+            if kept > 0 {
+                tracing::warn!(
+                    service = %self.service,
+                    kept,
+                    "etcd lists no instance; keeping the last known ones (allow_empty is off)"
+                );
+                return;
+            }
+        }
         self.set.send_if_modified(|cur| {
             if **cur == *next {
                 false

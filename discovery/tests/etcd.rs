@@ -3,7 +3,10 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use support::{endpoint, until, until_async, Endpoint, Etcd, Load, TestServer, TTL};
 use tokio::time::Instant;
@@ -12,7 +15,7 @@ use weft::core::{Address, Instance, Instances};
 use weft_discovery::{
     etcd::{
         encode_instance,
-        etcd_client::{self, GetOptions},
+        etcd_client::{self, DeleteOptions, GetOptions},
         instance_key,
     },
     EtcdDiscover, EtcdRegistry, Registry,
@@ -445,4 +448,81 @@ async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
     // Under the lease still alive (not a new one per repair).
     assert_eq!(got.kvs()[0].lease(), lease);
     assert_eq!(registry.lease_id("Echo", &x), Some(lease));
+}
+
+// ===== discovery when etcd empties the set (issue 10) =====
+
+/// Every length the set of `rx` takes from now on.
+fn record_lengths(mut rx: tokio::sync::watch::Receiver<Instances>) -> Arc<Mutex<Vec<usize>>> {
+    let lengths = Arc::new(Mutex::new(Vec::new()));
+    let out = lengths.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let len = rx.borrow_and_update().len();
+            out.lock().unwrap().push(len);
+        }
+    });
+    lengths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_keeps_the_last_non_empty_set_unless_empty_is_allowed() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let prefix = config.service_prefix("Echo");
+    for port in [7001, 7002] {
+        let inst = instance(port);
+        kv.put(
+            instance_key(&config, "Echo", &inst),
+            encode_instance(&inst),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let (_discover, rx) = discover(&etcd, 2).await;
+    let lengths = record_lengths(rx.clone());
+
+    // Every lease expires at once (a shared outage longer than the TTL):
+    // both keys go in one revision.
+    kv.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.borrow().len(), 2, "the set was emptied");
+    // A new instance replaces the stale set; the follower saw the delete.
+    let c = instance(7003);
+    kv.put(instance_key(&config, "Echo", &c), encode_instance(&c), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        wait.wait_for(|s| addresses(s) == [c.address.clone()]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("never saw only the new instance: {:?}", *rx.borrow()))
+    .unwrap();
+    let seen = lengths.lock().unwrap().clone();
+    assert!(!seen.contains(&0), "an empty set was published: {seen:?}");
+
+    // With allow_empty(true) the empty set goes out.
+    let allowing = EtcdDiscover::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap()
+        .allow_empty(true);
+    let rx = allowing
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rx.borrow().len(), 1);
+    kv.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.is_empty()))
+        .await
+        .expect("allow_empty(true) kept a stale set")
+        .unwrap();
 }
