@@ -20,7 +20,8 @@
 //!
 //! # Discovery
 //!
-//! [`EtcdDiscover`] starts one background task per subscribed service: it
+//! [`EtcdDiscover`] starts one background task per subscribed service (it
+//! ends when the service's last receiver is dropped): it
 //! reads the prefix (a `GET`), publishes the set, then watches the prefix
 //! from the `GET`'s revision + 1, applying every put and delete. When the
 //! watch breaks (etcd down, connection lost, compaction) it retries with
@@ -240,8 +241,9 @@ pub fn decode_instance(value: &[u8]) -> Result<Instance, Status> {
 // ===== impl EtcdDiscover =====
 
 /// Finds instances in etcd and follows their changes. See the
-/// [module docs](self). Cheap to clone; the followers stop when the last
-/// clone is dropped.
+/// [module docs](self). Cheap to clone; a service's follower stops when its
+/// last subscriber is gone, and every follower when the last clone is
+/// dropped.
 #[derive(Clone)]
 pub struct EtcdDiscover {
     inner: Arc<DiscoverInner>,
@@ -290,6 +292,15 @@ impl EtcdDiscover {
     pub fn allow_empty(self, allow: bool) -> EtcdDiscover {
         self.inner.allow_empty.store(allow, Ordering::Relaxed);
         self
+    }
+
+    /// The services followed now, sorted: each has a follower task watching
+    /// etcd. A follower stops, and its watch ends, once the last receiver
+    /// of its service is dropped; subscribing again starts a new one.
+    pub fn followed(&self) -> Vec<String> {
+        let mut names = self.inner.services.names();
+        names.sort();
+        names
     }
 
     /// Connect to etcd at `endpoints` (see [`connect`]) and discover there.

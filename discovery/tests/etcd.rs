@@ -18,7 +18,7 @@ use weft_discovery::{
         etcd_client::{self, DeleteOptions, GetOptions},
         instance_key,
     },
-    EtcdDiscover, EtcdRegistry, Registry,
+    Discover, EtcdDiscover, EtcdRegistry, Registry,
 };
 use weft_middleware::{
     balance::{Balance, BalanceConfig, Strategy},
@@ -450,7 +450,7 @@ async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
     assert_eq!(registry.lease_id("Echo", &x), Some(lease));
 }
 
-// ===== discovery when etcd empties the set (issue 10) =====
+// ===== discovery when etcd empties the set, and followers (issue 10) =====
 
 /// Every length the set of `rx` takes from now on.
 fn record_lengths(mut rx: tokio::sync::watch::Receiver<Instances>) -> Arc<Mutex<Vec<usize>>> {
@@ -524,5 +524,45 @@ async fn discovery_keeps_the_last_non_empty_set_unless_empty_is_allowed() {
     tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.is_empty()))
         .await
         .expect("allow_empty(true) kept a stale set")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_subscribers_are_gone_stops() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let discover = EtcdDiscover::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let second = discover.subscribe("Echo").unwrap();
+    assert_eq!(discover.followed(), ["Echo"]);
+    drop(rx);
+    // One subscriber left: it still follows.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(discover.followed(), ["Echo"]);
+    drop(second);
+    until(Duration::from_secs(5), "the follower to stop", || {
+        discover.followed().is_empty()
+    })
+    .await;
+
+    // Subscribing again starts a fresh follower that sees changes.
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let x = instance(7001);
+    let mut kv = etcd.client().await;
+    kv.put(instance_key(&config, "Echo", &x), encode_instance(&x), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.len() == 1))
+        .await
+        .expect("the new follower missed a put")
         .unwrap();
 }
