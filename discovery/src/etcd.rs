@@ -267,6 +267,13 @@ impl fmt::Debug for EtcdDiscover {
 
 impl EtcdDiscover {
     /// Discover through `client`.
+    ///
+    /// Build `client` with HTTP/2 keep-alive, as [`connect`] does
+    /// (`ConnectOptions::with_keep_alive` and
+    /// `with_keep_alive_while_idle(true)`): it is what ends a watch on a
+    /// connection gone silent (a partition, a dead NAT mapping, a hung
+    /// etcd). Without it such a watch, and every later request on that
+    /// connection, waits forever and changes stop arriving.
     pub fn new(client: Client, config: EtcdConfig) -> EtcdDiscover {
         EtcdDiscover {
             inner: Arc::new(DiscoverInner {
@@ -567,7 +574,8 @@ impl fmt::Debug for EtcdRegistry {
 }
 
 impl EtcdRegistry {
-    /// Register through `client`.
+    /// Register through `client`. Build it with HTTP/2 keep-alive, as
+    /// [`connect`] does; see [`EtcdDiscover::new`].
     pub fn new(client: Client, config: EtcdConfig) -> EtcdRegistry {
         EtcdRegistry {
             client,

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use support::{endpoint, until, until_async, Endpoint, Etcd, Load, TestServer, TTL};
+use support::{endpoint, until, until_async, Endpoint, Etcd, Load, SilentProxy, TestServer, TTL};
 use tokio::time::Instant;
 use tower::Layer;
 use weft::core::{Address, Instance, Instances};
@@ -450,7 +450,7 @@ async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
     assert_eq!(registry.lease_id("Echo", &x), Some(lease));
 }
 
-// ===== discovery when etcd empties the set, and followers (issue 10) =====
+// ===== discovery when etcd empties the set or goes silent, and followers (issue 10) =====
 
 /// Every length the set of `rx` takes from now on.
 fn record_lengths(mut rx: tokio::sync::watch::Receiver<Instances>) -> Arc<Mutex<Vec<usize>>> {
@@ -565,4 +565,72 @@ async fn a_follower_whose_subscribers_are_gone_stops() {
         .await
         .expect("the new follower missed a put")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_etcd_keeps_the_set_and_a_change_arrives_after_it_resumes() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let a = instance(7001);
+    kv.put(instance_key(&config, "Echo", &a), encode_instance(&a), None)
+        .await
+        .unwrap();
+    let (_discover, rx) = discover(&etcd, 1).await;
+
+    // Paused past the HTTP/2 keep-alive bound of `connect` (2 s interval,
+    // 2 s timeout): the watch breaks and the follower retries meanwhile.
+    etcd.pause();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(addresses(&rx.borrow()), std::slice::from_ref(&a.address));
+    etcd.resume();
+    let b = instance(7002);
+    kv.put(instance_key(&config, "Echo", &b), encode_instance(&b), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(10), wait.wait_for(|s| s.len() == 2))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the change after the pause never arrived: {:?}",
+                *rx.borrow()
+            )
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_connection_gone_silent_is_replaced_and_sees_changes() {
+    let etcd = Etcd::start().await;
+    let proxy = SilentProxy::start(&etcd.url).await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let a = instance(7001);
+    kv.put(instance_key(&config, "Echo", &a), encode_instance(&a), None)
+        .await
+        .unwrap();
+    let discover = EtcdDiscover::connect(&[&proxy.url], config.clone())
+        .await
+        .unwrap();
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rx.borrow().len(), 1);
+    let before = proxy.connections();
+
+    // The connection goes silent for good (no FIN, no RST), while etcd
+    // itself runs on: only a liveness check ends the watch.
+    proxy.freeze();
+    let b = instance(7002);
+    kv.put(instance_key(&config, "Echo", &b), encode_instance(&b), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(15), wait.wait_for(|s| s.len() == 2))
+        .await
+        .unwrap_or_else(|_| panic!("the watch hung on a silent connection: {:?}", *rx.borrow()))
+        .unwrap();
+    assert!(proxy.connections() > before, "no new connection was made");
 }
