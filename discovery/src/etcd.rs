@@ -21,13 +21,13 @@
 //! # Discovery
 //!
 //! [`EtcdDiscover`] starts one background task per subscribed service (it
-//! ends when the service's last receiver is dropped): it
-//! reads the prefix (a `GET`), publishes the set, then watches the prefix
-//! from the `GET`'s revision + 1, applying every put and delete. When the
-//! watch breaks (etcd down, connection lost, compaction) it retries with
-//! exponential backoff, and on reconnect does a fresh `GET` and resumes the
-//! watch from that revision + 1: no update is lost, and until then the last
-//! known set stays published, so calls keep flowing to known instances.
+//! ends when the service's last receiver is dropped): it reads the prefix
+//! (a `GET`), publishes the set, then watches the prefix from the `GET`'s
+//! revision + 1, applying every put and delete. When the watch breaks (etcd
+//! down, connection lost, compaction) it retries with exponential backoff,
+//! and on reconnect does a fresh `GET` and resumes the watch from that
+//! revision + 1: no update is lost, and until then the last known set stays
+//! published, so calls keep flowing to known instances.
 //! An update that would leave no instance at all (every lease expired after
 //! a shared outage) keeps the last non-empty set too, unless
 //! [`EtcdDiscover::allow_empty`] says otherwise.
@@ -39,15 +39,18 @@
 //! alive in a background task (re-granting if etcd lost the lease). After
 //! each keep-alive it puts the key back under the lease if the key is gone
 //! (deleted by hand, lost with an expired lease): a live lease alone does
-//! not keep an instance listed. A key under another lease is left alone;
-//! another registration owns it; `deregister` stops the keep-alive, deletes the key if it is still
-//! under this registration's lease (an etcd transaction: another process on
-//! the same address may have taken the key over, and its key stays) and
-//! revokes the lease. Each registration has a lease of its own, and
-//! registrations and deregistrations of one key on one registry run one at a
-//! time, so that no revoke hits the lease a live key sits on. A server that
-//! crashes stops its keep-alives, and etcd deletes its key when the lease
-//! expires. Dropping the registry stops its keep-alives
+//! not keep an instance listed. A key under another lease is left alone:
+//! another registration owns it.
+//!
+//! `deregister` stops the keep-alive, deletes the key if it is still under
+//! this registration's lease (an etcd transaction: another process on the
+//! same address may have taken the key over, and its key stays) and revokes
+//! the lease. Each registration has a lease of its own, and registrations
+//! and deregistrations of one key on one registry run one at a time, so
+//! that no revoke hits the lease a live key sits on.
+//!
+//! A server that crashes stops its keep-alives, and etcd deletes its key
+//! when the lease expires. Dropping the registry stops its keep-alives
 //! without deleting anything, exactly as a crash does.
 
 use std::{
