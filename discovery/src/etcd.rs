@@ -20,35 +20,54 @@
 //!
 //! # Discovery
 //!
-//! [`EtcdDiscover`] starts one background task per subscribed service: it
-//! reads the prefix (a `GET`), publishes the set, then watches the prefix
-//! from the `GET`'s revision + 1, applying every put and delete. When the
-//! watch breaks (etcd down, connection lost, compaction) it retries with
-//! exponential backoff, and on reconnect does a fresh `GET` and resumes the
-//! watch from that revision + 1: no update is lost, and until then the last
-//! known set stays published, so calls keep flowing to known instances.
+//! [`EtcdDiscover`] starts one background task per subscribed service (it
+//! ends when the service's last receiver is dropped): it reads the prefix
+//! (a `GET`), publishes the set, then watches the prefix from the `GET`'s
+//! revision + 1, applying every put and delete. When the watch breaks (etcd
+//! down, connection lost, compaction) it retries with exponential backoff,
+//! and on reconnect does a fresh `GET` and resumes the watch from that
+//! revision + 1: no update is lost, and until then the last known set stays
+//! published, so calls keep flowing to known instances.
+//! An update that would leave no instance at all (every lease expired after
+//! a shared outage) keeps the last non-empty set too, unless
+//! [`EtcdDiscover::allow_empty`] says otherwise.
 //!
 //! # Registration
 //!
 //! [`EtcdRegistry`] implements [`Registry`]: `register` grants a lease of
 //! [`EtcdConfig::lease_ttl`], puts the key under it and keeps the lease
-//! alive in a background task (re-granting and re-putting if etcd lost the
-//! lease); `deregister` stops the keep-alive, deletes the key and revokes the
-//! lease. A server that crashes stops its keep-alives, and etcd deletes its
-//! key when the lease expires. Dropping the registry stops its keep-alives
+//! alive in a background task (re-granting if etcd lost the lease). After
+//! each keep-alive it puts the key back under the lease if the key is gone
+//! (deleted by hand, lost with an expired lease): a live lease alone does
+//! not keep an instance listed. A key under another lease is left alone:
+//! another registration owns it.
+//!
+//! `deregister` stops the keep-alive, deletes the key if it is still under
+//! this registration's lease (an etcd transaction: another process on the
+//! same address may have taken the key over, and its key stays) and revokes
+//! the lease. Each registration has a lease of its own, and registrations
+//! and deregistrations of one key on one registry run one at a time, so
+//! that no revoke hits the lease a live key sits on.
+//!
+//! A server that crashes stops its keep-alives, and etcd deletes its key
+//! when the lease expires. Dropping the registry stops its keep-alives
 //! without deleting anything, exactly as a crash does.
 
 use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     future::Future,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
 use crate::follow::Followers;
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, WatchOptions,
 };
 use faststr::FastStr;
 use parking_lot::Mutex;
@@ -225,8 +244,9 @@ pub fn decode_instance(value: &[u8]) -> Result<Instance, Status> {
 // ===== impl EtcdDiscover =====
 
 /// Finds instances in etcd and follows their changes. See the
-/// [module docs](self). Cheap to clone; the followers stop when the last
-/// clone is dropped.
+/// [module docs](self). Cheap to clone; a service's follower stops when its
+/// last subscriber is gone, and every follower when the last clone is
+/// dropped.
 #[derive(Clone)]
 pub struct EtcdDiscover {
     inner: Arc<DiscoverInner>,
@@ -236,6 +256,7 @@ struct DiscoverInner {
     client: Client,
     config: EtcdConfig,
     services: Followers,
+    allow_empty: AtomicBool,
 }
 
 impl fmt::Debug for EtcdDiscover {
@@ -249,14 +270,47 @@ impl fmt::Debug for EtcdDiscover {
 
 impl EtcdDiscover {
     /// Discover through `client`.
+    ///
+    /// Build `client` with HTTP/2 keep-alive, as [`connect`] does
+    /// (`ConnectOptions::with_keep_alive` and
+    /// `with_keep_alive_while_idle(true)`): it is what ends a watch on a
+    /// connection gone silent (a partition, a dead NAT mapping, a hung
+    /// etcd). Without it such a watch, and every later request on that
+    /// connection, waits forever and changes stop arriving.
     pub fn new(client: Client, config: EtcdConfig) -> EtcdDiscover {
         EtcdDiscover {
             inner: Arc::new(DiscoverInner {
                 client,
                 config,
                 services: Followers::default(),
+                allow_empty: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether an update that leaves a service with no instances is
+    /// published (`true`) or the last non-empty set is kept (`false`, the
+    /// default). When every lease expires at once — a shared etcd outage
+    /// longer than the TTL — the empty set would send every call to
+    /// nowhere, while the last known instances most likely still run. This
+    /// is the panic threshold of Kitex and Envoy: rather than balance over
+    /// nothing, balance over what was last known. A warning is logged each
+    /// time a set is kept. New instances still replace a kept set. Applies
+    /// to services subscribed after the call (and through every clone,
+    /// which share their followers).
+    #[must_use]
+    pub fn allow_empty(self, allow: bool) -> EtcdDiscover {
+        self.inner.allow_empty.store(allow, Ordering::Relaxed);
+        self
+    }
+
+    /// The services followed now, sorted: each has a follower task watching
+    /// etcd. A follower stops, and its watch ends, once the last receiver
+    /// of its service is dropped; subscribing again starts a new one.
+    pub fn followed(&self) -> Vec<String> {
+        let mut names = self.inner.services.names();
+        names.sort();
+        names
     }
 
     /// Connect to etcd at `endpoints` (see [`connect`]) and discover there.
@@ -300,6 +354,7 @@ impl Discover for EtcdDiscover {
                 prefix: self.inner.config.service_prefix(service),
                 set,
                 loaded,
+                allow_empty: self.inner.allow_empty.load(Ordering::Relaxed),
             };
             Ok(follower.run())
         })
@@ -314,6 +369,8 @@ struct Follower {
     prefix: String,
     set: watch::Sender<Instances>,
     loaded: watch::Sender<bool>,
+    /// See [`EtcdDiscover::allow_empty`].
+    allow_empty: bool,
 }
 
 impl Follower {
@@ -425,9 +482,22 @@ impl Follower {
         }
     }
 
-    /// Publish `known` unless it equals what subscribers already have.
+    /// Publish `known` unless it equals what subscribers already have, or
+    /// it is empty and empty sets are not allowed (then the last non-empty
+    /// set stays).
     fn publish(&self, known: &BTreeMap<Vec<u8>, Instance>) {
         let next: Vec<Instance> = known.values().cloned().collect();
+        if next.is_empty() && !self.allow_empty {
+            let kept = self.set.borrow().len();
+            if kept > 0 {
+                tracing::warn!(
+                    service = %self.service,
+                    kept,
+                    "etcd lists no instance; keeping the last known ones (allow_empty is off)"
+                );
+                return;
+            }
+        }
         self.set.send_if_modified(|cur| {
             if **cur == *next {
                 false
@@ -474,6 +544,10 @@ pub struct EtcdRegistry {
     client: Client,
     config: EtcdConfig,
     registered: Mutex<HashMap<String, Registration>>,
+    /// One lock per key, held across a whole register or deregister: two
+    /// operations on one key that interleaved their grants, puts and revokes
+    /// could revoke the lease the key ends up under.
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Registration {
@@ -503,12 +577,14 @@ impl fmt::Debug for EtcdRegistry {
 }
 
 impl EtcdRegistry {
-    /// Register through `client`.
+    /// Register through `client`. Build it with HTTP/2 keep-alive, as
+    /// [`connect`] does; see [`EtcdDiscover::new`].
     pub fn new(client: Client, config: EtcdConfig) -> EtcdRegistry {
         EtcdRegistry {
             client,
             config,
             registered: Mutex::new(HashMap::new()),
+            ops: Mutex::new(HashMap::new()),
         }
     }
 
@@ -526,27 +602,54 @@ impl EtcdRegistry {
         self.registered.lock().get(&key).map(|r| *r.lease.lock())
     }
 
+    /// Run `op` on `key` with no other register or deregister of `key` in
+    /// between.
+    async fn exclusive<T>(&self, key: &str, op: impl Future<Output = T>) -> T {
+        let lock = self.ops.lock().entry(key.to_owned()).or_default().clone();
+        let out = {
+            let _held = lock.lock().await;
+            op.await
+        };
+        let mut ops = self.ops.lock();
+        // Clones are only made under `ops`: two strong counts (the map's and
+        // ours) mean nobody else waits on this key, so forget it.
+        if Arc::strong_count(&lock) == 2 {
+            ops.remove(key);
+        }
+        out
+    }
+
     async fn do_register(&self, service: &str, instance: &Instance) -> Result<(), Status> {
         let key = instance_key(&self.config, service, instance);
+        self.exclusive(&key, self.register_locked(&key, instance))
+            .await
+    }
+
+    async fn register_locked(&self, key: &str, instance: &Instance) -> Result<(), Status> {
         let value = encode_instance(instance);
         let mut client = self.client.clone();
-        let lease = put_under_new_lease(&mut client, &self.config, &key, &value).await?;
+        // Each registration gets a lease of its own: a lease is revoked only
+        // by the registration that granted it, once no key of ours uses it.
+        let lease = put_under_new_lease(&mut client, &self.config, key, &value).await?;
         let lease = Arc::new(Mutex::new(lease));
         let keeper = tokio::spawn(keep_alive(
             client,
             self.config.clone(),
-            key.clone(),
+            key.to_owned(),
             value,
             lease.clone(),
         ));
         let old = self
             .registered
             .lock()
-            .insert(key, Registration { lease, keeper });
+            .insert(key.to_owned(), Registration { lease, keeper });
         if let Some(old) = old {
-            // Registered again (new weight or tags): the new lease holds the
-            // key now; let the old one go.
+            // Registered again (new weight or tags): the key is under the new
+            // lease now, and no other operation on it runs, so the old lease
+            // holds no key of ours. Stop its keeper before revoking, so that
+            // it cannot swap in a lease after we read it.
             old.keeper.abort();
+            let _ = old.keeper.await;
             let id = *old.lease.lock();
             let _ = timed(
                 self.config.request_timeout,
@@ -560,21 +663,27 @@ impl EtcdRegistry {
 
     async fn do_deregister(&self, service: &str, instance: &Instance) -> Result<(), Status> {
         let key = instance_key(&self.config, service, instance);
-        let Some(reg) = self.registered.lock().remove(&key) else {
+        self.exclusive(&key, self.deregister_locked(&key)).await
+    }
+
+    async fn deregister_locked(&self, key: &str) -> Result<(), Status> {
+        let Some(reg) = self.registered.lock().remove(key) else {
             return Ok(());
         };
         reg.keeper.abort();
+        let _ = reg.keeper.await;
         let limit = self.config.request_timeout;
         let mut client = self.client.clone();
-        let deleted = timed(
-            limit,
-            "deleting an instance from etcd",
-            client.delete(key.as_str(), None),
-        )
-        .await;
         let id = *reg.lease.lock();
+        // Delete the key only while it is under our lease: another process
+        // on the same address (a restart, a takeover) may own it now, and
+        // its key must stay.
+        let ours = Txn::new()
+            .when([Compare::lease(key, CompareOp::Equal, id)])
+            .and_then([TxnOp::delete(key, None)]);
+        let deleted = timed(limit, "deleting an instance from etcd", client.txn(ours)).await;
         let revoked = timed(limit, "revoking a lease", client.lease_revoke(id)).await;
-        // Either removes the key; the lease's expiry would, later.
+        // Either removes our key; the lease's expiry would, later.
         match (deleted, revoked) {
             (Err(e), Err(_)) => Err(e),
             _ => Ok(()),
@@ -615,8 +724,9 @@ async fn put_under_new_lease(
     Ok(id)
 }
 
-/// Keeps `lease` alive; if etcd lost it (expired while unreachable),
-/// grants a new one and puts the key again.
+/// Keeps `lease` alive and `key` under it: if etcd lost the lease (expired
+/// while unreachable) grants a new one, and whenever the key is gone
+/// (deleted by hand, lost with an expired lease) puts it back.
 async fn keep_alive(
     mut client: Client,
     config: EtcdConfig,
@@ -631,7 +741,12 @@ async fn keep_alive(
     let mut backoff = Backoff::new(&config);
     loop {
         let id = *lease.lock();
-        let lost = match keep_one_stream(&mut client, id, every, limit, &mut backoff).await {
+        let kept = Kept {
+            key: &key,
+            value: &value,
+            id,
+        };
+        let lost = match kept.keep(&mut client, every, limit, &mut backoff).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "etcd lease keep-alive broke; retrying");
@@ -642,9 +757,16 @@ async fn keep_alive(
         if lost {
             tracing::warn!(key = %key, "etcd lease expired; registering again");
             loop {
-                match put_under_new_lease(&mut client, &config, &key, &value).await {
-                    Ok(id) => {
-                        *lease.lock() = id;
+                let granted = timed(
+                    limit,
+                    "granting a lease",
+                    client.lease_grant(config.ttl_secs(), None),
+                )
+                .await;
+                match granted {
+                    // The next keep-alive round puts the key back under it.
+                    Ok(g) => {
+                        *lease.lock() = g.id();
                         backoff.reset();
                         break;
                     }
@@ -658,25 +780,55 @@ async fn keep_alive(
     }
 }
 
-/// Sends keep-alives on one stream. `Ok` when etcd says the lease is gone,
-/// `Err` when the stream broke.
-async fn keep_one_stream(
-    client: &mut Client,
+/// One registration's key, value and lease, as the keep-alive sees them.
+struct Kept<'a> {
+    key: &'a str,
+    value: &'a str,
     id: i64,
-    every: Duration,
-    limit: Duration,
-    backoff: &mut Backoff,
-) -> Result<(), Status> {
-    let (mut keeper, mut stream) =
-        timed(limit, "lease keep-alive", client.lease_keep_alive(id)).await?;
-    loop {
-        timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
-        match timed(limit, "lease keep-alive", stream.message()).await? {
-            Some(r) if r.ttl() > 0 => backoff.reset(),
-            Some(_) => return Ok(()),
-            None => return Err(Status::unavailable("etcd closed the keep-alive stream")),
+}
+
+impl Kept<'_> {
+    /// Sends keep-alives on one stream, and after each checks the key.
+    /// `Ok` when etcd says the lease is gone, `Err` when the stream broke.
+    async fn keep(
+        &self,
+        client: &mut Client,
+        every: Duration,
+        limit: Duration,
+        backoff: &mut Backoff,
+    ) -> Result<(), Status> {
+        let (mut keeper, mut stream) =
+            timed(limit, "lease keep-alive", client.lease_keep_alive(self.id)).await?;
+        loop {
+            timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
+            match timed(limit, "lease keep-alive", stream.message()).await? {
+                Some(r) if r.ttl() > 0 => backoff.reset(),
+                Some(_) => return Ok(()),
+                None => return Err(Status::unavailable("etcd closed the keep-alive stream")),
+            }
+            // etcd keeps a lease alive whether or not a key uses it, so a
+            // live lease does not mean a registered instance.
+            self.put_back_if_gone(client, limit).await?;
+            tokio::time::sleep(every).await;
         }
-        tokio::time::sleep(every).await;
+    }
+
+    /// Put the key under our lease if no key is there. A key under another
+    /// lease belongs to another registration (a process that took the
+    /// address over) and is left alone.
+    async fn put_back_if_gone(&self, client: &mut Client, limit: Duration) -> Result<(), Status> {
+        let absent = Txn::new()
+            .when([Compare::version(self.key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                self.key,
+                self.value,
+                Some(PutOptions::new().with_lease(self.id)),
+            )]);
+        let put = timed(limit, "checking a registration", client.txn(absent)).await?;
+        if put.succeeded() {
+            tracing::warn!(key = %self.key, "the instance's key was gone from etcd; put it back");
+        }
+        Ok(())
     }
 }
 

@@ -3,15 +3,22 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use support::{endpoint, until, Endpoint, Etcd, Load, TestServer, TTL};
+use support::{endpoint, until, until_async, Endpoint, Etcd, Load, SilentProxy, TestServer, TTL};
 use tokio::time::Instant;
 use tower::Layer;
 use weft::core::{Address, Instance, Instances};
 use weft_discovery::{
-    etcd::{encode_instance, etcd_client::GetOptions, instance_key},
-    EtcdDiscover,
+    etcd::{
+        encode_instance,
+        etcd_client::{self, DeleteOptions, GetOptions},
+        instance_key,
+    },
+    Discover, EtcdDiscover, EtcdRegistry, Registry,
 };
 use weft_middleware::{
     balance::{Balance, BalanceConfig, Strategy},
@@ -317,4 +324,313 @@ async fn calls_flow_while_etcd_is_down_and_the_watch_resumes_without_losing_upda
     assert_eq!(rx.borrow().len(), 3);
     let tally = load.finish().await;
     assert_eq!(tally.failed, 0, "calls failed: {:?}", tally.errors);
+}
+
+// ===== registration ownership and repair (issue 10) =====
+
+fn instance(port: u16) -> Instance {
+    Instance::new(format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// The lease `key` is stored under, or `None` when it is absent.
+async fn lease_of(kv: &mut etcd_client::Client, key: &str) -> Option<i64> {
+    let got = kv.get(key, None).await.unwrap();
+    got.kvs().first().map(|kv| kv.lease())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_process_deregistering_leaves_the_key_of_the_process_that_took_it_over() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let x = instance(7001);
+    let key = instance_key(&config, "Echo", &x);
+    // Two processes: each registry has its own client and its own leases.
+    let a = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let b = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    a.register("Echo", &x).await.unwrap();
+    // B restarts on the same address and takes the key over.
+    b.register("Echo", &x.clone().with_weight(7)).await.unwrap();
+    let b_lease = b.lease_id("Echo", &x).unwrap();
+    let mut kv = etcd.client().await;
+    assert_eq!(lease_of(&mut kv, &key).await, Some(b_lease));
+
+    a.deregister("Echo", &x).await.unwrap();
+    assert_eq!(
+        lease_of(&mut kv, &key).await,
+        Some(b_lease),
+        "the stale registry deleted the live instance's key"
+    );
+    // B keeps it, and A does not take it back.
+    tokio::time::sleep(TTL * 2).await;
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    let stored = &got.kvs()[0];
+    assert_eq!(stored.lease(), b_lease);
+    assert_eq!(
+        stored.value_str().unwrap(),
+        encode_instance(&x.clone().with_weight(7))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_on_one_registry_never_revoke_a_live_keys_lease() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let registry = Arc::new(
+        EtcdRegistry::connect(&[&etcd.url], config.clone())
+            .await
+            .unwrap(),
+    );
+    let (a, b) = (instance(7001), instance(7002));
+    let key_a = instance_key(&config, "Echo", &a);
+    let key_b = instance_key(&config, "Echo", &b);
+    // Rounds of racing registrations: several tasks re-register `a` (new
+    // weights) while another registers `b`.
+    for _ in 0..20 {
+        let mut tasks = Vec::new();
+        for w in 1..=6 {
+            let (registry, a) = (registry.clone(), a.clone());
+            tasks.push(tokio::spawn(async move {
+                registry.register("Echo", &a.with_weight(w)).await
+            }));
+        }
+        let (registry2, b2) = (registry.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            registry2.register("Echo", &b2).await
+        }));
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+    registry.deregister("Echo", &b).await.unwrap();
+
+    let mut kv = etcd.client().await;
+    assert_eq!(lease_of(&mut kv, &key_b).await, None);
+    let lease = registry.lease_id("Echo", &a).unwrap();
+    assert_eq!(
+        lease_of(&mut kv, &key_a).await,
+        Some(lease),
+        "the key is not under the lease the registry keeps alive"
+    );
+    // Kept alive past several TTLs.
+    tokio::time::sleep(TTL * 3).await;
+    assert_eq!(lease_of(&mut kv, &key_a).await, Some(lease));
+    let ttl = kv.lease_time_to_live(lease, None).await.unwrap().ttl();
+    assert!(ttl > 0, "the lease was not kept alive (ttl {ttl})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let registry = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let x = instance(7001).with_weight(3);
+    let key = instance_key(&config, "Echo", &x);
+    registry.register("Echo", &x).await.unwrap();
+    let lease = registry.lease_id("Echo", &x).unwrap();
+    let mut kv = etcd.client().await;
+    // (The keeper may put it back at once; the delete itself is what
+    // counts.)
+    assert_eq!(kv.delete(key.as_str(), None).await.unwrap().deleted(), 1);
+
+    until_async(TTL * 3, "the key to be put back", || {
+        let (mut kv, key) = (kv.clone(), key.clone());
+        async move { lease_of(&mut kv, &key).await.is_some() }
+    })
+    .await;
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), encode_instance(&x));
+    // Under the lease still alive (not a new one per repair).
+    assert_eq!(got.kvs()[0].lease(), lease);
+    assert_eq!(registry.lease_id("Echo", &x), Some(lease));
+}
+
+// ===== discovery when etcd empties the set or goes silent, and followers (issue 10) =====
+
+/// Every length the set of `rx` takes from now on.
+fn record_lengths(mut rx: tokio::sync::watch::Receiver<Instances>) -> Arc<Mutex<Vec<usize>>> {
+    let lengths = Arc::new(Mutex::new(Vec::new()));
+    let out = lengths.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let len = rx.borrow_and_update().len();
+            out.lock().unwrap().push(len);
+        }
+    });
+    lengths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_keeps_the_last_non_empty_set_unless_empty_is_allowed() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let prefix = config.service_prefix("Echo");
+    for port in [7001, 7002] {
+        let inst = instance(port);
+        kv.put(
+            instance_key(&config, "Echo", &inst),
+            encode_instance(&inst),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let (_discover, rx) = discover(&etcd, 2).await;
+    let lengths = record_lengths(rx.clone());
+
+    // Every lease expires at once (a shared outage longer than the TTL):
+    // both keys go in one revision.
+    kv.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.borrow().len(), 2, "the set was emptied");
+    // A new instance replaces the stale set; the follower saw the delete.
+    let c = instance(7003);
+    kv.put(instance_key(&config, "Echo", &c), encode_instance(&c), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        wait.wait_for(|s| addresses(s) == [c.address.clone()]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("never saw only the new instance: {:?}", *rx.borrow()))
+    .unwrap();
+    let seen = lengths.lock().unwrap().clone();
+    assert!(!seen.contains(&0), "an empty set was published: {seen:?}");
+
+    // With allow_empty(true) the empty set goes out.
+    let allowing = EtcdDiscover::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap()
+        .allow_empty(true);
+    let rx = allowing
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rx.borrow().len(), 1);
+    kv.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.is_empty()))
+        .await
+        .expect("allow_empty(true) kept a stale set")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_subscribers_are_gone_stops() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let discover = EtcdDiscover::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let second = discover.subscribe("Echo").unwrap();
+    assert_eq!(discover.followed(), ["Echo"]);
+    drop(rx);
+    // One subscriber left: it still follows.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(discover.followed(), ["Echo"]);
+    drop(second);
+    until(Duration::from_secs(5), "the follower to stop", || {
+        discover.followed().is_empty()
+    })
+    .await;
+
+    // Subscribing again starts a fresh follower that sees changes.
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let x = instance(7001);
+    let mut kv = etcd.client().await;
+    kv.put(instance_key(&config, "Echo", &x), encode_instance(&x), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(5), wait.wait_for(|s| s.len() == 1))
+        .await
+        .expect("the new follower missed a put")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_etcd_keeps_the_set_and_a_change_arrives_after_it_resumes() {
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let a = instance(7001);
+    kv.put(instance_key(&config, "Echo", &a), encode_instance(&a), None)
+        .await
+        .unwrap();
+    let (_discover, rx) = discover(&etcd, 1).await;
+
+    // Paused past the HTTP/2 keep-alive bound of `connect` (2 s interval,
+    // 2 s timeout): the watch breaks and the follower retries meanwhile.
+    etcd.pause();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(addresses(&rx.borrow()), std::slice::from_ref(&a.address));
+    etcd.resume();
+    let b = instance(7002);
+    kv.put(instance_key(&config, "Echo", &b), encode_instance(&b), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(10), wait.wait_for(|s| s.len() == 2))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the change after the pause never arrived: {:?}",
+                *rx.borrow()
+            )
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_connection_gone_silent_is_replaced_and_sees_changes() {
+    let etcd = Etcd::start().await;
+    let proxy = SilentProxy::start(&etcd.url).await;
+    let config = support::config();
+    let mut kv = etcd.client().await;
+    let a = instance(7001);
+    kv.put(instance_key(&config, "Echo", &a), encode_instance(&a), None)
+        .await
+        .unwrap();
+    let discover = EtcdDiscover::connect(&[&proxy.url], config.clone())
+        .await
+        .unwrap();
+    let rx = discover
+        .subscribe_ready("Echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rx.borrow().len(), 1);
+    let before = proxy.connections();
+
+    // The connection goes silent for good (no FIN, no RST), while etcd
+    // itself runs on: only a liveness check ends the watch.
+    proxy.freeze();
+    let b = instance(7002);
+    kv.put(instance_key(&config, "Echo", &b), encode_instance(&b), None)
+        .await
+        .unwrap();
+    let mut wait = rx.clone();
+    tokio::time::timeout(Duration::from_secs(15), wait.wait_for(|s| s.len() == 2))
+        .await
+        .unwrap_or_else(|_| panic!("the watch hung on a silent connection: {:?}", *rx.borrow()))
+        .unwrap();
+    assert!(proxy.connections() > before, "no new connection was made");
 }

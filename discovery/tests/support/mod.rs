@@ -136,6 +136,26 @@ impl Etcd {
         }
     }
 
+    /// SIGSTOP etcd: it keeps its sockets open and answers nothing, as a
+    /// hung or partitioned member does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT a paused etcd.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("etcd runs");
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {sig} {pid} failed");
+    }
+
     /// Start it again on the same data directory.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "etcd still runs");
@@ -147,6 +167,86 @@ impl Etcd {
         etcd_client::Client::connect([&self.url], None)
             .await
             .unwrap()
+    }
+}
+
+// ===== a proxy that can go silent =====
+
+/// A TCP proxy in front of etcd whose connections can be frozen: a frozen
+/// connection stays open and forwards nothing either way, as a peer behind
+/// a dead NAT mapping or a partition looks. Connections made after a freeze
+/// are forwarded.
+pub struct SilentProxy {
+    pub url: String,
+    /// The freeze flags of the connections made so far.
+    conns: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentProxy {
+    /// Proxy to the etcd at `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> SilentProxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all = conns.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let frozen = Arc::new(AtomicBool::new(false));
+                all.lock().unwrap().push(frozen.clone());
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                tokio::spawn(pipe(dr, uw, frozen.clone()));
+                tokio::spawn(pipe(ur, dw, frozen));
+            }
+        });
+        SilentProxy { url, conns, task }
+    }
+
+    /// Freeze every connection made so far.
+    pub fn freeze(&self) {
+        for f in self.conns.lock().unwrap().iter() {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// How many connections were made so far.
+    pub fn connections(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+}
+
+impl Drop for SilentProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copy `from` to `to` until EOF; once `frozen`, hold both open and
+/// forward nothing more.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.load(Ordering::SeqCst) {
+            // Silent, not closed: keep both halves until the test ends.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -316,6 +416,23 @@ impl Load {
             }
         }
         all
+    }
+}
+
+/// Wait until the async check `f` holds, polling every 50 ms, for at most
+/// `limit`.
+pub async fn until_async<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
