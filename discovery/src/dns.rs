@@ -155,7 +155,8 @@ impl DnsDiscover {
     }
 
     /// Subscribe to `service` and wait, up to `timeout`, until its name has
-    /// resolved once (successfully or not).
+    /// resolved to at least one address; an error if it has not by then
+    /// (the subscription goes on resolving either way).
     pub async fn subscribe_ready(
         &self,
         service: &str,
@@ -235,6 +236,9 @@ async fn follow(
                         true
                     }
                 });
+                // Ready means resolved: a first attempt that failed or timed
+                // out (a busy resolver) must not hand out the empty set.
+                loaded.send_replace(true);
             }
             Ok(Ok(_)) => {
                 tracing::warn!(?target, "DNS returned no address; keeping the last set");
@@ -246,7 +250,6 @@ async fn follow(
                 tracing::warn!(?target, "DNS resolution timed out; keeping the last set");
             }
         }
-        loaded.send_replace(true);
     }
 }
 
