@@ -541,9 +541,13 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
             None => cx.method.clone(),
         };
         encode_frame(size_hint(req) + name.len() + 128, |dst| {
-            let timeout_ms = cx
-                .remaining()
-                .map(|d| itoa_u64(d.as_millis().max(1) as u64));
+            // Every call has a deadline by default: its digits go through a
+            // stack buffer, not a `String` per call.
+            let mut digits = [0u8; 20];
+            let timeout_ms = cx.remaining().map(|d| {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+                decimal(ms, &mut digits)
+            });
             let mark = frame::begin_frame(
                 &mut *dst,
                 self.transport,
@@ -563,7 +567,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
                     ];
                     let n = match &timeout_ms {
                         Some(t) => {
-                            ints[4].1 = t.as_bytes();
+                            ints[4].1 = t;
                             5
                         }
                         None => 4,
@@ -659,13 +663,30 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
     }
 }
 
-fn itoa_u64(n: u64) -> String {
-    n.to_string()
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_digits() {
+        let mut b = [0u8; 20];
+        for n in [0, 1, 9, 10, 250, 30_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut b), n.to_string().as_bytes());
+        }
+    }
     use bytes::BufMut;
     use pilota::thrift::{ApplicationExceptionKind, TStructIdentifier, TType};
 
