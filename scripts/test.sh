@@ -17,8 +17,8 @@ if ! command -v thrift >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq thrift-compiler >/dev/null
 fi
 
-# protoc, for etcd-client's build script (weft-discovery), and an etcd
-# server for weft-discovery's tests (they fail, not skip, without it).
+# protoc, for etcd-client's build script (weft-rpc-discovery), and an etcd
+# server for weft-rpc-discovery's tests (they fail, not skip, without it).
 if ! command -v protoc >/dev/null 2>&1 || [ ! -x /usr/bin/etcd ]; then
   echo "== installing protobuf-compiler and etcd-server"
   export DEBIAN_FRONTEND=noninteractive

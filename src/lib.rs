@@ -12,7 +12,7 @@
 //! - [`middleware`] (feature `middleware`, on by default): governance as tower
 //!   layers — timeouts and deadlines, retries with a budget and backup
 //!   requests, load balancing, circuit breakers, limits, fault injection.
-//! - [`discovery`] (feature `discovery`, off by default): DNS and etcd
+//! - `discovery` (feature `discovery`, off by default): DNS and etcd
 //!   discovery and registration (the static list is in [`core`]).
 //!
 //! ```

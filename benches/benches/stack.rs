@@ -2,7 +2,7 @@
 //! one caller, one call at a time, client and server in this process on one
 //! tokio runtime.
 //!
-//! weft-core has no in-memory transport, so the calls cross a Unix socket
+//! weft-rpc-core has no in-memory transport, so the calls cross a Unix socket
 //! pair (the cheapest transport it has) and, for comparison with Volo, TCP
 //! loopback.
 //!

@@ -1,4 +1,4 @@
-//! The Thrift server and client codecs that plug into `weft-core`'s
+//! The Thrift server and client codecs that plug into `weft-rpc-core`'s
 //! connections, and the [`EntryMessage`] trait typed services implement.
 
 use std::{marker::PhantomData, time::Duration};

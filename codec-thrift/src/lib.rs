@@ -1,6 +1,6 @@
 //! Apache Thrift for Weft: binary and compact protocols; framed, buffered,
 //! Apache THeader and Kitex TTHeader transports; and the codecs that run them
-//! over `weft-core` connections.
+//! over `weft-rpc-core` connections.
 //!
 //! A server detects what each connection speaks from its first bytes, so one
 //! port serves Kitex, Volo, Apache Thrift and Weft clients alike. Decoding is

@@ -59,6 +59,11 @@ pub enum Error {
         /// pilota-build's complaint.
         message: String,
     },
+    /// `weft init` was told to depend on Weft in a way it will not guess
+    /// at: both a path and a version, a path that is not the facade, a
+    /// version that is not one.
+    #[error("{0}")]
+    WeftDependency(String),
 }
 
 /// One syntax error in a file.

@@ -11,13 +11,106 @@ const CLIENT_MARK: &str = "/*weft:client*/";
 /// Ends one method's text.
 const END_MARK: &str = "/*weft:end*/";
 
-/// How the new crate depends on Weft.
+/// The package the facade is published as. Its library is `weft`, which is
+/// the name generated code reaches it by (`::weft::...`).
+pub const FACADE_PACKAGE: &str = "weft-rpc";
+
+/// How the new crate depends on Weft: always under the name `weft`, on the
+/// package [`FACADE_PACKAGE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WeftDependency {
-    /// `weft = { path = "..." }`.
+    /// `weft = { package = "weft-rpc", path = "..." }`: a checkout of Weft,
+    /// the directory holding the `weft-rpc` package's `Cargo.toml` (the
+    /// workspace root).
     Path(PathBuf),
-    /// `weft = "..."`.
+    /// `weft = { package = "weft-rpc", version = "..." }`: the published
+    /// facade, any version requirement Cargo accepts.
     Version(String),
+}
+
+impl Default for WeftDependency {
+    /// The published facade of this generator's own version.
+    fn default() -> Self {
+        WeftDependency::Version(env!("CARGO_PKG_VERSION").to_string())
+    }
+}
+
+impl WeftDependency {
+    /// From `weft init`'s flags: the path or the version given, the
+    /// [default](Self::default) when neither is; an error, not a guess,
+    /// when both are.
+    pub fn from_flags(path: Option<PathBuf>, version: Option<String>) -> Result<Self, Error> {
+        match (path, version) {
+            (Some(p), Some(v)) => Err(Error::WeftDependency(format!(
+                "both a path ({}) and a version ({v}) given for weft: choose one",
+                p.display()
+            ))),
+            (Some(p), None) => Ok(WeftDependency::Path(p)),
+            (None, Some(v)) => Ok(WeftDependency::Version(v)),
+            (None, None) => Ok(WeftDependency::default()),
+        }
+    }
+
+    /// The `[dependencies]` line, after checking that a path holds the
+    /// facade and that a version reads as a version requirement.
+    fn manifest_line(&self) -> Result<String, Error> {
+        match self {
+            WeftDependency::Path(p) => {
+                let dir = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                let manifest = dir.join("Cargo.toml");
+                let text = std::fs::read_to_string(&manifest).map_err(|e| {
+                    Error::WeftDependency(format!(
+                        "weft path {}: cannot read {}: {e}",
+                        p.display(),
+                        manifest.display()
+                    ))
+                })?;
+                match package_name_in(&text) {
+                    Some(name) if name == FACADE_PACKAGE => Ok(format!(
+                        "weft = {{ package = \"{FACADE_PACKAGE}\", path = {:?} }}",
+                        dir.display().to_string()
+                    )),
+                    found => Err(Error::WeftDependency(format!(
+                        "weft path {}: {} is not the {FACADE_PACKAGE} package ({}); give the root of a Weft checkout",
+                        p.display(),
+                        manifest.display(),
+                        found.map_or_else(|| "no [package] name".to_string(), |n| format!("it is `{n}`")),
+                    ))),
+                }
+            }
+            WeftDependency::Version(v) => {
+                let v = v.trim();
+                let ok = v.starts_with(|c: char| c.is_ascii_digit() || "^~=<>*".contains(c))
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".^~=<>*, +-".contains(c));
+                if !ok {
+                    return Err(Error::WeftDependency(format!(
+                        "weft version {v:?} is not a version requirement (like 0.1.0 or ^0.1)"
+                    )));
+                }
+                Ok(format!(
+                    "weft = {{ package = \"{FACADE_PACKAGE}\", version = \"{v}\" }}"
+                ))
+            }
+        }
+    }
+}
+
+/// The `name` in a manifest's `[package]` table, read line by line (enough
+/// for a manifest that writes `name = "..."` on a line of its own).
+fn package_name_in(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                let value = rest.trim_start().strip_prefix('=')?.trim();
+                return Some(value.trim_matches('"').to_string());
+            }
+        }
+    }
+    None
 }
 
 /// What `weft init` creates.
@@ -116,6 +209,8 @@ fn package_name(dir: &Path) -> String {
 /// Create the crate. Returns the files written, relative to `dir`.
 pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
     let dir = &opts.dir;
+    // Before anything is written: a bad dependency leaves no half a crate.
+    let weft_dep = opts.weft.manifest_line()?;
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
         if entries.next().is_some() {
@@ -173,10 +268,6 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
         }
     }
 
-    let weft_dep = match &opts.weft {
-        WeftDependency::Path(p) => format!("weft = {{ path = {:?} }}", p.display().to_string()),
-        WeftDependency::Version(v) => format!("weft = {v:?}"),
-    };
     put(
         "Cargo.toml",
         &format!(
@@ -320,5 +411,46 @@ mod tests {
         assert_eq!(package_name(Path::new("/tmp/My Service")), "my-service");
         assert_eq!(package_name(Path::new("echo_svc")), "echo_svc");
         assert_eq!(package_name(Path::new("9lives")), "svc-9lives");
+    }
+
+    #[test]
+    fn weft_dependency_lines() {
+        let line = WeftDependency::default().manifest_line().unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "weft = {{ package = \"weft-rpc\", version = \"{}\" }}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let line = WeftDependency::Path(checkout.into())
+            .manifest_line()
+            .unwrap();
+        assert!(
+            line.starts_with("weft = { package = \"weft-rpc\", path = "),
+            "{line}"
+        );
+        // The codegen crate is not the facade; nor is a missing directory.
+        for bad in [
+            WeftDependency::Path(env!("CARGO_MANIFEST_DIR").into()),
+            WeftDependency::Path("/nonexistent/weft".into()),
+            WeftDependency::Version("latest".into()),
+            WeftDependency::Version(String::new()),
+        ] {
+            assert!(bad.manifest_line().is_err(), "{bad:?}");
+        }
+        assert!(WeftDependency::from_flags(Some(checkout.into()), Some("0.1.0".into())).is_err());
+        assert_eq!(
+            WeftDependency::from_flags(None, None).unwrap(),
+            WeftDependency::default()
+        );
+    }
+
+    #[test]
+    fn package_name_in_manifest() {
+        let m = "[workspace]\nmembers = []\n\n[package]\n# c\nname = \"weft-rpc\"\n[lib]\nname = \"weft\"\n";
+        assert_eq!(package_name_in(m).as_deref(), Some("weft-rpc"));
+        assert_eq!(package_name_in("[lib]\nname = \"weft\"\n"), None);
     }
 }

@@ -15,7 +15,8 @@
 //!   `XxxRequest` to `XxxResponse`, by default a `weft::core::Client`.
 //!
 //! The code names the runtime by absolute paths (`::weft::...`), so the crate
-//! using it needs only `weft` as a dependency. The same library drives the
+//! using it needs only the facade as a dependency, under the name `weft`:
+//! `weft = { package = "weft-rpc", version = "..." }`. The same library drives the
 //! `weft` command (`weft gen`, `weft init`).
 //!
 //! From a build script:
@@ -61,4 +62,4 @@ mod service;
 
 pub use builder::{module_name, Builder, DEFAULT_PILOTA_PATH};
 pub use error::{Error, SyntaxError};
-pub use init::{init, InitOptions, WeftDependency};
+pub use init::{init, InitOptions, WeftDependency, FACADE_PACKAGE};

@@ -1,6 +1,6 @@
 //! Service discovery and registration backends for Weft.
 //!
-//! The contract lives in `weft-core`: [`Discover`] yields the instances of a
+//! The contract lives in `weft-rpc-core`: [`Discover`] yields the instances of a
 //! service (address, weight, tags) and every change to them, [`Registry`]
 //! announces a server (`ServerBuilder::register` calls it once the server
 //! listens, and deregisters before it drains). This crate holds the
@@ -8,7 +8,7 @@
 //!
 //! - [`StaticDiscover`] — a fixed list, changeable by hand, and an
 //!   in-process registry. It is the embedded default and lives in
-//!   `weft-core` itself, so a client given addresses needs nothing else; it
+//!   `weft-rpc-core` itself, so a client given addresses needs nothing else; it
 //!   is re-exported here so every backend is found in one place.
 //! - [`DnsDiscover`] — A/AAAA (`host:port`) and SRV (`_service._proto.domain`)
 //!   records, re-resolved periodically, keeping the last good answer when

@@ -1,5 +1,5 @@
 //! Discovery and registration against a real etcd (started by the test on
-//! loopback), with echo servers, `Balance` and `Retry` from weft-middleware.
+//! loopback), with echo servers, `Balance` and `Retry` from weft-rpc-middleware.
 
 mod support;
 

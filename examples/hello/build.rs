@@ -1,4 +1,4 @@
-//! Generates the Hello service from `idl/hello.thrift` with weft-codegen.
+//! Generates the Hello service from `idl/hello.thrift` with weft-rpc-codegen.
 fn main() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("hello.rs");
     if let Err(e) = weft_codegen::Builder::new()

@@ -1,4 +1,4 @@
-//! Generates Rust with weft-codegen for the echo service and for every
+//! Generates Rust with weft-rpc-codegen for the echo service and for every
 //! Thrift file in `../shared/idl/thrift` (jaeger/ included), each into its
 //! own module, so that building this crate proves they all compile.
 use std::{

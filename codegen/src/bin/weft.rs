@@ -53,7 +53,9 @@ struct GenArgs {
 #[command(after_help = "\
 The crate holds the IDL (idl/), the generated code (src/generated.rs), a \
 server with a handler stub per method (src/main.rs), a client that calls \
-every method (examples/client.rs) and a README.
+every method (examples/client.rs) and a README. It depends on the weft-rpc \
+package from crates.io, of this weft's version unless --weft-version says \
+otherwise, or on a checkout of Weft with --weft-path.
 
 Example:
     weft init echo-service --idl idl/echo.thrift
@@ -71,21 +73,12 @@ struct InitArgs {
     /// Package name [default: the directory's name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// Depend on the Weft checkout at PATH [default: this weft's own checkout, when it exists]
-    #[arg(long, value_name = "PATH", conflicts_with = "weft_version")]
+    /// Depend on the Weft checkout at DIR (the root holding the weft-rpc package) instead of crates.io
+    #[arg(long, value_name = "DIR", conflicts_with = "weft_version")]
     weft_path: Option<PathBuf>,
-    /// Depend on Weft VERSION from the registry
+    /// Depend on weft-rpc VERSION from crates.io [default: this weft's version]
     #[arg(long, value_name = "VERSION")]
     weft_version: Option<String>,
-}
-
-/// The checkout this binary was built from, if it is still there.
-fn own_checkout() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .to_path_buf();
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-    manifest.contains("name = \"weft\"").then_some(root)
 }
 
 fn run(cli: Cli) -> Result<(), weft_codegen::Error> {
@@ -114,14 +107,7 @@ fn run(cli: Cli) -> Result<(), weft_codegen::Error> {
             Ok(())
         }
         Command::Init(a) => {
-            let weft = match (a.weft_path, a.weft_version) {
-                (Some(p), _) => WeftDependency::Path(std::path::absolute(&p).unwrap_or(p)),
-                (None, Some(v)) => WeftDependency::Version(v),
-                (None, None) => match own_checkout() {
-                    Some(p) => WeftDependency::Path(p),
-                    None => WeftDependency::Version(env!("CARGO_PKG_VERSION").to_string()),
-                },
-            };
+            let weft = WeftDependency::from_flags(a.weft_path, a.weft_version)?;
             let opts = InitOptions {
                 dir: a.dir.clone(),
                 idl: a.idl,
@@ -140,12 +126,52 @@ fn run(cli: Cli) -> Result<(), weft_codegen::Error> {
     }
 }
 
+/// Runs `f` with stdout (fd 1) sent to a temporary file, then drops the
+/// `cargo:` directives found there and passes anything else to stderr.
+///
+/// pilota-build prints `cargo:rerun-if-changed=` for every file it reads
+/// (and the odd `cargo:warning=`), which a build script needs and a
+/// command's stdout must not carry: `weft` prints on stdout only what was
+/// asked (help, version).
+#[cfg(unix)]
+fn quiet_stdout<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::{Read, Seek, Write};
+    let (Ok(saved), Ok(mut capture)) = (rustix::io::dup(std::io::stdout()), tempfile::tempfile())
+    else {
+        return f();
+    };
+    let _ = std::io::stdout().flush();
+    if rustix::stdio::dup2_stdout(&capture).is_err() {
+        return f();
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let _ = std::io::stdout().flush();
+    let _ = rustix::stdio::dup2_stdout(&saved);
+    let mut text = String::new();
+    let _ = capture.rewind();
+    let _ = capture.read_to_string(&mut text);
+    for line in text.lines() {
+        if let Some(warning) = line.strip_prefix("cargo:warning=") {
+            eprintln!("warning: {warning}");
+        } else if !line.starts_with("cargo:") {
+            eprintln!("{line}");
+        }
+    }
+    result.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Elsewhere stdout is left alone.
+#[cfg(not(unix))]
+fn quiet_stdout<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // pilota-build reports some IDL errors by panicking; those are caught
     // and reported below, so keep the default hook's backtrace noise out.
     std::panic::set_hook(Box::new(|_| {}));
-    match std::panic::catch_unwind(|| run(cli)) {
+    match std::panic::catch_unwind(|| quiet_stdout(|| run(cli))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");

@@ -1,5 +1,5 @@
 //! Weft's quickstart: the `Hello` service generated from `idl/hello.thrift`
-//! by `weft-codegen` (in `build.rs`), and a handler for it.
+//! by `weft-rpc-codegen` (in `build.rs`), and a handler for it.
 //!
 //! ```text
 //! cargo run -p weft-example-hello --bin quickstart   # server and client in one process

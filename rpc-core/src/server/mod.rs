@@ -2,10 +2,10 @@
 //! handlers in place and writes, bounds on everything a peer can make it
 //! hold, and graceful shutdown.
 //!
-//! - [`accept`]: the listener, the connection slots, the drain.
-//! - [`conn`]: one connection, a state machine polled by its own task.
-//! - [`write`]: the write buffer, and the permits of the answers in it.
-//! - [`budget`]: what the whole server may hold, shared by its connections.
+//! - `accept`: the listener, the connection slots, the drain.
+//! - `conn`: one connection, a state machine polled by its own task.
+//! - `write`: the write buffer, and the permits of the answers in it.
+//! - `budget`: what the whole server may hold, shared by its connections.
 
 mod accept;
 mod budget;

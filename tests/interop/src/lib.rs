@@ -29,7 +29,7 @@ mod gen {
 
 pub use gen::echo::weft_echo::*;
 
-/// Implements [`EntryMessage`] for an enum with one variant per method, each
+/// Implements [`EntryMessage`](weft::thrift::EntryMessage) for an enum with one variant per method, each
 /// holding the method's pilota-generated argument or result struct, chosen by
 /// method name: what the codegen will emit. Methods listed under `oneway`
 /// get a default result, since no server sends one.
