@@ -153,6 +153,10 @@ pub struct Context {
     pub metainfo: Metainfo,
     /// A one-way call expects no response.
     pub oneway: bool,
+    /// Protocol-specific facts, by type: a gRPC call's full metadata and
+    /// trailers, say, beside the protocol-neutral [`Metainfo`]. Empty costs
+    /// nothing; [`Context::child`] does not carry them to the next hop.
+    pub extensions: http::Extensions,
 }
 
 impl Context {

@@ -42,9 +42,9 @@ pub use discover::{
 };
 pub use limits::Limits;
 pub use message::{Request, Response};
-pub use server::{ServerBuilder, ServerHandle};
+pub use server::{Accepted, Prefixed, Protocol, ServerBuilder, ServerHandle, Shutdown};
 pub use status::{Code, Delivery, Status};
 pub use transport::{Address, Connector, Listener, SocketOptions, Stream};
 
 /// Re-exported so users need not depend on them directly.
-pub use {bytes, faststr, tower};
+pub use {bytes, faststr, http, tower};

@@ -73,6 +73,7 @@ pub(super) async fn accept_loop<C, F, S>(
     }
     // New connections are refused from here on; the open ones drain.
     drop(listener);
+    *shared.drain_deadline.lock() = Some(std::time::Instant::now() + drain_timeout);
     let aborted = shared.aborted.clone();
     let drained = tokio::select! {
         r = tokio::time::timeout(drain_timeout, join_all(&mut conns)) => r.is_ok(),

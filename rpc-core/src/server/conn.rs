@@ -37,7 +37,11 @@ use tokio::{
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
 
-use super::{write::WriteBuf, Shared};
+use super::{
+    protocol::{Accepted, Shutdown, Sniffed},
+    write::WriteBuf,
+    Shared,
+};
 use crate::{
     codec::{Inbound, ServerCodec},
     message::{Request, Response},
@@ -66,7 +70,22 @@ pub(super) async fn serve<C, S>(
     S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let mut conn = Conn::new(stream, peer, codec, service, shared);
+    let (stream, rbuf) = match shared.protocols.sniff(stream, &shared).await {
+        Sniffed::Codec(stream, rbuf) => (stream, rbuf),
+        Sniffed::Protocol(protocol, io) => {
+            let accepted = Accepted {
+                io,
+                peer,
+                limits: shared.limits.clone(),
+                shutdown: Shutdown::new(&shared),
+            };
+            protocol.serve(accepted).await;
+            drop(slot);
+            return;
+        }
+        Sniffed::Gone => return,
+    };
+    let mut conn = Conn::new(stream, rbuf, peer, codec, service, shared);
     std::future::poll_fn(|cx| conn.poll(cx)).await;
     drop(conn);
     drop(slot);
@@ -158,7 +177,14 @@ where
     S: Service<Request<C::Req>, Response = Response<C::Resp>, Error = Status> + Send + 'static,
     S::Future: Send + 'static,
 {
-    fn new(io: Stream, peer: Option<Address>, codec: C, service: S, shared: Arc<Shared>) -> Self {
+    fn new(
+        io: Stream,
+        rbuf: BytesMut,
+        peer: Option<Address>,
+        codec: C,
+        service: S,
+        shared: Arc<Shared>,
+    ) -> Self {
         let now = Instant::now();
         Conn {
             io,
@@ -170,7 +196,7 @@ where
             hard: Some(Box::pin(shared.hard.clone().cancelled_owned())),
             shared,
             state: State::Serving,
-            rbuf: BytesMut::new(),
+            rbuf,
             eof: false,
             frame_started: None,
             wbuf: WriteBuf::default(),

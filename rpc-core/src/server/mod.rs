@@ -6,11 +6,15 @@
 //! - `conn`: one connection, a state machine polled by its own task.
 //! - `write`: the write buffer, and the permits of the answers in it.
 //! - `budget`: what the whole server may hold, shared by its connections.
+//! - `protocol`: other protocols (gRPC) recognised by their first bytes.
 
 mod accept;
 mod budget;
 mod conn;
+mod protocol;
 mod write;
+
+pub use protocol::{Accepted, Prefixed, Protocol, Shutdown};
 
 use std::{
     io,
@@ -58,6 +62,7 @@ pub struct ServerBuilder {
     spawn_handlers: bool,
     linger: Duration,
     drain_quiet: Duration,
+    protocols: protocol::Protocols,
 }
 
 /// Where and as what a server announces itself.
@@ -94,6 +99,7 @@ impl Default for ServerBuilder {
             spawn_handlers: false,
             linger: DEFAULT_LINGER,
             drain_quiet: DEFAULT_DRAIN_QUIET,
+            protocols: protocol::Protocols::default(),
         }
     }
 }
@@ -190,6 +196,32 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve `protocol` beside the codec on the same listener: connections
+    /// that begin with its preface are handed to it (gRPC beside Thrift on
+    /// one port). Connection slots, limits and shutdown apply to them alike.
+    pub fn protocol(mut self, protocol: impl Protocol) -> Self {
+        self.protocols.0.push(Arc::new(protocol));
+        self
+    }
+
+    /// Bind `addr` and serve only the protocols added with
+    /// [`ServerBuilder::protocol`]: a connection that begins with none of
+    /// their prefaces is closed.
+    pub async fn serve_protocols(self, addr: &Address) -> io::Result<ServerHandle> {
+        if self.protocols.0.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "serve_protocols needs at least one protocol",
+            ));
+        }
+        let service = tower::service_fn(|_: Request<()>| {
+            std::future::ready(Err::<Response<()>, _>(Status::unimplemented(
+                "no protocol served here matched",
+            )))
+        });
+        self.serve(addr, || protocol::Unmatched, service).await
+    }
+
     /// Bind `addr` and serve `service`, with a fresh codec from `make_codec`
     /// for each connection. Returns once the socket listens.
     pub async fn serve<C, F, S>(
@@ -223,6 +255,8 @@ impl ServerBuilder {
             spawn_handlers: self.spawn_handlers,
             linger: self.linger,
             drain_quiet: self.drain_quiet,
+            protocols: self.protocols,
+            drain_deadline: Arc::default(),
         });
         let join = tokio::spawn(accept::accept_loop(
             listener,
@@ -316,4 +350,7 @@ struct Shared {
     spawn_handlers: bool,
     linger: Duration,
     drain_quiet: Duration,
+    protocols: protocol::Protocols,
+    /// Set when the drain starts.
+    drain_deadline: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
 }
