@@ -30,6 +30,10 @@ pub use weft_core as core;
 #[cfg(feature = "thrift")]
 pub use weft_thrift as thrift;
 
+/// Protobuf messages and gRPC over HTTP/2 ([`weft_protobuf`]).
+#[cfg(feature = "grpc")]
+pub use weft_protobuf as protobuf;
+
 #[cfg(feature = "middleware")]
 pub use weft_middleware as middleware;
 

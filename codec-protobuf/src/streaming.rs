@@ -1,0 +1,202 @@
+//! A stream of received messages, pulled from the HTTP/2 stream only as the
+//! consumer asks: flow-control window is given back for what was taken, so
+//! a slow consumer stops its sender and memory stays bounded by the window
+//! and one message.
+
+use std::{
+    fmt,
+    marker::PhantomData,
+    pin::Pin,
+    task::{ready, Context as TaskContext, Poll},
+};
+
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use weft_core::{Code, Status};
+
+use crate::{
+    frame::Decoder,
+    message::{self, Message},
+    metadata,
+};
+
+/// Received messages, still encoded.
+pub struct RawStreaming {
+    recv: h2::RecvStream,
+    decoder: Decoder,
+    /// The client side reads the status from the trailers at the end.
+    client: bool,
+    state: State,
+    trailers: Option<HeaderMap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Body,
+    Trailers,
+    Done,
+}
+
+impl fmt::Debug for RawStreaming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawStreaming")
+            .field("client", &self.client)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawStreaming {
+    pub(crate) fn new(recv: h2::RecvStream, decoder: Decoder, client: bool) -> RawStreaming {
+        RawStreaming {
+            recv,
+            decoder,
+            client,
+            state: State::Body,
+            trailers: None,
+        }
+    }
+
+    /// The trailers, once the stream ended (client side).
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// The next message, or `None` at the end of the stream. On the client
+    /// side a non-OK status in the trailers comes as the last item.
+    pub fn poll_message(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
+        loop {
+            match self.state {
+                State::Done => return Poll::Ready(None),
+                State::Body => {
+                    match self.decoder.next() {
+                        Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                        Ok(None) => {}
+                        Err(e) => return Poll::Ready(Some(Err(self.fail(e)))),
+                    }
+                    match ready!(self.recv.poll_data(cx)) {
+                        Some(Ok(chunk)) => {
+                            let n = chunk.len();
+                            // The decoder holds at most one message, bounded
+                            // by the limit: the window can reopen now.
+                            let _ = self.recv.flow_control().release_capacity(n);
+                            self.decoder.push(chunk);
+                        }
+                        Some(Err(e)) => return Poll::Ready(Some(Err(self.fail(h2_status(e))))),
+                        None => {
+                            if self.decoder.is_mid_message() {
+                                let e = Status::internal("grpc: the stream ended inside a message");
+                                return Poll::Ready(Some(Err(self.fail(e))));
+                            }
+                            if !self.client {
+                                self.state = State::Done;
+                                return Poll::Ready(None);
+                            }
+                            self.state = State::Trailers;
+                        }
+                    }
+                }
+                State::Trailers => {
+                    let trailers = match ready!(self.recv.poll_trailers(cx)) {
+                        Ok(t) => t,
+                        Err(e) => return Poll::Ready(Some(Err(self.fail(h2_status(e))))),
+                    };
+                    self.state = State::Done;
+                    let status = match &trailers {
+                        Some(t) => metadata::status_from_headers(t),
+                        None => Some(Status::internal(
+                            "grpc: the server closed the stream without sending trailers",
+                        )),
+                    };
+                    self.trailers = trailers;
+                    match status {
+                        Some(s) if s.code() != Code::Ok => return Poll::Ready(Some(Err(s))),
+                        Some(_) => return Poll::Ready(None),
+                        None => {
+                            return Poll::Ready(Some(Err(Status::internal(
+                                "grpc: trailers without grpc-status",
+                            ))))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Status) -> Status {
+        self.state = State::Done;
+        e
+    }
+}
+
+/// An HTTP/2 error on a stream as a status: a reset by the peer is a
+/// cancellation, anything else the transport failing.
+pub(crate) fn h2_status(e: h2::Error) -> Status {
+    if let Some(reason) = e.reason() {
+        match reason {
+            h2::Reason::CANCEL => return Status::cancelled("grpc: the stream was cancelled"),
+            h2::Reason::REFUSED_STREAM => {
+                return Status::refused(Code::Unavailable, "grpc: the stream was refused")
+            }
+            h2::Reason::ENHANCE_YOUR_CALM => {
+                return Status::new(Code::ResourceExhausted, format!("grpc: {e}"))
+            }
+            h2::Reason::NO_ERROR if e.is_go_away() => {
+                return Status::new(Code::Unavailable, format!("grpc: {e}"))
+            }
+            _ => {}
+        }
+    }
+    Status::new(Code::Unavailable, format!("grpc: {e}"))
+        .with_delivery(weft_core::Delivery::MaybeSent)
+}
+
+/// Received messages of type `M`, decoded and validated as they are taken.
+pub struct Streaming<M> {
+    raw: RawStreaming,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M> fmt::Debug for Streaming<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Streaming").field(&self.raw).finish()
+    }
+}
+
+impl<M: Message> Streaming<M> {
+    /// Decode the messages of `raw`.
+    pub fn new(raw: RawStreaming) -> Streaming<M> {
+        Streaming {
+            raw,
+            _m: PhantomData,
+        }
+    }
+
+    /// The next message, `None` at the end.
+    pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        std::future::poll_fn(|cx| self.raw.poll_message(cx))
+            .await
+            .map(|r| r.and_then(message::decode))
+            .transpose()
+    }
+
+    /// The trailers, once the stream ended (client side).
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.raw.trailers()
+    }
+}
+
+impl<M: Message> Stream for Streaming<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.raw
+            .poll_message(cx)
+            .map(|r| r.map(|r| r.and_then(message::decode)))
+    }
+}
