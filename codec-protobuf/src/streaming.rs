@@ -5,6 +5,7 @@
 
 use std::{
     fmt,
+    future::Future,
     marker::PhantomData,
     pin::Pin,
     task::{ready, Context as TaskContext, Poll},
@@ -29,6 +30,11 @@ pub struct RawStreaming {
     client: bool,
     state: State,
     trailers: Option<HeaderMap>,
+    /// The call's deadline (client side).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Stops the task sending the requests when this side goes away
+    /// (client side): the stream is then reset, cancelling the call.
+    guard: Option<tokio_util::sync::DropGuard>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +61,31 @@ impl RawStreaming {
             client,
             state: State::Body,
             trailers: None,
+            deadline: None,
+            guard: None,
         }
+    }
+
+    /// End with `DEADLINE_EXCEEDED` at `deadline`, cancelling the call.
+    pub(crate) fn with_deadline(mut self, deadline: Option<tokio::time::Instant>) -> Self {
+        self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        self
+    }
+
+    /// Cancel the sending side when this ends or is dropped.
+    pub(crate) fn with_guard(mut self, guard: tokio_util::sync::DropGuard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Whether the last message taken came compressed.
+    pub fn last_compressed(&self) -> bool {
+        self.decoder.last_compressed()
+    }
+
+    /// Take the trailers, once the stream ended (client side).
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
     }
 
     /// The trailers, once the stream ended (client side).
@@ -69,6 +99,14 @@ impl RawStreaming {
         &mut self,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
+        if self.state != State::Done {
+            if let Some(d) = &mut self.deadline {
+                if d.as_mut().poll(cx).is_ready() {
+                    let e = Status::deadline_exceeded("grpc: deadline exceeded");
+                    return Poll::Ready(Some(Err(self.fail(e))));
+                }
+            }
+        }
         loop {
             match self.state {
                 State::Done => return Poll::Ready(None),
@@ -129,6 +167,8 @@ impl RawStreaming {
 
     fn fail(&mut self, e: Status) -> Status {
         self.state = State::Done;
+        // Reset the stream: the call is over for this side.
+        self.guard = None;
         e
     }
 }
@@ -187,6 +227,11 @@ impl<M: Message> Streaming<M> {
     /// The trailers, once the stream ended (client side).
     pub fn trailers(&self) -> Option<&HeaderMap> {
         self.raw.trailers()
+    }
+
+    /// Whether the last message taken came compressed.
+    pub fn last_compressed(&self) -> bool {
+        self.raw.last_compressed()
     }
 }
 
