@@ -11,10 +11,9 @@ use weft_core::{Code, Context, Delivery, Response, Status};
 use super::conn::Inner;
 use crate::{
     compression::{Encoding, ACCEPT_ENCODING},
-    frame::{self, Decoder},
-    metadata,
+    frame, metadata,
     service::MethodDesc,
-    streaming::{h2_status, RawStreaming},
+    streaming::{client_start, h2_status, RawStreaming},
 };
 
 const USER_AGENT: &str = concat!("weft-grpc/", env!("CARGO_PKG_VERSION"));
@@ -49,7 +48,15 @@ async fn unary_inner(
         .map_err(|e| h2_status(e).with_delivery(Delivery::MaybeSent))?;
     let response = response.await.map_err(|e| sent_error(h2_status(e)))?;
     let (parts, recv) = response.into_parts();
-    let mut raw = start_body(inner, &parts, recv)?;
+    let start = client_start(parts, recv, inner.limits.max_recv_message)?;
+    let Some((recv, decoder)) = start.body else {
+        return Err(
+            Status::internal("grpc: the server sent no response message")
+                .with_delivery(Delivery::MaybeSent),
+        );
+    };
+    let headers = start.headers;
+    let mut raw = RawStreaming::new(recv, decoder, true);
     let first = std::future::poll_fn(|tcx| raw.poll_message(tcx)).await;
     let message = match first {
         Some(Ok(m)) => m,
@@ -71,7 +78,7 @@ async fn unary_inner(
             )
         }
     }
-    metadata::response_into_cx(parts.headers, raw.take_trailers(), &mut cx);
+    metadata::response_into_cx(headers, raw.take_trailers(), &mut cx);
     Ok(Response::new(cx, message))
 }
 
@@ -79,7 +86,7 @@ async fn unary_inner(
 /// as the window allows; the responses come as a [`RawStreaming`].
 pub(crate) async fn streaming<S>(
     inner: std::sync::Arc<Inner>,
-    mut cx: Context,
+    cx: Context,
     method: &'static MethodDesc,
     reqs: S,
 ) -> Result<(Context, RawStreaming), Status>
@@ -87,31 +94,26 @@ where
     S: Stream<Item = Bytes> + Send + 'static,
 {
     let deadline = cx.deadline;
-    let opened = async {
-        let (response, send) = open(&inner, &cx, method).await?;
-        let cancel = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(pump(
-            send,
-            reqs,
-            cancel.clone(),
-            inner.compress,
-            inner.limits.max_send_message,
-        ));
-        let guard = cancel.drop_guard();
-        let response = response.await.map_err(|e| sent_error(h2_status(e)))?;
-        Ok::<_, Status>((response, guard))
-    };
-    let (response, guard) = match deadline {
+    let opened = open(&inner, &cx, method);
+    let (response, send) = match deadline {
         Some(d) => tokio::time::timeout_at(d, opened)
             .await
             .map_err(|_| Status::deadline_exceeded("grpc: deadline exceeded"))??,
         None => opened.await?,
     };
-    let (parts, recv) = response.into_parts();
-    let raw = start_body(&inner, &parts, recv)?
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(pump(
+        send,
+        reqs,
+        cancel.clone(),
+        inner.compress,
+        inner.limits.max_send_message,
+    ));
+    // The response head is awaited by the stream, not here: a peer may
+    // answer nothing until it has read requests the caller sends later.
+    let raw = RawStreaming::pending(response, inner.limits.max_recv_message)
         .with_deadline(deadline)
-        .with_guard(guard);
-    metadata::response_into_cx(parts.headers, None, &mut cx);
+        .with_guard(cancel.drop_guard());
     Ok((cx, raw))
 }
 
@@ -239,64 +241,6 @@ fn request_head(
     }
     metadata::cx_into_request(cx, headers);
     Ok(request)
-}
-
-/// The response's headers checked, and its body ready to read.
-fn start_body(
-    inner: &Inner,
-    parts: &http::response::Parts,
-    recv: h2::RecvStream,
-) -> Result<RawStreaming, Status> {
-    if parts.status != http::StatusCode::OK {
-        return Err(http_status(parts.status));
-    }
-    // A trailers-only response: the status is in the headers.
-    if let Some(status) = metadata::status_from_headers(&parts.headers) {
-        if status.code() != Code::Ok || recv.is_end_stream() {
-            return Err(if status.code() == Code::Ok {
-                Status::internal("grpc: the server sent no response message")
-            } else {
-                status
-            });
-        }
-    }
-    let grpc = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if !grpc {
-        return Err(
-            Status::unknown("grpc: the response is not gRPC (content-type)")
-                .with_delivery(Delivery::MaybeSent),
-        );
-    }
-    let encoding = match parts.headers.get("grpc-encoding").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(name)) => Encoding::parse(name).map_err(|other| {
-            Status::internal(format!(
-                "grpc: the server compressed with unknown \"{other}\""
-            ))
-        })?,
-        Some(Err(_)) => return Err(Status::internal("grpc: malformed grpc-encoding")),
-    };
-    Ok(RawStreaming::new(
-        recv,
-        Decoder::new(inner.limits.max_recv_message, encoding),
-        true,
-    ))
-}
-
-/// The status for an HTTP error status, as gRPC's spec maps them.
-fn http_status(code: http::StatusCode) -> Status {
-    let c = match code.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
-    };
-    Status::new(c, format!("grpc: HTTP status {code}")).with_delivery(Delivery::MaybeSent)
 }
 
 /// An error after the request headers left: the server may have seen the

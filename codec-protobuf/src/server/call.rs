@@ -280,7 +280,7 @@ async fn guard<F: Future + ?Sized>(
         if let Poll::Ready(out) = fut.as_mut().poll(tcx) {
             return Poll::Ready(Ok(out));
         }
-        if let Poll::Ready(_) = respond.poll_reset(tcx) {
+        if respond.poll_reset(tcx).is_ready() {
             // The client cancelled: drop the handler, send nothing.
             return Poll::Ready(Err(Ended::Reset));
         }

@@ -241,7 +241,11 @@ pub async fn run(c: &Clients, case: &str) -> Result<()> {
                 .await?;
             let mut s = resp.message;
             while s.message().await?.is_some() {}
-            check_echo(resp.cx.extensions.get::<ResponseMetadata>(), s.trailers())?;
+            let md = ResponseMetadata {
+                headers: s.headers().cloned().unwrap_or_default(),
+                trailers: s.trailers().cloned().unwrap_or_default(),
+            };
+            check_echo(Some(&md), None)?;
         }
         "status_code_and_message" | "special_status_message" => {
             let message = if case == "status_code_and_message" {
