@@ -24,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod client;
 pub mod compression;
 mod frame;

@@ -39,6 +39,8 @@ pub struct RawStreaming {
     /// Stops the task sending the requests when this side goes away
     /// (client side): the stream is then reset, cancelling the call.
     guard: Option<tokio_util::sync::DropGuard>,
+    /// The server's byte budget for what this stream holds.
+    held: Option<crate::budget::Held>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,7 @@ impl RawStreaming {
             trailers: None,
             deadline: None,
             guard: None,
+            held: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl RawStreaming {
             trailers: None,
             deadline: None,
             guard: None,
+            held: None,
         }
     }
 
@@ -99,6 +103,12 @@ impl RawStreaming {
     /// End with `DEADLINE_EXCEEDED` at `deadline`, cancelling the call.
     pub(crate) fn with_deadline(mut self, deadline: Option<tokio::time::Instant>) -> Self {
         self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        self
+    }
+
+    /// Charge what arrives to the server's byte budget (server side).
+    pub(crate) fn with_budget(mut self, held: crate::budget::Held) -> Self {
+        self.held = Some(held);
         self
     }
 
@@ -176,7 +186,16 @@ impl RawStreaming {
                 }
                 State::Body => {
                     match self.decoder.next() {
-                        Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                        Ok(Some(m)) => {
+                            // Handed on: no longer this stream's to hold.
+                            if let (Some(held), Some(recv)) = (&mut self.held, &mut self.recv) {
+                                let owed = held.settle();
+                                if owed > 0 {
+                                    let _ = recv.flow_control().release_capacity(owed);
+                                }
+                            }
+                            return Poll::Ready(Some(Ok(m)));
+                        }
                         Ok(None) => {}
                         Err(e) => return Poll::Ready(Some(Err(self.fail(e)))),
                     }
@@ -185,8 +204,15 @@ impl RawStreaming {
                         Some(Ok(chunk)) => {
                             let n = chunk.len();
                             // The decoder holds at most one message, bounded
-                            // by the limit: the window can reopen now.
-                            let _ = recv.flow_control().release_capacity(n);
+                            // by the limit: the window reopens now, unless
+                            // the server's byte budget is spent.
+                            let give_back = match &mut self.held {
+                                Some(held) => held.received(n),
+                                None => n,
+                            };
+                            if give_back > 0 {
+                                let _ = recv.flow_control().release_capacity(give_back);
+                            }
                             self.decoder.push(chunk);
                         }
                         Some(Err(e)) => return Poll::Ready(Some(Err(self.fail(h2_status(e))))),

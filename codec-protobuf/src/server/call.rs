@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use weft_core::{Address, Code, Context, Status};
 
 use super::{conn::Shared, Answer, Compress};
+use crate::budget::Held;
 use crate::{
     compression::{Encoding, ACCEPT_ENCODING},
     frame::{self, Decoder},
@@ -73,11 +74,13 @@ pub(crate) async fn serve(
     let mut stopped = pin!(stopped);
     let decoder = Decoder::new(shared.limits.max_recv_message, recv_encoding);
     let mut recv = body;
+    // The request's bytes stay charged until the call ends.
+    let mut held = Held::new(shared.budget.clone());
 
     // The one request message of unary and server-streaming calls is read
     // before the handler runs, under the read timeout and the deadline.
     let body = if kind.one_request() {
-        let read = read_one(&mut recv, decoder);
+        let read = read_one(&mut recv, decoder, &mut held);
         let read = pin!(read);
         match guard(
             read,
@@ -100,7 +103,7 @@ pub(crate) async fn serve(
             Err(Ended::Reset) => return,
         }
     } else {
-        RequestBody::Stream(RawStreaming::new(recv, decoder, false))
+        RequestBody::Stream(RawStreaming::new(recv, decoder, false).with_budget(held))
     };
 
     let mut call = route.call(method, cx, body);
@@ -232,6 +235,7 @@ fn prepare(
 async fn read_one(
     recv: &mut h2::RecvStream,
     mut decoder: Decoder,
+    held: &mut Held,
 ) -> Result<(Bytes, bool), Status> {
     let mut message = None;
     loop {
@@ -246,8 +250,12 @@ async fn read_one(
         }
         match std::future::poll_fn(|cx| recv.poll_data(cx)).await {
             Some(Ok(chunk)) => {
-                // Bounded by the message limit, checked on each prefix.
-                let _ = recv.flow_control().release_capacity(chunk.len());
+                // Past the byte budget the window stays used until the
+                // call ends: the peer cannot send more on this connection.
+                let give_back = held.received(chunk.len());
+                if give_back > 0 {
+                    let _ = recv.flow_control().release_capacity(give_back);
+                }
                 decoder.push(chunk);
             }
             Some(Err(e)) => return Err(h2_status(e)),

@@ -20,6 +20,7 @@ pub(crate) struct Shared {
     pub(crate) limits: GrpcLimits,
     pub(crate) conn_limits: Limits,
     pub(crate) compress: Option<Encoding>,
+    pub(crate) budget: crate::budget::Budget,
 }
 
 fn builder(limits: &GrpcLimits) -> h2::server::Builder {

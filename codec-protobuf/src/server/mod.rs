@@ -44,6 +44,8 @@ pub struct GrpcServer {
     routes: Arc<HashMap<&'static str, Arc<dyn Route>>>,
     limits: GrpcLimits,
     compress: Option<Encoding>,
+    /// Request bytes held by all connections of this server.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for GrpcServer {
@@ -68,6 +70,7 @@ impl GrpcServer {
             routes: Arc::default(),
             limits: GrpcLimits::default(),
             compress: None,
+            in_flight: Arc::default(),
         }
     }
 
@@ -129,6 +132,11 @@ impl Protocol for GrpcServer {
             limits: self.limits.clone(),
             conn_limits: conn.limits.clone(),
             compress: self.compress,
+            budget: crate::budget::Budget::new(
+                self.in_flight.clone(),
+                conn.limits.max_in_flight_bytes,
+                conn.limits.max_in_flight_bytes_per_connection,
+            ),
         });
         Box::pin(conn::serve(shared, conn))
     }

@@ -516,3 +516,49 @@ async fn a_window_update_that_overflows_the_window_closes_the_connection() {
     neighbour_ok(&h).await;
     h.abort().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_messages_on_many_streams_are_bounded_by_the_byte_budget() {
+    let _serial = SERIAL.lock().await;
+    let conn = Limits {
+        max_in_flight_bytes_per_connection: 16 << 20,
+        ..Limits::default()
+    };
+    let h = start(GrpcLimits::default(), conn).await;
+    let before = rss();
+    let s = TcpStream::connect(tcp(&h)).await.unwrap();
+    let (send, conn) = h2::client::handshake(s).await.unwrap();
+    tokio::spawn(conn);
+    // 200 streams, each 4 MiB - 1 KiB into a 4 MiB message: 800 MiB the
+    // server would hold if it kept taking them. One buffer, shared.
+    let mut body = prefix(false, 4 << 20);
+    body.resize(5 + (4 << 20) - 1024, 0);
+    let body = Bytes::from(body);
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let mut send = send.clone().ready().await.unwrap();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://localhost/grpc.testing.TestService/UnaryCall")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (resp, mut st) = send.send_request(req, false).unwrap();
+        st.send_data(body.clone(), false).unwrap();
+        streams.push((resp, st));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grown = rss().saturating_sub(before);
+    neighbour_ok(&h).await;
+    eprintln!(
+        "800 MiB offered on 200 streams: server memory grew by {} MiB",
+        grown >> 20
+    );
+    assert!(
+        grown < 96 << 20,
+        "server memory grew by {} MiB",
+        grown >> 20
+    );
+    drop(streams);
+    h.abort().await;
+}
