@@ -346,8 +346,10 @@ pub(crate) fn h2_status(e: h2::Error) -> Status {
             h2::Reason::ENHANCE_YOUR_CALM => {
                 return Status::new(Code::ResourceExhausted, format!("grpc: {e}"))
             }
-            h2::Reason::NO_ERROR if e.is_go_away() => {
-                return Status::new(Code::Unavailable, format!("grpc: {e}"))
+            // A graceful GOAWAY fails only the streams past the last one
+            // the server will process: these never reached a handler.
+            h2::Reason::NO_ERROR if e.is_go_away() && e.is_remote() => {
+                return Status::refused(Code::Unavailable, format!("grpc: {e}"))
             }
             _ => {}
         }
