@@ -35,7 +35,8 @@ async fn nothing_is_lost_when_the_server_drains_under_load() {
             async move { tower::Service::call(&mut inner, req).await }
         })
     };
-    let server = GrpcServer::new().add_service::<TestServiceRequest, TestServiceResponse, _>(counting);
+    let server =
+        GrpcServer::new().add_service::<TestServiceRequest, TestServiceResponse, _>(counting);
     let handle = server
         .serve(
             ServerBuilder::new().drain_timeout(Duration::from_secs(10)),
@@ -129,7 +130,9 @@ async fn nothing_is_lost_when_the_server_drains_under_load() {
         refused.load(Ordering::SeqCst),
         handled.load(Ordering::SeqCst),
     );
-    eprintln!("{before} calls before the drain; {ok} answered, {refused} refused, {handled} handled");
+    eprintln!(
+        "{before} calls before the drain; {ok} answered, {refused} refused, {handled} handled"
+    );
     assert!(before > 0 && refused > 0, "the load did not span the drain");
     assert_eq!(handled, ok, "a handled call's answer was lost");
 }
