@@ -383,6 +383,14 @@ fn trailers_only(
     status: &Status,
     cx: Option<&Context>,
 ) {
+    if status.is_refusal() {
+        // The server's own refusal (shed, draining, deadline gone before
+        // the handler ran): REFUSED_STREAM says "not processed" in HTTP/2's
+        // words (RFC 9113, 8.7), so any client may retry it elsewhere.
+        tracing::debug!(%status, "grpc: call refused");
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    }
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, CONTENT_TYPE);
     metadata::status_to_headers(status, &mut headers);
