@@ -49,14 +49,20 @@ async fn thrift_and_grpc_share_one_port() {
             Protocol::Binary,
         );
         let g = thrift
-            .greet(weft::core::Context::new("Hello", "greet"), "one port".into(), 2)
+            .greet(
+                weft::core::Context::new("Hello", "greet"),
+                "one port".into(),
+                2,
+            )
             .await
             .unwrap();
         assert_eq!(g.text.as_deref(), Some("hello, one port"));
     }
     let clients = Clients::new(addr);
     for case in ["empty_unary", "large_unary", "ping_pong", "custom_metadata"] {
-        run(&clients, case).await.unwrap_or_else(|e| panic!("{case}: {e:#}"));
+        run(&clients, case)
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e:#}"));
     }
     handle.shutdown().await;
 }
