@@ -173,11 +173,12 @@ async fn open(
     cx: &Context,
     method: &'static MethodDesc,
 ) -> Result<(h2::client::ResponseFuture, h2::SendStream<Bytes>), Status> {
-    let request = request_head(inner, cx, method)?;
     let mut last = None;
     // A connection that went away between calls fails the first attempt
-    // before anything was sent; one fresh connection is tried.
+    // before anything was sent; one fresh connection is tried. The head is
+    // built per attempt: cloning it would cost as much, and it rarely fails.
     for _ in 0..2 {
+        let request = request_head(inner, cx, method)?;
         let (slot, generation, send) = inner.sender().await?;
         let mut send = match send.ready().await {
             Ok(s) => s,
@@ -187,7 +188,7 @@ async fn open(
                 continue;
             }
         };
-        match send.send_request(request.clone(), false) {
+        match send.send_request(request, false) {
             Ok(pair) => return Ok(pair),
             Err(e) => {
                 inner.retire(slot, generation);

@@ -562,3 +562,26 @@ async fn half_sent_messages_on_many_streams_are_bounded_by_the_byte_budget() {
     drop(streams);
     h.abort().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_keepalive_pings_is_closed() {
+    let _serial = SERIAL.lock().await;
+    let limits = GrpcLimits {
+        keepalive_interval: Duration::from_millis(100),
+        keepalive_timeout: Duration::from_millis(200),
+        ..GrpcLimits::default()
+    };
+    let h = start(limits, Limits::default()).await;
+    // Handshake, then silence: the server's PINGs are read, never answered.
+    let mut s = raw(&h).await;
+    let started = tokio::time::Instant::now();
+    let code = wait_goaway(&mut s, Duration::from_secs(5)).await;
+    assert!(code.is_some(), "a dead peer was kept");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    neighbour_ok(&h).await;
+    h.abort().await;
+}
