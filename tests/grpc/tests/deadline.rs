@@ -181,3 +181,36 @@ async fn a_thrift_deadline_cancels_the_grpc_handler_two_hops_away() {
     thrift.abort().await;
     grpc.abort().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_client_call_cancels_the_handler() {
+    let sleeper = Sleeper {
+        started: Arc::default(),
+        cancelled: Arc::default(),
+        remaining_ms: Arc::default(),
+    };
+    let (started, cancelled) = (sleeper.started.clone(), sleeper.cancelled.clone());
+    let grpc = TestServiceServer::new(sleeper)
+        .register(GrpcServer::new())
+        .serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = TestServiceClient::new(
+        GrpcClient::builder(grpc.local_addr().clone())
+            .no_timeout()
+            .build(),
+    );
+    // No deadline anywhere: only the reset the dropped call sends can stop
+    // the handler.
+    let call = client.empty_call(Context::default(), &Empty {});
+    assert!(tokio::time::timeout(Duration::from_millis(200), call)
+        .await
+        .is_err());
+    assert!(started.load(Ordering::SeqCst));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the handler outlived the call"
+    );
+    grpc.abort().await;
+}
