@@ -1,5 +1,6 @@
 //! Generates the benchmark's message types with pilota-build, as
-//! `tests/interop` does.
+//! `tests/interop` does, and the `Bench` service (handler trait, server,
+//! typed client) with Weft's own codegen, as a user's `build.rs` would.
 fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for name in ["bench", "thrift_test"] {
@@ -11,5 +12,12 @@ fn main() {
                 vec![pilota_build::IdlService::from_path(idl)],
                 pilota_build::Output::File(out.join(format!("{name}.rs"))),
             );
+    }
+    if let Err(e) = weft_codegen::Builder::new()
+        .idl("idl/bench.thrift")
+        .output(out.join("bench_weft.rs"))
+        .generate()
+    {
+        panic!("{e}");
     }
 }

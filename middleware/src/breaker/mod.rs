@@ -17,6 +17,7 @@ mod future;
 mod layer;
 
 use std::{
+    sync::atomic::{AtomicBool, Ordering},
     collections::HashMap,
     sync::Arc,
     task::{Context as TaskContext, Poll},
@@ -116,6 +117,9 @@ struct Inner {
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
+    // Mirrors `inner.state == Closed`, written under the lock, so that the
+    // common case (closed) is answered without taking it.
+    closed: AtomicBool,
     // Shared with the probe permits, which give their place back on drop.
     inner: Arc<Mutex<Inner>>,
 }
@@ -154,6 +158,7 @@ impl Breaker {
         let buckets = vec![Bucket::default(); config.buckets.max(1)];
         Breaker {
             config,
+            closed: AtomicBool::new(true),
             inner: Arc::new(Mutex::new(Inner {
                 state: BreakerState::Closed,
                 opened_at: Instant::now(),
@@ -175,6 +180,9 @@ impl Breaker {
 
     /// Whether a call would be let through now, without taking a permit.
     pub fn is_available(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return true;
+        }
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
         match inner.state {
@@ -196,6 +204,9 @@ impl Breaker {
     /// Ask to make a call: `Err(Unavailable)` (never sent, [`BreakerOpen`]
     /// as its source) while open.
     pub fn try_acquire(&self) -> Result<Permit, Status> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(Permit { probe: None });
+        }
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
         match inner.state {
@@ -217,10 +228,16 @@ impl Breaker {
 
     /// Report the outcome of a call made under `permit`.
     pub fn record(&self, mut permit: Permit, success: bool) {
-        let now = Instant::now();
         // Taken out so that dropping the permit gives nothing back twice.
         let probe = permit.probe.take();
         let mut inner = self.inner.lock();
+        self.record_locked(&mut inner, probe, success);
+        self.closed
+            .store(inner.state == BreakerState::Closed, Ordering::Relaxed);
+    }
+
+    fn record_locked(&self, inner: &mut Inner, probe: Option<Probe>, success: bool) {
+        let now = Instant::now();
         if let Some(probe) = probe {
             if inner.state != BreakerState::HalfOpen || inner.half_open_spell != probe.spell {
                 // A probe of a spell that is over: its outcome is stale.
