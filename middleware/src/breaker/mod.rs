@@ -110,6 +110,9 @@ struct Inner {
     // neither frees a place nor counts in the current one.
     half_open_spell: u64,
     failures_in_a_row: u32,
+    /// When a call last failed while closed, so that successes can skip
+    /// adding up the window when it holds no failure.
+    last_error: Option<Instant>,
     buckets: Vec<Bucket>,
 }
 
@@ -166,6 +169,7 @@ impl Breaker {
                 probe_successes: 0,
                 half_open_spell: 0,
                 failures_in_a_row: 0,
+                last_error: None,
                 buckets,
             })),
         }
@@ -277,6 +281,7 @@ impl Breaker {
         b.total += 1;
         if !success {
             b.errors += 1;
+            inner.last_error = Some(now);
         }
         inner.failures_in_a_row = if success {
             0
@@ -291,6 +296,16 @@ impl Breaker {
             inner.state = BreakerState::Open;
             inner.opened_at = now;
             inner.failures_in_a_row = 0;
+            return;
+        }
+        // A success with no error in the window cannot open the breaker:
+        // skip adding up the buckets (the common case of every call).
+        if success
+            && self.config.error_rate > 0.0
+            && inner
+                .last_error
+                .is_none_or(|t| now.duration_since(t) >= self.config.window)
+        {
             return;
         }
         let (mut total, mut errors) = (0u32, 0u32);
