@@ -24,7 +24,9 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/bench_weft.rs"));
 }
 
-pub use gen::bench_weft::weft_bench::{Bench, BenchClient, BenchRequest, BenchResponse, BenchServer};
+pub use gen::bench_weft::weft_bench::{
+    Bench, BenchClient, BenchRequest, BenchResponse, BenchServer,
+};
 
 /// The echo handler: returns what it got, counting calls.
 #[derive(Debug, Clone, Default)]

@@ -85,10 +85,16 @@ fn per_call(mode: ConnectionMode, callers: usize) -> (f64, f64) {
             }
         };
         run(WARMUP).await;
-        let (s0, c0) = (alloc::side_count(Side::Server), alloc::side_count(Side::Client));
+        let (s0, c0) = (
+            alloc::side_count(Side::Server),
+            alloc::side_count(Side::Client),
+        );
         // The spawns of the measuring loop itself, counted on the client side.
         run(CALLS).await;
-        let (s1, c1) = (alloc::side_count(Side::Server), alloc::side_count(Side::Client));
+        let (s1, c1) = (
+            alloc::side_count(Side::Server),
+            alloc::side_count(Side::Client),
+        );
         let calls = (CALLS / callers * callers) as f64;
         // Each caller task is one spawn (one allocation) and its JoinHandle
         // nothing more; take them off.
@@ -99,7 +105,9 @@ fn per_call(mode: ConnectionMode, callers: usize) -> (f64, f64) {
 
 fn check(mode: ConnectionMode, callers: usize) {
     let (server, client) = per_call(mode, callers);
-    eprintln!("{mode:?}, {callers} callers: server {server:.3}, client {client:.3} allocations per call");
+    eprintln!(
+        "{mode:?}, {callers} callers: server {server:.3}, client {client:.3} allocations per call"
+    );
     assert!(
         server <= 2.0 + SLACK,
         "{mode:?}: server allocates {server:.3} per call, more than 2"

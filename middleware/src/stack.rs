@@ -19,8 +19,8 @@ use crate::{
     balance::{Balance, BalanceConfig, MakeService},
     breaker::{BreakerConfig, CircuitBreaker},
     limit::{
-        AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, ConcurrencyLimit,
-        ConcurrencyLimitLayer, RateLimit, RateLimitLayer,
+        AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, ConcurrencyLimit, ConcurrencyLimitLayer,
+        RateLimit, RateLimitLayer,
     },
     retry::{Retry, RetryLayer},
     timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer},

@@ -17,8 +17,8 @@ mod future;
 mod layer;
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
     collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
     sync::Arc,
     task::{Context as TaskContext, Poll},
     time::Duration,

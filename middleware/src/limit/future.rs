@@ -54,7 +54,9 @@ where
             return Poll::Ready(Err(status));
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(Status::internal("limit future polled after completion")));
+            return Poll::Ready(Err(Status::internal(
+                "limit future polled after completion",
+            )));
         };
         let out = std::task::ready!(inner.poll(cx));
         this.inner.set(None);

@@ -64,7 +64,9 @@ struct Shared {
 
 impl Shared {
     fn now(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.epoch).as_nanos() as u64
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64
     }
 }
 
