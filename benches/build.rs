@@ -1,5 +1,6 @@
 //! Generates the benchmark's message types with pilota-build, as
-//! `tests/interop` does.
+//! `tests/interop` does, and the `Bench` service (handler trait, server,
+//! typed client) with Weft's own codegen, as a user's `build.rs` would.
 fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for name in ["bench", "thrift_test"] {
@@ -21,4 +22,11 @@ fn main() {
             vec![pilota_build::IdlService::from_path("idl/echo.proto".into())],
             pilota_build::Output::File(out.join("echo_pb.rs")),
         );
+    if let Err(e) = weft_codegen::Builder::new()
+        .idl("idl/bench.thrift")
+        .output(out.join("bench_weft.rs"))
+        .generate()
+    {
+        panic!("{e}");
+    }
 }

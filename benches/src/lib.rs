@@ -1,8 +1,10 @@
 //! Weft's benchmarks: shared support for the end-to-end load generator
 //! (`src/main.rs`) and the criterion micro-benchmarks (`benches/`).
 //!
-//! - [`service`]: the `Bench` echo service (`idl/bench.thrift`) on Weft,
-//!   with entry messages over pilota-generated types;
+//! - [`generated`]: the `Bench` echo service (`idl/bench.thrift`) as
+//!   Weft's codegen generates it, in the default server and client stacks;
+//! - [`service`]: the same service hand-written on Weft, with entry
+//!   messages over pilota-generated types and no stacks;
 //! - [`volo_side`]: the same service on `volo-thrift` 0.12;
 //! - [`raw`]: the floor, a tokio TCP echo of 4-byte length-prefixed frames;
 //! - [`types`]: the pilota-generated types, and [`apache`] the ones Apache
@@ -25,6 +27,7 @@
 pub mod alloc;
 pub mod apache;
 pub mod cpu;
+pub mod generated;
 pub mod grpc;
 pub mod raw;
 pub mod service;

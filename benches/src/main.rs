@@ -15,6 +15,7 @@
 mod report;
 
 use std::{
+    future::Future,
     io::{BufRead, BufReader, Write},
     net::SocketAddr,
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
@@ -30,7 +31,7 @@ use faststr::FastStr;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use weft::core::{Address, ConnectionMode};
-use weft_benches::{alloc, cpu, raw, service, volo_side};
+use weft_benches::{alloc, cpu, generated, raw, service, volo_side};
 
 #[global_allocator]
 static ALLOC: alloc::CountingAlloc = alloc::CountingAlloc;
@@ -44,14 +45,16 @@ enum Impl {
     WeftMux,
     VoloPooled,
     VoloMux,
+    WeftMuxBare,
     WeftGrpc,
     Tonic,
 }
 
-const ALL_IMPLS: [Impl; 7] = [
+const ALL_IMPLS: [Impl; 8] = [
     Impl::Raw,
     Impl::WeftPooled,
     Impl::WeftMux,
+    Impl::WeftMuxBare,
     Impl::VoloPooled,
     Impl::VoloMux,
     Impl::WeftGrpc,
@@ -66,6 +69,7 @@ impl Impl {
             Impl::WeftMux => "weft-mux",
             Impl::VoloPooled => "volo-pooled",
             Impl::VoloMux => "volo-mux",
+            Impl::WeftMuxBare => "weft-mux-bare",
             Impl::WeftGrpc => "weft-grpc",
             Impl::Tonic => "tonic",
         }
@@ -114,7 +118,7 @@ USAGE: cargo run --release -p weft-benches -- [OPTIONS]
 
   --concurrency LIST   concurrent callers per cell      [1,16,128]
   --payload LIST       string payload bytes per cell    [128,1024]
-  --impls LIST         raw,weft-pooled,weft-mux,volo-pooled,volo-mux [all]
+  --impls LIST         raw,weft-pooled,weft-mux,weft-mux-bare,volo-pooled,volo-mux [all]
   --rounds N           rounds; medians are reported     [3]
   --warmup SECS        warm-up per run                  [1]
   --duration SECS      measured time per run            [3]
@@ -264,6 +268,14 @@ async fn run_server(imp: Impl) -> anyhow::Result<()> {
             (addr, Box::new(task))
         }
         Impl::WeftPooled | Impl::WeftMux => {
+            let handler = generated::Echo::with_counter(calls.clone());
+            let handle = generated::serve("127.0.0.1:0", handler).await?;
+            let Address::Tcp(addr) = handle.local_addr().clone() else {
+                bail!("not a TCP address");
+            };
+            (addr, Box::new(handle))
+        }
+        Impl::WeftMuxBare => {
             let handler = service::BenchHandler::with_counter(calls.clone());
             let handle = service::serve("127.0.0.1:0", handler).await?;
             let Address::Tcp(addr) = handle.local_addr().clone() else {
@@ -337,36 +349,94 @@ const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
-/// One caller's connection to the implementation under test.
-enum Caller {
-    Raw(raw::RawConn),
-    Weft(service::BenchClient),
-    Volo(volo_side::VoloClient),
-    WeftGrpc(weft_benches::grpc::WeftGrpcClient),
-    Tonic(weft_benches::grpc::TonicClient),
+/// One caller's connection to the implementation under test. Each is its
+/// own type, so each caller loop is a future of its own (one enum's future
+/// over all of them trips rustc's higher-ranked `Send` check).
+trait Caller: Send + 'static {
+    fn call(&mut self, msg: &FastStr) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-impl Caller {
-    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
-        match self {
-            Caller::Raw(c) => c.call().await?,
-            Caller::Weft(c) => {
-                let got = c.echo(msg.clone()).await?;
-                anyhow::ensure!(got.len() == msg.len(), "short echo");
-            }
-            Caller::Volo(c) => {
-                let got = volo_side::echo(c, msg.clone()).await?;
-                anyhow::ensure!(got.len() == msg.len(), "short echo");
-            }
-            Caller::WeftGrpc(c) => {
-                anyhow::ensure!(c.echo(msg).await? == msg.len(), "short echo");
-            }
-            Caller::Tonic(c) => {
-                anyhow::ensure!(c.echo(msg).await? == msg.len(), "short echo");
-            }
-        }
+impl Caller for raw::RawConn {
+    async fn call(&mut self, _msg: &FastStr) -> anyhow::Result<()> {
+        raw::RawConn::call(self).await?;
         Ok(())
     }
+}
+
+impl Caller for generated::Client {
+    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
+        let got = self
+            .echo(weft::core::Context::default(), msg.clone())
+            .await?;
+        anyhow::ensure!(got.len() == msg.len(), "short echo");
+        Ok(())
+    }
+}
+
+impl Caller for service::BenchClient {
+    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
+        let got = self.echo(msg.clone()).await?;
+        anyhow::ensure!(got.len() == msg.len(), "short echo");
+        Ok(())
+    }
+}
+
+impl Caller for volo_side::VoloClient {
+    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
+        let got = volo_side::echo(self, msg.clone()).await?;
+        anyhow::ensure!(got.len() == msg.len(), "short echo");
+        Ok(())
+    }
+}
+
+impl Caller for weft_benches::grpc::WeftGrpcClient {
+    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
+        anyhow::ensure!(self.echo(msg).await? == msg.len(), "short echo");
+        Ok(())
+    }
+}
+
+impl Caller for weft_benches::grpc::TonicClient {
+    async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
+        anyhow::ensure!(self.echo(msg).await? == msg.len(), "short echo");
+        Ok(())
+    }
+}
+
+/// One closed-loop caller: calls until `phase` says stop, recording the
+/// latencies of the calls that started and ended while measuring.
+fn spawn_caller<C: Caller>(
+    mut caller: C,
+    phase: Arc<AtomicU8>,
+    msg: FastStr,
+) -> tokio::task::JoinHandle<(Histogram<u64>, u64)> {
+    tokio::spawn(async move {
+        // 1 µs to 60 s at 3 significant digits: recording never allocates.
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let mut errors = 0u64;
+        loop {
+            let p = phase.load(Ordering::Relaxed);
+            if p == STOP {
+                break;
+            }
+            let start = Instant::now();
+            let ok = caller.call(&msg).await;
+            let took = start.elapsed();
+            if phase.load(Ordering::Relaxed) != MEASURE || p != MEASURE {
+                continue;
+            }
+            match ok {
+                Ok(()) => hist.saturating_record(took.as_micros().max(1) as u64),
+                Err(e) => {
+                    if errors == 0 {
+                        eprintln!("call failed: {e:#}");
+                    }
+                    errors += 1;
+                }
+            }
+        }
+        (hist, errors)
+    })
 }
 
 /// Runs `concurrency` closed-loop callers: warm-up, then prints `MEASURE`
@@ -379,10 +449,18 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
     // A static string: cloning it per call is free, as a caller reusing its
     // payload would have it.
     let msg = FastStr::from_static_str(Box::leak(msg.into_boxed_str()));
-    let weft = |mode| service::BenchClient::new(&Address::Tcp(spec.addr), mode, spec.concurrency);
+    let weft = |mode| generated::client(&Address::Tcp(spec.addr), mode, spec.concurrency);
     let shared_weft = match spec.imp {
-        Impl::WeftPooled => Some(weft(ConnectionMode::Pooled)),
-        Impl::WeftMux => Some(weft(ConnectionMode::Multiplexed)),
+        Impl::WeftPooled => Some(weft(ConnectionMode::Pooled)?),
+        Impl::WeftMux => Some(weft(ConnectionMode::Multiplexed)?),
+        _ => None,
+    };
+    let shared_bare = match spec.imp {
+        Impl::WeftMuxBare => Some(service::BenchClient::new(
+            &Address::Tcp(spec.addr),
+            ConnectionMode::Multiplexed,
+            spec.concurrency,
+        )),
         _ => None,
     };
     let shared_volo = match spec.imp {
@@ -401,46 +479,25 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let mut tasks = Vec::with_capacity(spec.concurrency);
     for _ in 0..spec.concurrency {
-        let mut caller = match spec.imp {
-            Impl::Raw => Caller::Raw(raw::RawConn::connect(spec.addr, spec.payload).await?),
+        let (phase, msg) = (phase.clone(), msg.clone());
+        tasks.push(match spec.imp {
+            Impl::Raw => spawn_caller(
+                raw::RawConn::connect(spec.addr, spec.payload).await?,
+                phase,
+                msg,
+            ),
             Impl::WeftPooled | Impl::WeftMux => {
-                Caller::Weft(shared_weft.clone().expect("weft client"))
+                spawn_caller(shared_weft.clone().expect("weft client"), phase, msg)
+            }
+            Impl::WeftMuxBare => {
+                spawn_caller(shared_bare.clone().expect("weft client"), phase, msg)
             }
             Impl::VoloPooled | Impl::VoloMux => {
-                Caller::Volo(shared_volo.clone().expect("volo client"))
+                spawn_caller(shared_volo.clone().expect("volo client"), phase, msg)
             }
-            Impl::WeftGrpc => Caller::WeftGrpc(shared_grpc.clone().expect("grpc client")),
-            Impl::Tonic => Caller::Tonic(shared_tonic.clone().expect("tonic client")),
-        };
-        let phase = phase.clone();
-        let msg = msg.clone();
-        tasks.push(tokio::spawn(async move {
-            // 1 µs to 60 s at 3 significant digits: recording never allocates.
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-            let mut errors = 0u64;
-            loop {
-                let p = phase.load(Ordering::Relaxed);
-                if p == STOP {
-                    break;
-                }
-                let start = Instant::now();
-                let ok = caller.call(&msg).await;
-                let took = start.elapsed();
-                if phase.load(Ordering::Relaxed) != MEASURE || p != MEASURE {
-                    continue;
-                }
-                match ok {
-                    Ok(()) => hist.saturating_record(took.as_micros().max(1) as u64),
-                    Err(e) => {
-                        if errors == 0 {
-                            eprintln!("call failed: {e:#}");
-                        }
-                        errors += 1;
-                    }
-                }
-            }
-            (hist, errors)
-        }));
+            Impl::WeftGrpc => spawn_caller(shared_grpc.clone().expect("grpc client"), phase, msg),
+            Impl::Tonic => spawn_caller(shared_tonic.clone().expect("tonic client"), phase, msg),
+        });
     }
 
     tokio::time::sleep(Duration::from_secs_f64(spec.warmup_s)).await;

@@ -136,7 +136,7 @@ fn summarise(runs: &[Run]) -> BTreeMap<Key, Summary> {
 
 // ===== targets =====
 
-/// One target of issue 4 in one cell.
+/// One target of issue 9 in one cell.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Check {
     cell: String,
@@ -178,6 +178,13 @@ fn at_most(cell: &str, what: String, value: f64, max: f64, target: String) -> Ch
     }
 }
 
+fn hundredths(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Issue 9's targets: QPS >= 0.9x raw in every cell, multiplexed >= pooled
+/// in every cell, <= 2 allocations per call on each side, p99 <= 1.3x raw's
+/// at c = 16.
 fn checks(o: &Options, s: &BTreeMap<Key, Summary>) -> Vec<Check> {
     let mut out = Vec::new();
     for &c in &o.concurrency {
@@ -202,58 +209,54 @@ fn checks(o: &Options, s: &BTreeMap<Key, Summary>) -> Vec<Check> {
                     "<= 1.0x".into(),
                 ));
             }
-            let (raw, volo) = (get(Impl::Raw), get(Impl::VoloPooled));
+            let raw = get(Impl::Raw);
             for weft in [Impl::WeftPooled, Impl::WeftMux] {
                 let Some(w) = get(weft) else { continue };
                 let name = weft.name();
-                if let Some(v) = volo {
-                    let min = if c <= 16 { 1.25 } else { 1.1 };
-                    out.push(at_least(
-                        &cell,
-                        format!("{name} QPS / volo-pooled"),
-                        w.qps / v.qps,
-                        min,
-                        format!(">= {min}x"),
-                    ));
-                    out.push(at_most(
-                        &cell,
-                        format!("{name} p99 / volo-pooled p99"),
-                        w.p99_us / v.p99_us,
-                        1.0,
-                        "<= 1.0x".into(),
-                    ));
-                }
                 if let Some(r) = raw {
                     out.push(at_least(
                         &cell,
                         format!("{name} QPS / raw"),
                         w.qps / r.qps,
-                        0.85,
-                        ">= 0.85x".into(),
+                        0.9,
+                        ">= 0.9x".into(),
                     ));
-                    if c == 1 {
+                    if c == 16 {
                         out.push(at_most(
                             &cell,
-                            format!("{name} p50 / raw p50"),
-                            w.p50_us / r.p50_us,
-                            1.15,
-                            "<= 1.15x".into(),
+                            format!("{name} p99 / raw p99"),
+                            w.p99_us / r.p99_us,
+                            1.3,
+                            "<= 1.3x".into(),
                         ));
                     }
                 }
+                // Allocations are compared as the table shows them, to
+                // hundredths: the process-wide count also holds the
+                // load generator's own housekeeping (its SNAP lines, the
+                // runtime), about 0.0001 per call, as the raw rows show.
                 out.push(at_most(
                     &cell,
                     format!("{name} server allocs/call"),
-                    w.server_allocs,
+                    hundredths(w.server_allocs),
                     2.0,
                     "<= 2".into(),
                 ));
                 out.push(at_most(
                     &cell,
                     format!("{name} client allocs/call"),
-                    w.client_allocs,
-                    3.0,
-                    "<= 3".into(),
+                    hundredths(w.client_allocs),
+                    2.0,
+                    "<= 2".into(),
+                ));
+            }
+            if let (Some(m), Some(pl)) = (get(Impl::WeftMux), get(Impl::WeftPooled)) {
+                out.push(at_least(
+                    &cell,
+                    "weft-mux QPS / weft-pooled".into(),
+                    m.qps / pl.qps,
+                    1.0,
+                    ">= 1.0x".into(),
                 ));
             }
         }
@@ -343,8 +346,8 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
     let _ = writeln!(
         md,
         "\nRatios of QPS (p99 where named):\n\n\
-         | cell | weft-pooled / volo-pooled | weft-mux / volo-pooled | weft-mux / volo-mux | weft-pooled / raw | weft-mux / raw | volo-pooled / raw | volo-mux / raw | p99 weft-pooled / volo-pooled | p99 weft-mux / volo-pooled |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+         | cell | weft-pooled / raw | weft-mux / raw | weft-mux / weft-pooled | weft-mux-bare / raw | weft-pooled / volo-pooled | weft-mux / volo-mux | volo-pooled / raw | volo-mux / raw | p99 weft-pooled / raw | p99 weft-mux / raw |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for &c in &o.concurrency {
         for &p in &o.payload {
@@ -353,17 +356,18 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
             let p99: Metric = |x| x.p99_us;
             let _ = writeln!(
                 md,
-                "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 size(p),
-                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), qps),
-                ratio(g(Impl::WeftMux), g(Impl::VoloPooled), qps),
-                ratio(g(Impl::WeftMux), g(Impl::VoloMux), qps),
                 ratio(g(Impl::WeftPooled), g(Impl::Raw), qps),
                 ratio(g(Impl::WeftMux), g(Impl::Raw), qps),
+                ratio(g(Impl::WeftMux), g(Impl::WeftPooled), qps),
+                ratio(g(Impl::WeftMuxBare), g(Impl::Raw), qps),
+                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), qps),
+                ratio(g(Impl::WeftMux), g(Impl::VoloMux), qps),
                 ratio(g(Impl::VoloPooled), g(Impl::Raw), qps),
                 ratio(g(Impl::VoloMux), g(Impl::Raw), qps),
-                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), p99),
-                ratio(g(Impl::WeftMux), g(Impl::VoloPooled), p99),
+                ratio(g(Impl::WeftPooled), g(Impl::Raw), p99),
+                ratio(g(Impl::WeftMux), g(Impl::Raw), p99),
             );
         }
     }
@@ -423,8 +427,8 @@ fn resolution_us(s: &BTreeMap<Key, Summary>, o: &Options) -> f64 {
 /// One number of a summary.
 type Metric = fn(&Summary) -> f64;
 
-const COLOURS: [&str; 7] = [
-    "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#2ca02c", "#ff7f0e",
+const COLOURS: [&str; 8] = [
+    "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#9467bd", "#2ca02c", "#ff7f0e",
 ];
 
 /// Two grouped bar charts, QPS and p99, one group per cell.
@@ -449,7 +453,7 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
     );
     // Legend.
     for (i, imp) in o.impls.iter().enumerate() {
-        let x = left + i as f64 * 125.0;
+        let x = left + i as f64 * 110.0;
         let colour = COLOURS[*imp as usize];
         let _ = writeln!(
             out,

@@ -40,5 +40,7 @@ pub mod timeout;
 
 pub use fault::{Fault, FaultConfig, FaultLayer};
 pub use retry::{Backoff, HedgeDelay, Retry, RetryBudget, RetryLayer, RetryPolicy};
-pub use stack::{BoxStack, ClientStack, ServerStack};
+pub use stack::{
+    BoxStack, ClientService, ClientStack, Endpoint, MakeEndpoint, ServerService, ServerStack,
+};
 pub use timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer};

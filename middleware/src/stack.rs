@@ -9,18 +9,25 @@
 
 use std::time::Duration;
 
-use tower::{util::BoxCloneSyncService, Layer, Service};
+use tower::{
+    util::{BoxCloneSyncService, Either},
+    Layer, Service,
+};
 use weft_core::{Discover, Instance, Request, Status};
 
 use crate::{
-    balance::{Balance, BalanceConfig},
+    balance::{Balance, BalanceConfig, MakeService},
     breaker::{BreakerConfig, CircuitBreaker},
-    limit::{AdaptiveConfig, AdaptiveLimitLayer, ConcurrencyLimitLayer, RateLimitLayer},
-    retry::RetryLayer,
-    timeout::{DeadlineLayer, PerMethod, TimeoutLayer},
+    limit::{
+        AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, ConcurrencyLimit, ConcurrencyLimitLayer,
+        RateLimit, RateLimitLayer,
+    },
+    retry::{Retry, RetryLayer},
+    timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer},
 };
 
-/// A type-erased client or server stack.
+/// A type-erased client or server stack, for holding either without naming
+/// its type: `BoxCloneSyncService::new(stack)` (one allocation per call).
 pub type BoxStack<T, R> = BoxCloneSyncService<Request<T>, R, Status>;
 
 /// Configures the default client stack.
@@ -89,41 +96,76 @@ impl ClientStack {
     /// Build the stack for `service`, balancing over what `discover` yields,
     /// with `connect` making the connection service of each instance
     /// (typically a Weft client). Must be called inside a Tokio runtime.
+    ///
+    /// The stack is a plain, nameable type ([`ClientService`]) whose layers
+    /// return hand-written futures: a call through it allocates nothing of
+    /// its own. Wrap it in a [`BoxStack`] where a type-erased service is
+    /// easier to hold.
     pub fn build<T, R, S, M>(
         self,
         discover: &dyn Discover,
         service: &str,
         connect: M,
-    ) -> Result<BoxStack<T, R>, Status>
+    ) -> Result<ClientService<S>, Status>
     where
         M: Fn(&Instance) -> S + Send + Sync + 'static,
         S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        T: Clone + Send + Sync + 'static,
-        R: Send + 'static,
+        T: Clone,
     {
-        let attempt = self.attempt_timeout;
-        let endpoint = move |inst: &Instance| -> BoxStack<T, R> {
-            let conn = connect(inst);
-            match &attempt {
-                Some(t) => BoxCloneSyncService::new(t.layer(conn)),
-                None => BoxCloneSyncService::new(conn),
-            }
+        let endpoint = MakeEndpoint {
+            connect: Box::new(connect),
+            attempt: self.attempt_timeout,
         };
-        let mut svc: BoxStack<T, R> =
-            BoxCloneSyncService::new(Balance::new(discover, service, endpoint, self.balance)?);
-        if let Some(config) = self.method_breaker {
-            svc = BoxCloneSyncService::new(CircuitBreaker::new(svc, config));
-        }
-        if let Some(retry) = self.retry {
-            svc = BoxCloneSyncService::new(retry.layer(svc));
-        }
-        if let Some(total) = self.total_timeout {
-            svc = BoxCloneSyncService::new(total.layer(svc));
-        }
-        Ok(svc)
+        let balance = Balance::new(discover, service, endpoint, self.balance)?;
+        let svc = match self.method_breaker {
+            Some(config) => Either::Left(CircuitBreaker::new(balance, config)),
+            None => Either::Right(balance),
+        };
+        let svc = match self.retry {
+            Some(retry) => Either::Left(retry.layer(svc)),
+            None => Either::Right(svc),
+        };
+        Ok(match self.total_timeout {
+            Some(total) => Either::Left(total.layer(svc)),
+            None => Either::Right(svc),
+        })
     }
 }
+
+/// Makes the endpoint service of one instance: the connection, behind the
+/// per-attempt timeout when there is one. Called when instances change,
+/// never per call.
+pub struct MakeEndpoint<S> {
+    connect: Box<dyn MakeService<S>>,
+    attempt: Option<TimeoutLayer>,
+}
+
+impl<S: 'static> MakeService<Endpoint<S>> for MakeEndpoint<S> {
+    fn make(&self, instance: &Instance) -> Endpoint<S> {
+        let conn = self.connect.make(instance);
+        match &self.attempt {
+            Some(t) => Either::Left(t.layer(conn)),
+            None => Either::Right(conn),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for MakeEndpoint<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MakeEndpoint")
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+/// One instance's service in a [`ClientService`].
+pub type Endpoint<S> = Either<Timeout<S>, S>;
+type Balanced<S> = Balance<Endpoint<S>, MakeEndpoint<S>>;
+type Broken<S> = Either<CircuitBreaker<Balanced<S>>, Balanced<S>>;
+type Retried<S> = Either<Retry<Broken<S>>, Broken<S>>;
+/// The service [`ClientStack::build`] makes over connection services `S`:
+/// total timeout → retry → method breaker → balancer → per-attempt timeout
+/// → `S`, each layer present or passed through as configured.
+pub type ClientService<S> = Either<Timeout<Retried<S>>, Retried<S>>;
 
 /// Configures the default server stack.
 #[derive(Debug, Clone, Default)]
@@ -168,27 +210,37 @@ impl ServerStack {
         self
     }
 
-    /// Wrap `handler` in the stack.
-    pub fn build<T, R, S>(self, handler: S) -> BoxStack<T, R>
+    /// Wrap `handler` in the stack. The stack is a plain, nameable type
+    /// ([`ServerService`]) whose layers return hand-written futures: a call
+    /// through it allocates nothing of its own (the adaptive limit, when
+    /// on, still does).
+    pub fn build<T, R, S>(self, handler: S) -> ServerService<S>
     where
-        S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        T: Send + 'static,
-        R: Send + 'static,
+        S: Service<Request<T>, Response = R, Error = Status>,
     {
-        let mut svc: BoxStack<T, R> = match self.deadline {
-            Some(d) => BoxCloneSyncService::new(d.layer(handler)),
-            None => BoxCloneSyncService::new(handler),
+        let svc = match self.deadline {
+            Some(d) => Either::Left(d.layer(handler)),
+            None => Either::Right(handler),
         };
-        if let Some(a) = self.adaptive {
-            svc = BoxCloneSyncService::new(a.layer(svc));
+        let svc = match self.adaptive {
+            Some(a) => Either::Left(a.layer(svc)),
+            None => Either::Right(svc),
+        };
+        let svc = match self.concurrency {
+            Some(c) => Either::Left(c.layer(svc)),
+            None => Either::Right(svc),
+        };
+        match self.rate {
+            Some(r) => Either::Left(r.layer(svc)),
+            None => Either::Right(svc),
         }
-        if let Some(c) = self.concurrency {
-            svc = BoxCloneSyncService::new(c.layer(svc));
-        }
-        if let Some(r) = self.rate {
-            svc = BoxCloneSyncService::new(r.layer(svc));
-        }
-        svc
     }
 }
+
+type Checked<S> = Either<Deadline<S>, S>;
+type Adapted<S> = Either<AdaptiveLimit<Checked<S>>, Checked<S>>;
+type Limited<S> = Either<ConcurrencyLimit<Adapted<S>>, Adapted<S>>;
+/// The service [`ServerStack::build`] makes around a handler `S`: rate
+/// limit → concurrency limit → adaptive limit → deadline check → `S`, each
+/// layer present or passed through as configured.
+pub type ServerService<S> = Either<RateLimit<Limited<S>>, Limited<S>>;

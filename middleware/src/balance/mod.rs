@@ -11,15 +11,14 @@
 //! one that left finish on it: a change loses no call.
 
 mod error;
+mod future;
 mod ring;
 
 use std::{
     collections::HashMap,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context as TaskContext, Poll},
@@ -30,11 +29,12 @@ use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
-use weft_core::{Address, Code, Context, Delivery, Discover, Instance, Instances, Request, Status};
+use weft_core::{Address, Context, Delivery, Discover, Instance, Instances, Request, Status};
 
-use crate::breaker::{is_breaker_failure, Breaker, BreakerConfig, BreakerState};
+use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 
 pub use error::NoInstance;
+pub use future::ResponseFuture;
 pub use ring::{HashKey, MAX_RING_POINTS, MAX_VNODES_PER_INSTANCE};
 
 /// How long a latency sample keeps half its weight in the peak-EWMA: long
@@ -119,6 +119,26 @@ impl Default for BalanceConfig {
     }
 }
 
+/// Makes the service of one instance (typically a Weft client of its
+/// address) when it appears; never called per call. Any
+/// `Fn(&Instance) -> S + Send + Sync + 'static` is one. A trait of its own
+/// rather than `Fn`, so that a type-erased maker (`Box<dyn MakeService<S>>`)
+/// is not a higher-ranked type: rustc cannot prove futures holding those
+/// `Send`.
+pub trait MakeService<S>: Send + Sync + 'static {
+    /// The service of `instance`.
+    fn make(&self, instance: &Instance) -> S;
+}
+
+impl<S, F> MakeService<S> for F
+where
+    F: Fn(&Instance) -> S + Send + Sync + 'static,
+{
+    fn make(&self, instance: &Instance) -> S {
+        self(instance)
+    }
+}
+
 /// What the balancer knows of one instance.
 struct Endpoint<S> {
     instance: Instance,
@@ -129,9 +149,22 @@ struct Endpoint<S> {
     ewma: Mutex<(f64, Instant)>,
     breaker: Option<Breaker>,
     // Until when the instance is left alone after it could not be reached
-    // (connection refused: the call never left), and how many times in a
-    // row that happened — the backoff grows with it.
-    down: Mutex<(Option<Instant>, u32)>,
+    // (connection refused: the call never left), as nanoseconds since
+    // `epoch()` (0: not left alone), and how many times in a row that
+    // happened — the backoff grows with it. Atomics: every pick reads them.
+    down_until: AtomicU64,
+    down_count: AtomicU32,
+}
+
+/// A fixed instant to measure `down_until` from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch(t: Instant) -> u64 {
+    // At least 1, so that 0 keeps meaning "not left alone".
+    (t.saturating_duration_since(epoch()).as_nanos() as u64).max(1)
 }
 
 impl<S> Endpoint<S> {
@@ -164,21 +197,31 @@ impl<S> Endpoint<S> {
     fn available(&self) -> bool {
         self.instance.weight > 0
             && self.breaker.as_ref().is_none_or(|b| b.is_available())
-            && self.down.lock().0.is_none_or(|t| t <= Instant::now())
+            && self.is_reachable()
+    }
+
+    fn is_reachable(&self) -> bool {
+        let until = self.down_until.load(Ordering::Relaxed);
+        until == 0 || until <= since_epoch(Instant::now())
     }
 
     /// Leave an unreachable instance alone for a while (50 ms, doubling up
     /// to 5 s), so that retries go elsewhere at once instead of waiting for
     /// its breaker; any answer clears it.
     fn reachable(&self, reached: bool) {
-        let mut d = self.down.lock();
         if reached {
-            *d = (None, 0);
+            // The common case reads and writes nothing shared.
+            if self.down_count.load(Ordering::Relaxed) != 0 {
+                self.down_count.store(0, Ordering::Relaxed);
+                self.down_until.store(0, Ordering::Relaxed);
+            }
         } else {
+            let n = self.down_count.fetch_add(1, Ordering::Relaxed);
             let backoff = Duration::from_millis(50)
-                .saturating_mul(1 << d.1.min(7))
+                .saturating_mul(1 << n.min(7))
                 .min(Duration::from_secs(5));
-            *d = (Some(Instant::now() + backoff), d.1 + 1);
+            self.down_until
+                .store(since_epoch(Instant::now() + backoff), Ordering::Relaxed);
         }
     }
 }
@@ -254,7 +297,7 @@ pub struct EndpointInfo {
 impl<S, M> Balance<S, M>
 where
     S: Send + Sync + 'static,
-    M: Fn(&Instance) -> S + Send + Sync + 'static,
+    M: MakeService<S>,
 {
     /// Balance calls to `service` over the instances `discover` yields,
     /// making an endpoint service for each with `make`. Follows changes in
@@ -314,7 +357,7 @@ where
 
 impl<S, M> Shared<S, M>
 where
-    M: Fn(&Instance) -> S,
+    M: MakeService<S>,
 {
     fn update(&self, set: &Instances) {
         let old = self.snapshot.read().clone();
@@ -331,11 +374,12 @@ where
                 Some(e) if e.instance == *inst => e.clone(),
                 _ => Arc::new(Endpoint {
                     instance: inst.clone(),
-                    service: (self.make)(inst),
+                    service: self.make.make(inst),
                     in_flight: AtomicUsize::new(0),
                     ewma: Mutex::new((0.0, Instant::now())),
                     breaker: self.config.breaker.clone().map(Breaker::new),
-                    down: Mutex::new((None, 0)),
+                    down_until: AtomicU64::new(0),
+                    down_count: AtomicU32::new(0),
                 }),
             })
             .collect();
@@ -351,15 +395,19 @@ where
         let avail = |e: &&Arc<Endpoint<S>>| e.available();
         match &self.config.strategy {
             Strategy::RoundRobin => {
-                let live: Vec<_> = eps.iter().filter(avail).collect();
-                if live.is_empty() {
+                // Two passes over the endpoints, no allocation.
+                let live = eps.iter().filter(avail).count();
+                if live == 0 {
                     return None;
                 }
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % live.len();
-                Some(live[i].clone())
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % live;
+                eps.iter().filter(avail).nth(i).cloned()
             }
             Strategy::WeightedRandom => weighted(eps.iter().filter(avail)).cloned(),
             Strategy::PowerOfTwoChoices => {
+                if let [only] = eps.as_slice() {
+                    return only.available().then(|| only.clone());
+                }
                 let a = weighted(eps.iter().filter(avail))?;
                 // Two distinct candidates when there are two.
                 let b =
@@ -425,6 +473,12 @@ fn weighted<'a, S: 'a>(
 /// Decrements an endpoint's in-flight count however the call ends.
 struct InFlight<S>(Arc<Endpoint<S>>);
 
+impl<S> InFlight<S> {
+    fn endpoint(&self) -> &Endpoint<S> {
+        &self.0
+    }
+}
+
 impl<S> Drop for InFlight<S> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -434,14 +488,11 @@ impl<S> Drop for InFlight<S> {
 impl<S, M, T, R> Service<Request<T>> for Balance<S, M>
 where
     S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    M: Fn(&Instance) -> S + Send + Sync + 'static,
-    T: Send + 'static,
-    R: Send + 'static,
+    M: MakeService<S>,
 {
     type Response = R;
     type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<R, Status>> + Send>>;
+    type Future = ResponseFuture<S, Request<T>>;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
         // Readiness is per endpoint and checked per call.
@@ -449,54 +500,35 @@ where
     }
 
     fn call(&mut self, req: Request<T>) -> Self::Future {
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let snap = shared.snapshot.read().clone();
+        let shared = &self.shared;
+        let picked = {
+            let snap = shared.snapshot.read();
             // When every instance is being left alone for being unreachable,
             // try one anyway rather than fail without trying.
-            let picked = shared.pick(&snap, &req.cx).or_else(|| {
+            shared.pick(&snap, &req.cx).or_else(|| {
                 weighted(snap.endpoints.iter().filter(|e| {
                     e.instance.weight > 0 && e.breaker.as_ref().is_none_or(|b| b.is_available())
                 }))
                 .cloned()
-            });
-            let Some(ep) = picked else {
-                return Err(Status::unavailable(format!(
-                    "no available instance of {}",
-                    shared.service
-                ))
-                .with_delivery(Delivery::NotSent)
-                .with_source(NoInstance(())));
-            };
-            drop(snap);
-            let permit = match &ep.breaker {
-                Some(b) => Some(b.try_acquire()?),
-                None => None,
-            };
-            ep.in_flight.fetch_add(1, Ordering::Relaxed);
-            let guard = InFlight(ep.clone());
-            let started = Instant::now();
-            let result = ep.service.clone().oneshot(req).await;
-            // A failure that answers fast must not look attractive: it is
-            // recorded as a slow answer, so P2C steers away from it.
-            let rtt = match &result {
-                Err(e) if is_breaker_failure(e) => started.elapsed().max(FAILURE_PENALTY),
-                _ => started.elapsed(),
-            };
-            ep.observe(rtt, shared.config.ewma_decay);
-            if let (Some(b), Some(p)) = (&ep.breaker, permit) {
-                let ok = match &result {
-                    Ok(_) => true,
-                    Err(e) => !is_breaker_failure(e),
-                };
-                b.record(p, ok);
-            }
-            let unreachable =
-                matches!(&result, Err(e) if e.is_not_sent() && e.code() == Code::Unavailable);
-            ep.reachable(!unreachable);
-            drop(guard);
-            result
-        })
+            })
+        };
+        let Some(ep) = picked else {
+            return ResponseFuture::refused(
+                Status::unavailable(format!("no available instance of {}", shared.service))
+                    .with_delivery(Delivery::NotSent)
+                    .with_source(NoInstance(())),
+            );
+        };
+        let permit = match &ep.breaker {
+            Some(b) => match b.try_acquire() {
+                Ok(p) => Some(p),
+                Err(status) => return ResponseFuture::refused(status),
+            },
+            None => None,
+        };
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        let call = ep.service.clone().oneshot(req);
+        ResponseFuture::new(call, InFlight(ep), permit, shared.config.ewma_decay)
     }
 }
 

@@ -18,6 +18,7 @@ mod layer;
 
 use std::{
     collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
     sync::Arc,
     task::{Context as TaskContext, Poll},
     time::Duration,
@@ -109,6 +110,9 @@ struct Inner {
     // neither frees a place nor counts in the current one.
     half_open_spell: u64,
     failures_in_a_row: u32,
+    /// When a call last failed while closed, so that successes can skip
+    /// adding up the window when it holds no failure.
+    last_error: Option<Instant>,
     buckets: Vec<Bucket>,
 }
 
@@ -116,6 +120,9 @@ struct Inner {
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
+    // Mirrors `inner.state == Closed`, written under the lock, so that the
+    // common case (closed) is answered without taking it.
+    closed: AtomicBool,
     // Shared with the probe permits, which give their place back on drop.
     inner: Arc<Mutex<Inner>>,
 }
@@ -154,6 +161,7 @@ impl Breaker {
         let buckets = vec![Bucket::default(); config.buckets.max(1)];
         Breaker {
             config,
+            closed: AtomicBool::new(true),
             inner: Arc::new(Mutex::new(Inner {
                 state: BreakerState::Closed,
                 opened_at: Instant::now(),
@@ -161,6 +169,7 @@ impl Breaker {
                 probe_successes: 0,
                 half_open_spell: 0,
                 failures_in_a_row: 0,
+                last_error: None,
                 buckets,
             })),
         }
@@ -175,6 +184,9 @@ impl Breaker {
 
     /// Whether a call would be let through now, without taking a permit.
     pub fn is_available(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return true;
+        }
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
         match inner.state {
@@ -196,6 +208,9 @@ impl Breaker {
     /// Ask to make a call: `Err(Unavailable)` (never sent, [`BreakerOpen`]
     /// as its source) while open.
     pub fn try_acquire(&self) -> Result<Permit, Status> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(Permit { probe: None });
+        }
         let mut inner = self.inner.lock();
         self.advance(&mut inner, Instant::now());
         match inner.state {
@@ -217,10 +232,16 @@ impl Breaker {
 
     /// Report the outcome of a call made under `permit`.
     pub fn record(&self, mut permit: Permit, success: bool) {
-        let now = Instant::now();
         // Taken out so that dropping the permit gives nothing back twice.
         let probe = permit.probe.take();
         let mut inner = self.inner.lock();
+        self.record_locked(&mut inner, probe, success);
+        self.closed
+            .store(inner.state == BreakerState::Closed, Ordering::Relaxed);
+    }
+
+    fn record_locked(&self, inner: &mut Inner, probe: Option<Probe>, success: bool) {
+        let now = Instant::now();
         if let Some(probe) = probe {
             if inner.state != BreakerState::HalfOpen || inner.half_open_spell != probe.spell {
                 // A probe of a spell that is over: its outcome is stale.
@@ -260,6 +281,7 @@ impl Breaker {
         b.total += 1;
         if !success {
             b.errors += 1;
+            inner.last_error = Some(now);
         }
         inner.failures_in_a_row = if success {
             0
@@ -274,6 +296,16 @@ impl Breaker {
             inner.state = BreakerState::Open;
             inner.opened_at = now;
             inner.failures_in_a_row = 0;
+            return;
+        }
+        // A success with no error in the window cannot open the breaker:
+        // skip adding up the buckets (the common case of every call).
+        if success
+            && self.config.error_rate > 0.0
+            && inner
+                .last_error
+                .is_none_or(|t| now.duration_since(t) >= self.config.window)
+        {
             return;
         }
         let (mut total, mut errors) = (0u32, 0u32);

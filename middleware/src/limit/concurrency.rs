@@ -1,6 +1,4 @@
 use std::{
-    future::Future,
-    pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -58,12 +56,10 @@ pub(crate) fn try_take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
 impl<S, Req> Service<Req> for ConcurrencyLimit<S>
 where
     S: Service<Req, Error = Status>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
 {
     type Response = S::Response;
     type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, Status>> + Send>>;
+    type Future = super::ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
         self.inner.poll_ready(cx)
@@ -71,14 +67,9 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(slot) = try_take(&self.in_flight, self.max) else {
-            return Box::pin(std::future::ready(Err(super::shed("concurrency limit"))));
+            return super::ResponseFuture::refused(super::shed("concurrency limit"));
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            drop(slot);
-            r
-        })
+        super::ResponseFuture::new(self.inner.call(req), Some(slot))
     }
 }
 

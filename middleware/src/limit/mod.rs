@@ -12,11 +12,13 @@
 mod adaptive;
 mod concurrency;
 mod error;
+mod future;
 mod rate;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use error::Overloaded;
+pub use future::ResponseFuture;
 pub use rate::{RateLimit, RateLimitLayer};
 
 use weft_core::Status;

@@ -1,6 +1,4 @@
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context as TaskContext, Poll},
     time::Duration,
@@ -59,12 +57,10 @@ impl<S> RateLimit<S> {
 impl<S, Req> Service<Req> for RateLimit<S>
 where
     S: Service<Req, Error = Status>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
 {
     type Response = S::Response;
     type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, Status>> + Send>>;
+    type Future = super::ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
         self.inner.poll_ready(cx)
@@ -72,9 +68,9 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         if !self.take() {
-            return Box::pin(std::future::ready(Err(super::shed("rate limit"))));
+            return super::ResponseFuture::refused(super::shed("rate limit"));
         }
-        Box::pin(self.inner.call(req))
+        super::ResponseFuture::new(self.inner.call(req), None)
     }
 }
 

@@ -1,6 +1,13 @@
 //! [`RetryBudget`]: caps retries and backup requests to a ratio of calls.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -34,18 +41,33 @@ const SLOTS: usize = 10;
 /// several layers or clients.
 #[derive(Clone)]
 pub struct RetryBudget {
-    inner: Arc<Mutex<State>>,
+    inner: Arc<Shared>,
     deposit: u64,
     floor: u64,
     slot_len: Duration,
     unlimited: bool,
 }
 
+/// The balance. Deposits (one per call) touch only atomics; the lock is
+/// taken to move to the next slot (once per `ttl / SLOTS`) and for
+/// withdrawals (one per retry), which must not overdraw.
 #[derive(Debug)]
-struct State {
-    slots: [(u64, u64); SLOTS],
-    current: usize,
-    slot_start: Instant,
+struct Shared {
+    deposited: [AtomicU64; SLOTS],
+    withdrawn: [AtomicU64; SLOTS],
+    current: AtomicUsize,
+    /// When the current slot ends, in nanoseconds since `epoch`.
+    slot_end: AtomicU64,
+    epoch: Instant,
+    rotation: Mutex<Instant>,
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64
+    }
 }
 
 impl Default for RetryBudget {
@@ -71,15 +93,20 @@ impl RetryBudget {
             "retry budget ratio must be finite and not negative"
         );
         let floor = (min_per_sec as f64 * ttl.as_secs_f64() * UNIT as f64) as u64;
+        let slot_len = ttl / SLOTS as u32;
+        let epoch = Instant::now();
         RetryBudget {
-            inner: Arc::new(Mutex::new(State {
-                slots: [(0, 0); SLOTS],
-                current: 0,
-                slot_start: Instant::now(),
-            })),
+            inner: Arc::new(Shared {
+                deposited: Default::default(),
+                withdrawn: Default::default(),
+                current: AtomicUsize::new(0),
+                slot_end: AtomicU64::new(slot_len.as_nanos() as u64),
+                epoch,
+                rotation: Mutex::new(epoch),
+            }),
             deposit: (ratio * UNIT as f64).round() as u64,
             floor,
-            slot_len: ttl / SLOTS as u32,
+            slot_len,
             unlimited: false,
         }
     }
@@ -98,10 +125,12 @@ impl RetryBudget {
         if self.unlimited || self.deposit == 0 {
             return;
         }
-        let mut st = self.inner.lock();
-        self.rotate(&mut st);
-        let i = st.current;
-        st.slots[i].0 += self.deposit;
+        let st = &*self.inner;
+        if st.now() >= st.slot_end.load(Ordering::Acquire) {
+            drop(self.rotate());
+        }
+        let i = st.current.load(Ordering::Acquire);
+        st.deposited[i].fetch_add(self.deposit, Ordering::Relaxed);
     }
 
     /// Take one extra attempt from the budget; false when none is left.
@@ -109,28 +138,39 @@ impl RetryBudget {
         if self.unlimited {
             return true;
         }
-        let mut st = self.inner.lock();
-        self.rotate(&mut st);
-        let (deposited, withdrawn) = st.slots.iter().fold((0, 0), |(d, w), s| (d + s.0, w + s.1));
+        let st = &*self.inner;
+        let _rotation = self.rotate();
+        let deposited: u64 = st.deposited.iter().map(|d| d.load(Ordering::Relaxed)).sum();
+        let withdrawn: u64 = st.withdrawn.iter().map(|w| w.load(Ordering::Relaxed)).sum();
         if withdrawn + UNIT > deposited.max(self.floor) {
             return false;
         }
-        let i = st.current;
-        st.slots[i].1 += UNIT;
+        let i = st.current.load(Ordering::Acquire);
+        st.withdrawn[i].fetch_add(UNIT, Ordering::Relaxed);
         true
     }
 
-    fn rotate(&self, st: &mut State) {
-        let elapsed = st.slot_start.elapsed();
+    /// Move on to the slot `now` falls in, clearing the ones passed over.
+    /// Returns the lock, which serialises withdrawals.
+    fn rotate(&self) -> parking_lot::MutexGuard<'_, Instant> {
+        let st = &*self.inner;
+        let mut slot_start = st.rotation.lock();
+        let elapsed = Instant::now().saturating_duration_since(*slot_start);
         if elapsed < self.slot_len {
-            return;
+            return slot_start;
         }
         let n = (elapsed.as_nanos() / self.slot_len.as_nanos().max(1)) as usize;
+        let mut current = st.current.load(Ordering::Acquire);
         for _ in 0..n.min(SLOTS) {
-            st.current = (st.current + 1) % SLOTS;
-            st.slots[st.current] = (0, 0);
+            current = (current + 1) % SLOTS;
+            st.deposited[current].store(0, Ordering::Relaxed);
+            st.withdrawn[current].store(0, Ordering::Relaxed);
         }
-        st.slot_start += self.slot_len * n.min(u32::MAX as usize) as u32;
+        st.current.store(current, Ordering::Release);
+        *slot_start += self.slot_len * n.min(u32::MAX as usize) as u32;
+        let end = (*slot_start + self.slot_len).saturating_duration_since(st.epoch);
+        st.slot_end.store(end.as_nanos() as u64, Ordering::Release);
+        slot_start
     }
 }
 

@@ -60,7 +60,12 @@ pin_project! {
         S: Service<Request<T>>,
     {
         svc: S,
-        in_flight: FuturesUnordered<Attempt<S::Future>>,
+        // The first attempt, in place: a call that needs no other attempt
+        // allocates nothing here.
+        #[pin]
+        first: Option<Attempt<S::Future>>,
+        // Retries and backup requests, made on demand.
+        others: Option<FuturesUnordered<Attempt<S::Future>>>,
         #[pin]
         sleep: Option<Sleep>,
         state: State<T>,
@@ -74,7 +79,10 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("issued", &self.state.issued)
-            .field("in_flight", &self.in_flight.len())
+            .field(
+                "in_flight",
+                &(usize::from(self.first.is_some()) + self.others.as_ref().map_or(0, |o| o.len())),
+            )
             .field("timer", &self.state.timer)
             .finish()
     }
@@ -210,12 +218,10 @@ where
         if may_repeat {
             state.template = Some(req.clone());
         }
-        let first = svc.call(req);
-        let in_flight = FuturesUnordered::new();
-        in_flight.push(Attempt {
-            fut: first,
+        let first = Attempt {
+            fut: svc.call(req),
             started: Instant::now(),
-        });
+        };
         let sleep = match state.hedge_timer() {
             Next::Arm(at, kind) => {
                 state.timer = Some(kind);
@@ -225,7 +231,8 @@ where
         };
         ResponseFuture {
             svc,
-            in_flight,
+            first: Some(first),
+            others: None,
             sleep,
             state,
         }
@@ -248,10 +255,12 @@ where
                     Poll::Ready(Ok(())) => {
                         st.want_issue = false;
                         if let Some(req) = st.next_request() {
-                            this.in_flight.push(Attempt {
-                                fut: this.svc.call(req),
-                                started: Instant::now(),
-                            });
+                            this.others
+                                .get_or_insert_with(FuturesUnordered::new)
+                                .push(Attempt {
+                                    fut: this.svc.call(req),
+                                    started: Instant::now(),
+                                });
                             if st.timer.is_none() {
                                 if let Next::Arm(at, kind) = st.hedge_timer() {
                                     st.timer = Some(kind);
@@ -263,7 +272,7 @@ where
                     // A service that fails readiness takes no more calls.
                     Poll::Ready(Err(e)) => {
                         st.want_issue = false;
-                        if this.in_flight.is_empty() {
+                        if this.first.is_none() && others_empty(this.others) {
                             return Poll::Ready(Err(e));
                         }
                     }
@@ -271,21 +280,38 @@ where
                 }
             }
 
-            match this.in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((Ok(resp), started))) => {
+            let mut done = None;
+            if let Some(first) = this.first.as_mut().as_pin_mut() {
+                if let Poll::Ready(out) = first.poll(cx) {
+                    this.first.set(None);
+                    done = Some(out);
+                }
+            }
+            if done.is_none() {
+                if let Some(others) = this.others.as_mut() {
+                    if let Poll::Ready(Some(out)) = others.poll_next_unpin(cx) {
+                        done = Some(out);
+                    }
+                }
+            }
+            match done {
+                Some((Ok(resp), started)) => {
                     if let (Some(_), Some(req)) = (st.policy.hedge, &st.template) {
                         st.shared
                             .latencies
                             .record(&req.cx.method, started.elapsed());
                     }
                     // The first answer wins: drop (cancel) the others now.
-                    this.in_flight.clear();
+                    this.first.set(None);
+                    *this.others = None;
                     return Poll::Ready(Ok(resp));
                 }
-                Poll::Ready(Some((Err(status), _))) => {
-                    match st.on_failure(status, !this.in_flight.is_empty()) {
+                Some((Err(status), _)) => {
+                    let running = this.first.is_some() || !others_empty(this.others);
+                    match st.on_failure(status, running) {
                         Next::Fail(status) => {
-                            this.in_flight.clear();
+                            this.first.set(None);
+                            *this.others = None;
                             return Poll::Ready(Err(status));
                         }
                         Next::Arm(at, kind) => {
@@ -296,25 +322,31 @@ where
                     }
                     continue;
                 }
-                Poll::Ready(None) | Poll::Pending => {}
+                None => {}
             }
 
+            let running = this.first.is_some() || !others_empty(this.others);
             if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
                 if sleep.poll(cx).is_ready() {
                     this.sleep.set(None);
                     let kind = st.timer.unwrap_or(Timer::Backoff);
-                    if let Next::Fail(status) = st.on_timer(kind, !this.in_flight.is_empty()) {
-                        this.in_flight.clear();
+                    if let Next::Fail(status) = st.on_timer(kind, running) {
+                        this.first.set(None);
+                        *this.others = None;
                         return Poll::Ready(Err(status));
                     }
                     continue;
                 }
             }
 
-            if this.in_flight.is_empty() && this.sleep.is_none() && !st.want_issue {
+            if !running && this.sleep.is_none() && !st.want_issue {
                 return Poll::Ready(Err(st.last_error.take().unwrap_or_else(gone)));
             }
             return Poll::Pending;
         }
     }
+}
+
+fn others_empty<F>(others: &Option<FuturesUnordered<F>>) -> bool {
+    others.as_ref().is_none_or(|o| o.is_empty())
 }

@@ -335,6 +335,20 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
             return ResponseFuture::failed(inner, status);
         }
         if inner.cfg.mode == ConnectionMode::Pooled {
+            // An idle connection at hand: the call runs in this future.
+            if let Some(fast) = pool::FastCall::start(&inner, &mut cx, &message) {
+                drop(message);
+                let state = match fast {
+                    Ok(call) => State::PoolFast(call),
+                    Err(status) => State::Failed(Some(status)),
+                };
+                return ResponseFuture {
+                    sleep: cx.deadline.map(tokio::time::sleep_until),
+                    inner,
+                    cx: Some(cx),
+                    state,
+                };
+            }
             return ResponseFuture {
                 state: State::Pooled(Box::pin(pool::call(inner.clone(), cx, message))),
                 inner,
@@ -431,7 +445,10 @@ enum State<C: ClientCodec> {
         call: MuxCall,
         _permit: OwnedSemaphorePermit,
     },
-    /// A pooled call, which does its own I/O and keeps its own deadline.
+    /// A pooled call on an idle connection, driven here.
+    PoolFast(pool::FastCall),
+    /// A pooled call that waits for or opens a connection (the slow path,
+    /// so boxed), which does its own I/O and keeps its own deadline.
     Pooled(BoxFuture<Result<Response<C::Resp>, Status>>),
     Failed(Option<Status>),
 }
@@ -452,7 +469,7 @@ impl<C: ClientCodec> fmt::Debug for ResponseFuture<C> {
         let state = match self.state {
             State::Connecting { .. } => "connecting",
             State::Waiting { .. } => "waiting",
-            State::Pooled(_) => "pooled",
+            State::PoolFast(_) | State::Pooled(_) => "pooled",
             State::Failed(_) => "failed",
         };
         f.debug_struct("ResponseFuture")
@@ -485,6 +502,29 @@ impl<C: ClientCodec> Future for ResponseFuture<C> {
                         .unwrap_or_else(|| Status::internal("polled after completion"))))
                 }
                 State::Pooled(fut) => return fut.as_mut().poll(tcx),
+                State::PoolFast(call) => {
+                    let oneway = this.cx.as_ref().is_some_and(|cx| cx.oneway);
+                    let outcome = match call.poll(this.inner, oneway, tcx) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            if !expired(this.sleep.as_mut(), tcx) {
+                                return Poll::Pending;
+                            }
+                            let delivery = call.delivery();
+                            *this.state = State::Failed(None);
+                            return Poll::Ready(Err(timed_out(
+                                this.inner,
+                                this.cx.as_ref(),
+                                delivery,
+                            )));
+                        }
+                    };
+                    *this.state = State::Failed(None);
+                    let Some(cx) = this.cx.take() else {
+                        return Poll::Ready(Err(Status::internal("polled after completion")));
+                    };
+                    return Poll::Ready(outcome.and_then(|frame| finish(this.inner, cx, frame)));
+                }
                 State::Connecting { fut, req, permit } => {
                     let conn = match fut.as_mut().poll(tcx) {
                         Poll::Ready(Ok(conn)) => conn,

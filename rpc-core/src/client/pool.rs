@@ -254,3 +254,159 @@ async fn read<C: ClientCodec>(
         }
     }
 }
+
+// ===== the fast path =====
+
+/// A pooled call on an idle connection that was at hand when it was made:
+/// driven by the client's `ResponseFuture` itself, so it needs no future
+/// (and no allocation) of its own. Calls that must wait for a connection
+/// or open one take the boxed [`call`] instead.
+pub(super) struct FastCall {
+    conn: Option<PooledConn>,
+    frame: Bytes,
+    written: usize,
+    reading: bool,
+    seq: i32,
+    /// Armed only when a write cannot finish at once (the rare case).
+    write_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl FastCall {
+    /// Take the most recently used idle connection and encode the call for
+    /// it; `None` when no idle connection is at hand.
+    pub(super) fn start<C: ClientCodec>(
+        inner: &Inner<C>,
+        cx: &mut Context,
+        req: &C::Req,
+    ) -> Option<Result<FastCall, Status>> {
+        let mut conn = inner.pool.pop_idle(inner.cfg.idle_timeout)?;
+        let seq = conn.seq.wrapping_add(1);
+        cx.seq_id = seq;
+        let frame = match inner.codec.encode(seq, cx, req) {
+            Ok(f) => f,
+            Err(s) => {
+                inner.pool.checkin(conn, &inner.cfg);
+                return Some(Err(s.with_delivery(Delivery::NotSent)));
+            }
+        };
+        conn.seq = seq;
+        Some(Ok(FastCall {
+            conn: Some(conn),
+            frame,
+            written: 0,
+            reading: false,
+            seq,
+            write_timer: None,
+        }))
+    }
+
+    /// Whether any of the request may have reached the server.
+    pub(super) fn delivery(&self) -> Delivery {
+        if self.written == 0 {
+            Delivery::NotSent
+        } else {
+            Delivery::MaybeSent
+        }
+    }
+
+    /// Write the request, then read the answer (none for one-way calls);
+    /// on success the connection goes back to the pool.
+    pub(super) fn poll<C: ClientCodec>(
+        &mut self,
+        inner: &Inner<C>,
+        oneway: bool,
+        tcx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<Bytes>, Status>> {
+        use std::task::Poll;
+        use tokio::io::AsyncWrite;
+        let cfg = &inner.cfg;
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Err(Status::internal("polled after completion")));
+        };
+        while !self.reading {
+            if self.written == self.frame.len() {
+                self.reading = true;
+                self.write_timer = None;
+                if oneway {
+                    return Poll::Ready(Ok(self.done(inner, None)));
+                }
+                break;
+            }
+            match std::pin::Pin::new(&mut conn.stream).poll_write(tcx, &self.frame[self.written..])
+            {
+                Poll::Ready(Ok(0)) => {
+                    let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(Status::from_io(e, self.delivery())));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Status::from_io(e, self.delivery())));
+                }
+                Poll::Pending => {
+                    let timer = self.write_timer.get_or_insert_with(|| {
+                        Box::pin(tokio::time::sleep(cfg.limits.write_timeout))
+                    });
+                    if timer.as_mut().poll(tcx).is_ready() {
+                        return Poll::Ready(Err(Status::unavailable(format!(
+                            "writing to {} made no progress for {:?}",
+                            cfg.addr, cfg.limits.write_timeout
+                        ))
+                        .with_delivery(self.delivery())));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        let max = cfg.limits.max_frame_len.saturating_add(64 * 1024);
+        loop {
+            let decoded = inner
+                .codec
+                .decode_frame(&mut conn.buf)
+                .map_err(|s| s.with_delivery(Delivery::MaybeSent));
+            match decoded {
+                Err(s) => return Poll::Ready(Err(s)),
+                Ok(Some((got, frame))) => {
+                    if got != self.seq {
+                        return Poll::Ready(Err(Status::internal(format!(
+                            "response sequence id {got} does not match request {}",
+                            self.seq
+                        ))));
+                    }
+                    return Poll::Ready(Ok(self.done(inner, Some(frame))));
+                }
+                Ok(None) => {}
+            }
+            if conn.buf.len() > max {
+                return Poll::Ready(Err(Status::internal("response exceeds the frame limit")));
+            }
+            conn.buf.reserve(READ_CHUNK);
+            match tokio_util::io::poll_read_buf(
+                std::pin::Pin::new(&mut conn.stream),
+                tcx,
+                &mut conn.buf,
+            ) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(Status::unavailable(
+                        "server closed the connection before answering",
+                    )))
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Status::from_io(e, Delivery::MaybeSent)))
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The call is answered: the connection goes back unless it has bytes
+    /// left over or the server is draining it.
+    fn done<C: ClientCodec>(&mut self, inner: &Inner<C>, answer: Option<Bytes>) -> Option<Bytes> {
+        if let Some(conn) = self.conn.take() {
+            if conn.buf.is_empty() && !answer.as_ref().is_some_and(|a| inner.codec.closing(a)) {
+                inner.pool.checkin(conn, &inner.cfg);
+            }
+        }
+        answer
+    }
+}
