@@ -33,6 +33,21 @@ if ! "$PYTHON" -c 'import thrift' >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check 'thrift==0.25.0'
 fi
 
+# grpcio and its code generator, for the gRPC interop tests' Python peer.
+if ! "$PYTHON" -c 'import grpc, grpc_tools; assert grpc.__version__ == "1.85.1"' >/dev/null 2>&1; then
+  echo "== installing grpcio and grpcio-tools"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'grpcio==1.85.1' 'grpcio-tools==1.85.1'
+fi
+
+# Go, for grpc-go's interop client and server (the tests build them once
+# from the module proxy into target/interop-peers).
+if ! command -v go >/dev/null 2>&1; then
+  echo "== installing golang-go"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq golang-go >/dev/null
+fi
+
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
