@@ -54,6 +54,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== gRPC interop table (recorded by the tests above)"
+scripts/grpc-interop.sh --table-only
 echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
 # Unoptimised: this only proves the harness compiles, and an optimised build
 # of every dependency would double the suite's time on two cores.
