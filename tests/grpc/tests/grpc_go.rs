@@ -5,7 +5,7 @@
 //! Needs `go`; the module proxy supplies grpc-go. A build failure fails the
 //! test.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::OnceLock};
 
 use tokio::process::Command;
 use weft_grpc_tests::peers::{
@@ -44,8 +44,14 @@ const SERVER_UNSUPPORTED: &[(&str, &str)] = &[
     ),
 ];
 
-/// grpc-go's interop client and server binaries, built once.
+/// grpc-go's interop client and server binaries, built once (both tests
+/// wait on the one build).
 fn grpc_go() -> (PathBuf, PathBuf) {
+    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BINS.get_or_init(build_grpc_go).clone()
+}
+
+fn build_grpc_go() -> (PathBuf, PathBuf) {
     let bin = peers_dir().join(format!("grpc-go-{GRPC_GO}"));
     let (client, server) = (bin.join("client"), bin.join("server"));
     if !(client.is_file() && server.is_file()) {
@@ -55,7 +61,6 @@ fn grpc_go() -> (PathBuf, PathBuf) {
             .arg(format!("google.golang.org/grpc/interop/client@{GRPC_GO}"))
             .arg(format!("google.golang.org/grpc/interop/server@{GRPC_GO}"))
             .env("GOBIN", &bin)
-            .env("GOFLAGS", "-mod=mod")
             // Outside any module, so `go install pkg@version` is used as is.
             .current_dir(std::env::temp_dir());
         build_ok(cmd, "go install grpc-go's interop client and server");
