@@ -124,7 +124,8 @@ pub async fn peer_client_against_weft(
     let mut results = Vec::new();
     for &case in CASES {
         let mut cmd = client(port, case);
-        cmd.stdin(Stdio::null())
+        cmd.env("RUST_LIB_BACKTRACE", "0")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -211,7 +212,9 @@ pub fn record_and_assert(peer: &str, direction: Direction, results: &[(&str, Out
     for (case, o) in results {
         let detail = match o {
             Outcome::Pass => String::new(),
-            Outcome::Fail(d) | Outcome::NaPeer(d) => d.replace(['\t', '\n'], " "),
+            Outcome::Fail(d) | Outcome::NaPeer(d) => {
+                d.replace(['\t', '\n'], " ").chars().take(600).collect()
+            }
         };
         writeln!(
             tsv,
