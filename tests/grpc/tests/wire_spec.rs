@@ -1,10 +1,9 @@
-//! gRPC's `doc/compression.md` at the wire, through h2's own client: what
-//! Weft's server says about compression it was and was not offered.
+//! Weft's gRPC server at the wire, through h2's own client: compression
+//! (`doc/compression.md`) and a unary request's message count.
 //!
-//! `unsupported_request_encoding_lists_what_is_accepted` is a KNOWN WEFT
-//! BUG in codec-protobuf, kept failing on purpose and ignored so the suite
-//! stays green: run it with
-//! `cargo test -p weft-grpc-tests --test compression_spec -- --ignored`.
+//! The `#[ignore]`d tests are KNOWN WEFT BUGS in codec-protobuf, kept
+//! failing on purpose and ignored so the suite stays green: run them with
+//! `cargo test -p weft-grpc-tests --test wire_spec -- --ignored`.
 
 use std::time::Duration;
 
@@ -26,6 +25,14 @@ fn unary_body(flag: u8, compressed: bool) -> Bytes {
 }
 
 async fn call(headers: &[(&str, &str)], body: Bytes) -> (http::HeaderMap, Vec<u8>) {
+    call_path("/grpc.testing.TestService/UnaryCall", headers, body).await
+}
+
+async fn call_path(
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (http::HeaderMap, Vec<u8>) {
     let h = start_weft_server().await;
     let addr = h.local_addr().to_string();
     let addr = addr.trim_start_matches("tcp://").to_owned();
@@ -35,7 +42,7 @@ async fn call(headers: &[(&str, &str)], body: Bytes) -> (http::HeaderMap, Vec<u8
     let mut send = send.ready().await.unwrap();
     let mut req = http::Request::builder()
         .method("POST")
-        .uri("http://localhost/grpc.testing.TestService/UnaryCall")
+        .uri(format!("http://localhost{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
     for (k, v) in headers {
@@ -82,4 +89,28 @@ async fn unsupported_request_encoding_lists_what_is_accepted() {
         .get("grpc-accept-encoding")
         .expect("grpc-accept-encoding on the UNIMPLEMENTED answer");
     assert!(accepted.to_str().unwrap().contains("gzip"));
+}
+
+/// Two whole messages on a unary method, in one DATA frame: `read_one`
+/// (codec-protobuf/src/server/call.rs) calls `decoder.next()` only before
+/// each chunk it pushes, so the second message, pushed with the last chunk,
+/// is never decoded; after END_STREAM `is_mid_message()` sees its bytes and
+/// the call is answered INTERNAL "the request ended inside a message"
+/// instead of the "second message" refusal the code means to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "KNOWN WEFT BUG (codec-protobuf): a complete second unary message is reported as a truncated one"]
+async fn a_second_unary_message_is_named_as_such() {
+    let one = unary_body(0, false);
+    let two = Bytes::from([one.as_ref(), one.as_ref()].concat());
+    let (h, _) = call(&[], two).await;
+    let message = h
+        .get("grpc-message")
+        .map(|m| m.to_str().unwrap().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("second message")),
+        "grpc-status {:?}, grpc-message {message:?}",
+        h.get("grpc-status")
+    );
 }
