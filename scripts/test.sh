@@ -33,12 +33,29 @@ if ! "$PYTHON" -c 'import thrift' >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check 'thrift==0.25.0'
 fi
 
+# grpcio and its code generator, for the gRPC interop tests' Python peer.
+if ! "$PYTHON" -c 'import grpc, grpc_tools; assert grpc.__version__ == "1.85.1"' >/dev/null 2>&1; then
+  echo "== installing grpcio and grpcio-tools"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'grpcio==1.85.1' 'grpcio-tools==1.85.1'
+fi
+
+# Go, for grpc-go's interop client and server (the tests build them once
+# from the module proxy into target/interop-peers).
+if ! command -v go >/dev/null 2>&1; then
+  echo "== installing golang-go"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq golang-go >/dev/null
+fi
+
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== gRPC interop table (recorded by the tests above)"
+scripts/grpc-interop.sh --table-only
 echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
 # Unoptimised: this only proves the harness compiles, and an optimised build
 # of every dependency would double the suite's time on two cores.

@@ -156,29 +156,42 @@ pub async fn run(c: &Clients, case: &str) -> Result<()> {
                     .await,
                 Code::InvalidArgument,
             )?;
+            // As the descriptions have it: a second message that does not
+            // expect compression.
+            let second = StreamingInputCallRequest {
+                payload: Some(zeros(45_904)),
+                expect_compressed: bool_value(false),
+            };
             let resp = c
                 .gzip
-                .streaming_input_call(cx(), futures::stream::iter([probe]))
+                .streaming_input_call(cx(), futures::stream::iter([probe, second]))
                 .await?
                 .message;
             ensure!(
-                resp.aggregated_payload_size == 27_182,
+                resp.aggregated_payload_size == 73_086,
                 "aggregated {}",
                 resp.aggregated_payload_size
             );
         }
         "server_streaming" | "server_compressed_streaming" => {
-            let sizes = [31_415, 9, 2653, 58_979];
-            let mut p = params(&sizes);
+            // The descriptions: four sizes plain; two, the first asked
+            // compressed and the second not, for the compressed case.
+            let sizes: &[i32] = if case == "server_streaming" {
+                &[31_415, 9, 2653, 58_979]
+            } else {
+                &[31_415, 92_653]
+            };
+            let mut p = params(sizes);
             if case == "server_compressed_streaming" {
                 p[0].compressed = bool_value(true);
+                p[1].compressed = bool_value(false);
             }
             let req = StreamingOutputCallRequest {
                 response_parameters: p,
                 ..Default::default()
             };
             let mut s = c.plain.streaming_output_call(cx(), &req).await?.message;
-            for n in sizes {
+            for &n in sizes {
                 let m = s
                     .message()
                     .await?

@@ -16,6 +16,7 @@ pub mod generated {
 }
 
 pub mod cases;
+pub mod peers;
 pub mod server;
 pub mod service;
 
