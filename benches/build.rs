@@ -12,4 +12,13 @@ fn main() {
                 pilota_build::Output::File(out.join(format!("{name}.rs"))),
             );
     }
+    // The gRPC benchmark's message, by pilota-build's protobuf backend.
+    println!("cargo:rerun-if-changed=idl/echo.proto");
+    pilota_build::Builder::pb()
+        .include_dirs(vec!["idl".into()])
+        .ignore_unused(false)
+        .compile_with_config(
+            vec![pilota_build::IdlService::from_path("idl/echo.proto".into())],
+            pilota_build::Output::File(out.join("echo_pb.rs")),
+        );
 }

@@ -25,6 +25,7 @@
 pub mod alloc;
 pub mod apache;
 pub mod cpu;
+pub mod grpc;
 pub mod raw;
 pub mod service;
 pub mod types;

@@ -44,14 +44,18 @@ enum Impl {
     WeftMux,
     VoloPooled,
     VoloMux,
+    WeftGrpc,
+    Tonic,
 }
 
-const ALL_IMPLS: [Impl; 5] = [
+const ALL_IMPLS: [Impl; 7] = [
     Impl::Raw,
     Impl::WeftPooled,
     Impl::WeftMux,
     Impl::VoloPooled,
     Impl::VoloMux,
+    Impl::WeftGrpc,
+    Impl::Tonic,
 ];
 
 impl Impl {
@@ -62,6 +66,8 @@ impl Impl {
             Impl::WeftMux => "weft-mux",
             Impl::VoloPooled => "volo-pooled",
             Impl::VoloMux => "volo-mux",
+            Impl::WeftGrpc => "weft-grpc",
+            Impl::Tonic => "tonic",
         }
     }
 
@@ -265,6 +271,14 @@ async fn run_server(imp: Impl) -> anyhow::Result<()> {
             };
             (addr, Box::new(handle))
         }
+        Impl::WeftGrpc => {
+            let (addr, handle) = weft_benches::grpc::weft_server(calls.clone()).await?;
+            (addr, Box::new(handle))
+        }
+        Impl::Tonic => {
+            let (addr, task) = weft_benches::grpc::tonic_server(calls.clone()).await?;
+            (addr, Box::new(task))
+        }
     };
     println!("ADDR {addr}");
     std::io::stdout().flush()?;
@@ -328,6 +342,8 @@ enum Caller {
     Raw(raw::RawConn),
     Weft(service::BenchClient),
     Volo(volo_side::VoloClient),
+    WeftGrpc(weft_benches::grpc::WeftGrpcClient),
+    Tonic(weft_benches::grpc::TonicClient),
 }
 
 impl Caller {
@@ -341,6 +357,12 @@ impl Caller {
             Caller::Volo(c) => {
                 let got = volo_side::echo(c, msg.clone()).await?;
                 anyhow::ensure!(got.len() == msg.len(), "short echo");
+            }
+            Caller::WeftGrpc(c) => {
+                anyhow::ensure!(c.echo(msg).await? == msg.len(), "short echo");
+            }
+            Caller::Tonic(c) => {
+                anyhow::ensure!(c.echo(msg).await? == msg.len(), "short echo");
             }
         }
         Ok(())
@@ -368,6 +390,14 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
         Impl::VoloMux => Some(volo_side::client(spec.addr, true)),
         _ => None,
     };
+    let shared_grpc = match spec.imp {
+        Impl::WeftGrpc => Some(weft_benches::grpc::WeftGrpcClient::new(spec.addr)),
+        _ => None,
+    };
+    let shared_tonic = match spec.imp {
+        Impl::Tonic => Some(weft_benches::grpc::TonicClient::connect(spec.addr).await?),
+        _ => None,
+    };
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let mut tasks = Vec::with_capacity(spec.concurrency);
     for _ in 0..spec.concurrency {
@@ -379,6 +409,8 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
             Impl::VoloPooled | Impl::VoloMux => {
                 Caller::Volo(shared_volo.clone().expect("volo client"))
             }
+            Impl::WeftGrpc => Caller::WeftGrpc(shared_grpc.clone().expect("grpc client")),
+            Impl::Tonic => Caller::Tonic(shared_tonic.clone().expect("tonic client")),
         };
         let phase = phase.clone();
         let msg = msg.clone();

@@ -184,6 +184,24 @@ fn checks(o: &Options, s: &BTreeMap<Key, Summary>) -> Vec<Check> {
         for &p in &o.payload {
             let cell = format!("c={c} {}", size(p));
             let get = |i| s.get(&(c, p, i));
+            // Issue 12: Weft's gRPC against tonic.
+            if let (Some(w), Some(t)) = (get(Impl::WeftGrpc), get(Impl::Tonic)) {
+                let min = if c == 1 { 1.1 } else { 1.3 };
+                out.push(at_least(
+                    &cell,
+                    "weft-grpc QPS / tonic".into(),
+                    w.qps / t.qps,
+                    min,
+                    format!(">= {min}x"),
+                ));
+                out.push(at_most(
+                    &cell,
+                    "weft-grpc p99 / tonic p99".into(),
+                    w.p99_us / t.p99_us,
+                    1.0,
+                    "<= 1.0x".into(),
+                ));
+            }
             let (raw, volo) = (get(Impl::Raw), get(Impl::VoloPooled));
             for weft in [Impl::WeftPooled, Impl::WeftMux] {
                 let Some(w) = get(weft) else { continue };
@@ -349,6 +367,26 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
             );
         }
     }
+    if o.impls.contains(&Impl::WeftGrpc) && o.impls.contains(&Impl::Tonic) {
+        let _ = writeln!(
+            md,
+            "\ngRPC, QPS and p99:\n\n| cell | weft-grpc / tonic | p99 weft-grpc / tonic |\n|---|--:|--:|"
+        );
+        for &c in &o.concurrency {
+            for &p in &o.payload {
+                let g = |i| s.get(&(c, p, i));
+                let qps: Metric = |x| x.qps;
+                let p99: Metric = |x| x.p99_us;
+                let _ = writeln!(
+                    md,
+                    "| c={c} {} | {} | {} |",
+                    size(p),
+                    ratio(g(Impl::WeftGrpc), g(Impl::Tonic), qps),
+                    ratio(g(Impl::WeftGrpc), g(Impl::Tonic), p99),
+                );
+            }
+        }
+    }
     let met = checks.iter().filter(|c| c.met).count();
     let _ = writeln!(
         md,
@@ -385,7 +423,9 @@ fn resolution_us(s: &BTreeMap<Key, Summary>, o: &Options) -> f64 {
 /// One number of a summary.
 type Metric = fn(&Summary) -> f64;
 
-const COLOURS: [&str; 5] = ["#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896"];
+const COLOURS: [&str; 7] = [
+    "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#2ca02c", "#ff7f0e",
+];
 
 /// Two grouped bar charts, QPS and p99, one group per cell.
 fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
@@ -403,13 +443,13 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
     );
     let _ = writeln!(
         out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">Weft vs volo-thrift vs raw TCP echo (medians of {} rounds)</text>"#,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">Weft vs volo-thrift, tonic and a raw TCP echo (medians of {} rounds)</text>"#,
         w / 2.0,
         o.rounds
     );
     // Legend.
     for (i, imp) in o.impls.iter().enumerate() {
-        let x = left + i as f64 * 150.0;
+        let x = left + i as f64 * 125.0;
         let colour = COLOURS[*imp as usize];
         let _ = writeln!(
             out,

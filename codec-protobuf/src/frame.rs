@@ -22,6 +22,7 @@ pub(crate) struct Decoder {
     want: Option<(bool, usize)>,
     max: usize,
     encoding: Option<Encoding>,
+    last_compressed: bool,
 }
 
 impl Decoder {
@@ -34,6 +35,7 @@ impl Decoder {
             want: None,
             max,
             encoding,
+            last_compressed: false,
         }
     }
 
@@ -42,9 +44,9 @@ impl Decoder {
         !self.current.is_empty() || !self.partial.is_empty()
     }
 
-    /// Bytes held for an unfinished message.
-    pub(crate) fn buffered(&self) -> usize {
-        self.current.len() + self.partial.len()
+    /// Whether the last message came compressed.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// Add a received chunk; call [`Decoder::next`] until it gives `None`
@@ -123,7 +125,8 @@ impl Decoder {
         Ok((compressed, len))
     }
 
-    fn finish(&self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+    fn finish(&mut self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+        self.last_compressed = compressed;
         if !compressed {
             return Ok(msg);
         }

@@ -24,19 +24,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
+pub mod client;
 pub mod compression;
 mod frame;
 pub mod limits;
 pub mod message;
 pub mod metadata;
+mod send;
+pub mod server;
 mod service;
 mod streaming;
 
+pub use client::{GrpcCall, GrpcClient, GrpcClientBuilder};
 pub use compression::Encoding;
 pub use frame::PREFIX_LEN;
 pub use limits::GrpcLimits;
 pub use message::{decode, encode_into, encoded_len, validate, Message, PbMessage, Validate};
 pub use metadata::{Metadata, ResponseMetadata};
+pub use server::{Compress, Compressed, GrpcServer};
 pub use service::{
     MethodDesc, MethodKind, RequestBody, ResponseSink, ResponseStream, ServiceRequest,
     ServiceResponse,

@@ -45,7 +45,6 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The bounds of one gRPC server or client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct GrpcLimits {
     /// Largest received message, after decompression. Default 4 MiB.
     pub max_recv_message: usize,

@@ -76,6 +76,8 @@ pub trait ServiceResponse: Send + 'static {
 }
 
 /// The body of a call as the server received it.
+// Moved once per call: boxing the stream would cost an allocation for it.
+#[allow(clippy::large_enum_variant)]
 pub enum RequestBody {
     /// The one request message, not yet decoded.
     Message(Bytes),

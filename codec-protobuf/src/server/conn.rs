@@ -1,0 +1,158 @@
+//! One HTTP/2 connection: the handshake, every stream's call polled on the
+//! connection's own task (no spawn per call), GOAWAY when the server
+//! drains, a definite status for every call still running when it stops,
+//! keepalive and idle timeouts.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::{stream::FuturesUnordered, StreamExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_core::{Accepted, Limits};
+
+use super::{call, Route};
+use crate::{compression::Encoding, limits::GrpcLimits};
+
+/// What every stream of one connection reads.
+pub(crate) struct Shared {
+    pub(crate) routes: Arc<HashMap<&'static str, Arc<dyn Route>>>,
+    pub(crate) limits: GrpcLimits,
+    pub(crate) conn_limits: Limits,
+    pub(crate) compress: Option<Encoding>,
+    pub(crate) budget: crate::budget::Budget,
+}
+
+fn builder(limits: &GrpcLimits) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_size)
+        .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .initial_window_size(limits.stream_window)
+        .initial_connection_window_size(limits.connection_window)
+        .max_frame_size(limits.max_frame_size)
+        .max_send_buffer_size(limits.max_send_buffer);
+    b
+}
+
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
+    let Accepted {
+        io, peer, shutdown, ..
+    } = conn;
+    let aborted = shutdown.aborted();
+    tokio::pin!(aborted);
+    let read_timeout = shared.conn_limits.read_timeout;
+    let handshake = builder(&shared.limits).handshake::<_, Bytes>(io);
+    let mut h2 = tokio::select! {
+        r = tokio::time::timeout(read_timeout, handshake) => match r {
+            Ok(Ok(h2)) => h2,
+            Ok(Err(e)) => {
+                tracing::debug!(?peer, error = %e, "grpc: HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(?peer, "grpc: HTTP/2 handshake timed out");
+                return;
+            }
+        },
+        _ = &mut aborted => return,
+    };
+
+    // Calls end with UNAVAILABLE when the drain deadline passes.
+    let stop = CancellationToken::new();
+    let draining = shutdown.draining();
+    let stopping = shutdown.stopping();
+    tokio::pin!(draining, stopping);
+    let (mut drained, mut stopped) = (false, false);
+
+    let mut calls = FuturesUnordered::new();
+    let idle = shared.conn_limits.idle_timeout;
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let keepalive = shared.limits.keepalive_interval;
+    let mut ping = h2.ping_pong();
+    let mut next_ping = Instant::now() + keepalive;
+    let ping_timer = tokio::time::sleep_until(next_ping);
+    tokio::pin!(ping_timer);
+    let mut awaiting_pong: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut aborted => return,
+            _ = &mut stopping, if !stopped => {
+                stopped = true;
+                stop.cancel();
+                h2.graceful_shutdown();
+            }
+            _ = &mut draining, if !drained => {
+                drained = true;
+                // GOAWAY: new streams are refused (the client retries them
+                // elsewhere), those in flight finish.
+                h2.graceful_shutdown();
+            }
+            Some(()) = calls.next(), if !calls.is_empty() => {
+                if calls.is_empty() {
+                    idle_timer.as_mut().reset(Instant::now() + idle);
+                }
+            }
+            accepted = h2.accept() => match accepted {
+                Some(Ok((req, respond))) => {
+                    calls.push(call::serve(shared.clone(), req, respond, peer.clone(), stop.clone()));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(?peer, error = %e, "grpc: connection error");
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut idle_timer, if calls.is_empty() && !drained => {
+                tracing::debug!(?peer, "grpc: idle connection closed");
+                drained = true;
+                h2.graceful_shutdown();
+            }
+            _ = &mut ping_timer => {
+                let now = Instant::now();
+                match awaiting_pong {
+                    Some(sent) if now >= sent + shared.limits.keepalive_timeout => {
+                        tracing::debug!(?peer, "grpc: keepalive ping unanswered; closing");
+                        h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                        break;
+                    }
+                    Some(sent) => {
+                        ping_timer.as_mut().reset(sent + shared.limits.keepalive_timeout);
+                    }
+                    None => {
+                        if let Some(p) = ping.as_mut() {
+                            if p.send_ping(h2::Ping::opaque()).is_ok() {
+                                awaiting_pong = Some(now);
+                                ping_timer.as_mut().reset(now + shared.limits.keepalive_timeout);
+                            }
+                        }
+                    }
+                }
+            }
+            pong = pong(&mut ping), if awaiting_pong.is_some() => {
+                awaiting_pong = None;
+                if pong.is_err() {
+                    break;
+                }
+                next_ping = Instant::now() + keepalive;
+                ping_timer.as_mut().reset(next_ping);
+            }
+        }
+    }
+    // The connection is gone: what is left cannot be answered. Let the
+    // calls still in flight see it (their streams fail) and end.
+    stop.cancel();
+    let finish = async { while calls.next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), finish).await;
+}
+
+async fn pong(ping: &mut Option<h2::PingPong>) -> Result<(), h2::Error> {
+    match ping {
+        Some(p) => std::future::poll_fn(|cx| p.poll_pong(cx)).await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}

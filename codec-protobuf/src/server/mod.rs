@@ -1,0 +1,213 @@
+//! The gRPC server: a [`Protocol`] for Weft's [`ServerBuilder`], so gRPC is
+//! served beside Thrift on one port, or alone.
+//!
+//! - `conn`: one HTTP/2 connection, its streams polled on its own task.
+//! - `call`: one stream: headers to context, the body, the handler, the
+//!   answer and its trailers.
+
+mod call;
+mod conn;
+
+use std::{collections::HashMap, fmt, future::Future, io, pin::Pin, sync::Arc};
+
+use futures::future::BoxFuture;
+use tower::{Service, ServiceExt};
+use weft_core::{
+    Accepted, Address, Context, Protocol, Request, Response, ServerBuilder, ServerHandle, Status,
+};
+
+use crate::{
+    compression::Encoding,
+    limits::GrpcLimits,
+    service::{
+        EncodeStream, MethodKind, RequestBody, ResponseSink, ServiceRequest, ServiceResponse,
+    },
+};
+
+/// The bytes an HTTP/2 connection begins with (RFC 9113, 3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Ask the server to compress a response: put it in the response context's
+/// extensions. Honoured when the client accepts the encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compress(pub Encoding);
+
+/// Marks a request whose message came compressed: the server puts it in
+/// the call's context extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compressed;
+
+/// A gRPC server: services by name, and the bounds of its connections.
+#[derive(Clone)]
+#[must_use]
+pub struct GrpcServer {
+    routes: Arc<HashMap<&'static str, Arc<dyn Route>>>,
+    limits: GrpcLimits,
+    compress: Option<Encoding>,
+    /// Request bytes held by all connections of this server.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("services", &self.routes.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Default for GrpcServer {
+    fn default() -> Self {
+        GrpcServer::new()
+    }
+}
+
+impl GrpcServer {
+    /// A server with no services and default limits.
+    pub fn new() -> GrpcServer {
+        GrpcServer {
+            routes: Arc::default(),
+            limits: GrpcLimits::default(),
+            compress: None,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// The HTTP/2 and message bounds. Default [`GrpcLimits::default`].
+    pub fn limits(mut self, limits: GrpcLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Compress every response with `encoding` when the client accepts it.
+    /// Default: only when a handler asks ([`Compress`]).
+    pub fn send_compressed(mut self, encoding: Encoding) -> Self {
+        self.compress = Some(encoding);
+        self
+    }
+
+    /// Serve `service`, a generated `XServer` or any middleware around it,
+    /// under its `.proto` name. A later service of the same name replaces
+    /// an earlier one.
+    pub fn add_service<Req, Resp, S>(mut self, service: S) -> Self
+    where
+        Req: ServiceRequest,
+        Resp: ServiceResponse,
+        S: Service<Request<Req>, Response = Response<Resp>, Error = Status>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let route: Arc<dyn Route> = Arc::new(ServiceRoute::<Req, Resp, S> {
+            service,
+            _types: std::marker::PhantomData,
+        });
+        Arc::make_mut(&mut self.routes).insert(Req::SERVICE, route);
+        self
+    }
+
+    /// Bind `addr` and serve gRPC alone on it (add the server to a
+    /// [`ServerBuilder`] with [`ServerBuilder::protocol`] to serve it beside
+    /// Thrift instead).
+    pub async fn serve(self, builder: ServerBuilder, addr: &Address) -> io::Result<ServerHandle> {
+        builder.protocol(self).serve_protocols(addr).await
+    }
+}
+
+impl Protocol for GrpcServer {
+    fn name(&self) -> &'static str {
+        "grpc"
+    }
+
+    fn preface(&self) -> &'static [u8] {
+        PREFACE
+    }
+
+    fn serve(&self, conn: Accepted) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let shared = Arc::new(conn::Shared {
+            routes: self.routes.clone(),
+            limits: self.limits.clone(),
+            conn_limits: conn.limits.clone(),
+            compress: self.compress,
+            budget: crate::budget::Budget::new(
+                self.in_flight.clone(),
+                conn.limits.max_in_flight_bytes,
+                conn.limits.max_in_flight_bytes_per_connection,
+            ),
+        });
+        Box::pin(conn::serve(shared, conn))
+    }
+}
+
+/// What a handler's answer becomes before it is written.
+pub(crate) enum Answer {
+    /// One message, encoded after a reserved prefix.
+    One(bytes::BytesMut),
+    /// Messages as they come.
+    Stream(EncodeStream),
+}
+
+/// One service, its request and response types erased.
+pub(crate) trait Route: Send + Sync {
+    /// A method by name: its index and shape.
+    fn method(&self, name: &str) -> Option<(usize, &'static str, MethodKind)>;
+
+    /// Run the call to its answer.
+    fn call(
+        &self,
+        method: usize,
+        cx: Context,
+        body: RequestBody,
+    ) -> BoxFuture<'static, Result<(Context, Answer), Status>>;
+}
+
+struct ServiceRoute<Req, Resp, S> {
+    service: S,
+    _types: std::marker::PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp, S> Route for ServiceRoute<Req, Resp, S>
+where
+    Req: ServiceRequest,
+    Resp: ServiceResponse,
+    S: Service<Request<Req>, Response = Response<Resp>, Error = Status>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn method(&self, name: &str) -> Option<(usize, &'static str, MethodKind)> {
+        Req::METHODS
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.name == name)
+            .map(|(i, m)| (i, m.name, m.kind))
+    }
+
+    fn call(
+        &self,
+        method: usize,
+        cx: Context,
+        body: RequestBody,
+    ) -> BoxFuture<'static, Result<(Context, Answer), Status>> {
+        let service = self.service.clone();
+        Box::pin(async move {
+            let req = Req::from_body(method, body)?;
+            let resp = service.oneshot(Request::new(cx, req)).await?;
+            let mut one = bytes::BytesMut::new();
+            let start = crate::frame::begin(&mut one);
+            debug_assert_eq!(start, 0);
+            let mut sink = ResponseSink::new(&mut one);
+            resp.message.into_sink(&mut sink)?;
+            let answer = match sink.stream.take() {
+                Some(stream) => Answer::Stream(stream),
+                None => Answer::One(one),
+            };
+            Ok((resp.cx, answer))
+        })
+    }
+}
