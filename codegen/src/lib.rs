@@ -56,10 +56,13 @@ mod backend;
 mod builder;
 mod check;
 mod error;
+mod grpc;
 mod init;
 mod normalize;
+mod pb_backend;
+mod proto;
 mod service;
 
-pub use builder::{module_name, Builder, DEFAULT_PILOTA_PATH};
+pub use builder::{module_name, Builder, DEFAULT_PB_PILOTA_PATH, DEFAULT_PILOTA_PATH};
 pub use error::{Error, SyntaxError};
 pub use init::{init, InitOptions, WeftDependency, FACADE_PACKAGE};

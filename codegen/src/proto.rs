@@ -12,11 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use protobuf::descriptor::FileDescriptorProto;
-use protobuf_parse::{
-    pure::{parse_and_typecheck_custom, parse_dependencies},
-    ProtoPath, ProtoPathBuf, ProtoPathResolver, ResolvedProtoFile,
-};
+use protobuf_parse::{pure::parse_dependencies, ProtoPathBuf};
 
 use crate::error::{Error, SyntaxError};
 
@@ -80,8 +76,6 @@ pub(crate) struct Checked {
     pub(crate) include_dirs: Vec<PathBuf>,
     /// Every file read from disk, for `cargo:rerun-if-changed`.
     pub(crate) files: Vec<PathBuf>,
-    /// Every file's descriptor, imports included, dependencies first.
-    pub(crate) descriptors: Vec<FileDescriptorProto>,
 }
 
 /// A file read during the check.
@@ -135,16 +129,36 @@ pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Checke
         )?;
     }
 
-    let resolver = Resolver {
-        sources: &sources,
-        includes: &includes,
+    // Every file is known to exist, parse, and import nothing missing or
+    // circular: protobuf-parse's own reading of them is now safe to run
+    // for the type check. `pilota.proto` is pilota-build's: put its
+    // declarations where the check finds them.
+    let mut check_includes = includes.clone();
+    let _pilota_dir = if sources.contains_key("pilota.proto") {
+        None
+    } else {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        std::fs::write(dir.path().join("pilota.proto"), PILOTA_PROTO).map_err(|source| {
+            Error::Io {
+                path: dir.path().join("pilota.proto"),
+                source,
+            }
+        })?;
+        check_includes.push(absolute(dir.path()));
+        Some(dir)
     };
-    let names: Vec<ProtoPathBuf> = inputs.iter().map(|(_, p)| p.clone()).collect();
     let typechecked = catch_unwind(AssertUnwindSafe(|| {
-        parse_and_typecheck_custom(&names, resolver)
+        protobuf_parse::Parser::new()
+            .pure()
+            .includes(&check_includes)
+            .inputs(inputs.iter().map(|(p, _)| p))
+            .parse_and_typecheck()
     }));
-    let descriptors = match typechecked {
-        Ok(Ok(d)) => d,
+    match typechecked {
+        Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(typecheck_error(&e, &sources, &inputs[0].0)),
         Err(payload) => {
             return Err(Error::Rejected {
@@ -158,7 +172,6 @@ pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Checke
         idls: inputs.into_iter().map(|(p, _)| p).collect(),
         include_dirs: includes,
         files,
-        descriptors,
     })
 }
 
@@ -284,43 +297,6 @@ fn walk(
     }
     stack.pop();
     Ok(())
-}
-
-/// Hands protobuf-parse the files [`walk`] read (so each is read once and
-/// what was checked is what is parsed), the built-in ones it knows, and
-/// pilota's options.
-struct Resolver<'a> {
-    sources: &'a HashMap<String, Source>,
-    includes: &'a [PathBuf],
-}
-
-impl std::fmt::Display for Resolver<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let dirs: Vec<String> = self
-            .includes
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect();
-        write!(f, "{}", dirs.join(", "))
-    }
-}
-
-impl ProtoPathResolver for Resolver<'_> {
-    fn resolve(&self, path: &ProtoPath) -> anyhow::Result<Option<ResolvedProtoFile>> {
-        if let Some(s) = self.sources.get(path.to_str()) {
-            return Ok(Some(ResolvedProtoFile {
-                path: s.path.display().to_string(),
-                content: s.text.clone().into_bytes(),
-            }));
-        }
-        if path.to_str() == "pilota.proto" {
-            return Ok(Some(ResolvedProtoFile {
-                path: "pilota.proto".to_string(),
-                content: PILOTA_PROTO.as_bytes().to_vec(),
-            }));
-        }
-        Ok(None)
-    }
 }
 
 /// A type-checking error as `file:line: message`. protobuf-parse says
@@ -484,15 +460,6 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic".to_string())
-}
-
-/// The package and services of each file, by the file's name as imported
-/// (`grpc/testing/test.proto` or `test.proto`).
-pub(crate) fn packages(descriptors: &[FileDescriptorProto]) -> HashMap<String, String> {
-    descriptors
-        .iter()
-        .map(|d| (d.name().to_string(), d.package().to_string()))
-        .collect()
 }
 
 /// Whether `path` names a `.proto` file.
