@@ -202,13 +202,15 @@ pub(crate) fn finish_traits(code: &str) -> String {
         let full_name = rest.split("*/").next().unwrap_or("").trim().to_string();
         lines.remove(i);
         // The `pub trait X {` line above.
-        if let Some(t) = (0..i).rev().find(|&j| lines[j].trim_start().starts_with("pub trait ")) {
+        if let Some(t) = (0..i)
+            .rev()
+            .find(|&j| lines[j].trim_start().starts_with("pub trait "))
+        {
             let indent: String = lines[t].chars().take_while(|c| c.is_whitespace()).collect();
             if let Some(head) = lines[t].trim_end().strip_suffix('{') {
                 let head = head.trim_end().to_string();
-                lines[t] = format!(
-                    "{head}: ::std::marker::Send + ::std::marker::Sync + 'static {{"
-                );
+                lines[t] =
+                    format!("{head}: ::std::marker::Send + ::std::marker::Sync + 'static {{");
                 lines.insert(
                     t,
                     format!(

@@ -182,7 +182,10 @@ pub(crate) fn grpc_stubs(s: &GrpcService, m: &GrpcMethod) -> String {
         (m.resp.clone(), "::std::default::Default::default()")
     };
     let args = if m.kind.streams_requests() {
-        format!("futures::stream::iter(vec![<{} as ::std::default::Default>::default()])", m.req)
+        format!(
+            "futures::stream::iter(vec![<{} as ::std::default::Default>::default()])",
+            m.req
+        )
     } else {
         "&::std::default::Default::default()".to_string()
     };

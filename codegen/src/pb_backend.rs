@@ -204,12 +204,14 @@ impl CodegenBackend for WeftPbBackend {
         }
         // A oneof: its members are fields of the enclosing message.
         let parent = match &e.item_exts {
-            ItemExts::Pb(pb) => pb.parent.as_ref().and_then(|p| {
-                match &*self.cx().expect_item(p.did) {
-                    rir::Item::Message(m) => Some(m.name.raw_str().to_string()),
-                    _ => None,
-                }
-            }),
+            ItemExts::Pb(pb) => {
+                pb.parent
+                    .as_ref()
+                    .and_then(|p| match &*self.cx().expect_item(p.did) {
+                        rir::Item::Message(m) => Some(m.name.raw_str().to_string()),
+                        _ => None,
+                    })
+            }
             _ => None,
         }
         .unwrap_or_else(|| e.name.raw_str().to_string());
@@ -245,7 +247,8 @@ impl CodegenBackend for WeftPbBackend {
         stream: &mut String,
         mods: &[(ModPath, std::sync::Arc<std::path::PathBuf>)],
     ) {
-        self.inner.codegen_register_mod_file_descriptor(stream, mods)
+        self.inner
+            .codegen_register_mod_file_descriptor(stream, mods)
     }
 
     fn codegen_pilota_trait(&self, stream: &mut String) {

@@ -252,7 +252,8 @@ fn walk(
         });
     }
     let parsed = catch_unwind(AssertUnwindSafe(|| {
-        parse_dependencies(&text).map_err(|e| (e.line as usize, e.col as usize, e.error.to_string()))
+        parse_dependencies(&text)
+            .map_err(|e| (e.line as usize, e.col as usize, e.error.to_string()))
     }));
     let deps = match parsed {
         Ok(Ok(d)) => d,
@@ -305,19 +306,22 @@ fn walk(
 /// the message found in the file.
 fn typecheck_error(e: &anyhow::Error, sources: &HashMap<String, Source>, first: &Path) -> Error {
     let full = format!("{e:#}");
+    let full = full.strip_prefix("using pure parser: ").unwrap_or(&full);
     let (file, message) = full
         .strip_prefix("error in `")
         .and_then(|rest| rest.split_once("`: "))
-        .map_or((None, full.as_str()), |(f, m)| (Some(f), m));
+        .map_or((None, full), |(f, m)| (Some(f), m));
     let source = file.and_then(|f| sources.values().find(|s| s.path.display().to_string() == f));
     let path = source.map_or_else(|| first.to_path_buf(), |s| s.path.clone());
-    let line = source.and_then(|s| line_of_names(&s.text, message)).or_else(|| {
-        // No file named (a clash found while linking files): the first
-        // file holding a name from the message.
-        sources
-            .values()
-            .find_map(|s| line_of_names(&s.text, message))
-    });
+    let line = source
+        .and_then(|s| line_of_names(&s.text, message))
+        .or_else(|| {
+            // No file named (a clash found while linking files): the first
+            // file holding a name from the message.
+            sources
+                .values()
+                .find_map(|s| line_of_names(&s.text, message))
+        });
     Error::Rejected {
         path,
         line: Some(line.unwrap_or(1)),
@@ -329,11 +333,19 @@ fn typecheck_error(e: &anyhow::Error, sources: &HashMap<String, Source>, first: 
 /// or used in `text` (its last dotted segment counts too).
 fn line_of_names(text: &str, message: &str) -> Option<usize> {
     let code = strip_comments(text);
+    // Names the message quotes (`B`) first, then any other word.
+    let quoted = message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.is_empty());
     let words = message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .map(|w| w.trim_matches('.'))
-        .filter(|w| w.len() > 1 && !w.chars().all(|c| c.is_ascii_digit()));
-    for w in words {
+        .filter(|w| w.len() > 1);
+    for w in quoted.chain(words).map(|w| w.trim_matches('.')) {
+        if w.is_empty() || w.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
         for candidate in [w, w.rsplit('.').next().unwrap_or(w)] {
             if KEYWORDS.contains(&candidate) {
                 continue;
@@ -374,9 +386,10 @@ fn code_mask(text: &str) -> Vec<bool> {
     let mut i = 0;
     while i < b.len() {
         let end = match b[i] {
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p)
-            }
+            b'/' if b.get(i + 1) == Some(&b'/') => b[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(b.len(), |p| i + p),
             b'/' if b.get(i + 1) == Some(&b'*') => b[i + 2..]
                 .windows(2)
                 .position(|w| w == b"*/")
@@ -477,13 +490,25 @@ mod tests {
         assert_eq!(too_deep(&deep, 100), Some((1, 101)));
         let quoted = format!("option x = \"{}\"; // {}", "{".repeat(200), "[".repeat(200));
         assert_eq!(too_deep(&quoted, 100), None);
-        assert_eq!(too_deep("message A {\n  message B {}\n}\n", 1), Some((2, 13)));
+        assert_eq!(
+            too_deep("message A {\n  message B {}\n}\n", 1),
+            Some((2, 13))
+        );
     }
 
     #[test]
     fn names_are_found_in_code_not_comments() {
         let text = "// Foo here\nmessage A {\n  Foo f = 1;\n}\n";
-        assert_eq!(line_of_names(text, "object is not found by path: Foo"), Some(3));
-        assert_eq!(line_of_import("import \"a.proto\";\n// import \"b.proto\"\nimport \"b.proto\";", "b.proto"), 3);
+        assert_eq!(
+            line_of_names(text, "object is not found by path: Foo"),
+            Some(3)
+        );
+        assert_eq!(
+            line_of_import(
+                "import \"a.proto\";\n// import \"b.proto\"\nimport \"b.proto\";",
+                "b.proto"
+            ),
+            3
+        );
     }
 }

@@ -51,7 +51,10 @@ fn main() {
         }
         match b.generate() {
             Ok(_) => {
-                let _ = writeln!(index, "include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));");
+                let _ = writeln!(
+                    index,
+                    "include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));"
+                );
                 generated.push((rel.display().to_string(), module));
             }
             Err(e) => failures.push(e.to_string()),

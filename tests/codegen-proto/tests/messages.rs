@@ -37,9 +37,16 @@ fn every_corpus_file_is_generated() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/idl/proto");
     let mut expected = Vec::new();
     walk(&corpus, &mut expected, &corpus);
-    assert!(expected.len() >= 13, "corpus has only {} files", expected.len());
+    assert!(
+        expected.len() >= 13,
+        "corpus has only {} files",
+        expected.len()
+    );
     for f in &expected {
-        assert!(GENERATED.iter().any(|(g, _)| g == f), "{f} was not generated");
+        assert!(
+            GENERATED.iter().any(|(g, _)| g == f),
+            "{f} was not generated"
+        );
     }
 }
 
@@ -51,23 +58,41 @@ fn sample() -> Outer {
             name: "inner".into(),
             tags: vec!["a".into(), "b".into()],
         }),
-        items: vec![Inner::default(), Inner {
-            name: "second".into(),
-            tags: vec![],
-        }],
+        items: vec![
+            Inner::default(),
+            Inner {
+                name: "second".into(),
+                tags: vec![],
+            },
+        ],
         labels: [("k".into(), "v".into())].into_iter().collect(),
-        by_id: [(7, Inner { name: "seven".into(), tags: vec![] })].into_iter().collect(),
+        by_id: [(
+            7,
+            Inner {
+                name: "seven".into(),
+                tags: vec![],
+            },
+        )]
+        .into_iter()
+        .collect(),
         choice: Some(outer::Choice::Text("chosen".into())),
         color: Color::RED,
-        at: Some(Timestamp { seconds: 1_700_000_000, nanos: 5 }),
-        maybe: Some(StringValue { value: "wrapped".into() }),
+        at: Some(Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        }),
+        maybe: Some(StringValue {
+            value: "wrapped".into(),
+        }),
         child: Some(Box::new(Outer {
             title: "child".into(),
             ..Default::default()
         })),
         raw: Bytes::from_static(b"\xff\x00"),
         deep: Some(outer::Deep {
-            deeper: Some(outer::deep::Deeper { leaf: "leaf".into() }),
+            deeper: Some(outer::deep::Deeper {
+                leaf: "leaf".into(),
+            }),
         }),
         ..Default::default()
     }
@@ -109,19 +134,37 @@ fn corrupt(m: &Outer) -> Bytes {
 fn invalid_utf8_is_rejected_naming_the_field() {
     let bad: FastStr = "x@@y".into();
     let cases: Vec<(&str, Outer)> = vec![
-        ("Outer.title", Outer { title: bad.clone(), ..Default::default() }),
-        ("Outer.note", Outer { note: Some(bad.clone()), ..Default::default() }),
+        (
+            "Outer.title",
+            Outer {
+                title: bad.clone(),
+                ..Default::default()
+            },
+        ),
+        (
+            "Outer.note",
+            Outer {
+                note: Some(bad.clone()),
+                ..Default::default()
+            },
+        ),
         (
             "Inner.name",
             Outer {
-                inner: Some(Inner { name: bad.clone(), tags: vec![] }),
+                inner: Some(Inner {
+                    name: bad.clone(),
+                    tags: vec![],
+                }),
                 ..Default::default()
             },
         ),
         (
             "Inner.tags",
             Outer {
-                items: vec![Inner { name: "ok".into(), tags: vec!["ok".into(), bad.clone()] }],
+                items: vec![Inner {
+                    name: "ok".into(),
+                    tags: vec!["ok".into(), bad.clone()],
+                }],
                 ..Default::default()
             },
         ),
@@ -142,29 +185,49 @@ fn invalid_utf8_is_rejected_naming_the_field() {
         (
             "Inner.name",
             Outer {
-                by_id: [(1, Inner { name: bad.clone(), tags: vec![] })].into_iter().collect(),
+                by_id: [(
+                    1,
+                    Inner {
+                        name: bad.clone(),
+                        tags: vec![],
+                    },
+                )]
+                .into_iter()
+                .collect(),
                 ..Default::default()
             },
         ),
         (
             "Outer.text",
-            Outer { choice: Some(outer::Choice::Text(bad.clone())), ..Default::default() },
+            Outer {
+                choice: Some(outer::Choice::Text(bad.clone())),
+                ..Default::default()
+            },
         ),
         (
             "Inner.name",
             Outer {
-                choice: Some(outer::Choice::Nested(Inner { name: bad.clone(), tags: vec![] })),
+                choice: Some(outer::Choice::Nested(Inner {
+                    name: bad.clone(),
+                    tags: vec![],
+                })),
                 ..Default::default()
             },
         ),
         (
             "StringValue.value",
-            Outer { maybe: Some(StringValue { value: bad.clone() }), ..Default::default() },
+            Outer {
+                maybe: Some(StringValue { value: bad.clone() }),
+                ..Default::default()
+            },
         ),
         (
             "Outer.title",
             Outer {
-                child: Some(Box::new(Outer { title: bad.clone(), ..Default::default() })),
+                child: Some(Box::new(Outer {
+                    title: bad.clone(),
+                    ..Default::default()
+                })),
                 ..Default::default()
             },
         ),
@@ -186,6 +249,9 @@ fn invalid_utf8_is_rejected_naming_the_field() {
         assert!(err.message().contains(field), "{field}: {err}");
     }
     // Invalid bytes in a `bytes` field are fine.
-    let ok = Outer { raw: Bytes::from_static(b"\xc3\x28"), ..sample() };
+    let ok = Outer {
+        raw: Bytes::from_static(b"\xc3\x28"),
+        ..sample()
+    };
     assert!(weft::protobuf::decode::<Outer>(encode(&ok)).is_ok());
 }

@@ -49,7 +49,9 @@ impl Features for Handler {
         _cx: &mut Context,
         reqs: Streaming<Outer>,
     ) -> Result<ResponseStream<Outer>, Status> {
-        Ok(Box::pin(reqs.map(|r| r.map(|m| outer(&format!("re: {}", m.title))))))
+        Ok(Box::pin(
+            reqs.map(|r| r.map(|m| outer(&format!("re: {}", m.title)))),
+        ))
     }
 
     async fn r#type(&self, _cx: &mut Context, req: Inner) -> Result<Inner, Status> {
@@ -78,8 +80,14 @@ fn descriptors_name_the_wire_paths() {
     );
     assert_eq!(FEATURES_GET.kind, MethodKind::Unary);
     assert_eq!(FEATURES_CHAT.kind, MethodKind::BidiStreaming);
-    assert_eq!(FeaturesRequest::METHODS[1].kind, MethodKind::ClientStreaming);
-    assert_eq!(FeaturesRequest::METHODS[2].kind, MethodKind::ServerStreaming);
+    assert_eq!(
+        FeaturesRequest::METHODS[1].kind,
+        MethodKind::ClientStreaming
+    );
+    assert_eq!(
+        FeaturesRequest::METHODS[2].kind,
+        MethodKind::ServerStreaming
+    );
 }
 
 #[tokio::test]
@@ -110,7 +118,11 @@ async fn every_method_shape_over_loopback() {
         .unwrap();
     assert_eq!(up.message.title, "x,y");
 
-    let mut watched = client.watch(Context::default(), &req).await.unwrap().message;
+    let mut watched = client
+        .watch(Context::default(), &req)
+        .await
+        .unwrap()
+        .message;
     let mut titles = Vec::new();
     while let Some(m) = watched.message().await.unwrap() {
         titles.push(m.title.to_string());
@@ -129,7 +141,14 @@ async fn every_method_shape_over_loopback() {
     assert_eq!(replies, ["re: hi", "re: bye"]);
 
     // Keyword and reserved names: `r#type` in the handler, `new_` on the client.
-    assert_eq!(client.r#type(Context::default(), &req).await.unwrap().message, req);
+    assert_eq!(
+        client
+            .r#type(Context::default(), &req)
+            .await
+            .unwrap()
+            .message,
+        req
+    );
     let err = client.new_(Context::default(), &req).await.unwrap_err();
     assert_eq!(err.code(), weft::core::Code::Unimplemented, "{err}");
     handle.shutdown().await;
