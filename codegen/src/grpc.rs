@@ -113,6 +113,10 @@ impl GrpcService {
         let mut variants = Vec::<String>::new();
         let mut fns = Vec::<String>::new();
         for m in &mut methods {
+            // The one capitalised keyword an upper-camel name can be.
+            if m.variant == "Self" {
+                m.variant.push('_');
+            }
             while variants.contains(&m.variant) {
                 m.variant.push('_');
             }

@@ -175,7 +175,7 @@ impl CodegenBackend for WeftPbBackend {
 
     fn codegen_struct_impl(&self, def_id: DefId, stream: &mut String, s: &rir::Message) {
         self.inner.codegen_struct_impl(def_id, stream, s);
-        let name = self.cx().rust_name(def_id);
+        let name = self.cx().rust_name(def_id).to_string();
         let idl = s.name.raw_str();
         let mut body = String::new();
         for f in &s.fields {
@@ -197,7 +197,7 @@ impl CodegenBackend for WeftPbBackend {
 
     fn codegen_enum_impl(&self, def_id: DefId, stream: &mut String, e: &rir::Enum) {
         self.inner.codegen_enum_impl(def_id, stream, e);
-        let name = self.cx().rust_name(def_id);
+        let name = self.cx().rust_name(def_id).to_string();
         if !self.cx().node_contains_tag::<OneOf>(def_id) {
             stream.push_str(&Self::validate_impl(&name, ""));
             return;
