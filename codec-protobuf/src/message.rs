@@ -142,3 +142,8 @@ pub fn encode_into<M: Message>(m: &M, dst: &mut BytesMut) {
     }
     SCRATCH.with(|s| *s.borrow_mut() = Some(linked));
 }
+
+/// The stream trait generated clients bound their request streams by
+/// (`S: Stream<Item = M>`), re-exported so generated code needs no
+/// `futures` dependency of its own.
+pub use futures::Stream;

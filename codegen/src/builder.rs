@@ -5,12 +5,19 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{backend::MkWeftBackend, check::check, error::Error, normalize::normalize};
+use crate::{
+    backend::MkWeftBackend, check::check, error::Error, normalize::normalize,
+    pb_backend::MkWeftPbBackend, proto,
+};
 
 /// Where generated code finds pilota by default: through the facade, so a
 /// crate using generated code needs no `pilota` dependency of its own and
 /// always gets the version Weft's runtime was built with.
 pub const DEFAULT_PILOTA_PATH: &str = "::weft::thrift::pilota";
+
+/// Where code generated from `.proto` files finds pilota by default:
+/// through the facade's `grpc` feature.
+pub const DEFAULT_PB_PILOTA_PATH: &str = "::weft::protobuf::pilota";
 
 /// Generates one Rust file from Thrift IDL files: message types, and for
 /// each service entry messages, a handler trait, a server and a client.
@@ -35,7 +42,7 @@ pub struct Builder {
     include_dirs: Vec<PathBuf>,
     output: Option<PathBuf>,
     generate_unused: bool,
-    pilota_path: String,
+    pilota_path: Option<String>,
     rerun_if_changed: Option<bool>,
 }
 
@@ -53,7 +60,7 @@ impl Builder {
             include_dirs: Vec::new(),
             output: None,
             generate_unused: true,
-            pilota_path: DEFAULT_PILOTA_PATH.to_string(),
+            pilota_path: None,
             rerun_if_changed: None,
         }
     }
@@ -93,10 +100,11 @@ impl Builder {
     }
 
     /// The path generated code reaches pilota by. Default
-    /// [`DEFAULT_PILOTA_PATH`]; `"::pilota"` keeps pilota-build's own paths
-    /// (the crate then needs the same `pilota` version as Weft).
+    /// [`DEFAULT_PILOTA_PATH`] for Thrift, [`DEFAULT_PB_PILOTA_PATH`] for
+    /// `.proto` files; `"::pilota"` keeps pilota-build's own paths (the
+    /// crate then needs the same `pilota` version as Weft).
     pub fn pilota_path(mut self, path: impl Into<String>) -> Self {
-        self.pilota_path = path.into();
+        self.pilota_path = Some(path.into());
         self
     }
 
@@ -130,10 +138,27 @@ impl Builder {
         Ok(out_dir.join(format!("{}.rs", module_name(first))))
     }
 
+    /// Whether the inputs are `.proto` files (all of them; mixing kinds is
+    /// an error).
+    fn is_proto(&self) -> Result<bool, Error> {
+        let first = self.idls.first().ok_or(Error::NoInput)?;
+        let proto = proto::is_proto(first);
+        if let Some(other) = self.idls.iter().find(|p| proto::is_proto(p) != proto) {
+            return Err(Error::MixedIdl {
+                path: other.clone(),
+                first: first.clone(),
+            });
+        }
+        Ok(proto)
+    }
+
     /// Generate, returning the file written.
     pub fn generate(self) -> Result<PathBuf, Error> {
         if self.idls.is_empty() {
             return Err(Error::NoInput);
+        }
+        if self.is_proto()? {
+            return self.generate_proto();
         }
         let out = self.output_path()?;
         let files = check(&self.idls, &self.include_dirs)?;
@@ -174,6 +199,48 @@ impl Builder {
         Ok(out)
     }
 
+    /// [`generate`](Self::generate) for `.proto` files: checked with
+    /// protobuf-parse first, then pilota-build's protobuf backend with
+    /// Weft's validation and gRPC service code.
+    fn generate_proto(self) -> Result<PathBuf, Error> {
+        let out = self.output_path()?;
+        let checked = proto::check(&self.idls, &self.include_dirs)?;
+        if self
+            .rerun_if_changed
+            .unwrap_or_else(|| std::env::var_os("OUT_DIR").is_some())
+        {
+            for f in &checked.files {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mk = MkWeftPbBackend {
+            global_prefix: String::new(),
+        };
+        let services = checked
+            .idls
+            .iter()
+            .map(|p| pilota_build::IdlService::from_path(p.clone()))
+            .collect();
+        let include_dirs = checked.include_dirs.clone();
+        let ignore_unused = !self.generate_unused;
+        let target = out.clone();
+        guard(&self.idls[0], move || {
+            pilota_build::Builder::pb()
+                .with_backend(mk)
+                .ignore_unused(ignore_unused)
+                .include_dirs(include_dirs)
+                .compile_with_config(services, pilota_build::Output::File(target))
+        })?;
+        self.finish(&out)?;
+        Ok(out)
+    }
+
     /// Generate, or print the error and exit with status 1: for build
     /// scripts, where that is the clearest way to fail.
     pub fn compile(self) {
@@ -187,6 +254,21 @@ impl Builder {
     /// stubs of its methods, for `weft init`.
     pub(crate) fn init_service(&self, global_prefix: &str) -> Result<(String, String), Error> {
         let first = self.idls.first().ok_or(Error::NoInput)?.clone();
+        if self.is_proto()? {
+            let checked = proto::check(&self.idls, &self.include_dirs)?;
+            let mk = MkWeftPbBackend {
+                global_prefix: global_prefix.to_string(),
+            };
+            let include_dirs = checked.include_dirs.clone();
+            let service = pilota_build::IdlService::from_path(checked.idls[0].clone());
+            let r = guard(&first, move || {
+                pilota_build::Builder::pb()
+                    .with_backend(mk)
+                    .include_dirs(include_dirs)
+                    .init_service(service)
+            })?;
+            return r.map_err(|e| rejected(&first, e.to_string()));
+        }
         check(&self.idls, &self.include_dirs)?;
         let mk = MkWeftBackend {
             global_prefix: global_prefix.to_string(),
@@ -269,10 +351,21 @@ impl Builder {
             source,
         };
         let code = std::fs::read_to_string(out).map_err(io)?;
-        let code = if self.pilota_path == "::pilota" {
+        let proto = self.is_proto()?;
+        let code = if proto {
+            crate::grpc::finish_traits(&code)
+        } else {
+            code
+        };
+        let pilota_path = self.pilota_path.as_deref().unwrap_or(if proto {
+            DEFAULT_PB_PILOTA_PATH
+        } else {
+            DEFAULT_PILOTA_PATH
+        });
+        let code = if pilota_path == "::pilota" {
             code
         } else {
-            code.replace("::pilota::", &format!("{}::", self.pilota_path))
+            code.replace("::pilota::", &format!("{pilota_path}::"))
         };
         let sources = self
             .idls
@@ -287,6 +380,12 @@ impl Builder {
             "// @generated by weft-rpc-codegen {} from {sources}. Do not edit.\n",
             env!("CARGO_PKG_VERSION")
         );
+        // The file's one module, documented for crates that deny missing docs.
+        let header = if code.trim_start().starts_with("pub mod ") {
+            format!("{header}/// Types and services generated from {sources}.\n")
+        } else {
+            header
+        };
         std::fs::write(out, header + &code).map_err(io)
     }
 }
@@ -346,7 +445,10 @@ pub fn module_name(idl: &Path) -> String {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stem = stem.strip_suffix(".thrift").unwrap_or(&stem);
+    let stem = stem
+        .strip_suffix(".thrift")
+        .or_else(|| stem.strip_suffix(".proto"))
+        .unwrap_or(&stem);
     let mut out = String::new();
     let mut prev_lower = false;
     for c in stem.chars() {
@@ -388,5 +490,6 @@ mod tests {
             "debug_proto_test"
         );
         assert_eq!(module_name(Path::new("9x.thrift")), "idl_9x");
+        assert_eq!(module_name(Path::new("route_guide.proto")), "route_guide");
     }
 }

@@ -48,6 +48,28 @@ pub enum Error {
         /// The directories searched.
         searched: Vec<PathBuf>,
     },
+    /// A `.proto` `import` names a file found in no include directory
+    /// (nor among the well-known types the parser carries).
+    #[error("{}:{line}: import \"{import}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    ImportNotFound {
+        /// The importing file.
+        path: PathBuf,
+        /// The line of the `import`.
+        line: usize,
+        /// The path as written.
+        import: String,
+        /// The directories searched.
+        searched: Vec<PathBuf>,
+    },
+    /// Thrift and `.proto` files given to one generation: each output
+    /// holds one or the other.
+    #[error("{}: cannot generate .thrift and .proto files into one output (first was {})", path.display(), first.display())]
+    MixedIdl {
+        /// The file of the other kind.
+        path: PathBuf,
+        /// The first file given.
+        first: PathBuf,
+    },
     /// The IDL parses but pilota-build rejected it (an unknown type, a
     /// duplicate name, ...).
     #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]

@@ -3,7 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{builder::Builder, error::Error, service::MethodInfo};
+use crate::{
+    builder::Builder,
+    error::Error,
+    grpc::{GrpcMethod, GrpcService},
+    service::MethodInfo,
+};
 
 /// Separates a method's handler stub from its client call in the text the
 /// backend hands back through pilota-build's init hook.
@@ -156,6 +161,73 @@ pub(crate) fn stubs(m: &MethodInfo) -> String {
     )
 }
 
+/// [`stubs`] for a gRPC method: the handler stub returns the default
+/// response (an empty stream for streaming responses); the client call
+/// sends a default request (one, for streaming requests) and prints what
+/// comes back.
+pub(crate) fn grpc_stubs(s: &GrpcService, m: &GrpcMethod) -> String {
+    let _ = s;
+    let pb = "::weft::protobuf";
+    let req_param = if m.kind.streams_requests() {
+        format!("{pb}::Streaming<{}>", m.req)
+    } else {
+        m.req.clone()
+    };
+    let (ret, body) = if m.kind.streams_responses() {
+        (
+            format!("{pb}::ResponseStream<{}>", m.resp),
+            "::std::boxed::Box::pin(futures::stream::empty())",
+        )
+    } else {
+        (m.resp.clone(), "::std::default::Default::default()")
+    };
+    let args = if m.kind.streams_requests() {
+        format!(
+            "futures::stream::iter(vec![<{} as ::std::default::Default>::default()])",
+            m.req
+        )
+    } else {
+        "&::std::default::Default::default()".to_string()
+    };
+    let on_ok = if m.kind.streams_responses() {
+        format!(
+            "\
+         \x20       Ok(mut r) => loop {{\n\
+         \x20           match r.message.message().await {{\n\
+         \x20               Ok(Some(m)) => println!(\"{name}: {{m:?}}\"),\n\
+         \x20               Ok(None) => break,\n\
+         \x20               Err(e) => {{\n\
+         \x20                   println!(\"{name} failed: {{e}}\");\n\
+         \x20                   failed += 1;\n\
+         \x20                   break;\n\
+         \x20               }}\n\
+         \x20           }}\n\
+         \x20       }},\n",
+            name = m.name
+        )
+    } else {
+        format!(
+            "\x20       Ok(r) => println!(\"{name}: {{:?}}\", r.message),\n",
+            name = m.name
+        )
+    };
+    format!(
+        "    async fn {f}(&self, _cx: &mut ::weft::core::Context, _req: {req_param}) -> ::std::result::Result<{ret}, ::weft::core::Status> {{\n\
+         \x20       ::std::result::Result::Ok({body})\n\
+         \x20   }}\n{CLIENT_MARK}\
+         \x20   match client.{cf}(::weft::core::Context::default(), {args}).await {{\n\
+         {on_ok}\
+         \x20       Err(e) => {{\n\
+         \x20           println!(\"{name} failed: {{e}}\");\n\
+         \x20           failed += 1;\n\
+         \x20       }}\n\
+         \x20   }}\n{END_MARK}",
+        f = m.fn_name,
+        cf = m.client_fn_name(),
+        name = m.name,
+    )
+}
+
 /// Split the hook's text into handler stubs and client calls.
 fn split_stubs(text: &str) -> (String, String) {
     let mut handlers = String::new();
@@ -225,6 +297,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
     }
     let name = opts.name.clone().unwrap_or_else(|| package_name(dir));
     let krate = name.replace('-', "_");
+    let grpc = crate::proto::is_proto(&opts.idl);
     let idl_name = opts
         .idl
         .file_name()
@@ -261,7 +334,13 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
 
     // The IDL, and the files it includes from its own directory tree.
     let idl_dir = opts.idl.parent().map(Path::to_path_buf).unwrap_or_default();
-    for f in crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)? {
+    let read = if grpc {
+        crate::proto::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?.files
+    } else {
+        crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?
+    };
+    let idl_dir = std::fs::canonicalize(&idl_dir).unwrap_or(idl_dir);
+    for f in read {
         if let Ok(rel) = f.strip_prefix(&idl_dir) {
             let text = std::fs::read_to_string(&f).map_err(io(&f))?;
             put(&format!("idl/{}", rel.display()), &text)?;
@@ -280,10 +359,11 @@ publish = false
 [dependencies]
 {weft_dep}
 tokio = {{ version = "1", features = ["rt-multi-thread", "macros", "signal"] }}
-
+{futures}
 # A crate of its own, even when created inside another workspace.
 [workspace]
-"#
+"#,
+            futures = if grpc { "futures = \"0.3\"\n" } else { "" },
         ),
     )?;
 
@@ -339,6 +419,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
         ),
     )?;
 
+    let (client_use, client_new) = if grpc {
+        (
+            "use weft::protobuf::GrpcClient;\n".to_string(),
+            format!("{trait_path}Client::new(GrpcClient::new(addr));"),
+        )
+    } else {
+        (
+            "use weft::{\n    core::ClientBuilder,\n    thrift::{Protocol, Transport},\n};\n".to_string(),
+            format!("{trait_path}Client::new(ClientBuilder::new(addr), Transport::TTHeader, Protocol::Binary);"),
+        )
+    };
     put(
         "examples/client.rs",
         &format!(
@@ -346,18 +437,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
 //! `cargo run --example client -- [ADDRESS]` (default 127.0.0.1:9090).
 //! Exits with status 1 if a call fails.
 
-use weft::{{
-    core::ClientBuilder,
-    thrift::{{Protocol, Transport}},
-}};
-
+{client_use}
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {{
     let addr: weft::core::Address = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9090".to_string())
         .parse()?;
-    let client = {trait_path}Client::new(ClientBuilder::new(addr), Transport::TTHeader, Protocol::Binary);
+    let client = {client_new}
     let mut failed = 0;
 {calls}    if failed > 0 {{
         std::process::exit(1);
@@ -394,9 +481,13 @@ cargo run -- 127.0.0.1:9090                          # the server
 cargo run --example client -- 127.0.0.1:9090         # in another terminal
 ```
 
-The server answers Apache Thrift (binary or compact, framed or buffered),
-THeader and Kitex/Volo TTHeader clients on the same port.
-"#
+{answers}
+"#,
+            answers = if grpc {
+                "The server answers gRPC clients (HTTP/2, unary and streaming calls)."
+            } else {
+                "The server answers Apache Thrift (binary or compact, framed or buffered),\nTHeader and Kitex/Volo TTHeader clients on the same port."
+            },
         ),
     )?;
     Ok(written)

@@ -14,6 +14,21 @@
 //! - `XxxClient<T>`: a typed client over any `tower::Service` that carries
 //!   `XxxRequest` to `XxxResponse`, by default a `weft::core::Client`.
 //!
+//! From `.proto` files (chosen by extension; parsed and type-checked with
+//! protobuf-parse, pure Rust, no `protoc`) it emits pilota-build's protobuf
+//! messages, each implementing `weft::protobuf::Validate` (UTF-8 in every
+//! `string` field, nested messages, repeated fields, maps and oneofs
+//! walked), and per service `package.Service`:
+//!
+//! - a `weft::protobuf::MethodDesc` constant per method (`SERVICE_METHOD`)
+//!   with its path `/package.Service/Method` and shape;
+//! - `XxxRequest` / `XxxResponse`: one variant per method, a message or a
+//!   stream (`Streaming<M>` in, `ResponseStream<M>` out), implementing
+//!   `ServiceRequest` / `ServiceResponse`;
+//! - the handler trait `Xxx` (`Send + Sync + 'static`), `XxxServer<H>`
+//!   (`register` on a `GrpcServer`, or `serve`) and `XxxClient<T>` over a
+//!   `GrpcClient` or middleware around one.
+//!
 //! The code names the runtime by absolute paths (`::weft::...`), so the crate
 //! using it needs only the facade as a dependency, under the name `weft`:
 //! `weft = { package = "weft-rpc", version = "..." }`. The same library drives the
@@ -56,10 +71,13 @@ mod backend;
 mod builder;
 mod check;
 mod error;
+mod grpc;
 mod init;
 mod normalize;
+mod pb_backend;
+mod proto;
 mod service;
 
-pub use builder::{module_name, Builder, DEFAULT_PILOTA_PATH};
+pub use builder::{module_name, Builder, DEFAULT_PB_PILOTA_PATH, DEFAULT_PILOTA_PATH};
 pub use error::{Error, SyntaxError};
 pub use init::{init, InitOptions, WeftDependency, FACADE_PACKAGE};

@@ -261,3 +261,170 @@ fn init_crate_builds_and_answers() {
     assert!(ok, "client failed:\n{out}{err}");
     assert!(out.contains("add: 0") && out.contains("ping: ()"), "{out}");
 }
+
+#[test]
+fn bad_proto_is_a_clean_error_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cycle_b.proto"),
+        "syntax = \"proto3\";\nimport \"cycle_a.proto\";\n",
+    )
+    .unwrap();
+    let deep = format!("syntax = \"proto3\";\n{}", "message A {".repeat(150));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "syntax.proto",
+            "syntax = \"proto3\";\nmessage A {\n  int32 x = ;\n}\n".into(),
+            ":3:",
+        ),
+        (
+            "import.proto",
+            "syntax = \"proto3\";\n\nimport \"nope.proto\";\n".into(),
+            ":3: import \"nope.proto\" not found",
+        ),
+        (
+            "unknown.proto",
+            "syntax = \"proto3\";\n// Missing, in a comment\nmessage A {\n  Missing x = 1;\n}\n"
+                .into(),
+            ":4: ",
+        ),
+        (
+            "cycle_a.proto",
+            "syntax = \"proto3\";\nimport \"cycle_b.proto\";\n".into(),
+            ":2: import cycle: cycle_a.proto -> cycle_b.proto -> cycle_a.proto",
+        ),
+        ("deep.proto", deep, ":2:"),
+        (
+            "service.proto",
+            "syntax = \"proto3\";\nmessage A {}\nservice S {\n  rpc M(A) returns (B);\n}\n".into(),
+            ":4: ",
+        ),
+        (
+            "latin1.proto",
+            String::new(),
+            ":2: the file is not valid UTF-8",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let idl = dir.path().join(name);
+        if name == "latin1.proto" {
+            std::fs::write(&idl, b"syntax = \"proto3\";\n// caf\xe9\n").unwrap();
+        } else {
+            std::fs::write(&idl, text).unwrap();
+        }
+        let (ok, _, err) = run(weft()
+            .arg("gen")
+            .arg(&idl)
+            .arg("-o")
+            .arg(dir.path().join("out.rs")));
+        assert!(!ok, "{name}: should fail");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        // The cycle is reported at the import that closes it, in cycle_b.
+        let file = if name == "cycle_a.proto" {
+            std::fs::canonicalize(dir.path().join("cycle_b.proto")).unwrap()
+        } else {
+            std::fs::canonicalize(&idl).unwrap()
+        };
+        let want = format!("error: {}{want}", file.display());
+        assert!(err.contains(&want), "{name}: want {want:?} in\n{err}");
+    }
+    // Thrift and .proto in one output.
+    let (ok, _, err) = run(weft()
+        .arg("gen")
+        .arg(repo().join("tests/interop/idl/echo.thrift"))
+        .arg(dir.path().join("syntax.proto")));
+    assert!(
+        !ok && err.contains("cannot generate .thrift and .proto"),
+        "{err}"
+    );
+}
+
+fn proto_corpus() -> PathBuf {
+    repo().join("../shared/idl/proto")
+}
+
+#[test]
+fn gen_takes_a_proto_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("test_gen.rs");
+    let (ok, stdout, err) = run(weft()
+        .arg("gen")
+        .arg(proto_corpus().join("grpc/testing/test.proto"))
+        .arg("-o")
+        .arg(&out));
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "", "weft gen printed on stdout");
+    let code = std::fs::read_to_string(&out).unwrap();
+    for item in [
+        "pub mod test_gen",
+        "pub trait TestService: ::std::marker::Send + ::std::marker::Sync + 'static",
+        "pub struct TestServiceServer",
+        "pub struct TestServiceClient",
+        "pub enum TestServiceRequest",
+        "path: \"/grpc.testing.TestService/UnaryCall\"",
+        "impl ::weft::protobuf::Validate for SimpleRequest",
+        "::weft::protobuf::Streaming<StreamingInputCallRequest>",
+    ] {
+        assert!(code.contains(item), "no {item}");
+    }
+    assert!(!code.contains(" ::pilota::"), "names ::pilota directly");
+    assert!(!code.contains("weft:grpc-trait"), "marker left in");
+}
+
+#[test]
+fn init_proto_crate_builds_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("route-svc");
+    let (ok, _, err) = run(weft()
+        .arg("init")
+        .arg(&krate)
+        .arg("--idl")
+        .arg(proto_corpus().join("route_guide.proto"))
+        .arg("--weft-path")
+        .arg(repo()));
+    assert!(ok, "{err}");
+    for f in [
+        "Cargo.toml",
+        "idl/route_guide.proto",
+        "src/generated.rs",
+        "src/main.rs",
+        "examples/client.rs",
+    ] {
+        assert!(krate.join(f).is_file(), "no {f}");
+    }
+    std::fs::copy(repo().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("weft-init");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (ok, _, err) = run(Command::new(&cargo)
+        .args(["build", "--bins", "--examples", "--quiet"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target));
+    assert!(ok, "the new crate does not build:\n{err}");
+
+    let mut server = Command::new(target.join("debug/route-svc"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let addr = match &line {
+        Ok(l) => l.strip_prefix("listening on ").map(str::to_owned),
+        Err(_) => None,
+    };
+    let result = addr.map(|addr| run(Command::new(target.join("debug/examples/client")).arg(addr)));
+    let _ = server.kill();
+    let _ = server.wait();
+    let (ok, out, err) = result.unwrap_or_else(|| panic!("server did not start: {line:?}"));
+    assert!(ok, "client failed:\n{out}{err}");
+    assert!(
+        out.contains("GetFeature: ") && out.contains("RecordRoute: "),
+        "{out}"
+    );
+}

@@ -1,11 +1,11 @@
-//! The `weft` command: generate Rust from Thrift IDL, start a service crate.
+//! The `weft` command: generate Rust from Thrift IDL or `.proto` files, start a service crate.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use weft_codegen::{Builder, InitOptions, WeftDependency};
 
-/// Weft's command-line tool: typed Rust clients and servers from Thrift IDL
+/// Weft's command-line tool: typed Rust clients and servers from Thrift IDL and .proto files
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, propagate_version = true)]
 #[command(after_help = "See 'weft help <command>' for more information on a specific command.")]
@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Generate Rust from Thrift IDL files into one file
+    /// Generate Rust from Thrift IDL or .proto files into one file
     Gen(GenArgs),
     /// Create a new service crate from an IDL file
     Init(InitArgs),
@@ -32,7 +32,7 @@ a handler trait, XxxServer and XxxClient. Include it with `mod echo;` or \
 Example:
     weft gen idl/echo.thrift -I idl/common -o src/echo.rs")]
 struct GenArgs {
-    /// The IDL files to generate code for (their includes come along)
+    /// The IDL files (.thrift, or .proto) to generate code for (their includes and imports come along)
     #[arg(required = true, value_name = "IDL")]
     idls: Vec<PathBuf>,
     /// Search DIR for included files, after the including file's directory
@@ -44,9 +44,9 @@ struct GenArgs {
     /// Only generate types a service uses
     #[arg(long)]
     only_used: bool,
-    /// The path generated code reaches pilota by
-    #[arg(long, value_name = "PATH", default_value = weft_codegen::DEFAULT_PILOTA_PATH)]
-    pilota_path: String,
+    /// The path generated code reaches pilota by [default: ::weft::thrift::pilota, or ::weft::protobuf::pilota for .proto files]
+    #[arg(long, value_name = "PATH")]
+    pilota_path: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -87,8 +87,10 @@ fn run(cli: Cli) -> Result<(), weft_codegen::Error> {
             let mut b = Builder::new()
                 .idls(a.idls)
                 .generate_unused(!a.only_used)
-                .pilota_path(a.pilota_path)
                 .emit_rerun_if_changed(false);
+            if let Some(p) = a.pilota_path {
+                b = b.pilota_path(p);
+            }
             for d in a.include_dirs {
                 b = b.include_dir(d);
             }
