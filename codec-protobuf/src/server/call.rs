@@ -131,6 +131,10 @@ pub(crate) async fn serve(
         .filter(|e| Some(*e) == accept);
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, CONTENT_TYPE);
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
     if let Some(e) = send_encoding {
         headers.insert("grpc-encoding", HeaderValue::from_static(e.as_str()));
     }
@@ -261,6 +265,15 @@ async fn read_one(
             Some(Err(e)) => return Err(h2_status(e)),
             None => break,
         }
+    }
+    // The last chunk may have held whole messages too.
+    while let Some(m) = decoder.next()? {
+        if message.is_some() {
+            return Err(Status::unimplemented(
+                "grpc: a second message on a method that takes one",
+            ));
+        }
+        message = Some((m, decoder.last_compressed()));
     }
     if decoder.is_mid_message() {
         return Err(Status::internal("grpc: the request ended inside a message"));
@@ -393,6 +406,12 @@ fn trailers_only(
     }
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, CONTENT_TYPE);
+    // What this server decompresses, so a client whose encoding was refused
+    // can fall back (gRPC's compression.md).
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
     metadata::status_to_headers(status, &mut headers);
     if let Some(cx) = cx {
         metadata::cx_into_response(cx, &mut headers);

@@ -77,11 +77,9 @@ async fn a_response_is_compressed_only_when_asked_and_accepted() {
 
 /// compression.md: a message compressed with an algorithm the server does
 /// not support is answered UNIMPLEMENTED *with a `grpc-accept-encoding`
-/// header listing what it accepts*. Weft answers UNIMPLEMENTED (trailers
-/// only) and names `gzip` in `grpc-message`, but sends no
-/// `grpc-accept-encoding`, so a client cannot fall back by the header.
+/// header listing what it accepts*, so a client can fall back by it (this
+/// header was missing once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN WEFT BUG (codec-protobuf): no grpc-accept-encoding on UNIMPLEMENTED for an unsupported grpc-encoding"]
 async fn unsupported_request_encoding_lists_what_is_accepted() {
     let (h, _) = call(&[("grpc-encoding", "snappy")], unary_body(1, true)).await;
     assert_eq!(h.get("grpc-status").unwrap(), "12", "UNIMPLEMENTED");
@@ -91,14 +89,11 @@ async fn unsupported_request_encoding_lists_what_is_accepted() {
     assert!(accepted.to_str().unwrap().contains("gzip"));
 }
 
-/// Two whole messages on a unary method, in one DATA frame: `read_one`
-/// (codec-protobuf/src/server/call.rs) calls `decoder.next()` only before
-/// each chunk it pushes, so the second message, pushed with the last chunk,
-/// is never decoded; after END_STREAM `is_mid_message()` sees its bytes and
-/// the call is answered INTERNAL "the request ended inside a message"
-/// instead of the "second message" refusal the code means to give.
+/// Two whole messages on a unary method, in one DATA frame, are refused as
+/// a second message, not as a truncated one (the last chunk's messages were
+/// once left undecoded and reported as "the request ended inside a
+/// message").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN WEFT BUG (codec-protobuf): a complete second unary message is reported as a truncated one"]
 async fn a_second_unary_message_is_named_as_such() {
     let one = unary_body(0, false);
     let two = Bytes::from([one.as_ref(), one.as_ref()].concat());
