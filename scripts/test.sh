@@ -36,9 +36,15 @@ fi
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The polyglot interop tests build only with their feature: lint them too.
+cargo clippy --workspace --all-targets --features weft-interop/polyglot --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== interop matrix: Kitex, Apache Thrift Go and Java (scripts/interop.sh)"
+# Builds the Go and Java peers once (cached in ~/.cache/weft-interop; Go
+# modules from the module proxy, Maven artifacts from Maven Central), then
+# runs the matrix and prints its table.
+scripts/interop.sh
 echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
 # Unoptimised: this only proves the harness compiles, and an optimised build
 # of every dependency would double the suite's time on two cores.

@@ -7,13 +7,14 @@ use bytes::{Bytes, BytesMut};
 use faststr::FastStr;
 use pilota::thrift::{
     binary::TBinaryProtocol, ApplicationException, Message, TInputProtocol, TLengthProtocol,
-    TMessageIdentifier, TMessageType, TOutputProtocol, ThriftException,
+    TMessageIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, ThriftException,
 };
 use weft_core::{
     ClientCodec, Context, Inbound, KvList, Limits, Request, Response, ServerCodec, Status,
 };
 
 use crate::{
+    biz::{BizStatus, BIZ_EXTRA_KEY, BIZ_MESSAGE_KEY, BIZ_STATUS_KEY},
     frame::{self, int_key, prefix, Frame, Header, Transport},
     protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol, Walker},
     status::{status_from_exception, to_application_exception},
@@ -332,7 +333,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             max_frame_len: self.max_frame_len,
         };
         let oneway = match id.message_type {
-            TMessageType::Call => false,
+            // The IDL decides, as in Apache's processors: Apache's Go client
+            // sends one-way methods as CALL and reads no answer, so one
+            // would be read as the answer to its next call.
+            TMessageType::Call => Resp::oneway_result(&service, &method).is_some(),
             TMessageType::OneWay => true,
             other => {
                 return Ok(Some(Inbound::Reject(
@@ -425,7 +429,13 @@ fn encode_response<Resp: EntryMessage>(
     };
     dst.reserve(hint + reply.name.len() + 64);
     let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
-    let msg_type = if result.is_ok() {
+    // Kitex answers a business status error with an empty REPLY and the
+    // status in headers; only TTHeader has them for Kitex to read.
+    let biz = match (reply.transport, result) {
+        (Transport::TTHeader, Err(status)) => BizStatus::of(status),
+        _ => None,
+    };
+    let msg_type = if result.is_ok() || biz.is_some() {
         TMessageType::Reply
     } else {
         TMessageType::Exception
@@ -441,6 +451,13 @@ fn encode_response<Resp: EntryMessage>(
             if let Some(b) = backward {
                 write_strings(w, prefix::BACKWARD, b);
             }
+            if let Some(biz) = biz {
+                w.string("", BIZ_STATUS_KEY, &biz.code().to_string());
+                w.string("", BIZ_MESSAGE_KEY, biz.message());
+                if let Some(extra) = biz.extra_json() {
+                    w.string("", BIZ_EXTRA_KEY, &extra);
+                }
+            }
             if closing {
                 // Kitex's client retires a connection whose response carries
                 // this, instead of sending more on it.
@@ -455,6 +472,16 @@ fn encode_response<Resp: EntryMessage>(
             &mut p,
             &id,
             |p| r.message.encode(p)
+        )),
+        // The result struct with no field set.
+        Err(_) if biz.is_some() => with_output!(reply.protocol, &mut *dst, |p| write_message(
+            &mut p,
+            &id,
+            |p| {
+                p.write_struct_begin(&TStructIdentifier { name: "result" })?;
+                p.write_field_stop()?;
+                p.write_struct_end()
+            }
         )),
         Err(status) => {
             let e = to_application_exception(status);
@@ -656,6 +683,13 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
                 id.sequence_number, cx.seq_id
             )));
         }
+        // A Kitex business status error: the headers say it, whatever the
+        // (empty) result says.
+        if let Some(h) = &frame.header {
+            if let Some(biz) = BizStatus::from_header(h)? {
+                return Err(biz.into());
+            }
+        }
         match body.map_err(status_of)? {
             Ok(resp) => Ok(resp),
             Err(app) => Err(status_from_exception(&ThriftException::Application(app))),
@@ -688,7 +722,8 @@ mod tests {
         }
     }
     use bytes::BufMut;
-    use pilota::thrift::{ApplicationExceptionKind, TStructIdentifier, TType};
+    use pilota::thrift::{ApplicationExceptionKind, TType};
+    use weft_core::Code;
 
     /// A service with one method, `ping(1: i32)`; `Boom` panics when encoded.
     #[derive(Debug, Clone, PartialEq)]
@@ -720,7 +755,7 @@ mod tests {
             _service: &str,
             method: &str,
         ) -> Result<Self, ThriftException> {
-            if method != "ping" {
+            if method != "ping" && method != "notify" {
                 return Err(ThriftException::Application(ApplicationException::new(
                     ApplicationExceptionKind::UNKNOWN_METHOD,
                     format!("unknown method {method}"),
@@ -746,6 +781,11 @@ mod tests {
         fn size<P: TLengthProtocol>(&self, _p: &mut P) -> usize {
             16
         }
+
+        /// `notify` is one-way.
+        fn oneway_result(_service: &str, method: &str) -> Option<Self> {
+            (method == "notify").then_some(Msg::Ping(0))
+        }
     }
 
     type Server = ThriftServerCodec<Msg, Msg>;
@@ -764,6 +804,23 @@ mod tests {
         dst.put_slice(name.as_bytes());
         dst.put_i32(seq);
         dst.put_u8(0);
+    }
+
+    #[test]
+    fn a_oneway_method_sent_as_a_call_gets_no_answer() {
+        let mut buf = BytesMut::new();
+        put_framed(&mut buf, "notify", TMessageType::Call, 3);
+        put_framed(&mut buf, "ping", TMessageType::Call, 4);
+        let mut codec = Server::new(&Limits::default());
+        for (seq, oneway) in [(3, true), (4, false)] {
+            match codec.decode(&mut buf).unwrap() {
+                Some(Inbound::Request { req, reply, .. }) => {
+                    assert_eq!(req.cx.seq_id, seq);
+                    assert_eq!((req.cx.oneway, reply.is_none()), (oneway, oneway), "{seq}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -876,6 +933,54 @@ mod tests {
                 assert_eq!(c.closing(&raw), expect, "{transport:?} closing={closing}");
             }
         }
+    }
+
+    #[test]
+    fn a_business_status_travels_in_ttheader_headers_and_as_an_exception_elsewhere() {
+        let status: Status = BizStatus::new(4001, "sold out")
+            .with_extra("sku", "a\"b")
+            .into();
+        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+            let c = client(transport);
+            let (reply, _) = served(transport);
+            let mut dst = BytesMut::new();
+            Server::encode(reply, Err(status.clone()), false, &mut dst).unwrap();
+            let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+            let mut cx = Context::new("svc", "ping");
+            cx.seq_id = 5;
+            let e = c.decode(&mut cx, raw.clone()).unwrap_err();
+            assert_eq!(e.code(), Code::Unknown, "{transport:?}");
+            assert_eq!(e.message(), "sold out");
+            let f = frame::parse_frame(raw, transport, Protocol::Binary, DecodeLimits::default())
+                .unwrap();
+            if transport == Transport::TTHeader {
+                let biz = BizStatus::of(&e).expect("the business status");
+                assert_eq!((biz.code(), biz.extra_value("sku")), (4001, Some("a\"b")));
+                let h = f.header.unwrap();
+                assert_eq!(h.string(BIZ_STATUS_KEY).unwrap(), "4001");
+                assert_eq!(h.string(BIZ_MESSAGE_KEY).unwrap(), "sold out");
+                assert_eq!(h.string(BIZ_EXTRA_KEY).unwrap(), r#"{"sku":"a\"b"}"#);
+                // An empty REPLY, as Kitex sends.
+                let mut payload = f.payload;
+                let mut p = BinaryInput::new(&mut payload, DecodeLimits::default());
+                let id = p.read_message_begin().unwrap();
+                assert_eq!(id.message_type, TMessageType::Reply);
+                p.read_struct_begin().unwrap();
+                assert_eq!(p.read_field_begin().unwrap().field_type, TType::Stop);
+            } else {
+                assert!(BizStatus::of(&e).is_none(), "{transport:?}");
+            }
+        }
+        // Not a business status: an exception, as before.
+        let (reply, _) = served(Transport::TTHeader);
+        let mut dst = BytesMut::new();
+        Server::encode(reply, Err(Status::internal("boom")), false, &mut dst).unwrap();
+        let c = client(Transport::TTHeader);
+        let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+        let mut cx = Context::new("svc", "ping");
+        cx.seq_id = 5;
+        let e = c.decode(&mut cx, raw).unwrap_err();
+        assert_eq!((e.code(), BizStatus::of(&e).is_none()), (Code::Internal, true));
     }
 
     #[test]
