@@ -134,7 +134,8 @@ mod json {
     use faststr::FastStr;
 
     pub(super) fn write_string_map(kv: &[(FastStr, FastStr)]) -> String {
-        let mut out = String::with_capacity(2 + kv.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+        let mut out =
+            String::with_capacity(2 + kv.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
         out.push('{');
         for (i, (k, v)) in kv.iter().enumerate() {
             if i > 0 {
@@ -167,7 +168,10 @@ mod json {
     /// Parse `{"k": "v", ...}`; `None` for anything else. Linear in the
     /// input, which the header's own bounds limit.
     pub(super) fn parse_string_map(s: &str) -> Option<Vec<(FastStr, FastStr)>> {
-        let mut p = Parser { s: s.as_bytes(), at: 0 };
+        let mut p = Parser {
+            s: s.as_bytes(),
+            at: 0,
+        };
         let mut out: Vec<(FastStr, FastStr)> = Vec::new();
         p.ws();
         p.eat(b'{')?;
@@ -311,8 +315,15 @@ mod tests {
         );
         assert_eq!(json::parse_string_map("{}").unwrap(), []);
         for bad in [
-            "", "{", "[]", r#"{"a":1}"#, r#"{"a":"b",}"#, r#"{"a":"b"} x"#, r#"{"a":"\ud83e"}"#,
-            "{\"a\":\"\n\"}", r#"{"a":"\x"}"#,
+            "",
+            "{",
+            "[]",
+            r#"{"a":1}"#,
+            r#"{"a":"b",}"#,
+            r#"{"a":"b"} x"#,
+            r#"{"a":"\ud83e"}"#,
+            "{\"a\":\"\n\"}",
+            r#"{"a":"\x"}"#,
         ] {
             assert!(json::parse_string_map(bad).is_none(), "{bad:?}");
         }
@@ -350,7 +361,9 @@ mod tests {
 
     #[test]
     fn a_status_carries_its_business_status() {
-        let status: Status = BizStatus::new(9, "out of stock").with_extra("sku", "42").into();
+        let status: Status = BizStatus::new(9, "out of stock")
+            .with_extra("sku", "42")
+            .into();
         assert_eq!(status.code(), Code::Unknown);
         assert_eq!(status.message(), "out of stock");
         // A clone keeps it: the source is shared.

@@ -166,7 +166,7 @@ fn status_of(e: ThriftException) -> Status {
 
 /// Put string headers into the scopes of `metainfo` they belong to, in
 /// time linear in their number (a header may carry thousands).
-fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
+fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &mut Context) {
     let scoped = |pre: &'static str| {
         header
             .strings
@@ -180,7 +180,34 @@ fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
         cx.metainfo.upstream.insert_all(scoped(prefix::TRANSIENT));
     } else {
         cx.metainfo.backward.insert_all(scoped(prefix::BACKWARD));
+        if transport == Transport::TTHeader {
+            // Kitex's servers send backward values under their bare keys
+            // (Volo's, and Weft's, under `RPC_BACKWARD_`).
+            cx.metainfo.backward.insert_all(
+                header
+                    .strings
+                    .iter()
+                    .filter(|(k, _)| is_bare_backward_key(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
     }
+}
+
+/// Whether a TTHeader response's string key is a backward value as Kitex
+/// writes it: not scoped by a metainfo prefix, and none of the keys the
+/// frameworks use themselves.
+fn is_bare_backward_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with("RPC_")
+        && ![
+            CONNECTION_RESET_KEY,
+            IDL_SERVICE_NAME,
+            BIZ_STATUS_KEY,
+            BIZ_MESSAGE_KEY,
+            BIZ_EXTRA_KEY,
+        ]
+        .contains(&key)
 }
 
 fn write_strings(w: &mut frame::HeaderWriter<'_>, pre: &str, kv: &KvList) {
@@ -373,7 +400,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
                 }
             }
             timeout = h.int(int_key::RPC_TIMEOUT).and_then(|v| rpc_timeout(v));
-            absorb_strings(h, true, &mut cx);
+            absorb_strings(h, transport, true, &mut cx);
         }
         Ok(Some(Inbound::Request {
             req: Request::new(cx, message),
@@ -450,6 +477,13 @@ fn encode_response<Resp: EntryMessage>(
         |w| {
             if let Some(b) = backward {
                 write_strings(w, prefix::BACKWARD, b);
+                if reply.transport == Transport::TTHeader {
+                    // Kitex's clients read backward values under their bare
+                    // keys, Volo's under the prefix: write both.
+                    for (k, v) in b.iter().filter(|(k, _)| is_bare_backward_key(k)) {
+                        w.string("", k, v);
+                    }
+                }
             }
             if let Some(biz) = biz {
                 w.string("", BIZ_STATUS_KEY, &biz.code().to_string());
@@ -660,7 +694,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         let frame = frame::parse_frame(raw, self.transport, self.protocol, self.limits)
             .map_err(status_of)?;
         if let Some(h) = &frame.header {
-            absorb_strings(h, false, cx);
+            absorb_strings(h, frame.transport, false, cx);
         }
         let mut payload = frame.payload;
         let method = cx.method.clone();
@@ -980,7 +1014,77 @@ mod tests {
         let mut cx = Context::new("svc", "ping");
         cx.seq_id = 5;
         let e = c.decode(&mut cx, raw).unwrap_err();
-        assert_eq!((e.code(), BizStatus::of(&e).is_none()), (Code::Internal, true));
+        assert_eq!(
+            (e.code(), BizStatus::of(&e).is_none()),
+            (Code::Internal, true)
+        );
+    }
+
+    #[test]
+    fn backward_values_travel_as_kitex_and_volo_expect() {
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            let (reply, _) = served(transport);
+            let mut cx = Context::new("svc", "ping");
+            cx.metainfo.backward.insert("trace", "t1");
+            let mut dst = BytesMut::new();
+            Server::encode(reply, Ok(Response::new(cx, Msg::Ping(1))), false, &mut dst).unwrap();
+            let c = client(transport);
+            let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+            let f = frame::parse_frame(
+                raw.clone(),
+                transport,
+                Protocol::Binary,
+                DecodeLimits::default(),
+            )
+            .unwrap();
+            let h = f.header.unwrap();
+            assert_eq!(h.string("RPC_BACKWARD_trace").unwrap(), "t1");
+            // Bare, for Kitex's clients: TTHeader only.
+            assert_eq!(
+                h.string("trace").is_some(),
+                transport == Transport::TTHeader
+            );
+            let mut back = Context::new("svc", "ping");
+            back.seq_id = 5;
+            c.decode(&mut back, raw).unwrap();
+            let got: Vec<_> = back.metainfo.backward.iter().collect();
+            assert_eq!(
+                got,
+                [(&FastStr::new("trace"), &FastStr::new("t1"))],
+                "{transport:?}"
+            );
+        }
+
+        // A Kitex server's answer: bare backward keys among its own headers.
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            5,
+            0,
+            false,
+            |w| {
+                w.string("", "trace", "t2");
+                w.string("", CONNECTION_RESET_KEY, "1");
+                w.string("", IDL_SERVICE_NAME, "svc");
+                w.string("", "RPC_PERSIST_", "stray");
+                w.ints(&[]);
+            },
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Reply, 5);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(2).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        let c = client(Transport::TTHeader);
+        let (_, raw) = c.decode_frame(&mut buf).unwrap().unwrap();
+        let mut back = Context::new("svc", "ping");
+        back.seq_id = 5;
+        assert_eq!(c.decode(&mut back, raw).unwrap(), Msg::Ping(2));
+        let got: Vec<_> = back.metainfo.backward.iter().collect();
+        assert_eq!(got, [(&FastStr::new("trace"), &FastStr::new("t2"))]);
     }
 
     #[test]

@@ -8,66 +8,15 @@
 
 mod support;
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context as TaskContext, Poll},
-};
-
-use support::{cell, peer, run_client, start_server, weft_cross_server, Cell};
+use support::{cell, peer, run_client, start_server, weft_cross_server, Cell, EmptyIsAbsent};
 use weft::{
-    core::{tower::Service, Address, Request, Response, Status},
+    core::Address,
     thrift::{Protocol, Transport},
 };
 use weft_codegen_tests::{
     cross,
-    thrift_test::thrifttest::{
-        SecondServiceClient, ThriftTestClient, ThriftTestRequest, ThriftTestResponse,
-        ThriftTestTestInsanityResultSend,
-    },
+    thrift_test::thrifttest::{SecondServiceClient, ThriftTestClient},
 };
-
-/// Apache's Go library writes a container field of default requiredness
-/// that it holds as nil (`Insanity{}`'s `userMap` and `xtructs`) as an
-/// empty container, where Weft, Python and Java leave it out: two encodings
-/// of the same empty value. This makes them one before the battery
-/// compares `testInsanity`'s answer; everything else passes untouched.
-#[derive(Clone)]
-struct EmptyIsAbsent<S>(S);
-
-impl<S> Service<Request<ThriftTestRequest>> for EmptyIsAbsent<S>
-where
-    S: Service<Request<ThriftTestRequest>, Response = Response<ThriftTestResponse>, Error = Status>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<ThriftTestResponse>;
-    type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Status>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ThriftTestRequest>) -> Self::Future {
-        let fut = self.0.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            if let ThriftTestResponse::TestInsanity(ThriftTestTestInsanityResultSend::Ok(m)) =
-                &mut resp.message
-            {
-                for ins in m.values_mut().flat_map(|inner| inner.values_mut()) {
-                    if ins.user_map.as_ref().is_some_and(|m| m.is_empty()) {
-                        ins.user_map = None;
-                    }
-                    if ins.xtructs.as_ref().is_some_and(Vec::is_empty) {
-                        ins.xtructs = None;
-                    }
-                }
-            }
-            Ok(resp)
-        })
-    }
-}
 
 /// The Go peer's flags for a cell, and Weft's transport and protocol.
 fn wire(protocol: &str, transport: &str) -> (Transport, Protocol, &'static str) {
@@ -109,7 +58,15 @@ async fn go_client_weft_server(protocol: &'static str, transport: &'static str) 
         let (_server, addr) = weft_cross_server().await;
         run_client(
             &peer("apache-peer"),
-            &["client", "-addr", &addr, "-protocol", protocol, "-transport", transport],
+            &[
+                "client",
+                "-addr",
+                &addr,
+                "-protocol",
+                protocol,
+                "-transport",
+                transport,
+            ],
         )
         .await
     })

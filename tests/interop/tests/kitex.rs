@@ -28,7 +28,7 @@ use std::{
 };
 
 use futures::future::join_all;
-use support::{cell, peer, run_client, start_server, Cell};
+use support::{cell, peer, run_client, start_server, Cell, EmptyIsAbsent};
 use weft::{
     core::{
         faststr::FastStr, tower::Service, Address, ClientBuilder, Code, ConnectionMode, Context,
@@ -222,7 +222,8 @@ async fn meta(client: &ThriftTestClient, cx: Context) -> Result<(Report, Context
 }
 
 async fn case_battery(client: &ThriftTestClient) -> Vec<String> {
-    cross::battery(client, None::<&SecondServiceClient>).await
+    let client = ThriftTestClient::from_service(EmptyIsAbsent(client.inner().clone()));
+    cross::battery(&client, None::<&SecondServiceClient>).await
 }
 
 async fn case_concurrent(client: &ThriftTestClient) -> Vec<String> {
@@ -230,7 +231,10 @@ async fn case_concurrent(client: &ThriftTestClient) -> Vec<String> {
         let want = format!("call-{i}-{}", "y".repeat(i * 97));
         match client.test_string(cx(), want.clone().into()).await {
             Ok(got) if got == want => None,
-            Ok(got) => Some(format!("testString #{i}: got another call's answer ({} bytes)", got.len())),
+            Ok(got) => Some(format!(
+                "testString #{i}: got another call's answer ({} bytes)",
+                got.len()
+            )),
             Err(e) => Some(format!("testString #{i}: {e}")),
         }
     });
@@ -247,10 +251,16 @@ async fn case_meta(client: &ThriftTestClient) -> Vec<String> {
     };
     let mut e = Vec::new();
     if r.persistent.get("tenant").map(String::as_str) != Some("blue") {
-        e.push(format!("testString(meta): persistent {:?}, want tenant=blue", r.persistent));
+        e.push(format!(
+            "testString(meta): persistent {:?}, want tenant=blue",
+            r.persistent
+        ));
     }
     if r.transient.get("hop").map(String::as_str) != Some("first") {
-        e.push(format!("testString(meta): transient {:?}, want hop=first", r.transient));
+        e.push(format!(
+            "testString(meta): transient {:?}, want hop=first",
+            r.transient
+        ));
     }
     if r.persistent.contains_key("hop") {
         e.push("testString(meta): the transient value arrived as persistent".into());
@@ -305,7 +315,10 @@ async fn case_names(client: &ThriftTestClient) -> Vec<String> {
         Ok((r, _)) => {
             let mut e = Vec::new();
             if r.caller != WEFT_CLIENT {
-                e.push(format!("testString(meta): Kitex saw caller {:?}, want {WEFT_CLIENT:?}", r.caller));
+                e.push(format!(
+                    "testString(meta): Kitex saw caller {:?}, want {WEFT_CLIENT:?}",
+                    r.caller
+                ));
             }
             if (r.service.as_str(), r.method.as_str()) != ("ThriftTest", "testString") {
                 e.push(format!(
@@ -329,16 +342,27 @@ async fn case_biz(client: &ThriftTestClient) -> Vec<String> {
                     && b.extra_value("quote") == Some("a\"b")
                     && b.extra().len() == 2
                     && s.code() == Code::Unknown => {}
-            other => e.push(format!("testString(biz:4002): got {s:?} carrying {other:?}")),
+            other => e.push(format!(
+                "testString(biz:4002): got {s:?} carrying {other:?}"
+            )),
         },
-        Ok(v) => e.push(format!("testString(biz:4002): got {v:?}, want a business status")),
+        Ok(v) => e.push(format!(
+            "testString(biz:4002): got {v:?}, want a business status"
+        )),
     }
     match client.test_string(cx(), "bizplain:7".into()).await {
         Err(s) => match BizStatus::of(&s) {
-            Some(b) if b.code() == 7 && b.message() == "plain biz from kitex" && b.extra().is_empty() => {}
-            other => e.push(format!("testString(bizplain:7): got {s:?} carrying {other:?}")),
+            Some(b)
+                if b.code() == 7
+                    && b.message() == "plain biz from kitex"
+                    && b.extra().is_empty() => {}
+            other => e.push(format!(
+                "testString(bizplain:7): got {s:?} carrying {other:?}"
+            )),
         },
-        Ok(v) => e.push(format!("testString(bizplain:7): got {v:?}, want a business status")),
+        Ok(v) => e.push(format!(
+            "testString(bizplain:7): got {v:?}, want a business status"
+        )),
     }
     match client.test_string(cx(), "plain".into()).await {
         Ok(v) if v == "plain" => {}
@@ -361,7 +385,11 @@ async fn weft_client_kitex_server(mode: ConnectionMode, case: &'static str) {
         check: case,
     };
     cell(c, async {
-        let args: &[&str] = if mux { &["server", "-mux"] } else { &["server"] };
+        let args: &[&str] = if mux {
+            &["server", "-mux"]
+        } else {
+            &["server"]
+        };
         let server = match start_server(&peer("kitex-peer"), args).await {
             Ok(s) => s,
             Err(e) => return vec![e],

@@ -13,14 +13,20 @@ use std::{
     future::Future,
     io::Write as _,
     path::{Path, PathBuf},
+    pin::Pin,
     process::Stdio,
     sync::OnceLock,
+    task::{Context as TaskContext, Poll},
     time::Duration,
 };
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::{Child, Command},
+};
+use weft::core::{tower::Service, Request, Response, Status};
+use weft_codegen_tests::thrift_test::thrifttest::{
+    ThriftTestRequest, ThriftTestResponse, ThriftTestTestInsanityResultSend,
 };
 
 /// How long a peer server may take to say it listens (a cold JVM is slow).
@@ -57,7 +63,11 @@ pub fn peers() -> &'static Path {
 /// The executable of peer `name` (`kitex-peer`, `apache-peer`, `java-peer`).
 pub fn peer(name: &str) -> PathBuf {
     let p = peers().join("bin").join(name);
-    assert!(p.exists(), "{} is missing: run scripts/interop.sh build", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/interop.sh build",
+        p.display()
+    );
     p
 }
 
@@ -92,9 +102,17 @@ pub async fn start_server(bin: &Path, args: &[&str]) -> Result<PeerServer, Strin
         Ok(None) => {
             let mut err = String::new();
             let _ = child.stderr.take().unwrap().read_to_string(&mut err).await;
-            return Err(format!("server {} exited without listening: {err}", bin.display()));
+            return Err(format!(
+                "server {} exited without listening: {err}",
+                bin.display()
+            ));
         }
-        Err(_) => return Err(format!("server {} did not listen within {START_TIMEOUT:?}", bin.display())),
+        Err(_) => {
+            return Err(format!(
+                "server {} did not listen within {START_TIMEOUT:?}",
+                bin.display()
+            ))
+        }
     };
     // Keep draining its output so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -104,7 +122,10 @@ pub async fn start_server(bin: &Path, args: &[&str]) -> Result<PeerServer, Strin
             let _ = err.read_to_end(&mut sink).await;
         });
     }
-    Ok(PeerServer { _child: child, addr })
+    Ok(PeerServer {
+        _child: child,
+        addr,
+    })
 }
 
 /// Run the peer client `bin args…` to the end (bounded). Returns its
@@ -179,7 +200,10 @@ fn record(cell: &Cell, fails: &[String]) {
     };
     let (result, why) = match fails.first() {
         None => ("pass", String::new()),
-        Some(f) => ("FAIL", f.replace(['\t', '\n'], " ").chars().take(160).collect()),
+        Some(f) => (
+            "FAIL",
+            f.replace(['\t', '\n'], " ").chars().take(160).collect(),
+        ),
     };
     let line = format!(
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
@@ -203,4 +227,46 @@ pub async fn weft_cross_server() -> (weft::core::ServerHandle, String) {
         .expect("the Weft server starts");
     let a = server.local_addr().to_string();
     (server, a)
+}
+
+/// Go's Thrift code (Apache's and Kitex's) writes a container field of default requiredness
+/// that it holds as nil (`Insanity{}`'s `userMap` and `xtructs`) as an
+/// empty container, where Weft, Python and Java leave it out: two encodings
+/// of the same empty value. This makes them one before the battery
+/// compares `testInsanity`'s answer; everything else passes untouched.
+#[derive(Clone)]
+pub struct EmptyIsAbsent<S>(pub S);
+
+impl<S> Service<Request<ThriftTestRequest>> for EmptyIsAbsent<S>
+where
+    S: Service<Request<ThriftTestRequest>, Response = Response<ThriftTestResponse>, Error = Status>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ThriftTestResponse>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Status>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ThriftTestRequest>) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if let ThriftTestResponse::TestInsanity(ThriftTestTestInsanityResultSend::Ok(m)) =
+                &mut resp.message
+            {
+                for ins in m.values_mut().flat_map(|inner| inner.values_mut()) {
+                    if ins.user_map.as_ref().is_some_and(|m| m.is_empty()) {
+                        ins.user_map = None;
+                    }
+                    if ins.xtructs.as_ref().is_some_and(Vec::is_empty) {
+                        ins.xtructs = None;
+                    }
+                }
+            }
+            Ok(resp)
+        })
+    }
 }

@@ -93,6 +93,13 @@ func (handler) TestString(ctx context.Context, thing string) (string, error) {
 			Transient:  metainfo.GetAllValues(ctx),
 			TimeoutMs:  ri.Config().RPCTimeout().Milliseconds(),
 		}
+		// Never null in the JSON: the other side expects objects.
+		if r.Persistent == nil {
+			r.Persistent = map[string]string{}
+		}
+		if r.Transient == nil {
+			r.Transient = map[string]string{}
+		}
 		if !metainfo.SendBackwardValue(ctx, "from-kitex", "back-"+ri.From().ServiceName()) {
 			return "", errors.New("backward metainfo not enabled on the server context")
 		}
