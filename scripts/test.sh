@@ -39,6 +39,10 @@ if ! "$PYTHON" -c 'import grpc, grpc_tools; assert grpc.__version__ == "1.85.1"'
   "$PYTHON" -m pip install --quiet --disable-pip-version-check 'grpcio==1.85.1' 'grpcio-tools==1.85.1'
 fi
 
+# The machine's own Go lives in /usr/local/go on the polyglot kind; a
+# non-login shell may not have it on PATH.
+export PATH="$PATH:/usr/local/go/bin"
+
 # Go, for grpc-go's interop client and server (the tests build them once
 # from the module proxy into target/interop-peers).
 if ! command -v go >/dev/null 2>&1; then
@@ -51,11 +55,17 @@ fi
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The polyglot interop tests build only with their feature: lint them too.
+cargo clippy --workspace --all-targets --features weft-interop/polyglot --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 echo "== gRPC interop table (recorded by the tests above)"
 scripts/grpc-interop.sh --table-only
+echo "== interop matrix: Kitex, Apache Thrift Go and Java (scripts/interop.sh)"
+# Builds the Go and Java peers once (cached in ~/.cache/weft-interop; Go
+# modules from the module proxy, Maven artifacts from Maven Central), then
+# runs the matrix and prints its table.
+scripts/interop.sh
 echo "== cargo bench --no-run (the benchmarks build; running them stays out of CI)"
 # Unoptimised: this only proves the harness compiles, and an optimised build
 # of every dependency would double the suite's time on two cores.

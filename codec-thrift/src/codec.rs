@@ -7,13 +7,14 @@ use bytes::{Bytes, BytesMut};
 use faststr::FastStr;
 use pilota::thrift::{
     binary::TBinaryProtocol, ApplicationException, Message, TInputProtocol, TLengthProtocol,
-    TMessageIdentifier, TMessageType, TOutputProtocol, ThriftException,
+    TMessageIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, ThriftException,
 };
 use weft_core::{
     ClientCodec, Context, Inbound, KvList, Limits, Request, Response, ServerCodec, Status,
 };
 
 use crate::{
+    biz::{BizStatus, BIZ_EXTRA_KEY, BIZ_MESSAGE_KEY, BIZ_STATUS_KEY},
     frame::{self, int_key, prefix, Frame, Header, Transport},
     protocol::{BinaryInput, CompactInput, CompactOutput, DecodeLimits, Protocol, Walker},
     status::{status_from_exception, to_application_exception},
@@ -165,7 +166,7 @@ fn status_of(e: ThriftException) -> Status {
 
 /// Put string headers into the scopes of `metainfo` they belong to, in
 /// time linear in their number (a header may carry thousands).
-fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
+fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &mut Context) {
     let scoped = |pre: &'static str| {
         header
             .strings
@@ -179,7 +180,34 @@ fn absorb_strings(header: &Header, on_server: bool, cx: &mut Context) {
         cx.metainfo.upstream.insert_all(scoped(prefix::TRANSIENT));
     } else {
         cx.metainfo.backward.insert_all(scoped(prefix::BACKWARD));
+        if transport == Transport::TTHeader {
+            // Kitex's servers send backward values under their bare keys
+            // (Volo's, and Weft's, under `RPC_BACKWARD_`).
+            cx.metainfo.backward.insert_all(
+                header
+                    .strings
+                    .iter()
+                    .filter(|(k, _)| is_bare_backward_key(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
     }
+}
+
+/// Whether a TTHeader response's string key is a backward value as Kitex
+/// writes it: not scoped by a metainfo prefix, and none of the keys the
+/// frameworks use themselves.
+fn is_bare_backward_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with("RPC_")
+        && ![
+            CONNECTION_RESET_KEY,
+            IDL_SERVICE_NAME,
+            BIZ_STATUS_KEY,
+            BIZ_MESSAGE_KEY,
+            BIZ_EXTRA_KEY,
+        ]
+        .contains(&key)
 }
 
 fn write_strings(w: &mut frame::HeaderWriter<'_>, pre: &str, kv: &KvList) {
@@ -332,7 +360,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             max_frame_len: self.max_frame_len,
         };
         let oneway = match id.message_type {
-            TMessageType::Call => false,
+            // The IDL decides, as in Apache's processors: Apache's Go client
+            // sends one-way methods as CALL and reads no answer, so one
+            // would be read as the answer to its next call.
+            TMessageType::Call => Resp::oneway_result(&service, &method).is_some(),
             TMessageType::OneWay => true,
             other => {
                 return Ok(Some(Inbound::Reject(
@@ -369,7 +400,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
                 }
             }
             timeout = h.int(int_key::RPC_TIMEOUT).and_then(|v| rpc_timeout(v));
-            absorb_strings(h, true, &mut cx);
+            absorb_strings(h, transport, true, &mut cx);
         }
         Ok(Some(Inbound::Request {
             req: Request::new(cx, message),
@@ -425,7 +456,13 @@ fn encode_response<Resp: EntryMessage>(
     };
     dst.reserve(hint + reply.name.len() + 64);
     let backward = result.as_ref().ok().map(|r| &r.cx.metainfo.backward);
-    let msg_type = if result.is_ok() {
+    // Kitex answers a business status error with an empty REPLY and the
+    // status in headers; only TTHeader has them for Kitex to read.
+    let biz = match (reply.transport, result) {
+        (Transport::TTHeader, Err(status)) => BizStatus::of(status),
+        _ => None,
+    };
+    let msg_type = if result.is_ok() || biz.is_some() {
         TMessageType::Reply
     } else {
         TMessageType::Exception
@@ -440,6 +477,20 @@ fn encode_response<Resp: EntryMessage>(
         |w| {
             if let Some(b) = backward {
                 write_strings(w, prefix::BACKWARD, b);
+                if reply.transport == Transport::TTHeader {
+                    // Kitex's clients read backward values under their bare
+                    // keys, Volo's under the prefix: write both.
+                    for (k, v) in b.iter().filter(|(k, _)| is_bare_backward_key(k)) {
+                        w.string("", k, v);
+                    }
+                }
+            }
+            if let Some(biz) = biz {
+                w.string("", BIZ_STATUS_KEY, &biz.code().to_string());
+                w.string("", BIZ_MESSAGE_KEY, biz.message());
+                if let Some(extra) = biz.extra_json() {
+                    w.string("", BIZ_EXTRA_KEY, &extra);
+                }
             }
             if closing {
                 // Kitex's client retires a connection whose response carries
@@ -455,6 +506,16 @@ fn encode_response<Resp: EntryMessage>(
             &mut p,
             &id,
             |p| r.message.encode(p)
+        )),
+        // The result struct with no field set.
+        Err(_) if biz.is_some() => with_output!(reply.protocol, &mut *dst, |p| write_message(
+            &mut p,
+            &id,
+            |p| {
+                p.write_struct_begin(&TStructIdentifier { name: "result" })?;
+                p.write_field_stop()?;
+                p.write_struct_end()
+            }
         )),
         Err(status) => {
             let e = to_application_exception(status);
@@ -633,7 +694,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         let frame = frame::parse_frame(raw, self.transport, self.protocol, self.limits)
             .map_err(status_of)?;
         if let Some(h) = &frame.header {
-            absorb_strings(h, false, cx);
+            absorb_strings(h, frame.transport, false, cx);
         }
         let mut payload = frame.payload;
         let method = cx.method.clone();
@@ -655,6 +716,13 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
                 "reply sequence id {} does not match {}",
                 id.sequence_number, cx.seq_id
             )));
+        }
+        // A Kitex business status error: the headers say it, whatever the
+        // (empty) result says.
+        if let Some(h) = &frame.header {
+            if let Some(biz) = BizStatus::from_header(h)? {
+                return Err(biz.into());
+            }
         }
         match body.map_err(status_of)? {
             Ok(resp) => Ok(resp),
@@ -688,7 +756,8 @@ mod tests {
         }
     }
     use bytes::BufMut;
-    use pilota::thrift::{ApplicationExceptionKind, TStructIdentifier, TType};
+    use pilota::thrift::{ApplicationExceptionKind, TType};
+    use weft_core::Code;
 
     /// A service with one method, `ping(1: i32)`; `Boom` panics when encoded.
     #[derive(Debug, Clone, PartialEq)]
@@ -720,7 +789,7 @@ mod tests {
             _service: &str,
             method: &str,
         ) -> Result<Self, ThriftException> {
-            if method != "ping" {
+            if method != "ping" && method != "notify" {
                 return Err(ThriftException::Application(ApplicationException::new(
                     ApplicationExceptionKind::UNKNOWN_METHOD,
                     format!("unknown method {method}"),
@@ -746,6 +815,11 @@ mod tests {
         fn size<P: TLengthProtocol>(&self, _p: &mut P) -> usize {
             16
         }
+
+        /// `notify` is one-way.
+        fn oneway_result(_service: &str, method: &str) -> Option<Self> {
+            (method == "notify").then_some(Msg::Ping(0))
+        }
     }
 
     type Server = ThriftServerCodec<Msg, Msg>;
@@ -764,6 +838,23 @@ mod tests {
         dst.put_slice(name.as_bytes());
         dst.put_i32(seq);
         dst.put_u8(0);
+    }
+
+    #[test]
+    fn a_oneway_method_sent_as_a_call_gets_no_answer() {
+        let mut buf = BytesMut::new();
+        put_framed(&mut buf, "notify", TMessageType::Call, 3);
+        put_framed(&mut buf, "ping", TMessageType::Call, 4);
+        let mut codec = Server::new(&Limits::default());
+        for (seq, oneway) in [(3, true), (4, false)] {
+            match codec.decode(&mut buf).unwrap() {
+                Some(Inbound::Request { req, reply, .. }) => {
+                    assert_eq!(req.cx.seq_id, seq);
+                    assert_eq!((req.cx.oneway, reply.is_none()), (oneway, oneway), "{seq}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -876,6 +967,124 @@ mod tests {
                 assert_eq!(c.closing(&raw), expect, "{transport:?} closing={closing}");
             }
         }
+    }
+
+    #[test]
+    fn a_business_status_travels_in_ttheader_headers_and_as_an_exception_elsewhere() {
+        let status: Status = BizStatus::new(4001, "sold out")
+            .with_extra("sku", "a\"b")
+            .into();
+        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+            let c = client(transport);
+            let (reply, _) = served(transport);
+            let mut dst = BytesMut::new();
+            Server::encode(reply, Err(status.clone()), false, &mut dst).unwrap();
+            let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+            let mut cx = Context::new("svc", "ping");
+            cx.seq_id = 5;
+            let e = c.decode(&mut cx, raw.clone()).unwrap_err();
+            assert_eq!(e.code(), Code::Unknown, "{transport:?}");
+            assert_eq!(e.message(), "sold out");
+            let f = frame::parse_frame(raw, transport, Protocol::Binary, DecodeLimits::default())
+                .unwrap();
+            if transport == Transport::TTHeader {
+                let biz = BizStatus::of(&e).expect("the business status");
+                assert_eq!((biz.code(), biz.extra_value("sku")), (4001, Some("a\"b")));
+                let h = f.header.unwrap();
+                assert_eq!(h.string(BIZ_STATUS_KEY).unwrap(), "4001");
+                assert_eq!(h.string(BIZ_MESSAGE_KEY).unwrap(), "sold out");
+                assert_eq!(h.string(BIZ_EXTRA_KEY).unwrap(), r#"{"sku":"a\"b"}"#);
+                // An empty REPLY, as Kitex sends.
+                let mut payload = f.payload;
+                let mut p = BinaryInput::new(&mut payload, DecodeLimits::default());
+                let id = p.read_message_begin().unwrap();
+                assert_eq!(id.message_type, TMessageType::Reply);
+                p.read_struct_begin().unwrap();
+                assert_eq!(p.read_field_begin().unwrap().field_type, TType::Stop);
+            } else {
+                assert!(BizStatus::of(&e).is_none(), "{transport:?}");
+            }
+        }
+        // Not a business status: an exception, as before.
+        let (reply, _) = served(Transport::TTHeader);
+        let mut dst = BytesMut::new();
+        Server::encode(reply, Err(Status::internal("boom")), false, &mut dst).unwrap();
+        let c = client(Transport::TTHeader);
+        let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+        let mut cx = Context::new("svc", "ping");
+        cx.seq_id = 5;
+        let e = c.decode(&mut cx, raw).unwrap_err();
+        assert_eq!(
+            (e.code(), BizStatus::of(&e).is_none()),
+            (Code::Internal, true)
+        );
+    }
+
+    #[test]
+    fn backward_values_travel_as_kitex_and_volo_expect() {
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            let (reply, _) = served(transport);
+            let mut cx = Context::new("svc", "ping");
+            cx.metainfo.backward.insert("trace", "t1");
+            let mut dst = BytesMut::new();
+            Server::encode(reply, Ok(Response::new(cx, Msg::Ping(1))), false, &mut dst).unwrap();
+            let c = client(transport);
+            let (_, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+            let f = frame::parse_frame(
+                raw.clone(),
+                transport,
+                Protocol::Binary,
+                DecodeLimits::default(),
+            )
+            .unwrap();
+            let h = f.header.unwrap();
+            assert_eq!(h.string("RPC_BACKWARD_trace").unwrap(), "t1");
+            // Bare, for Kitex's clients: TTHeader only.
+            assert_eq!(
+                h.string("trace").is_some(),
+                transport == Transport::TTHeader
+            );
+            let mut back = Context::new("svc", "ping");
+            back.seq_id = 5;
+            c.decode(&mut back, raw).unwrap();
+            let got: Vec<_> = back.metainfo.backward.iter().collect();
+            assert_eq!(
+                got,
+                [(&FastStr::new("trace"), &FastStr::new("t1"))],
+                "{transport:?}"
+            );
+        }
+
+        // A Kitex server's answer: bare backward keys among its own headers.
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            5,
+            0,
+            false,
+            |w| {
+                w.string("", "trace", "t2");
+                w.string("", CONNECTION_RESET_KEY, "1");
+                w.string("", IDL_SERVICE_NAME, "svc");
+                w.string("", "RPC_PERSIST_", "stray");
+                w.ints(&[]);
+            },
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Reply, 5);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(2).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        let c = client(Transport::TTHeader);
+        let (_, raw) = c.decode_frame(&mut buf).unwrap().unwrap();
+        let mut back = Context::new("svc", "ping");
+        back.seq_id = 5;
+        assert_eq!(c.decode(&mut back, raw).unwrap(), Msg::Ping(2));
+        let got: Vec<_> = back.metainfo.backward.iter().collect();
+        assert_eq!(got, [(&FastStr::new("trace"), &FastStr::new("t2"))]);
     }
 
     #[test]

@@ -32,12 +32,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod biz;
 pub mod codec;
 pub mod frame;
 pub mod protocol;
 pub mod route;
 pub mod status;
 
+pub use biz::BizStatus;
 pub use codec::{
     EntryMessage, Reply, ThriftClientCodec, ThriftServerCodec, CONNECTION_RESET_KEY,
     IDL_SERVICE_NAME, MULTIPLEX_SEPARATOR,
