@@ -50,6 +50,16 @@ async fn neighbour_ok(h: &ServerHandle) {
 /// The tests measure the process's memory: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The process grew by less than `bound` bytes since `before`.
+fn assert_grew_less(before: usize, bound: usize) {
+    let now = rss();
+    assert!(
+        now < before + bound,
+        "memory grew by {} MiB",
+        now.saturating_sub(before) >> 20
+    );
+}
+
 fn rss() -> usize {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let l = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -226,11 +236,7 @@ async fn a_4_gib_length_prefix_is_refused_before_any_byte_is_held() {
     let (code, msg) = status_of(hd, recv).await;
     assert_eq!(code, Code::ResourceExhausted, "{msg}");
     assert!(msg.contains("larger than max"), "{msg}");
-    assert!(
-        rss() < before + (64 << 20),
-        "memory grew by {}",
-        rss() - before
-    );
+    assert_grew_less(before, 64 << 20);
     neighbour_ok(&h).await;
     h.abort().await;
 }
@@ -298,11 +304,7 @@ async fn a_gzip_bomb_is_refused_at_the_limit() {
     .await;
     let (code, msg) = status_of(hd, recv).await;
     assert_eq!(code, Code::ResourceExhausted, "{msg}");
-    assert!(
-        rss() < before + (32 << 20),
-        "memory grew by {}",
-        rss() - before
-    );
+    assert_grew_less(before, 32 << 20);
     neighbour_ok(&h).await;
     h.abort().await;
 }
@@ -374,11 +376,7 @@ async fn rapid_reset_is_bounded() {
     let code = wait_goaway(&mut s, Duration::from_secs(10)).await;
     eprintln!("rapid reset: GOAWAY {code:?}");
     neighbour_ok(&h).await;
-    assert!(
-        rss() < before + (128 << 20),
-        "memory grew by {}",
-        rss() - before
-    );
+    assert_grew_less(before, 128 << 20);
     // Either the server told it to calm down, or it kept up with every
     // reset without holding anything: both leave the neighbour served.
     if let Some(c) = code {
@@ -417,11 +415,7 @@ async fn a_continuation_flood_closes_the_connection() {
         sent_goaway = wait_goaway(&mut s, Duration::from_secs(5)).await;
     }
     assert!(sent_goaway.is_some(), "the flood was not cut off");
-    assert!(
-        rss() < before + (64 << 20),
-        "memory grew by {}",
-        rss() - before
-    );
+    assert_grew_less(before, 64 << 20);
     neighbour_ok(&h).await;
     h.abort().await;
 }
@@ -493,11 +487,7 @@ async fn settings_and_ping_floods_from_a_peer_that_does_not_read_are_bounded() {
         neighbour_ok(&h).await;
         drop(s);
     }
-    assert!(
-        rss() < before + (64 << 20),
-        "memory grew by {}",
-        rss() - before
-    );
+    assert_grew_less(before, 64 << 20);
     h.abort().await;
 }
 
