@@ -42,10 +42,15 @@ async fn unary_inner(
     mut cx: Context,
     call: super::GrpcCall,
 ) -> Result<Response<Bytes>, Status> {
-    let (response, mut send) = open(inner, &cx, call.method).await?;
+    // Compressed before the stream opens: a message too large to send is
+    // refused without the server ever seeing a stream.
     let body = recompress(call.message, inner.compress, inner.limits.max_send_message)?;
-    send.send_data(body, true)
-        .map_err(|e| h2_status(e).with_delivery(Delivery::MaybeSent))?;
+    let (response, mut send) = open(inner, &cx, call.method).await?;
+    // A server may answer from the headers alone (an unknown service, a
+    // refusal) and close the stream before the message is queued; then
+    // sending fails, but the answer it gave is the call's outcome. Only
+    // when no answer comes is there an error, and the stream's says why.
+    let _ = send.send_data(body, true);
     let response = response.await.map_err(|e| sent_error(h2_status(e)))?;
     let (parts, recv) = response.into_parts();
     let start = client_start(parts, recv, inner.limits.max_recv_message)?;
