@@ -410,10 +410,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
     }
 
     fn ordered(&self) -> bool {
-        !matches!(
-            self.detected,
-            Some((Transport::TTHeader | Transport::THeader, _))
-        )
+        !self.detected.is_some_and(|(t, _)| t.has_header())
     }
 
     fn encode(
@@ -576,8 +573,14 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
     fn peek_seq(&self, raw: &Bytes) -> Result<i32, Status> {
         // Header transports carry the sequence id at a fixed offset: no need
         // to parse the header twice.
-        if matches!(self.transport, Transport::TTHeader | Transport::THeader) && raw.len() >= 12 {
-            return Ok(i32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]));
+        let at = self.transport.header_at() + 4;
+        if self.transport.has_header() && raw.len() >= at + 4 {
+            return Ok(i32::from_be_bytes([
+                raw[at],
+                raw[at + 1],
+                raw[at + 2],
+                raw[at + 3],
+            ]));
         }
         let frame = frame::parse_frame(raw.clone(), self.transport, self.protocol, self.limits)
             .map_err(status_of)?;
@@ -672,14 +675,15 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
     }
 
     fn closing(&self, raw: &Bytes) -> bool {
-        if !matches!(self.transport, Transport::TTHeader | Transport::THeader) || raw.len() < 14 {
+        let at = self.transport.header_at() + 8;
+        if !self.transport.has_header() || raw.len() < at + 2 {
             return false;
         }
         // Look for the key in the header's bytes rather than parse the
         // header twice per response; a value that happens to spell it only
         // costs a reconnect.
-        let words = u16::from_be_bytes([raw[12], raw[13]]) as usize;
-        let header = &raw[14..raw.len().min(14 + words * 4)];
+        let words = u16::from_be_bytes([raw[at], raw[at + 1]]) as usize;
+        let header = &raw[at + 2..raw.len().min(at + 2 + words * 4)];
         header
             .windows(CONNECTION_RESET_KEY.len())
             .any(|w| w == CONNECTION_RESET_KEY.as_bytes())
@@ -952,9 +956,87 @@ mod tests {
         }
     }
 
+    /// What Apache's Python library writes for `ping()` (seq 7) with
+    /// `THeaderProtocol` over `TFramedTransport`: a THeader frame inside a
+    /// frame. Printed by `TFramedTransport(TMemoryBuffer())` under
+    /// `THeaderProtocolFactory` with thrift 0.25.0.
+    const APACHE_FRAMED_THEADER_PING: &str =
+        "000000230000001f0fff000000000007000100000000800100010000000470696e670000000700";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn apache_header_over_framed_is_detected_served_and_answered_the_same_way() {
+        let wire = hex(APACHE_FRAMED_THEADER_PING);
+        // Detection needs no more than the first ten bytes.
+        assert_eq!(frame::detect(&wire[..9]).unwrap(), None);
+        assert_eq!(
+            frame::detect(&wire[..10]).unwrap(),
+            Some((Transport::FramedTHeader, Protocol::Binary))
+        );
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut codec = Server::new(&Limits::default());
+        let reply = match codec.decode(&mut buf).unwrap() {
+            Some(Inbound::Request {
+                req,
+                reply: Some(reply),
+                ..
+            }) => {
+                assert_eq!((req.cx.method.as_str(), req.cx.seq_id), ("ping", 7));
+                reply
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(buf.is_empty());
+        assert_eq!(
+            codec.detected(),
+            Some((Transport::FramedTHeader, Protocol::Binary))
+        );
+        let mut dst = BytesMut::new();
+        let resp = Response::new(Context::new("svc", "ping"), Msg::Ping(3));
+        Server::encode(reply, Ok(resp), false, &mut dst).unwrap();
+        // The answer is framed twice too, as Apache's client reads it.
+        let outer = u32::from_be_bytes(dst[0..4].try_into().unwrap()) as usize;
+        let inner = u32::from_be_bytes(dst[4..8].try_into().unwrap()) as usize;
+        assert_eq!((outer, inner), (dst.len() - 4, dst.len() - 8));
+        assert_eq!(&dst[8..10], &[0x0f, 0xff]);
+        assert_eq!(&dst[12..16], &7i32.to_be_bytes());
+        // And Weft's client, asked for this transport, reads the answer.
+        let c = client(Transport::FramedTHeader);
+        let (seq, raw) = c.decode_frame(&mut dst).unwrap().unwrap();
+        assert_eq!(seq, 7);
+        let mut cx = Context::new("svc", "ping");
+        cx.seq_id = 7;
+        assert!(matches!(c.decode(&mut cx, raw).unwrap(), Msg::Ping(3)));
+    }
+
+    #[test]
+    fn a_framed_theader_frame_whose_lengths_disagree_is_refused() {
+        let mut wire = hex(APACHE_FRAMED_THEADER_PING);
+        wire[7] -= 1; // the inner length one short of the frame
+        let e = frame::parse_frame(
+            Bytes::from(wire),
+            Transport::FramedTHeader,
+            Protocol::Binary,
+            DecodeLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("inner frame"), "{e}");
+    }
+
     #[test]
     fn the_client_sees_the_reset_flag_of_a_draining_server() {
-        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+        for transport in [
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+            Transport::Framed,
+        ] {
             let c = client(transport);
             for closing in [false, true] {
                 let (reply, _) = served(transport);
@@ -974,7 +1056,12 @@ mod tests {
         let status: Status = BizStatus::new(4001, "sold out")
             .with_extra("sku", "a\"b")
             .into();
-        for transport in [Transport::TTHeader, Transport::THeader, Transport::Framed] {
+        for transport in [
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+            Transport::Framed,
+        ] {
             let c = client(transport);
             let (reply, _) = served(transport);
             let mut dst = BytesMut::new();
@@ -1022,7 +1109,11 @@ mod tests {
 
     #[test]
     fn backward_values_travel_as_kitex_and_volo_expect() {
-        for transport in [Transport::TTHeader, Transport::THeader] {
+        for transport in [
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+        ] {
             let (reply, _) = served(transport);
             let mut cx = Context::new("svc", "ping");
             cx.metainfo.backward.insert("trace", "t1");
@@ -1127,7 +1218,11 @@ mod tests {
     #[test]
     fn oversized_metainfo_is_refused_not_wrapped() {
         let big = "v".repeat(70_000);
-        for transport in [Transport::TTHeader, Transport::THeader] {
+        for transport in [
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+        ] {
             let c = client(transport);
             let mut cx = Context::new("svc", "ping");
             cx.metainfo.persistent.insert("k", big.clone());

@@ -19,6 +19,20 @@ pub fn detect(buf: &[u8]) -> Result<Option<(Transport, Protocol)>, ThriftExcepti
         return Ok(None);
     }
     let first = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if buf[4] == 0 {
+        // A length after the length: THeader inside a frame, if the magic
+        // follows; the two bytes more any real message has.
+        if buf.len() < 10 {
+            return Ok(None);
+        }
+        let inner = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if first > 4
+            && inner == first as u32 - 4
+            && u16::from_be_bytes([buf[8], buf[9]]) == THEADER_MAGIC
+        {
+            return Ok(Some((Transport::FramedTHeader, Protocol::Binary)));
+        }
+    }
     let magic = u16::from_be_bytes([buf[4], buf[5]]);
     match magic {
         TTHEADER_MAGIC => return Ok(Some((Transport::TTHeader, Protocol::Binary))),

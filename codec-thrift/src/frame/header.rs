@@ -370,7 +370,17 @@ pub fn begin_frame(
     match transport {
         Transport::Buffered => {}
         Transport::Framed => dst.put_u32(0),
-        Transport::TTHeader | Transport::THeader => {
+        Transport::TTHeader | Transport::THeader | Transport::FramedTHeader => {
+            if transport == Transport::FramedTHeader {
+                dst.put_u32(0); // the outer length, patched with the inner
+            }
+            let start = dst.len();
+            // From here on a framed THeader frame is a THeader frame.
+            let transport = if transport == Transport::FramedTHeader {
+                Transport::THeader
+            } else {
+                transport
+            };
             dst.put_u32(0);
             dst.put_u16(if transport == Transport::TTHeader {
                 TTHEADER_MAGIC
@@ -441,6 +451,10 @@ pub fn finish_frame(
         ));
     }
     dst[mark.start..mark.start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    if mark.transport == Transport::FramedTHeader {
+        let at = mark.start + 4;
+        dst[at..at + 4].copy_from_slice(&(len as u32 - 4).to_be_bytes());
+    }
     if let Some(at) = mark.inner {
         let inner = (dst.len() - at - 4) as u32;
         dst[at..at + 4].copy_from_slice(&inner.to_be_bytes());

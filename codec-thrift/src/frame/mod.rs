@@ -71,6 +71,31 @@ pub enum Transport {
     TTHeader,
     /// Apache Thrift's THeader (magic 0x0FFF), TTHeader's ancestor.
     THeader,
+    /// THeader frames each inside a 4-byte frame: what Apache's header
+    /// protocol sends over `TFramedTransport` (its C++ and Python servers
+    /// answer the same way). The server tells it from the first bytes.
+    FramedTHeader,
+}
+
+impl Transport {
+    /// Whether frames carry a THeader or TTHeader header (a sequence id,
+    /// metainfo), so answers may come in any order.
+    pub fn has_header(self) -> bool {
+        matches!(
+            self,
+            Transport::TTHeader | Transport::THeader | Transport::FramedTHeader
+        )
+    }
+
+    /// Where the header's magic starts in a frame: after the length, and
+    /// after the outer length of a [`Transport::FramedTHeader`] frame.
+    pub(crate) fn header_at(self) -> usize {
+        if self == Transport::FramedTHeader {
+            8
+        } else {
+            4
+        }
+    }
 }
 
 /// The header of a TTHeader or THeader frame.
@@ -174,6 +199,23 @@ pub fn parse_frame(
         });
     }
     raw.advance(4);
+    if transport == Transport::FramedTHeader {
+        // The inner frame fills the outer one exactly: anything else is not
+        // what Apache's header protocol over framed writes.
+        let inner = raw
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        if inner != Some(raw.len().saturating_sub(4)) {
+            return Err(err(
+                ProtocolExceptionKind::InvalidData,
+                format!(
+                    "a framed THeader frame of {} bytes holds an inner frame of {inner:?} bytes",
+                    raw.len()
+                ),
+            ));
+        }
+        raw.advance(4);
+    }
     if transport == Transport::Framed {
         return Ok(Frame {
             transport,
@@ -183,7 +225,19 @@ pub fn parse_frame(
             inner_framed: false,
         });
     }
-    let (transport, protocol, header) = read_header(&mut raw, limits.max_header_entries)?;
+    let (read, protocol, header) = read_header(&mut raw, limits.max_header_entries)?;
+    let transport = match (transport, read) {
+        (Transport::FramedTHeader, Transport::THeader) => Transport::FramedTHeader,
+        (Transport::FramedTHeader, _) => {
+            return Err(err(
+                ProtocolExceptionKind::InvalidData,
+                "a TTHeader frame inside a framed transport",
+            ))
+        }
+        // A header names its own kind: a THeader peer on a TTHeader
+        // connection is answered in THeader.
+        (_, read) => read,
+    };
     let inner_framed = is_inner_framed(&raw);
     if inner_framed {
         raw.advance(4);

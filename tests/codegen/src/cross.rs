@@ -262,7 +262,9 @@ pub fn parse_flags(protocol: &str, transport: &str) -> Result<(Protocol, bool, T
         other => return Err(format!("unknown protocol {other:?}")),
     };
     let transport = match (transport, header) {
-        (_, true) => Transport::THeader,
+        // Apache's header protocol over framed frames each THeader frame.
+        ("framed", true) => Transport::FramedTHeader,
+        ("buffered", true) => Transport::THeader,
         ("buffered", _) => Transport::Buffered,
         ("framed", _) => Transport::Framed,
         (other, _) => return Err(format!("unknown transport {other:?}")),
