@@ -438,7 +438,9 @@ where
                 }
                 Err(status) => {
                     self.shared.budget.give(1, 0);
-                    tracing::debug!(peer = ?self.peer, %status, "closing the connection after a bad frame");
+                    self.shared
+                        .faults
+                        .report(self.peer.as_ref(), "a bad frame", &status);
                     self.state = State::Closing;
                     break;
                 }
@@ -454,7 +456,11 @@ where
             }
             match inbound {
                 Inbound::Discard(status) => {
-                    tracing::debug!(peer = ?self.peer, %status, "dropping a one-way call that cannot be served");
+                    self.shared.faults.report(
+                        self.peer.as_ref(),
+                        "a one-way call that cannot be served was dropped",
+                        &status,
+                    );
                     self.release(1, bytes);
                 }
                 Inbound::Reject(reply, status) => {
@@ -599,7 +605,14 @@ where
             if self.buf_oversized() {
                 // A codec rejects an oversized frame from its header; this
                 // catches unframed peers whose message never ends.
-                tracing::debug!(peer = ?self.peer, "closing the connection: frame exceeds the limit");
+                self.shared.faults.report(
+                    self.peer.as_ref(),
+                    "a frame that never ends",
+                    &format_args!(
+                        "{} bytes read without a whole frame, past the limit",
+                        self.rbuf.len()
+                    ),
+                );
                 self.state = State::Closing;
                 return Ok(true);
             }

@@ -11,6 +11,7 @@
 mod accept;
 mod budget;
 mod conn;
+mod faults;
 mod protocol;
 mod write;
 
@@ -257,6 +258,7 @@ impl ServerBuilder {
             drain_quiet: self.drain_quiet,
             protocols: self.protocols,
             drain_deadline: Arc::default(),
+            faults: faults::PeerFaults::new(Duration::from_secs(1)),
         });
         let join = tokio::spawn(accept::accept_loop(
             listener,
@@ -353,4 +355,5 @@ struct Shared {
     protocols: protocol::Protocols,
     /// Set when the drain starts.
     drain_deadline: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
+    faults: faults::PeerFaults,
 }
