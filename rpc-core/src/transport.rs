@@ -24,6 +24,11 @@ pub enum Address {
     Tcp(SocketAddr),
     /// A Unix domain socket path.
     Unix(PathBuf),
+    /// A host name and port (`localhost:9090`, `svc.internal:9090`),
+    /// resolved with the system resolver at every connect, so a name that
+    /// moves is followed without the `discovery` feature; each address it
+    /// resolves to is tried in turn. A server binds the first.
+    Host(String, u16),
 }
 
 impl fmt::Display for Address {
@@ -31,6 +36,7 @@ impl fmt::Display for Address {
         match self {
             Address::Tcp(a) => write!(f, "{a}"),
             Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::Host(h, port) => write!(f, "{h}:{port}"),
         }
     }
 }
@@ -44,14 +50,45 @@ impl From<SocketAddr> for Address {
 impl FromStr for Address {
     type Err = io::Error;
 
-    /// `host:port` (an IP literal) for TCP, `unix:/path` for a Unix socket.
+    /// `ip:port` or `[ipv6]:port` for TCP, `host:port` for a host name
+    /// resolved at connect, `unix:/path` for a Unix socket.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Address::Unix(PathBuf::from(path)));
         }
-        s.parse::<SocketAddr>()
-            .map(Address::Tcp)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{s:?}: {e}")))
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Address::Tcp(a));
+        }
+        let bad = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{s:?} is not an address: {why} (expected host:port, ip:port or unix:/path)"
+                ),
+            )
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port.parse().map_err(|_| {
+            bad(&format!(
+                "the port {port:?} is not a number from 0 to 65535"
+            ))
+        })?;
+        // A name as DNS spells one (RFC 1123 labels): anything else, such
+        // as an IPv6 literal without brackets, is a typo to report now
+        // rather than a resolver error at the first call.
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let name = host.strip_suffix('.').unwrap_or(host);
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(bad(&format!("{host:?} is not a host name")));
+        }
+        Ok(Address::Host(host.to_owned(), port))
     }
 }
 
@@ -259,6 +296,18 @@ impl Listener {
                 let listener = socket.listen(opts.backlog)?;
                 Ok(Listener::Tcp(listener, opts.clone()))
             }
+            Address::Host(host, port) => {
+                let first = tokio::net::lookup_host((host.as_str(), *port))
+                    .await?
+                    .next()
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("{host} resolves to no address"),
+                        )
+                    })?;
+                Box::pin(Listener::bind(&Address::Tcp(first), opts)).await
+            }
             Address::Unix(path) => {
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
@@ -323,6 +372,11 @@ impl Connector {
                     Ok(Stream::Tcp(s))
                 }
                 Address::Unix(p) => Ok(Stream::Unix(UnixStream::connect(p).await?)),
+                Address::Host(host, port) => {
+                    let s = TcpStream::connect((host.as_str(), *port)).await?;
+                    self.options.apply_stream(&s)?;
+                    Ok(Stream::Tcp(s))
+                }
             }
         };
         match tokio::time::timeout(self.connect_timeout, fut).await {
@@ -350,7 +404,58 @@ mod tests {
             "unix:/tmp/x.sock".parse::<Address>().unwrap(),
             Address::Unix("/tmp/x.sock".into())
         );
-        assert!("nonsense".parse::<Address>().is_err());
+        assert_eq!(
+            "[::1]:80".parse::<Address>().unwrap(),
+            Address::Tcp("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            "svc.internal:9090".parse::<Address>().unwrap(),
+            Address::Host("svc.internal".into(), 9090)
+        );
+        assert_eq!(
+            "localhost:9090".parse::<Address>().unwrap().to_string(),
+            "localhost:9090"
+        );
+        for (bad, why) in [
+            ("nonsense", "no port"),
+            ("localhost:99999", "the port \"99999\""),
+            ("localhost:", "the port \"\""),
+            (":80", "is not a host name"),
+            ("::1:80", "is not a host name"),
+            ("bad host:80", "is not a host name"),
+            ("-a.b:80", "is not a host name"),
+        ] {
+            let e = bad.parse::<Address>().unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_to_bind_and_at_every_connect() {
+        let l = Listener::bind(&"localhost:0".parse().unwrap(), &SocketOptions::default())
+            .await
+            .unwrap();
+        let Address::Tcp(bound) = l.local_addr().unwrap() else {
+            panic!("a TCP listener")
+        };
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().await.unwrap();
+                s.write_all(b"hi").await.unwrap();
+            }
+        });
+        let addr = Address::Host("localhost".into(), bound.port());
+        for _ in 0..2 {
+            let mut s = Connector::default().connect(&addr).await.unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"hi");
+        }
+        server.await.unwrap();
+        // A name that does not resolve is an error (clients add the
+        // address to it), not a hang.
+        let nowhere = Address::Host("no-such-host.invalid".into(), 1);
+        assert!(Connector::default().connect(&nowhere).await.is_err());
     }
 
     #[tokio::test]

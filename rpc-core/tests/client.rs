@@ -19,8 +19,8 @@ use support::{echo_server, listener, read_frame, write_frame, EventCounter, Test
 use tokio::{io::AsyncReadExt, sync::oneshot};
 use tower::{Service, ServiceExt};
 use weft_core::{
-    Client, ClientBuilder, Code, ConnectionMode, Connector, Context, Delivery, Limits, Request,
-    SocketOptions,
+    Address, Client, ClientBuilder, Code, ConnectionMode, Connector, Context, Delivery, Limits,
+    Request, SocketOptions,
 };
 
 fn req(payload: &'static [u8]) -> Request<Bytes> {
@@ -58,6 +58,25 @@ async fn round_trip_sets_peer_seq_and_backward_metainfo() {
             assert_ne!(resp.cx.seq_id, 0);
             assert_eq!(resp.cx.metainfo.upstream.get("decoded").unwrap(), "yes");
         }
+    }
+}
+
+/// `localhost:PORT` as a user writes it: resolved at connect, in both
+/// connection modes, with no discovery configured.
+#[tokio::test]
+async fn a_host_name_address_is_resolved_and_called() {
+    let Address::Tcp(ip) = echo_server().await else {
+        unreachable!()
+    };
+    let addr: Address = format!("localhost:{}", ip.port()).parse().unwrap();
+    assert!(matches!(addr, Address::Host(..)), "{addr:?}");
+    for mode in [ConnectionMode::Multiplexed, ConnectionMode::Pooled] {
+        let client = ClientBuilder::new(addr.clone()).mode(mode).build(TestCodec);
+        let resp = within(client.clone().oneshot(req(b"by name")))
+            .await
+            .unwrap();
+        assert_eq!(&resp.message[..], b"by name");
+        assert_eq!(resp.cx.peer.as_ref(), Some(&addr));
     }
 }
 

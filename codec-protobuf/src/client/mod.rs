@@ -119,6 +119,9 @@ impl GrpcClientBuilder {
     pub fn build(self) -> GrpcClient {
         let authority = match &self.addr {
             Address::Tcp(a) => http::uri::Authority::try_from(a.to_string().as_str()).ok(),
+            Address::Host(h, port) => {
+                http::uri::Authority::try_from(format!("{h}:{port}").as_str()).ok()
+            }
             Address::Unix(_) => None,
         }
         .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));
