@@ -18,11 +18,11 @@ use weft_core::{Discover, Instance, Request, Status};
 use crate::{
     balance::{Balance, BalanceConfig, MakeService},
     breaker::{BreakerConfig, CircuitBreaker},
-    observe::{Observe, ObserveLayer},
     limit::{
         AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, ConcurrencyLimit, ConcurrencyLimitLayer,
         RateLimit, RateLimitLayer,
     },
+    observe::{Observe, ObserveLayer},
     retry::{Retry, RetryLayer},
     timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer},
 };

@@ -13,7 +13,12 @@ use tokio::{task::futures::TaskLocalFuture, time::Instant};
 use tracing::{instrument::Instrumented, Instrument, Span};
 use weft_core::{Code, Response, Status};
 
-use super::{access::{self, Who}, record_peer, table::code_name, Shared, Side, System, TraceContext};
+use super::{
+    access::{self, Who},
+    record_peer,
+    table::code_name,
+    Shared, Side, System, TraceContext,
+};
 
 pin_project! {
     #[project = InnerProj]
@@ -90,7 +95,12 @@ impl<F> ResponseFuture<F> {
         Self::new(Inner::Traced { fut }, shared, entry, trace)
     }
 
-    fn new(inner: Inner<F>, shared: Arc<Shared>, entry: Option<usize>, trace: Option<u128>) -> Self {
+    fn new(
+        inner: Inner<F>,
+        shared: Arc<Shared>,
+        entry: Option<usize>,
+        trace: Option<u128>,
+    ) -> Self {
         ResponseFuture {
             inner,
             shared,

@@ -49,13 +49,18 @@ impl ObserveLayer {
             propagator: None,
             service: FastStr::empty(),
             max_methods: DEFAULT_MAX_METHODS,
-            table: Arc::new(MethodTable::new(side, FastStr::empty(), DEFAULT_MAX_METHODS)),
+            table: Arc::new(MethodTable::new(
+                side,
+                FastStr::empty(),
+                DEFAULT_MAX_METHODS,
+            )),
         }
     }
 
-    /// The `service` label (and `rpc.service`) of calls whose context
-    /// names no service, as a server's plain Thrift calls do not. Default
-    /// empty.
+    /// The `service` label (and `rpc.service`) of every call through this
+    /// layer, in place of the service its context names (which plain Thrift
+    /// peers leave empty; TTHeader and gRPC name the IDL service). Default
+    /// empty: the context's.
     pub fn service(mut self, name: impl Into<FastStr>) -> Self {
         self.service = name.into();
         self.renew_table();
@@ -102,6 +107,8 @@ impl ObserveLayer {
         self.side
     }
 
+    // Read by the admin endpoint's /status.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) fn table(&self) -> &Arc<MethodTable> {
         &self.table
     }

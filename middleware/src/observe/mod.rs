@@ -165,11 +165,7 @@ where
     fn call(&mut self, mut req: Request<T>) -> Self::Future {
         let sh = &self.shared;
         let who = sh.access.map(|_| Who {
-            service: if req.cx.service.is_empty() {
-                sh.table.default_service().clone()
-            } else {
-                req.cx.service.clone()
-            },
+            service: sh.table.service(&req.cx.service).clone(),
             method: req.cx.method.clone(),
             peer: req.cx.peer.clone(),
         });
@@ -184,11 +180,7 @@ where
             let fut = self.inner.call(req);
             return ResponseFuture::plain(fut, sh.clone(), entry, None).with_who(who);
         }
-        let service = if req.cx.service.is_empty() {
-            sh.table.default_service()
-        } else {
-            &req.cx.service
-        };
+        let service = sh.table.service(&req.cx.service);
         let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
         if let Some(p) = &sh.propagator {
             match sh.side {
@@ -201,12 +193,16 @@ where
         let (tc, parent) = match sh.side {
             Side::Server => {
                 let parent = TraceContext::extract(&req.cx.metainfo.upstream);
-                let tc = parent.as_ref().map_or_else(TraceContext::root, |p| p.child());
+                let tc = parent
+                    .as_ref()
+                    .map_or_else(TraceContext::root, |p| p.child());
                 (tc, parent.map(|p| p.span_id))
             }
             Side::Client => {
                 let parent = TraceContext::current();
-                let tc = parent.as_ref().map_or_else(TraceContext::root, |p| p.child());
+                let tc = parent
+                    .as_ref()
+                    .map_or_else(TraceContext::root, |p| p.child());
                 tc.inject(&mut req.cx.metainfo.transient);
                 (tc, parent.map(|p| p.span_id))
             }

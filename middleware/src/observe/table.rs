@@ -110,6 +110,12 @@ impl MethodEntry {
         }
     }
 
+    /// Which end of calls the entry counts.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn side(&self) -> Side {
+        self.side
+    }
+
     /// A call starts.
     pub(crate) fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -148,8 +154,8 @@ fn names(side: Side) -> &'static Names {
 /// The table of one layer (shared by its clones).
 pub(crate) struct MethodTable {
     side: Side,
-    /// The service label when a call's context names none (a server's
-    /// calls often do not: plain Thrift carries no service name).
+    /// The service label of every call when not empty, in place of the
+    /// one the call's context names.
     default_service: FastStr,
     slots: Box<[OnceLock<MethodEntry>]>,
     other: OnceLock<MethodEntry>,
@@ -172,9 +178,13 @@ impl MethodTable {
         self.slots.len() / 2
     }
 
-    /// The service label of calls whose context names none.
-    pub(crate) fn default_service(&self) -> &FastStr {
-        &self.default_service
+    /// The service label of a call whose context names `service`.
+    pub(crate) fn service<'a>(&'a self, service: &'a FastStr) -> &'a FastStr {
+        if self.default_service.is_empty() {
+            service
+        } else {
+            &self.default_service
+        }
     }
 
     /// The entry at `index`, as [`MethodTable::entry`] returned it.
@@ -185,14 +195,10 @@ impl MethodTable {
         }
     }
 
-    /// The entry of `service` (or the default) and `method`, made on first
-    /// use, and its index for [`MethodTable::at`].
+    /// The entry of `service` (or the configured one) and `method`, made
+    /// on first use, and its index for [`MethodTable::at`].
     pub(crate) fn entry(&self, service: &FastStr, method: &FastStr) -> (usize, &MethodEntry) {
-        let service = if service.is_empty() {
-            &self.default_service
-        } else {
-            service
-        };
+        let service = self.service(service);
         let mask = self.slots.len() - 1;
         let start = hash(service, method) as usize;
         // Probing stops after max_methods slots: then the table counts as
@@ -203,9 +209,8 @@ impl MethodTable {
             let slot = &self.slots[index];
             let e = match slot.get() {
                 Some(e) => e,
-                None => slot.get_or_init(|| {
-                    MethodEntry::new(self.side, service.clone(), method.clone())
-                }),
+                None => slot
+                    .get_or_init(|| MethodEntry::new(self.side, service.clone(), method.clone())),
             };
             if e.method == *method && e.service == *service {
                 return (index, e);
@@ -230,6 +235,16 @@ impl MethodTable {
     }
 }
 
+impl std::fmt::Debug for MethodTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodTable")
+            .field("side", &self.side)
+            .field("default_service", &self.default_service)
+            .field("methods", &self.entries().count())
+            .finish()
+    }
+}
+
 /// FNV-1a over the service, a separator and the method: a few cycles per
 /// byte, and names are short.
 fn hash(service: &str, method: &str) -> u64 {
@@ -250,7 +265,7 @@ mod tests {
         let t = MethodTable::new(Side::Server, "svc".into(), 4);
         let (ia, a) = t.entry(&"".into(), &"a".into());
         let a = a as *const MethodEntry;
-        assert_eq!(a, t.entry(&"svc".into(), &"a".into()).1 as *const _);
+        assert_eq!(a, t.entry(&"other".into(), &"a".into()).1 as *const _);
         assert_eq!(a, t.at(ia).unwrap() as *const _);
         assert_ne!(a, t.entry(&"".into(), &"b".into()).1 as *const _);
         assert_eq!(t.entry(&"".into(), &"b".into()).1.service, "svc");

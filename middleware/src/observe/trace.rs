@@ -274,7 +274,10 @@ mod tests {
             assert!(TraceContext::parse(bad, None).is_none(), "{bad:?}");
         }
         let long = "k=".to_string() + &"v".repeat(MAX_TRACESTATE);
-        assert!(TraceContext::parse(w3c, Some(&long)).unwrap().state.is_empty());
+        assert!(TraceContext::parse(w3c, Some(&long))
+            .unwrap()
+            .state
+            .is_empty());
     }
 
     #[test]
