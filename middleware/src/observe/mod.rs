@@ -40,6 +40,7 @@
 
 mod access;
 mod future;
+pub(crate) mod governance;
 mod layer;
 pub(crate) mod table;
 mod trace;

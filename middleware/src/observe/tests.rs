@@ -77,3 +77,72 @@ async fn a_client_call_sends_a_traceparent_continuing_the_current_trace() {
     assert_ne!(root.trace_id, parent.trace_id);
     assert!(TraceContext::current().is_none());
 }
+
+/// The governance layers' metrics, rendered by a Prometheus recorder local
+/// to this (current-thread) test.
+#[cfg(feature = "admin")]
+#[tokio::test(start_paused = true)]
+async fn governance_layers_count_sheds_retries_and_breaker_trips() {
+    use std::time::Duration;
+
+    use crate::{
+        breaker::{BreakerConfig, CircuitBreaker},
+        limit::{ConcurrencyLimitLayer, RateLimitLayer},
+        retry::{Backoff, RetryLayer, RetryPolicy},
+        timeout::script::{ms, Scripted, Step},
+    };
+
+    let recorder = admin::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let r = |m: &'static str| Request::new(Context::new("svc", m), 0u32);
+
+    // Sheds: one over a rate of one call per hour, one over a
+    // concurrency of one.
+    let rate = RateLimitLayer::new(1, Duration::from_secs(3600), 1)
+        .layer(Scripted::new([]).then_always(Step::Ok(ms(1))));
+    rate.clone().oneshot(r("a")).await.unwrap();
+    let e = rate.oneshot(r("a")).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    let conc = ConcurrencyLimitLayer::new(1)
+        .layer(Scripted::new([]).then_always(Step::Ok(Duration::from_secs(1))));
+    let held = tokio::spawn(conc.clone().oneshot(r("a")));
+    tokio::task::yield_now().await;
+    let e = conc.oneshot(r("a")).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    held.await.unwrap().unwrap();
+
+    // Two retries, then success.
+    let down = || Step::Err(Duration::ZERO, Status::unavailable("down"));
+    let inner = Scripted::new([down(), down(), Step::Ok(ms(1))]);
+    let retry =
+        RetryLayer::new(RetryPolicy::default().backoff(Backoff::exponential(ms(10), ms(100))))
+            .idempotent(["get"])
+            .layer(inner.clone());
+    retry.oneshot(r("get")).await.unwrap();
+    assert_eq!(inner.calls(), 3);
+
+    // A method breaker that opens after three failures in a row.
+    let failing = Scripted::new([]).then_always(Step::Err(Duration::ZERO, Status::internal("x")));
+    let breaker = CircuitBreaker::new(
+        failing,
+        BreakerConfig {
+            consecutive_failures: Some(3),
+            ..BreakerConfig::default()
+        },
+    );
+    for _ in 0..5 {
+        let _ = breaker.clone().oneshot(r("m")).await;
+    }
+
+    let text = handle.render();
+    for line in [
+        "weft_server_shed_total{limit=\"rate\"} 1",
+        "weft_server_shed_total{limit=\"concurrency\"} 1",
+        "weft_client_retries_total 2",
+        "weft_breaker_transitions_total{scope=\"method\",to=\"open\"} 1",
+        "weft_breaker_state{scope=\"method\",name=\"m\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+}
