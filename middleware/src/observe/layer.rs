@@ -40,6 +40,7 @@ impl ObserveLayer {
     }
 
     fn new(side: Side, system: System) -> Self {
+        super::table::describe(side);
         ObserveLayer {
             side,
             system,

@@ -144,6 +144,25 @@ impl MethodEntry {
     }
 }
 
+/// Tell the recorder what the metrics of `side` mean (Prometheus `# HELP`).
+pub(crate) fn describe(side: Side) {
+    let names = names(side);
+    let (calls, what) = match side {
+        Side::Server => ("Calls answered, by status code.", "served"),
+        Side::Client => (
+            "Calls made, by status code (retries within one call).",
+            "waiting for an answer",
+        ),
+    };
+    metrics::describe_counter!(names.calls, calls);
+    metrics::describe_histogram!(
+        names.duration,
+        metrics::Unit::Seconds,
+        "Time from a call reaching the layer to its answer."
+    );
+    metrics::describe_gauge!(names.in_flight, format!("Calls being {what}."));
+}
+
 fn names(side: Side) -> &'static Names {
     match side {
         Side::Server => &SERVER,

@@ -146,3 +146,51 @@ async fn governance_layers_count_sheds_retries_and_breaker_trips() {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
 }
+
+/// A propagator that marks what it was asked to do.
+#[derive(Default)]
+struct Marker(std::sync::atomic::AtomicUsize);
+
+impl Propagator for Marker {
+    fn inject(&self, span: &tracing::Span, carrier: &mut weft_core::KvList) {
+        carrier.insert("x-injected", if span.is_none() { "none" } else { "span" });
+    }
+
+    fn extract(&self, carrier: &weft_core::KvList, _: &tracing::Span) {
+        if carrier.get("x-injected").is_some() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_propagator_replaces_weft_s_own_trace_context() {
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(None));
+    let s2 = seen.clone();
+    let client = ObserveLayer::client(System::Thrift)
+        .propagator(std::sync::Arc::new(Marker::default()))
+        .layer(service_fn(move |r: Request<()>| {
+            *s2.lock() = Some(r.cx.metainfo.transient.clone());
+            std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
+        }));
+    TraceContext::root()
+        .scope(client.oneshot(req("m")))
+        .await
+        .unwrap();
+    let sent = seen.lock().clone().unwrap();
+    assert!(sent.get("x-injected").is_some());
+    assert!(sent.get(TRACEPARENT).is_none(), "{sent:?}");
+    // The server hands the upstream values to the propagator, and keeps
+    // no Weft context of its own for the handler.
+    let marker = std::sync::Arc::new(Marker::default());
+    let server = ObserveLayer::server(System::Thrift)
+        .propagator(marker.clone())
+        .layer(service_fn(|r: Request<()>| {
+            assert!(TraceContext::current().is_none());
+            std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
+        }));
+    let mut r = req("m");
+    r.cx.metainfo.upstream = sent;
+    server.oneshot(r).await.unwrap();
+    assert_eq!(marker.0.load(Ordering::Relaxed), 1);
+}
