@@ -213,7 +213,8 @@ where
         if let Some(p) = parent {
             span.record("parent_span_id", display(SpanId(p)));
         }
-        let fut = self.inner.call(req);
+        // Current for the inner call() too: layers below may start work there.
+        let fut = tc.sync_scope(|| self.inner.call(req));
         ResponseFuture::traced(fut, sh.clone(), entry, span, tc).with_who(who)
     }
 }

@@ -78,6 +78,11 @@ impl TraceContext {
         CURRENT.scope(self, fut)
     }
 
+    /// Run `f` with a copy of `self` as the current trace context.
+    pub(crate) fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self.clone(), f)
+    }
+
     /// Parse a `traceparent` value: `00-<32 hex>-<16 hex>-<2 hex>`, lower
     /// case, ids not all zero; a later version may append fields after a
     /// `-`. `None` for anything else (the call then starts a new trace).
