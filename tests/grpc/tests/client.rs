@@ -20,13 +20,9 @@ async fn answers_from_headers() -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
+            let Ok((s, _)) = listener.accept().await else { return };
             tokio::spawn(async move {
-                let Ok(mut conn) = h2::server::handshake(s).await else {
-                    return;
-                };
+                let Ok(mut conn) = h2::server::handshake(s).await else { return };
                 while let Some(Ok((req, mut respond))) = conn.accept().await {
                     drop(req);
                     let resp = http::Response::builder()
