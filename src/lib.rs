@@ -11,7 +11,10 @@
 //!   transports, including Kitex's TTHeader, and their codecs.
 //! - [`middleware`] (feature `middleware`, on by default): governance as tower
 //!   layers — timeouts and deadlines, retries with a budget and backup
-//!   requests, load balancing, circuit breakers, limits, fault injection.
+//!   requests, load balancing, circuit breakers, limits, fault injection,
+//!   and observability (metrics, spans with W3C trace propagation, access
+//!   log); feature `admin` adds the HTTP admin endpoint (`/metrics`,
+//!   `/healthz`, `/readyz`, `/status`), off by default.
 //! - `discovery` (feature `discovery`, off by default): DNS and etcd
 //!   discovery and registration (the static list is in [`core`]).
 //!

@@ -11,7 +11,9 @@
 //! Timeouts and deadlines are in [`timeout`] ([`Timeout`] on the client,
 //! [`Deadline`] on the server), retries, the retry budget and backup
 //! requests in [`retry`], fault injection for tests and drills in [`fault`];
-//! their settings are per method through [`PerMethod`].
+//! their settings are per method through [`PerMethod`]. Metrics, spans with
+//! W3C trace propagation and the access log are in [`observe`], with an
+//! HTTP admin endpoint behind the `admin` feature.
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,11 +36,13 @@ pub mod balance;
 pub mod breaker;
 pub mod fault;
 pub mod limit;
+pub mod observe;
 pub mod retry;
 pub mod stack;
 pub mod timeout;
 
 pub use fault::{Fault, FaultConfig, FaultLayer};
+pub use observe::{AccessLog, Observe, ObserveLayer, System};
 pub use retry::{Backoff, HedgeDelay, Retry, RetryBudget, RetryLayer, RetryPolicy};
 pub use stack::{
     BoxStack, ClientService, ClientStack, Endpoint, MakeEndpoint, ServerService, ServerStack,

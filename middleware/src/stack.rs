@@ -1,9 +1,9 @@
 //! The default client and server stacks, assembled in DESIGN.md's order,
 //! every layer switchable and configurable per method.
 //!
-//! Client, outside in: total timeout → retry → method circuit breaker →
+//! Client, outside in: observability (off by default) → total timeout → retry → method circuit breaker →
 //! load balancer (with a breaker per instance) → per-attempt timeout →
-//! connection. Server: limits (rate, concurrency, adaptive) → deadline check
+//! connection. Server: observability (off by default) → limits (rate, concurrency, adaptive) → deadline check
 //! → handler. Both build plain `tower` services, so any other layer wraps
 //! them or goes between them by ordinary composition.
 
@@ -22,6 +22,7 @@ use crate::{
         AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, ConcurrencyLimit, ConcurrencyLimitLayer,
         RateLimit, RateLimitLayer,
     },
+    observe::{Observe, ObserveLayer},
     retry::{Retry, RetryLayer},
     timeout::{Deadline, DeadlineLayer, PerMethod, Timeout, TimeoutLayer},
 };
@@ -34,6 +35,7 @@ pub type BoxStack<T, R> = BoxCloneSyncService<Request<T>, R, Status>;
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClientStack {
+    observe: Option<ObserveLayer>,
     total_timeout: Option<TimeoutLayer>,
     retry: Option<RetryLayer>,
     method_breaker: Option<BreakerConfig>,
@@ -44,6 +46,7 @@ pub struct ClientStack {
 impl Default for ClientStack {
     fn default() -> Self {
         ClientStack {
+            observe: None,
             total_timeout: None,
             retry: Some(RetryLayer::default()),
             method_breaker: Some(BreakerConfig::default()),
@@ -59,6 +62,13 @@ impl ClientStack {
     /// power-of-two-choices balancing with a breaker per instance.
     pub fn new() -> Self {
         ClientStack::default()
+    }
+
+    /// Metrics, a span per call and the access log, outside everything
+    /// else ([`ObserveLayer::client`]); `None` turns them off. Default off.
+    pub fn observe(mut self, layer: Option<ObserveLayer>) -> Self {
+        self.observe = layer;
+        self
     }
 
     /// Total timeout per method, retries included. Default none.
@@ -125,8 +135,12 @@ impl ClientStack {
             Some(retry) => Either::Left(retry.layer(svc)),
             None => Either::Right(svc),
         };
-        Ok(match self.total_timeout {
+        let svc = match self.total_timeout {
             Some(total) => Either::Left(total.layer(svc)),
+            None => Either::Right(svc),
+        };
+        Ok(match self.observe {
+            Some(o) => Either::Left(o.layer(svc)),
             None => Either::Right(svc),
         })
     }
@@ -162,15 +176,18 @@ pub type Endpoint<S> = Either<Timeout<S>, S>;
 type Balanced<S> = Balance<Endpoint<S>, MakeEndpoint<S>>;
 type Broken<S> = Either<CircuitBreaker<Balanced<S>>, Balanced<S>>;
 type Retried<S> = Either<Retry<Broken<S>>, Broken<S>>;
+type TimedOut<S> = Either<Timeout<Retried<S>>, Retried<S>>;
 /// The service [`ClientStack::build`] makes over connection services `S`:
-/// total timeout → retry → method breaker → balancer → per-attempt timeout
-/// → `S`, each layer present or passed through as configured.
-pub type ClientService<S> = Either<Timeout<Retried<S>>, Retried<S>>;
+/// observability → total timeout → retry → method breaker → balancer →
+/// per-attempt timeout → `S`, each layer present or passed through as
+/// configured.
+pub type ClientService<S> = Either<Observe<TimedOut<S>>, TimedOut<S>>;
 
 /// Configures the default server stack.
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct ServerStack {
+    observe: Option<ObserveLayer>,
     rate: Option<RateLimitLayer>,
     concurrency: Option<ConcurrencyLimitLayer>,
     adaptive: Option<AdaptiveLimitLayer>,
@@ -184,6 +201,14 @@ impl ServerStack {
             deadline: Some(DeadlineLayer::new()),
             ..ServerStack::default()
         }
+    }
+
+    /// Metrics, a span per call and the access log, outside everything
+    /// else ([`ObserveLayer::server`]), so that shed calls count too;
+    /// `None` turns them off. Default off.
+    pub fn observe(mut self, layer: Option<ObserveLayer>) -> Self {
+        self.observe = layer;
+        self
     }
 
     /// Shed calls beyond `calls` per `per` (bursts up to `burst`).
@@ -230,8 +255,12 @@ impl ServerStack {
             Some(c) => Either::Left(c.layer(svc)),
             None => Either::Right(svc),
         };
-        match self.rate {
+        let svc = match self.rate {
             Some(r) => Either::Left(r.layer(svc)),
+            None => Either::Right(svc),
+        };
+        match self.observe {
+            Some(o) => Either::Left(o.layer(svc)),
             None => Either::Right(svc),
         }
     }
@@ -240,7 +269,9 @@ impl ServerStack {
 type Checked<S> = Either<Deadline<S>, S>;
 type Adapted<S> = Either<AdaptiveLimit<Checked<S>>, Checked<S>>;
 type Limited<S> = Either<ConcurrencyLimit<Adapted<S>>, Adapted<S>>;
-/// The service [`ServerStack::build`] makes around a handler `S`: rate
-/// limit → concurrency limit → adaptive limit → deadline check → `S`, each
-/// layer present or passed through as configured.
-pub type ServerService<S> = Either<RateLimit<Limited<S>>, Limited<S>>;
+type RateLimited<S> = Either<RateLimit<Limited<S>>, Limited<S>>;
+/// The service [`ServerStack::build`] makes around a handler `S`:
+/// observability → rate limit → concurrency limit → adaptive limit →
+/// deadline check → `S`, each layer present or passed through as
+/// configured.
+pub type ServerService<S> = Either<Observe<RateLimited<S>>, RateLimited<S>>;

@@ -42,7 +42,9 @@ pub use discover::{
 };
 pub use limits::Limits;
 pub use message::{Request, Response};
-pub use server::{Accepted, Prefixed, Protocol, ServerBuilder, ServerHandle, Shutdown};
+pub use server::{
+    Accepted, Prefixed, Protocol, ServerBuilder, ServerHandle, ServerWatch, Shutdown,
+};
 pub use status::{Code, Delivery, Status};
 pub use transport::{Address, Connector, Listener, SocketOptions, Stream};
 

@@ -377,7 +377,9 @@ where
                     service: self.make.make(inst),
                     in_flight: AtomicUsize::new(0),
                     ewma: Mutex::new((0.0, Instant::now())),
-                    breaker: self.config.breaker.clone().map(Breaker::new),
+                    breaker: self.config.breaker.clone().map(|c| {
+                        Breaker::new(c).labelled("instance", inst.address.to_string().into())
+                    }),
                     down_until: AtomicU64::new(0),
                     down_count: AtomicU32::new(0),
                 }),

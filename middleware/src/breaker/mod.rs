@@ -125,6 +125,8 @@ pub struct Breaker {
     closed: AtomicBool,
     // Shared with the probe permits, which give their place back on drop.
     inner: Arc<Mutex<Inner>>,
+    // What its state changes are reported as: scope and name.
+    label: Option<(&'static str, FastStr)>,
 }
 
 /// Permission to make one call; report its outcome with [`Breaker::record`].
@@ -172,6 +174,22 @@ impl Breaker {
                 last_error: None,
                 buckets,
             })),
+            label: None,
+        }
+    }
+
+    /// Report state changes (metrics and events) as the breaker of `scope`
+    /// ("method", "instance") named `name`.
+    pub(crate) fn labelled(mut self, scope: &'static str, name: FastStr) -> Breaker {
+        self.label = Some((scope, name));
+        self
+    }
+
+    fn changed(&self, from: BreakerState, to: BreakerState) {
+        if from != to {
+            if let Some((scope, name)) = &self.label {
+                crate::observe::governance::breaker(scope, name, from, to);
+            }
         }
     }
 
@@ -199,6 +217,7 @@ impl Breaker {
     fn advance(&self, inner: &mut Inner, now: Instant) {
         if inner.state == BreakerState::Open && now >= inner.opened_at + self.config.open_for {
             inner.state = BreakerState::HalfOpen;
+            self.changed(BreakerState::Open, BreakerState::HalfOpen);
             inner.probes_in_flight = 0;
             inner.probe_successes = 0;
             inner.half_open_spell += 1;
@@ -235,7 +254,9 @@ impl Breaker {
         // Taken out so that dropping the permit gives nothing back twice.
         let probe = permit.probe.take();
         let mut inner = self.inner.lock();
+        let before = inner.state;
         self.record_locked(&mut inner, probe, success);
+        self.changed(before, inner.state);
         self.closed
             .store(inner.state == BreakerState::Closed, Ordering::Relaxed);
     }
@@ -363,7 +384,10 @@ impl<S> CircuitBreaker<S> {
         self.breakers
             .write()
             .entry(FastStr::new(method))
-            .or_insert_with(|| Arc::new(Breaker::new(self.config.clone())))
+            .or_insert_with(|| {
+                let b = Breaker::new(self.config.clone());
+                Arc::new(b.labelled("method", FastStr::new(method)))
+            })
             .clone()
     }
 }

@@ -168,7 +168,10 @@ impl Shared {
         s.overloaded = false;
         let next = target.clamp(c.min as f64, c.max as f64);
         s.limit = next;
-        self.limit.store(next.round() as usize, Ordering::Relaxed);
+        let rounded = next.round() as usize;
+        if self.limit.swap(rounded, Ordering::Relaxed) != rounded {
+            crate::observe::governance::adaptive_limit(rounded);
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use weft_core::Status;
 /// stack), so this is the server's own refusal and crosses the wire as
 /// "not processed".
 pub(crate) fn shed(what: &'static str) -> Status {
+    crate::observe::governance::shed(what);
     let cause = Overloaded::new(what);
     Status::resource_exhausted(cause.to_string())
         .with_source(cause)

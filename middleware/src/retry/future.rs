@@ -1,5 +1,6 @@
 //! The future of [`Retry`](super::Retry): attempts, backoff and backups.
 
+use crate::observe::governance;
 use std::{
     fmt,
     future::Future,
@@ -161,9 +162,12 @@ impl<T: Clone> State<T> {
         }
         // Withdraw now rather than after the backoff: a call the budget
         // will not retry fails at once instead of waiting for nothing.
+        let method = self.template.as_ref().map_or("", |r| r.cx.method.as_str());
         if !self.shared.budget.withdraw() {
+            governance::budget_exhausted(method);
             return give_up();
         }
+        governance::retry(method);
         Next::Arm(at, Timer::Backoff)
     }
 
@@ -175,6 +179,9 @@ impl<T: Clone> State<T> {
             && self.deadline().is_none_or(|d| d > Instant::now())
             && (kind == Timer::Backoff || self.shared.budget.withdraw());
         if allowed {
+            if kind == Timer::Hedge {
+                governance::backup(self.template.as_ref().map_or("", |r| r.cx.method.as_str()));
+            }
             self.want_issue = true;
             return Next::Wait;
         }

@@ -282,6 +282,7 @@ impl ServerBuilder {
         Ok(ServerHandle {
             accepted,
             local_addr,
+            stopping: CancellationToken::new(),
             graceful,
             aborted,
             join,
@@ -296,9 +297,40 @@ pub struct ServerHandle {
     registration: Option<Registration>,
     accepted: Arc<AtomicUsize>,
     local_addr: Address,
+    /// Fired first thing in `shutdown` and `abort`, before deregistering.
+    stopping: CancellationToken,
     graceful: CancellationToken,
     aborted: CancellationToken,
     join: tokio::task::JoinHandle<()>,
+}
+
+/// A read-only view of a running server, for readiness probes and status
+/// pages: whether its shutdown has begun (set at the very start of
+/// [`ServerHandle::shutdown`], before deregistering, the grace period and
+/// the drain, or of [`ServerHandle::abort`]), so that a load balancer stops
+/// sending work while the server still serves; and its connection count.
+/// Cheap to clone; all clones see the same server.
+#[derive(Debug, Clone)]
+pub struct ServerWatch {
+    stopping: CancellationToken,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl ServerWatch {
+    /// True once shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn shutting_down(&self) {
+        self.stopping.cancelled().await
+    }
+
+    /// Connections accepted since the server started.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
 }
 
 impl ServerHandle {
@@ -312,6 +344,15 @@ impl ServerHandle {
         self.accepted.load(Ordering::Relaxed)
     }
 
+    /// A view of this server for readiness probes: whether shutdown has
+    /// begun, connections accepted.
+    pub fn watch(&self) -> ServerWatch {
+        ServerWatch {
+            stopping: self.stopping.clone(),
+            accepted: self.accepted.clone(),
+        }
+    }
+
     /// Shut down gracefully: deregister (if registered) and keep serving for
     /// the grace period while clients move away; then stop accepting and
     /// drain. Draining connections keep reading: calls in flight finish,
@@ -322,6 +363,7 @@ impl ServerHandle {
     /// the drain timeout are answered `Unavailable` (they may have run).
     /// Resolves when all is closed.
     pub async fn shutdown(self) {
+        self.stopping.cancel();
         if let Some(r) = &self.registration {
             if let Err(e) = r.registry.deregister(&r.service, &r.instance).await {
                 tracing::warn!(error = %e, service = %r.service, "deregistering failed");
@@ -335,6 +377,7 @@ impl ServerHandle {
     /// Close everything now, abandoning in-flight calls and unwritten
     /// answers: nothing is waited for.
     pub async fn abort(self) {
+        self.stopping.cancel();
         self.aborted.cancel();
         self.graceful.cancel();
         let _ = self.join.await;

@@ -1,0 +1,692 @@
+//! Observability end to end over loopback: the Hello service behind the
+//! observed server and client stacks, `/metrics` scraped over HTTP and
+//! checked exactly, a trace across two hops, the access log, and `/readyz`
+//! during graceful shutdown.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use parking_lot::Mutex;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::{mpsc, Notify},
+};
+use tracing::{
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+    Event, Subscriber,
+};
+use tracing_subscriber::{layer::Context as LayerCx, prelude::*, registry::LookupSpan, Layer};
+use weft::core::{
+    faststr::FastStr, Address, ClientBuilder, Code, Context, Instance, Registry, RegistryFuture,
+    ServerBuilder, ServerHandle, StaticDiscover, Status,
+};
+use weft::middleware::{
+    balance::BalanceConfig,
+    observe::admin::{prometheus_builder, readiness, Admin, AdminHandle},
+    AccessLog, ClientService, ClientStack, ObserveLayer, ServerStack, System,
+};
+use weft::thrift::{Protocol, ThriftClientCodec, Transport};
+use weft_example_hello::{
+    Greeting, Hello, HelloClient, HelloLookupError, HelloRequest, HelloResponse, HelloServer,
+    NotFound,
+};
+
+// ===== support =====
+
+/// The process-wide Prometheus handle: one global recorder per test binary,
+/// so each test uses service names of its own.
+fn prometheus() -> metrics_exporter_prometheus_handle::Handle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus_handle::Handle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| prometheus_builder().install_recorder().unwrap())
+        .clone()
+}
+
+mod metrics_exporter_prometheus_handle {
+    pub(crate) use weft::middleware::observe::admin::metrics_exporter_prometheus::PrometheusHandle as Handle;
+}
+
+/// GET `path` from `addr` over a fresh HTTP/1.1 connection: (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// A parsed Prometheus text sample.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: HashMap<String, String>,
+    value: f64,
+}
+
+fn parse(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let labels = labels
+            .split(',')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('"').to_string())
+            })
+            .collect();
+        out.push(Sample {
+            name: name.to_string(),
+            labels,
+            value: value.parse().unwrap(),
+        });
+    }
+    out
+}
+
+/// The value of the one sample named `name` whose labels include `labels`;
+/// `None` when there is none, a panic when there are several.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let hits: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert!(
+        hits.len() <= 1,
+        "several samples match {name} {labels:?}: {hits:?}"
+    );
+    hits.first().map(|s| s.value)
+}
+
+/// Every sample of `name` for `service`, as (method, code) -> value.
+fn by_method_code(samples: &[Sample], name: &str, service: &str) -> HashMap<(String, String), f64> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.labels.get("service").map(String::as_str) == Some(service))
+        .map(|s| {
+            (
+                (
+                    s.labels.get("method").cloned().unwrap_or_default(),
+                    s.labels.get("code").cloned().unwrap_or_default(),
+                ),
+                s.value,
+            )
+        })
+        .collect()
+}
+
+/// A Hello handler with scripted outcomes: `greet("fail")` fails,
+/// `greet("slow")` outlives any short deadline, `greet("hold")` waits for
+/// the test, `greet` forwards to `next` when there is one.
+#[derive(Clone, Default)]
+struct Scripted {
+    entered: Option<mpsc::UnboundedSender<()>>,
+    release: Arc<Notify>,
+    next: Option<HelloClient<Observed>>,
+}
+
+impl Hello for Scripted {
+    async fn greet(&self, cx: &mut Context, name: FastStr, times: i64) -> Result<Greeting, Status> {
+        if let Some(next) = &self.next {
+            return next.greet(cx.child("Hello", "greet"), name, times).await;
+        }
+        match name.as_str() {
+            "fail" => return Err(Status::internal("scripted failure")),
+            "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+            "hold" => {
+                if let Some(e) = &self.entered {
+                    let _ = e.send(());
+                }
+                self.release.notified().await;
+            }
+            _ => {}
+        }
+        Ok(Greeting {
+            text: Some(format!("hello, {name}").into()),
+            count: Some(times),
+            tags: None,
+        })
+    }
+
+    async fn lookup(&self, _cx: &mut Context, name: FastStr) -> Result<FastStr, HelloLookupError> {
+        match name.as_str() {
+            "weft" => Ok("an RPC framework".into()),
+            _ => Err(HelloLookupError::Missing(NotFound { name: Some(name) })),
+        }
+    }
+
+    async fn log(&self, _cx: &mut Context, _line: FastStr) -> Result<(), Status> {
+        Ok(())
+    }
+}
+
+/// The client stack under test: observed, no retries or breakers (so that
+/// each outcome is one call, as scripted).
+type Observed = ClientService<weft::core::Client<ThriftClientCodec<HelloRequest, HelloResponse>>>;
+
+fn client(addr: &Address, observe: ObserveLayer) -> HelloClient<Observed> {
+    let discover = StaticDiscover::from_addresses([addr.clone()]);
+    let stack = ClientStack::new()
+        .observe(Some(observe))
+        .retry(None)
+        .method_breaker(None)
+        .balance(BalanceConfig {
+            breaker: None,
+            ..BalanceConfig::default()
+        })
+        .build(&discover, "Hello", |inst: &Instance| {
+            let b = ClientBuilder::new(inst.address.clone());
+            let codec =
+                ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, b.limits_ref());
+            b.build(codec)
+        })
+        .unwrap();
+    HelloClient::from_service(stack)
+}
+
+async fn serve(handler: Scripted, stack: ServerStack) -> ServerHandle {
+    let limits = weft::core::Limits::default();
+    ServerBuilder::new()
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || HelloServer::<Scripted>::codec(&limits),
+            stack.build(HelloServer::new(handler)),
+        )
+        .await
+        .unwrap()
+}
+
+fn cx(timeout: Duration) -> Context {
+    let mut cx = Context::default();
+    cx.set_timeout(timeout);
+    cx
+}
+
+async fn admin(layers: &[&ObserveLayer], server: Option<&ServerHandle>) -> AdminHandle {
+    let mut a = Admin::new().prometheus(prometheus());
+    for l in layers {
+        a = a.observe(l);
+    }
+    if let Some(s) = server {
+        a = a.watch(s.watch());
+    }
+    a.serve("127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+// ===== metrics =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() {
+    let svc = "HelloMetrics";
+    let _ = prometheus();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let handler = Scripted {
+        entered: Some(entered_tx),
+        ..Scripted::default()
+    };
+    let release = handler.release.clone();
+    let server_layer = ObserveLayer::server(System::Thrift).service(svc);
+    let server = serve(
+        handler,
+        ServerStack::new()
+            .observe(Some(server_layer.clone()))
+            .concurrency_limit(1),
+    )
+    .await;
+    let client_layer = ObserveLayer::client(System::Thrift).service(svc);
+    let hello = client(server.local_addr(), client_layer.clone());
+    let admin = admin(&[&server_layer, &client_layer], Some(&server)).await;
+    let long = Duration::from_secs(10);
+
+    // 5 successes, 1 failure, 1 declared exception, 1 lookup success,
+    // 1 one-way call.
+    for i in 0..5 {
+        hello.greet(cx(long), "world".into(), i).await.unwrap();
+    }
+    let err = hello.greet(cx(long), "fail".into(), 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    hello.lookup(cx(long), "weft".into()).await.unwrap();
+    assert!(matches!(
+        hello.lookup(cx(long), "nobody".into()).await,
+        Err(HelloLookupError::Missing(_))
+    ));
+    hello.log(cx(long), "line".into()).await.unwrap();
+
+    // One call held in flight; the next is shed by the concurrency limit.
+    let held = {
+        let hello = hello.clone();
+        let c = cx(long);
+        tokio::spawn(async move { hello.greet(c, "hold".into(), 0).await })
+    };
+    entered.recv().await.unwrap();
+    let (_, status) = get(admin.local_addr(), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    for side in ["client", "server"] {
+        let greet = status["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["side"] == side && m["method"] == "greet" && m["service"] == svc)
+            .unwrap_or_else(|| panic!("no {side} greet in {status}"));
+        assert_eq!(
+            (&greet["calls"], &greet["errors"], &greet["in_flight"]),
+            (&6.into(), &1.into(), &1.into()),
+            "{status}"
+        );
+    }
+    let shed = hello.greet(cx(long), "x".into(), 0).await.unwrap_err();
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed}");
+    release.notify_one();
+    held.await.unwrap().unwrap();
+
+    // A deadline the handler outlives.
+    let late = hello
+        .greet(cx(Duration::from_millis(200)), "slow".into(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
+
+    // The server ends the slow call at its own copy of the deadline; wait
+    // for it to be counted.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let (code, body) = get(admin.local_addr(), "/metrics").await;
+        assert_eq!(code, 200);
+        text = body;
+        let s = parse(&text);
+        let done = value(
+            &s,
+            "weft_server_calls_total",
+            &[
+                ("service", svc),
+                ("method", "greet"),
+                ("code", "DEADLINE_EXCEEDED"),
+            ],
+        );
+        if done == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = parse(&text);
+    let expected: HashMap<(String, String), f64> = [
+        (("greet", "OK"), 6.0),
+        (("greet", "INTERNAL"), 1.0),
+        (("greet", "RESOURCE_EXHAUSTED"), 1.0),
+        (("greet", "DEADLINE_EXCEEDED"), 1.0),
+        (("lookup", "OK"), 2.0),
+        (("log", "OK"), 1.0),
+    ]
+    .into_iter()
+    .map(|((m, c), v)| ((m.to_string(), c.to_string()), v))
+    .collect();
+    for side in ["server", "client"] {
+        let calls = by_method_code(&s, &format!("weft_{side}_calls_total"), svc);
+        assert_eq!(calls, expected, "{side} calls in\n{text}");
+        for (method, n) in [("greet", 9.0), ("lookup", 2.0), ("log", 1.0)] {
+            let labels = [("service", svc), ("method", method)];
+            let hist = format!("weft_{side}_call_duration_seconds");
+            assert_eq!(
+                value(&s, &format!("{hist}_count"), &labels),
+                Some(n),
+                "{side} {method}"
+            );
+            let inf = [("service", svc), ("method", method), ("le", "+Inf")];
+            assert_eq!(
+                value(&s, &format!("{hist}_bucket"), &inf),
+                Some(n),
+                "{side} {method}"
+            );
+            let gauge = format!("weft_{side}_calls_in_flight");
+            assert_eq!(value(&s, &gauge, &labels), Some(0.0), "{side} {method}");
+        }
+    }
+    // The deadline-exceeded call took at least its 200 ms; the others far
+    // less than the slow handler's 5 s.
+    let hist = "weft_client_call_duration_seconds_bucket";
+    let under = |le| {
+        value(
+            &s,
+            hist,
+            &[("service", svc), ("method", "greet"), ("le", le)],
+        )
+    };
+    assert_eq!(under("0.1").map(|v| v <= 8.0), Some(true));
+    assert_eq!(under("5"), Some(9.0));
+
+    assert_eq!(get(admin.local_addr(), "/healthz").await.0, 200);
+    assert_eq!(get(admin.local_addr(), "/nope").await.0, 404);
+    admin.shutdown().await;
+    server.shutdown().await;
+}
+
+// ===== tracing =====
+
+/// One span as the recording layer saw it.
+#[derive(Debug, Clone, Default)]
+struct SpanRec {
+    name: String,
+    fields: HashMap<String, String>,
+    /// The Weft span id of the span's `tracing` parent.
+    parent_span_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Recorded {
+    live: HashMap<u64, (SpanRec, Option<u64>)>,
+    closed: Vec<SpanRec>,
+    events: Vec<HashMap<String, String>>,
+}
+
+/// Records spans and access-log events in memory.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Recorded>>);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerCx<'_, S>) {
+        let mut rec = SpanRec {
+            name: attrs.metadata().name().to_string(),
+            ..SpanRec::default()
+        };
+        attrs.record(&mut Fields(&mut rec.fields));
+        let parent = ctx
+            .span(id)
+            .and_then(|s| s.parent())
+            .map(|p| p.id().into_u64());
+        self.0.lock().live.insert(id.into_u64(), (rec, parent));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: LayerCx<'_, S>) {
+        if let Some((rec, _)) = self.0.lock().live.get_mut(&id.into_u64()) {
+            values.record(&mut Fields(&mut rec.fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: LayerCx<'_, S>) {
+        if event.metadata().target() == "weft::access" {
+            let mut f = HashMap::new();
+            event.record(&mut Fields(&mut f));
+            self.0.lock().events.push(f);
+        }
+    }
+
+    fn on_close(&self, id: Id, _: LayerCx<'_, S>) {
+        let mut r = self.0.lock();
+        if let Some((mut rec, parent)) = r.live.remove(&id.into_u64()) {
+            rec.parent_span_id = parent
+                .and_then(|p| r.live.get(&p))
+                .and_then(|(p, _)| p.fields.get("span_id").cloned());
+            r.closed.push(rec);
+        }
+    }
+}
+
+fn recorder() -> Recorder {
+    static REC: OnceLock<Recorder> = OnceLock::new();
+    REC.get_or_init(|| {
+        let rec = Recorder::default();
+        tracing_subscriber::registry().with(rec.clone()).init();
+        rec
+    })
+    .clone()
+}
+
+fn spans_of(rec: &Recorder, trace_id: &str) -> Vec<SpanRec> {
+    rec.0
+        .lock()
+        .closed
+        .iter()
+        .filter(|s| s.fields.get("trace_id").map(String::as_str) == Some(trace_id))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_crosses_two_hops_with_correct_parents() {
+    let rec = recorder();
+    // B: the back end; A: forwards greet to B; the test calls A.
+    let b = serve(
+        Scripted::default(),
+        ServerStack::new().observe(Some(ObserveLayer::server(System::Thrift).service("HelloB"))),
+    )
+    .await;
+    let a = serve(
+        Scripted {
+            next: Some(client(b.local_addr(), ObserveLayer::client(System::Thrift))),
+            ..Scripted::default()
+        },
+        ServerStack::new().observe(Some(ObserveLayer::server(System::Thrift).service("HelloA"))),
+    )
+    .await;
+    let hello = client(a.local_addr(), ObserveLayer::client(System::Thrift));
+    let g = hello
+        .greet(cx(Duration::from_secs(10)), "traced".into(), 1)
+        .await
+        .unwrap();
+    assert_eq!(g.text.as_deref(), Some("hello, traced"));
+
+    // The root: the test's client span, the one with no Weft parent whose
+    // peer is A.
+    let a_port = match a.local_addr() {
+        Address::Tcp(sa) => sa.port().to_string(),
+        Address::Unix(_) => unreachable!(),
+    };
+    let b_port = match b.local_addr() {
+        Address::Tcp(sa) => sa.port().to_string(),
+        Address::Unix(_) => unreachable!(),
+    };
+    let root = rec
+        .0
+        .lock()
+        .closed
+        .iter()
+        .find(|s| {
+            s.name == "rpc.client"
+                && s.fields.get("server.port") == Some(&a_port)
+                && !s.fields.contains_key("parent_span_id")
+        })
+        .cloned()
+        .expect("the root client span");
+    let trace = root.fields["trace_id"].clone();
+    assert_eq!(trace.len(), 32);
+    let spans = spans_of(&rec, &trace);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let find = |name: &str, service: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.name == name && s.fields.get("rpc.service").map(String::as_str) == Some(service)
+            })
+            .unwrap_or_else(|| panic!("no {name} of {service} in {spans:#?}"))
+            .clone()
+    };
+    let server_a = find("rpc.server", "HelloA");
+    let client_a = spans
+        .iter()
+        .find(|s| s.name == "rpc.client" && s.fields.get("server.port") == Some(&b_port))
+        .expect("A's client span")
+        .clone();
+    let server_b = find("rpc.server", "HelloB");
+    let id = |s: &SpanRec| s.fields["span_id"].clone();
+    // Across processes: the server's Weft parent is the calling client span.
+    assert_eq!(server_a.fields.get("parent_span_id"), Some(&id(&root)));
+    assert_eq!(server_b.fields.get("parent_span_id"), Some(&id(&client_a)));
+    // Within A: the client span is a child of the server span, in Weft's
+    // ids and in tracing's own tree.
+    assert_eq!(client_a.fields.get("parent_span_id"), Some(&id(&server_a)));
+    assert_eq!(client_a.parent_span_id, Some(id(&server_a)));
+    let all: std::collections::HashSet<_> = spans.iter().map(id).collect();
+    assert_eq!(all.len(), 4, "span ids are distinct");
+    for s in &spans {
+        assert_eq!(s.fields["rpc.system"], "thrift");
+        assert_eq!(s.fields["rpc.method"], "greet");
+        assert_eq!(s.fields["rpc.response.status_code"], "OK");
+        assert_eq!(s.fields["network.peer.address"], "127.0.0.1");
+    }
+    assert_eq!(server_b.fields["otel.name"], "HelloB/greet");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_samples_one_in_two_and_every_failure() {
+    let rec = recorder();
+    let svc = "HelloAccess";
+    let server = serve(
+        Scripted::default(),
+        ServerStack::new().observe(Some(
+            ObserveLayer::server(System::Thrift)
+                .service(svc)
+                .access_log(Some(AccessLog::one_in(2.try_into().unwrap()).errors(true))),
+        )),
+    )
+    .await;
+    let hello = client(server.local_addr(), ObserveLayer::client(System::Thrift));
+    // Calls 0..=4 succeed (0, 2, 4 sampled), call 5 fails (logged anyway).
+    for i in 0..5 {
+        hello
+            .greet(cx(Duration::from_secs(10)), "x".into(), i)
+            .await
+            .unwrap();
+    }
+    hello
+        .greet(cx(Duration::from_secs(10)), "fail".into(), 5)
+        .await
+        .unwrap_err();
+    server.shutdown().await;
+    let events: Vec<_> = rec
+        .0
+        .lock()
+        .events
+        .iter()
+        .filter(|e| e.get("rpc.service").map(String::as_str) == Some(svc))
+        .cloned()
+        .collect();
+    let codes: Vec<_> = events.iter().map(|e| e["code"].as_str()).collect();
+    assert_eq!(codes, ["OK", "OK", "OK", "INTERNAL"], "{events:#?}");
+    for e in &events {
+        assert_eq!(e["rpc.method"], "greet");
+        assert_eq!(e["side"], "server");
+        assert!(e["peer"].starts_with("127.0.0.1:"), "{e:?}");
+        assert_eq!(e["trace_id"].len(), 32);
+        assert!(e.contains_key("latency_us"));
+    }
+    // The logged trace id is the one the server span carried.
+    let tid = &events[0]["trace_id"];
+    let spans = spans_of(&rec, tid);
+    assert!(spans.iter().any(|s| s.name == "rpc.server"), "{spans:#?}");
+}
+
+// ===== readiness =====
+
+/// A registry whose deregistration waits until the test lets it finish.
+#[derive(Default)]
+struct SlowRegistry {
+    deregistering: Notify,
+    finish: Notify,
+}
+
+impl Registry for SlowRegistry {
+    fn register<'a>(&'a self, _: &'a str, _: &'a Instance) -> RegistryFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deregister<'a>(&'a self, _: &'a str, _: &'a Instance) -> RegistryFuture<'a> {
+        Box::pin(async move {
+            self.deregistering.notify_one();
+            self.finish.notified().await;
+            Ok(())
+        }) as Pin<Box<dyn Future<Output = _> + Send>>
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_flips_when_graceful_shutdown_starts_before_deregistration_ends() {
+    let registry = Arc::new(SlowRegistry::default());
+    let limits = weft::core::Limits::default();
+    let server = ServerBuilder::new()
+        .register(
+            registry.clone(),
+            "HelloReady",
+            Instance::new("127.0.0.1:1".parse::<Address>().unwrap()),
+        )
+        .deregister_grace(Duration::from_millis(10))
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || HelloServer::<Scripted>::codec(&limits),
+            HelloServer::new(Scripted::default()),
+        )
+        .await
+        .unwrap();
+    let flag = readiness();
+    let admin = Admin::new()
+        .watch(server.watch())
+        .readiness(&flag)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = admin.local_addr();
+    // Not ready until the program says so.
+    assert_eq!(get(addr, "/readyz").await, (503, "not ready\n".into()));
+    flag.set_ready(true);
+    assert_eq!(get(addr, "/readyz").await, (200, "ready\n".into()));
+    let server_addr = server.local_addr().clone();
+    let shutdown = tokio::spawn(server.shutdown());
+    registry.deregistering.notified().await;
+    // Deregistration has begun and not ended: already not ready, while
+    // the server still answers calls.
+    assert_eq!(get(addr, "/readyz").await.0, 503);
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    let (_, status) = get(addr, "/status").await;
+    assert!(status.contains("\"shutting_down\":true"), "{status}");
+    assert!(status.contains("\"ready\":false"), "{status}");
+    let hello = HelloClient::new(
+        ClientBuilder::new(server_addr),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    hello
+        .greet(cx(Duration::from_secs(5)), "still".into(), 1)
+        .await
+        .unwrap();
+    assert!(!shutdown.is_finished());
+    registry.finish.notify_one();
+    shutdown.await.unwrap();
+    assert_eq!(get(addr, "/readyz").await.0, 503);
+    // Without a recorder, /metrics says so.
+    assert_eq!(get(addr, "/metrics").await.0, 404);
+    admin.shutdown().await;
+}

@@ -1,0 +1,308 @@
+//! The admin endpoint: an HTTP/1.1 listener serving `/metrics`
+//! (Prometheus text), `/healthz`, `/readyz` and `/status` (JSON), opt-in
+//! behind the `admin` feature.
+//!
+//! It lives here, beside the [`ObserveLayer`]s whose method tables
+//! `/status` reads, rather than in a crate of its own: the endpoint needs
+//! those tables and the server's [`ServerWatch`], both of which this crate
+//! already sees, and a feature keeps hyper and the Prometheus exporter out
+//! of every build that does not ask for them.
+//!
+//! ```no_run
+//! # async fn run(server: weft_core::ServerHandle, layer: weft_middleware::ObserveLayer) -> std::io::Result<()> {
+//! use weft_middleware::observe::admin::{prometheus_builder, Admin};
+//!
+//! // Before the first call: handles registered earlier record nothing.
+//! let prometheus = prometheus_builder().install_recorder().expect("one global recorder");
+//! let admin = Admin::new()
+//!     .prometheus(prometheus)
+//!     .observe(&layer)
+//!     .watch(server.watch())
+//!     .serve("127.0.0.1:9100".parse().unwrap())
+//!     .await?;
+//! // ... `server.shutdown()` flips /readyz to 503 at once.
+//! # admin.shutdown().await; Ok(()) }
+//! ```
+
+use std::{
+    convert::Infallible,
+    fmt::Write as _,
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use weft_core::ServerWatch;
+
+use super::{table::MethodTable, ObserveLayer};
+
+/// Re-exported: the recorder `/metrics` renders.
+pub use metrics_exporter_prometheus;
+
+/// Histogram buckets (seconds) for every `_seconds` metric: 100 µs to 10 s,
+/// about three per decade, which covers an RPC's latency from a loopback
+/// hop to a deadline.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// How long a connection to the endpoint may take to send its request
+/// headers: a scraper sends them at once, a stuck peer should not hold a
+/// task.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the Prometheus recorder drains its histogram samples when
+/// nothing scrapes, so they do not pile up.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// A Prometheus builder with [`LATENCY_BUCKETS`] for `_seconds` metrics
+/// (histograms, not summaries). Install it yourself
+/// (`install_recorder()`): the global recorder is the program's choice.
+pub fn prometheus_builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .expect("the buckets are not empty")
+}
+
+/// Readiness set by the program itself, beside the servers' shutdown: not
+/// ready until warmed up, say. Cheap to clone; clones share the flag.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Mark ready or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether marked ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Configures the admin endpoint.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Admin {
+    prometheus: Option<PrometheusHandle>,
+    tables: Vec<Arc<MethodTable>>,
+    servers: Vec<ServerWatch>,
+    readiness: Option<Readiness>,
+}
+
+impl Admin {
+    /// An endpoint with nothing to report yet: `/metrics` answers 404
+    /// until [`Admin::prometheus`] is set.
+    pub fn new() -> Self {
+        Admin::default()
+    }
+
+    /// Serve `/metrics` from this recorder's handle.
+    pub fn prometheus(mut self, handle: PrometheusHandle) -> Self {
+        self.prometheus = Some(handle);
+        self
+    }
+
+    /// Report the methods `layer`'s services have seen in `/status`.
+    pub fn observe(mut self, layer: &ObserveLayer) -> Self {
+        self.tables.push(layer.table().clone());
+        self
+    }
+
+    /// Not ready once `server`'s shutdown begins; its connections in
+    /// `/status`.
+    pub fn watch(mut self, server: ServerWatch) -> Self {
+        self.servers.push(server);
+        self
+    }
+
+    /// A flag the program sets; `/readyz` also needs it set. Default none
+    /// (ready while no watched server shuts down).
+    pub fn readiness(mut self, readiness: &Readiness) -> Self {
+        self.readiness = Some(readiness.clone());
+        self
+    }
+
+    /// Bind `addr` and serve. Returns once listening.
+    pub async fn serve(self, addr: SocketAddr) -> io::Result<AdminHandle> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            admin: self,
+            started: Instant::now(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let join = tokio::spawn(accept(listener, state, stopped));
+        Ok(AdminHandle {
+            local_addr,
+            stop,
+            join,
+        })
+    }
+
+    fn ready(&self) -> bool {
+        self.readiness.as_ref().is_none_or(Readiness::is_ready)
+            && !self.servers.iter().any(ServerWatch::is_shutting_down)
+    }
+}
+
+/// A new [`Readiness`] flag, not ready until set.
+pub fn readiness() -> Readiness {
+    Readiness(Arc::new(AtomicBool::new(false)))
+}
+
+/// A running admin endpoint.
+#[derive(Debug)]
+pub struct AdminHandle {
+    local_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    join: JoinHandle<()>,
+}
+
+impl AdminHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stop listening (requests being answered finish on their own).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.join.await;
+    }
+}
+
+struct State {
+    admin: Admin,
+    started: Instant,
+}
+
+async fn accept(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::Receiver<()>) {
+    let mut upkeep = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stopped => return,
+            _ = upkeep.tick() => {
+                if let Some(p) = &state.admin.prometheus {
+                    p.run_upkeep();
+                }
+                continue;
+            }
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                std::future::ready(Ok::<_, Infallible>(answer(&state, &req)))
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin endpoint: connection failed");
+            }
+        });
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+    }
+    let admin = &state.admin;
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            if admin.ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        "/metrics" => match &admin.prometheus {
+            Some(p) => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                p.render(),
+            ),
+            None => text(StatusCode::NOT_FOUND, "no Prometheus recorder configured\n"),
+        },
+        "/status" => reply(StatusCode::OK, "application/json", status(state)),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz, /readyz, /status\n",
+        ),
+    }
+}
+
+fn status(state: &State) -> String {
+    let admin = &state.admin;
+    let mut methods = Vec::new();
+    for table in &admin.tables {
+        for e in table.entries() {
+            methods.push(serde_json::json!({
+                "side": e.side().as_str(),
+                "service": e.service.as_str(),
+                "method": e.method.as_str(),
+                "in_flight": e.in_flight.load(Ordering::Relaxed),
+                "calls": e.total.load(Ordering::Relaxed),
+                "errors": e.errors.load(Ordering::Relaxed),
+            }));
+        }
+    }
+    let servers: Vec<_> = admin
+        .servers
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "accepted": s.accepted(),
+                "shutting_down": s.is_shutting_down(),
+            })
+        })
+        .collect();
+    let mut out = serde_json::json!({
+        "ready": admin.ready(),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "servers": servers,
+        "methods": methods,
+    })
+    .to_string();
+    let _ = writeln!(out);
+    out
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    reply(status, "text/plain; charset=utf-8", body.to_owned())
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}

@@ -1,0 +1,158 @@
+//! [`ObserveLayer`].
+
+use std::sync::{atomic::AtomicU64, Arc};
+
+use faststr::FastStr;
+use tower::Layer;
+
+use super::{
+    table::{MethodTable, DEFAULT_MAX_METHODS},
+    AccessLog, Observe, Propagator, Shared, Side, System,
+};
+
+/// Applies [`Observe`]: metrics and tracing on, the access log off.
+///
+/// Every service this layer wraps shares one method table, which the admin
+/// endpoint's `/status` reads ([`ObserveLayer`] is cheap to clone).
+#[derive(Clone)]
+#[must_use]
+pub struct ObserveLayer {
+    side: Side,
+    system: System,
+    metrics: bool,
+    tracing: bool,
+    access: Option<AccessLog>,
+    propagator: Option<Arc<dyn Propagator>>,
+    service: FastStr,
+    max_methods: usize,
+    table: Arc<MethodTable>,
+}
+
+impl ObserveLayer {
+    /// Observe the calls a server serves over `system`.
+    pub fn server(system: System) -> Self {
+        ObserveLayer::new(Side::Server, system)
+    }
+
+    /// Observe the calls a client makes over `system`.
+    pub fn client(system: System) -> Self {
+        ObserveLayer::new(Side::Client, system)
+    }
+
+    fn new(side: Side, system: System) -> Self {
+        super::table::describe(side);
+        ObserveLayer {
+            side,
+            system,
+            metrics: true,
+            tracing: true,
+            access: None,
+            propagator: None,
+            service: FastStr::empty(),
+            max_methods: DEFAULT_MAX_METHODS,
+            table: Arc::new(MethodTable::new(
+                side,
+                FastStr::empty(),
+                DEFAULT_MAX_METHODS,
+            )),
+        }
+    }
+
+    /// The `service` label (and `rpc.service`) of every call through this
+    /// layer, in place of the service its context names (which plain Thrift
+    /// peers leave empty; TTHeader and gRPC name the IDL service). Default
+    /// empty: the context's.
+    pub fn service(mut self, name: impl Into<FastStr>) -> Self {
+        self.service = name.into();
+        self.renew_table();
+        self
+    }
+
+    /// Distinct service/method pairs with series of their own (about this
+    /// many: hashing may fit up to twice as many); calls beyond count as
+    /// method `_other`. Default [`DEFAULT_MAX_METHODS`].
+    pub fn max_methods(mut self, n: usize) -> Self {
+        self.max_methods = n;
+        self.renew_table();
+        self
+    }
+
+    /// Record metrics. Default on.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Make a span per call and propagate the trace. Default on.
+    pub fn tracing(mut self, on: bool) -> Self {
+        self.tracing = on;
+        self
+    }
+
+    /// Log calls as [`AccessLog`] samples them; `None` turns the log off.
+    /// Default off.
+    pub fn access_log(mut self, log: Option<AccessLog>) -> Self {
+        self.access = log;
+        self
+    }
+
+    /// Hand trace propagation to `propagator` (OpenTelemetry, say) instead
+    /// of Weft's own W3C ids. Default none.
+    pub fn propagator(mut self, propagator: Arc<dyn Propagator>) -> Self {
+        self.propagator = Some(propagator);
+        self
+    }
+
+    /// Which end of calls this layer observes.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    // Read by the admin endpoint's /status.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn table(&self) -> &Arc<MethodTable> {
+        &self.table
+    }
+
+    fn renew_table(&mut self) {
+        self.table = Arc::new(MethodTable::new(
+            self.side,
+            self.service.clone(),
+            self.max_methods,
+        ));
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            shared: Arc::new(Shared {
+                side: self.side,
+                system: self.system,
+                metrics: self.metrics,
+                tracing: self.tracing,
+                access: self.access,
+                access_seen: AtomicU64::new(0),
+                propagator: self.propagator.clone(),
+                table: self.table.clone(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for ObserveLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveLayer")
+            .field("side", &self.side)
+            .field("system", &self.system)
+            .field("metrics", &self.metrics)
+            .field("tracing", &self.tracing)
+            .field("access", &self.access)
+            .field("service", &self.service)
+            .field("propagator", &self.propagator.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,294 @@
+//! Observability at the top of a client or server stack: Prometheus-style
+//! metrics through the `metrics` facade, a `tracing` span per call with
+//! OpenTelemetry's RPC field names and W3C trace propagation, and a
+//! sampled access log.
+//!
+//! [`Observe`] is one layer doing all three, so a call reads the clock and
+//! finds its method's handles once. Metrics go to whatever recorder the
+//! program installed (`metrics::set_global_recorder`, or the admin
+//! endpoint's Prometheus recorder); Weft keeps no registry of its own. The
+//! handles of a service and method are registered on its first call and
+//! found again lock-free afterwards (`table`), so a call allocates nothing
+//! for its metrics. Install the recorder before the first call: handles
+//! registered before it discard what they record.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `weft_server_calls_total` | counter | `service`, `method`, `code` | calls answered, by status code |
+//! | `weft_server_call_duration_seconds` | histogram | `service`, `method` | time from the call reaching the layer to its answer |
+//! | `weft_server_calls_in_flight` | gauge | `service`, `method` | calls being served |
+//! | `weft_client_calls_total` | counter | `service`, `method`, `code` | calls made, by status code (retries included in one call) |
+//! | `weft_client_call_duration_seconds` | histogram | `service`, `method` | time to the answer, retries included |
+//! | `weft_client_calls_in_flight` | gauge | `service`, `method` | calls waiting for an answer |
+//!
+//! `code` is the gRPC canonical name (`OK`, `DEADLINE_EXCEEDED`,
+//! `RESOURCE_EXHAUSTED`, …). A Thrift method's declared exception is an
+//! answer like any other, so it counts as `OK`. A call whose future is
+//! dropped before it ends counts as `CANCELLED`. Past
+//! [`ObserveLayer::max_methods`] distinct methods, calls count under the
+//! method `_other`. The governance layers' own metrics (retries, sheds,
+//! breaker trips, limits) are listed in the README.
+//!
+//! Spans are named `rpc.server` and `rpc.client` and carry `otel.name`
+//! (`service/method`), `otel.kind`, `rpc.system`, `rpc.service`,
+//! `rpc.method`, `server.address`, `server.port` (client),
+//! `network.peer.address`, `network.peer.port`, `rpc.response.status_code`
+//! (the code's name), `rpc.grpc.status_code` (gRPC), `otel.status_code`
+//! and `error.type` on failure, and Weft's W3C ids (`trace_id`, `span_id`,
+//! `parent_span_id`; see [`TraceContext`]) unless a [`Propagator`] takes
+//! over.
+
+mod access;
+mod future;
+pub(crate) mod governance;
+mod layer;
+pub(crate) mod table;
+mod trace;
+
+#[cfg(feature = "admin")]
+pub mod admin;
+
+pub use access::AccessLog;
+pub use future::ResponseFuture;
+pub use layer::ObserveLayer;
+pub use table::{DEFAULT_MAX_METHODS, OTHER_METHOD};
+pub use trace::{Propagator, TraceContext, TRACEPARENT, TRACESTATE};
+
+use std::{
+    net::SocketAddr,
+    sync::{atomic::AtomicU64, Arc},
+    task::{Context as TaskContext, Poll},
+};
+
+use tower::Service;
+use tracing::field::{display, Empty};
+use weft_core::{Address, Request, Response, Status};
+
+use access::Who;
+use table::MethodTable;
+use trace::{SpanId, TraceId};
+
+/// Which end of calls a layer observes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Calls this process makes.
+    Client,
+    /// Calls this process serves.
+    Server,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// The RPC system, as OpenTelemetry's `rpc.system` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum System {
+    /// Apache Thrift (every transport and protocol).
+    Thrift,
+    /// gRPC.
+    Grpc,
+}
+
+impl System {
+    /// The `rpc.system` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Thrift => "thrift",
+            System::Grpc => "grpc",
+        }
+    }
+}
+
+/// What every clone of one [`Observe`] shares.
+pub(crate) struct Shared {
+    pub(crate) side: Side,
+    pub(crate) system: System,
+    pub(crate) metrics: bool,
+    pub(crate) tracing: bool,
+    pub(crate) access: Option<AccessLog>,
+    pub(crate) access_seen: AtomicU64,
+    pub(crate) propagator: Option<Arc<dyn Propagator>>,
+    pub(crate) table: Arc<MethodTable>,
+}
+
+/// Records metrics, a span and an access-log line for each call through
+/// it; see the [module docs](self). Made by [`ObserveLayer`].
+pub struct Observe<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for Observe<S> {
+    fn clone(&self) -> Self {
+        Observe {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Observe<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observe")
+            .field("inner", &self.inner)
+            .field("side", &self.shared.side)
+            .field("system", &self.shared.system)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Observe<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, T, R> Service<Request<T>> for Observe<S>
+where
+    S: Service<Request<T>, Response = Response<R>, Error = Status>,
+{
+    type Response = Response<R>;
+    type Error = Status;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<T>) -> Self::Future {
+        let sh = &self.shared;
+        let who = sh.access.map(|_| Who {
+            service: sh.table.service(&req.cx.service).clone(),
+            method: req.cx.method.clone(),
+            peer: req.cx.peer.clone(),
+        });
+        let entry = if sh.metrics {
+            let (i, e) = sh.table.entry(&req.cx.service, &req.cx.method);
+            e.start();
+            Some(i)
+        } else {
+            None
+        };
+        if !sh.tracing {
+            let fut = self.inner.call(req);
+            return ResponseFuture::plain(fut, sh.clone(), entry, None).with_who(who);
+        }
+        let service = sh.table.service(&req.cx.service);
+        let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
+        if let Some(p) = &sh.propagator {
+            match sh.side {
+                Side::Server => p.extract(&req.cx.metainfo.upstream, &span),
+                Side::Client => p.inject(&span, &mut req.cx.metainfo.transient),
+            }
+            let fut = self.inner.call(req);
+            return ResponseFuture::spanned(fut, sh.clone(), entry, span).with_who(who);
+        }
+        let (tc, parent) = match sh.side {
+            Side::Server => {
+                let parent = TraceContext::extract(&req.cx.metainfo.upstream);
+                let tc = parent
+                    .as_ref()
+                    .map_or_else(TraceContext::root, |p| p.child());
+                (tc, parent.map(|p| p.span_id))
+            }
+            Side::Client => {
+                let parent = TraceContext::current();
+                let tc = parent
+                    .as_ref()
+                    .map_or_else(TraceContext::root, |p| p.child());
+                tc.inject(&mut req.cx.metainfo.transient);
+                (tc, parent.map(|p| p.span_id))
+            }
+        };
+        span.record("trace_id", display(TraceId(tc.trace_id)));
+        span.record("span_id", display(SpanId(tc.span_id)));
+        if let Some(p) = parent {
+            span.record("parent_span_id", display(SpanId(p)));
+        }
+        // Current for the inner call() too: layers below may start work there.
+        let fut = tc.sync_scope(|| self.inner.call(req));
+        ResponseFuture::traced(fut, sh.clone(), entry, span, tc).with_who(who)
+    }
+}
+
+/// The call's span, with what is known before it starts.
+fn new_span(sh: &Shared, service: &str, method: &str, peer: Option<&Address>) -> tracing::Span {
+    let span = match sh.side {
+        Side::Server => tracing::info_span!(
+            "rpc.server",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = sh.system.as_str(),
+            rpc.service = service,
+            rpc.method = method,
+            network.peer.address = Empty,
+            network.peer.port = Empty,
+            rpc.response.status_code = Empty,
+            rpc.grpc.status_code = Empty,
+            otel.status_code = Empty,
+            error.type = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_span_id = Empty,
+        ),
+        Side::Client => tracing::info_span!(
+            "rpc.client",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "client",
+            rpc.system = sh.system.as_str(),
+            rpc.service = service,
+            rpc.method = method,
+            server.address = Empty,
+            server.port = Empty,
+            network.peer.address = Empty,
+            network.peer.port = Empty,
+            rpc.response.status_code = Empty,
+            rpc.grpc.status_code = Empty,
+            otel.status_code = Empty,
+            error.type = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_span_id = Empty,
+        ),
+    };
+    if let Some(peer) = peer {
+        record_peer(&span, sh.side, peer);
+    }
+    span
+}
+
+/// Record where the peer is: `network.peer.*`, and `server.*` on a client.
+fn record_peer(span: &tracing::Span, side: Side, peer: &Address) {
+    match peer {
+        Address::Tcp(a) => {
+            let (ip, port) = split(a);
+            span.record("network.peer.address", display(ip));
+            span.record("network.peer.port", port);
+            if side == Side::Client {
+                span.record("server.address", display(ip));
+                span.record("server.port", port);
+            }
+        }
+        Address::Unix(p) => {
+            span.record("network.peer.address", display(p.display()));
+            if side == Side::Client {
+                span.record("server.address", display(p.display()));
+            }
+        }
+    }
+}
+
+fn split(a: &SocketAddr) -> (std::net::IpAddr, u16) {
+    (a.ip(), a.port())
+}
+
+#[cfg(test)]
+mod tests;
