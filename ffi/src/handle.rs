@@ -82,6 +82,12 @@ impl<T> Registry<T> {
         }
     }
 
+    /// How many objects are registered.
+    pub(crate) fn live(&self) -> usize {
+        let s = self.inner.read();
+        s.slots.len() - s.free.len()
+    }
+
     /// The kind's name, for error messages.
     pub(crate) fn kind(&self) -> &'static str {
         self.kind

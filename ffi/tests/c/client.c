@@ -285,6 +285,7 @@ int main(int argc, char **argv) {
     queued(c);
     weft_client_free(c);
     weft_runtime_free(rt);
+    CHECK(weft_live_handles() == 0, "%zu Weft objects not freed", weft_live_handles());
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

@@ -105,6 +105,7 @@ int main(void) {
 
     weft_runtime_free(rt);
     weft_runtime_free(rt);
+    CHECK(weft_live_handles() == 0, "%zu Weft objects not freed", weft_live_handles());
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

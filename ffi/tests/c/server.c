@@ -184,6 +184,7 @@ int main(int argc, char **argv) {
     }
     weft_server_free(s);
     weft_runtime_free(rt);
+    CHECK(weft_live_handles() == 0, "%zu Weft objects not freed", weft_live_handles());
     printf("calls=%d garbage_refused=%d twice_refused=%d bad_code_refused=%d late_answered=%d failures=%d\n",
            (int)calls, (int)garbage_refused, (int)twice_refused, (int)bad_code_refused,
            (int)late_answered, failures);

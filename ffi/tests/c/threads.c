@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
     CHECK(good == THREADS * per_thread, "%d of %d calls good", good, THREADS * per_thread);
     weft_client_free(client);
     weft_runtime_free(rt);
+    CHECK(weft_live_handles() == 0, "%zu Weft objects not freed", weft_live_handles());
     printf("threads: %d calls from %d threads in %.3f s (%.0f calls/s)\n", THREADS * per_thread,
            THREADS, secs, THREADS * per_thread / secs);
     return failures ? 1 : 0;
