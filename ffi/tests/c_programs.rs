@@ -40,27 +40,40 @@ fn manifest() -> &'static Path {
 
 /// Compile `tests/c/<name>.c` with the sanitizers; returns the binary.
 fn compile(name: &str) -> PathBuf {
+    compile_with(&manifest().join("tests/c").join(format!("{name}.c")), true)
+}
+
+/// Compile `src`, with the sanitizers or optimised without them.
+fn compile_with(src: &Path, sanitize: bool) -> PathBuf {
     let lib = lib_dir();
-    let out = lib.join(format!("c-test-{name}"));
-    let src = manifest().join("tests/c").join(format!("{name}.c"));
+    let stem = src.file_stem().unwrap().to_string_lossy();
+    let out = lib.join(format!("c-test-{stem}"));
+    let flags: &[&str] = if sanitize {
+        &[
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+        ]
+    } else {
+        &["-O2"]
+    };
     let status = Command::new("gcc")
         .args([
             "-std=c11",
             "-D_GNU_SOURCE",
             "-g",
-            "-O1",
             "-Wall",
             "-Wextra",
             "-Werror",
         ])
-        .args(["-Wno-unused-function", "-fno-omit-frame-pointer"])
-        .args([
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=undefined",
-        ])
+        .arg("-Wno-unused-function")
+        .args(flags)
+        .arg("-I")
+        .arg(manifest().join("tests/c"))
         .arg("-I")
         .arg(manifest().join("include"))
-        .arg(&src)
+        .arg(src)
         .arg("-o")
         .arg(&out)
         .arg("-L")
@@ -164,6 +177,20 @@ fn null_freed_and_foreign_handles_are_refused_from_c() {
     let bin = compile("hostile");
     let out = run(&bin, &[]);
     assert!(out.contains("all checks passed"), "{out}");
+}
+
+#[test]
+fn the_c_example_runs() {
+    if skip() {
+        return;
+    }
+    let bin = compile_with(&manifest().join("examples/hello.c"), true);
+    let out = run(&bin, &[]);
+    assert!(out.contains("add(40, 2) = 42"), "{out}");
+    assert!(
+        out.contains("sub(40, 2): UNIMPLEMENTED (only add here)"),
+        "{out}"
+    );
 }
 
 /// The C server process, its address, and its stdin to stop it.
@@ -358,4 +385,113 @@ where
         out.push(h.await.unwrap());
     }
     out
+}
+
+/// The cost of crossing the boundary: sequential blocking calls to the
+/// same in-process Weft echo server from a native Weft Rust client, through
+/// the shim's `weft_client_call` from Rust, and from a C program; and a
+/// trivial shim call from C. Long and timing-sensitive, so behind
+/// `WEFT_FFI_BENCH=1`; run it in release:
+/// `WEFT_FFI_BENCH=1 cargo test --release -p weft-ffi --test c_programs boundary_cost -- --nocapture`
+#[test]
+fn boundary_cost() {
+    if skip() || std::env::var_os("WEFT_FFI_BENCH").is_none() {
+        return;
+    }
+    const CALLS: u32 = 20_000;
+    let rt = runtime();
+    let server = rt.block_on(echo_server("127.0.0.1:0"));
+    let addr = server.local_addr().clone();
+
+    // Native: the typed client, blocking on a plain thread as C does.
+    let native = {
+        let client = rt.block_on(async {
+            EchoClient::new(
+                &addr,
+                Transport::TTHeader,
+                Protocol::Binary,
+                ConnectionMode::Multiplexed,
+            )
+        });
+        let mut per_call = 0.0;
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            for _ in 0..CALLS {
+                assert_eq!(rt.block_on(client.add(cx(), 20, 22)).unwrap(), 42);
+            }
+            per_call = t0.elapsed().as_secs_f64() / f64::from(CALLS) * 1e6;
+        }
+        per_call
+    };
+
+    // The shim's C functions, called from Rust.
+    let shim = {
+        use std::ptr::null_mut;
+        use weft::{client::*, error::WEFT_OK, runtime::*};
+        let (mut wrt, mut opts, mut client) = (null_mut(), null_mut(), null_mut());
+        assert_eq!(weft_runtime_new(2, &mut wrt, null_mut()), WEFT_OK);
+        assert_eq!(weft_client_options_new(&mut opts, null_mut()), WEFT_OK);
+        let a = std::ffi::CString::new(addr.to_string()).unwrap();
+        assert_eq!(
+            weft_client_options_add_address(opts, a.as_ptr(), null_mut()),
+            WEFT_OK
+        );
+        assert_eq!(weft_client_new(wrt, opts, &mut client, null_mut()), WEFT_OK);
+        // add(1: i64 20, 2: i64 22), binary.
+        let mut args = vec![10, 0, 1];
+        args.extend_from_slice(&20i64.to_be_bytes());
+        args.extend_from_slice(&[10, 0, 2]);
+        args.extend_from_slice(&22i64.to_be_bytes());
+        args.push(0);
+        let mut per_call = 0.0;
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            for _ in 0..CALLS {
+                let mut reply = weft_reply {
+                    result: weft::weft_bytes {
+                        data: std::ptr::null(),
+                        len: 0,
+                        owner: null_mut(),
+                    },
+                    exception_id: 0,
+                    exception: std::ptr::null(),
+                    exception_len: 0,
+                };
+                let rc = weft_client_call(
+                    client,
+                    c"add".as_ptr(),
+                    args.as_ptr(),
+                    args.len(),
+                    null_mut(),
+                    &mut reply,
+                    null_mut(),
+                );
+                assert_eq!(rc, WEFT_OK);
+                weft_reply_free(&mut reply);
+            }
+            per_call = t0.elapsed().as_secs_f64() / f64::from(CALLS) * 1e6;
+        }
+        weft_client_free(client);
+        weft_client_options_free(opts);
+        weft_runtime_free(wrt);
+        per_call
+    };
+
+    let bench = compile_with(&manifest().join("tests/c/bench.c"), false);
+    let out = Command::new(&bench)
+        .env_remove("LD_LIBRARY_PATH")
+        .args([&addr.to_string(), &CALLS.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let c = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "boundary_cost: {CALLS} sequential add() calls over loopback TTHeader/binary\n  \
+         native Weft Rust client: {native:.2} us/call\n  \
+         shim from Rust:          {shim:.2} us/call ({:+.2} us)\n  \
+         C program: {}",
+        shim - native,
+        c.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    rt.block_on(server.shutdown());
 }
