@@ -207,6 +207,23 @@ static void on_done(void *user, weft_completion *c) {
     pthread_mutex_unlock(&k->lock);
 }
 
+/* A blocking call inside a callback would stall a Weft thread: refused. */
+static weft_client *cb_client;
+static void on_done_blocking(void *user, weft_completion *c) {
+    counter *k = user;
+    buf args = add_args_binary(1, 1);
+    weft_reply r;
+    weft_error *err = NULL;
+    weft_code rc = weft_client_call(cb_client, "add", args.data, args.len, NULL, &r, &err);
+    weft_error_free(err);
+    weft_completion_release(c);
+    pthread_mutex_lock(&k->lock);
+    k->done++;
+    k->good += rc == WEFT_FAILED_PRECONDITION;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+}
+
 static void callbacks(weft_client *c) {
     enum { N = 200 };
     counter k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
@@ -218,6 +235,14 @@ static void callbacks(weft_client *c) {
     while (k.done < N) pthread_cond_wait(&k.cond, &k.lock);
     pthread_mutex_unlock(&k.lock);
     CHECK(k.good == N, "%d of %d callbacks good", k.good, N);
+    counter b = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    cb_client = c;
+    buf one = add_args_binary(1, 2);
+    MUST(weft_client_call_async(c, "add", one.data, one.len, NULL, 0, on_done_blocking, &b, &err));
+    pthread_mutex_lock(&b.lock);
+    while (b.done < 1) pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    CHECK(b.good == 1, "a blocking call inside a callback was not refused");
     weft_error *err = NULL;
     CHECK(weft_client_call_async(c, "add", NULL, 0, NULL, 0, NULL, NULL, &err) == WEFT_INVALID_ARGUMENT,
           "null callback");
