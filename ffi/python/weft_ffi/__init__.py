@@ -23,10 +23,10 @@ from ctypes import (POINTER, Structure, byref, c_bool, c_char_p, c_double, c_int
 from pathlib import Path
 
 from thrift.protocol import TBinaryProtocol, TCompactProtocol
-from thrift.Thrift import TApplicationException
+from thrift.Thrift import TApplicationException, TMessageType
 from thrift.transport import TTransport
 
-__all__ = ["Client", "Context", "WeftError", "CODES"]
+__all__ = ["Client", "Context", "Server", "WeftError", "CODES"]
 
 CODES = {
     0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
@@ -58,6 +58,16 @@ class _Bytes(Structure):
 class _Reply(Structure):
     _fields_ = [("result", _Bytes), ("exception_id", c_int16),
                 ("exception", c_void_p), ("exception_len", c_size_t)]
+
+
+class _Request(Structure):
+    _fields_ = [("method", c_void_p), ("method_len", c_size_t),
+                ("service", c_void_p), ("service_len", c_size_t),
+                ("args", c_void_p), ("args_len", c_size_t),
+                ("protocol", c_int32), ("oneway", c_bool), ("ctx", c_void_p)]
+
+
+_DISPATCH = ctypes.CFUNCTYPE(None, c_void_p, POINTER(_Request), c_void_p)
 
 
 class _Completion(Structure):
@@ -115,6 +125,14 @@ def _load():
         "weft_error_message": ([c_void_p], c_char_p),
         "weft_error_free": ([c_void_p], None),
         "weft_live_handles": ([], c_size_t),
+        "weft_server_serve": ([c_void_p, c_void_p, c_char_p, _DISPATCH, c_void_p, P, E],
+                              c_int32),
+        "weft_server_local_addr": ([c_void_p, POINTER(_Bytes), E], c_int32),
+        "weft_server_shutdown": ([c_void_p, E], c_int32),
+        "weft_server_free": ([c_void_p], None),
+        "weft_responder_reply": ([c_void_p, c_char_p, c_size_t, E], c_int32),
+        "weft_responder_error": ([c_void_p, c_int32, c_char_p, E], c_int32),
+        "weft_ctx_get": ([c_void_p, c_int32, c_char_p, POINTER(_Bytes), E], c_int32),
     }
     for name, (args, res) in sig.items():
         f = getattr(lib, name)
@@ -355,3 +373,68 @@ class Client:
             if c is not None:
                 _lib.weft_ctx_free(c)
         return await fut
+
+
+class Server:
+    """Serves an Apache-generated `Processor` (e.g. `Echo.Processor(handler)`,
+    `handler` a plain class with one method per IDL method) on `address`
+    through Weft: every Thrift transport and protocol on one port. The
+    handler runs on Weft's threads, one call at a time per thread (the GIL
+    serialises Python anyway). Declared exceptions raised by the handler
+    travel as the IDL defines; anything else as an internal error."""
+
+    def __init__(self, processor, address="127.0.0.1:0", runtime=None):
+        self._runtime = runtime or _Runtime.shared()
+        self._processor = processor
+        # Kept referenced: the C side calls it until shutdown.
+        self._dispatch = _DISPATCH(self._on_call)
+        self._handle = c_void_p()
+        _call(_lib.weft_server_serve, self._runtime.handle, None, address.encode(),
+              self._dispatch, None, byref(self._handle))
+        addr = _Bytes()
+        _call(_lib.weft_server_local_addr, self._handle, byref(addr))
+        self.address = ctypes.string_at(addr.data, addr.len).decode()
+        _lib.weft_bytes_free(byref(addr))
+
+    def _on_call(self, _user, request, responder):
+        try:
+            r = request.contents
+            method = ctypes.string_at(r.method, r.method_len).decode()
+            args = ctypes.string_at(r.args, r.args_len)
+            factory = (TBinaryProtocol.TBinaryProtocolFactory() if r.protocol == 0
+                       else TCompactProtocol.TCompactProtocolFactory())
+            # Apache's processor reads and writes whole messages: give it an
+            # envelope around the args, and take the result out of its own.
+            inbuf = TTransport.TMemoryBuffer()
+            iprot = factory.getProtocol(inbuf)
+            iprot.writeMessageBegin(method, TMessageType.CALL, 0)
+            inbuf.write(args)
+            inbuf = TTransport.TMemoryBuffer(inbuf.getvalue())
+            outbuf = TTransport.TMemoryBuffer()
+            self._processor.process(factory.getProtocol(inbuf), factory.getProtocol(outbuf))
+            out = TTransport.TMemoryBuffer(outbuf.getvalue())
+            oprot = factory.getProtocol(out)
+            _name, kind, _seq = oprot.readMessageBegin()
+            if kind == TMessageType.EXCEPTION:
+                e = TApplicationException()
+                e.read(oprot)
+                code = 12 if e.type == TApplicationException.UNKNOWN_METHOD else 13
+                _lib.weft_responder_error(responder, code, (e.message or "").encode(), None)
+                return
+            rest = out.read(len(outbuf.getvalue()))
+            _lib.weft_responder_reply(responder, rest, len(rest), None)
+        except BaseException as e:  # never let Python unwind into C
+            _lib.weft_responder_error(responder, 13, f"python handler: {e!r}".encode(), None)
+
+    def shutdown(self):
+        """Stop gracefully (calls in flight are answered) and free the server."""
+        if self._handle:
+            _call(_lib.weft_server_shutdown, self._handle)
+            _lib.weft_server_free(self._handle)
+            self._handle = c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
