@@ -789,7 +789,11 @@ pub extern "C" fn weft_client_call_async(
         let cb = cb.ok_or_else(|| Status::invalid_argument("cb is null"))?;
         let (client, fut) = start_call(client, method, args, args_len, ctx)?;
         let user = UserData(user_data);
-        client.rt.handle().spawn(async move {
+        let rt = client.rt.handle().clone();
+        rt.spawn(async move {
+            // The task keeps the client, and so the runtime, alive: freeing
+            // both while the call is in flight still runs the callback.
+            let _client = client;
             let result = fut.await;
             let user = user;
             let mut c = weft_completion::of(tag, result);
@@ -820,7 +824,9 @@ pub extern "C" fn weft_client_call_queued(
     guard(err, || {
         let queue = weft_queue::get(queue)?;
         let (client, fut) = start_call(client, method, args, args_len, ctx)?;
-        client.rt.handle().spawn(async move {
+        let rt = client.rt.handle().clone();
+        rt.spawn(async move {
+            let _client = client;
             let result = fut.await;
             queue.push(Done { tag, result });
         });

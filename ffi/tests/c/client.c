@@ -194,6 +194,21 @@ typedef struct {
     int good;
 } counter;
 
+/* Wait until `n` completions were counted, for at most 10 s: a callback
+ * that never runs fails the test instead of hanging it. */
+static void wait_done(counter *k, int n) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&k->lock);
+    while (k->done < n) {
+        if (pthread_cond_timedwait(&k->cond, &k->lock, &until) != 0) break;
+    }
+    int done = k->done;
+    pthread_mutex_unlock(&k->lock);
+    CHECK(done == n, "only %d of %d callbacks ran within 10 s", done, n);
+}
+
 static void on_done(void *user, weft_completion *c) {
     counter *k = user;
     int64_t v = -1;
@@ -231,22 +246,39 @@ static void callbacks(weft_client *c) {
         buf args = add_args_binary(i, 1);
         MUST(weft_client_call_async(c, "add", args.data, args.len, NULL, (uint64_t)i, on_done, &k, &err));
     }
-    pthread_mutex_lock(&k.lock);
-    while (k.done < N) pthread_cond_wait(&k.cond, &k.lock);
-    pthread_mutex_unlock(&k.lock);
+    wait_done(&k, N);
     CHECK(k.good == N, "%d of %d callbacks good", k.good, N);
     counter b = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     cb_client = c;
     buf one = add_args_binary(1, 2);
     MUST(weft_client_call_async(c, "add", one.data, one.len, NULL, 0, on_done_blocking, &b, &err));
-    pthread_mutex_lock(&b.lock);
-    while (b.done < 1) pthread_cond_wait(&b.cond, &b.lock);
-    pthread_mutex_unlock(&b.lock);
+    wait_done(&b, 1);
     CHECK(b.good == 1, "a blocking call inside a callback was not refused");
     weft_error *err = NULL;
     CHECK(weft_client_call_async(c, "add", NULL, 0, NULL, 0, NULL, NULL, &err) == WEFT_INVALID_ARGUMENT,
           "null callback");
     weft_error_free(err);
+}
+
+/* Freeing the client and its runtime with calls in flight: every callback
+ * still runs. */
+static void free_while_in_flight(const char *addr) {
+    enum { N = 50 };
+    weft_runtime *own = NULL;
+    MUST(weft_runtime_new(1, &own, &err));
+    weft_runtime *saved = rt;
+    rt = own;
+    weft_client *c = make_client(addr, WEFT_TRANSPORT_TTHEADER, WEFT_PROTOCOL_BINARY, -1);
+    rt = saved;
+    counter k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    for (int i = 0; i < N; i++) {
+        buf args = add_args_binary(i, 1);
+        MUST(weft_client_call_async(c, "add", args.data, args.len, NULL, (uint64_t)i, on_done, &k, &err));
+    }
+    weft_client_free(c);
+    weft_runtime_free(own);
+    wait_done(&k, N);
+    CHECK(k.good == N, "%d of %d callbacks good after the free", k.good, N);
 }
 
 /* ===== queue form: poll(2) on the queue's descriptor ===== */
@@ -307,6 +339,7 @@ int main(int argc, char **argv) {
     metainfo(c);
     deadline(c);
     callbacks(c);
+    free_while_in_flight(argv[1]);
     queued(c);
     weft_client_free(c);
     weft_runtime_free(rt);
