@@ -274,3 +274,32 @@ pub extern "C" fn weft_live_handles() -> usize {
             + crate::server::SERVERS.live()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let mut err = std::ptr::null_mut();
+        let code = guard(&mut err, || panic!("boom in a body"));
+        assert_eq!(code, WEFT_INTERNAL);
+        assert_eq!(weft_error_code(err), WEFT_INTERNAL);
+        // SAFETY: a NUL-terminated string the live error handle owns.
+        let msg = unsafe { CStr::from_ptr(weft_error_message(err)) };
+        assert!(msg.to_str().unwrap().contains("boom in a body"), "{msg:?}");
+        weft_error_free(err);
+        // An `Ok` status reaching C as a failure is not read as success.
+        assert_eq!(
+            guard(std::ptr::null_mut(), || Err(Status::new(Code::Ok, "odd"))),
+            WEFT_UNKNOWN
+        );
+        // A message with a NUL byte is kept, escaped.
+        let mut err = std::ptr::null_mut();
+        guard(&mut err, || Err(Status::internal("a\0b")));
+        // SAFETY: as above.
+        let msg = unsafe { CStr::from_ptr(weft_error_message(err)) };
+        assert_eq!(msg.to_str().unwrap(), "a\\0b");
+        weft_error_free(err);
+    }
+}
