@@ -42,6 +42,33 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 1000000; i++) weft_ctx_count(ctx, WEFT_SCOPE_PERSISTENT, &count, NULL);
     double t1 = now_s();
     printf("c_trivial_ns=%.1f\n", (t1 - t0) / 1000000 * 1e9);
+    /* The shim's own work before a call goes out: handle and string checks,
+     * copying the args and walking them; here the walk fails at the last
+     * byte (a missing STOP), so nothing is sent and an error is made. */
+    buf bad = add_args_binary(20, 22);
+    bad.len -= 1;
+    t0 = now_s();
+    for (int i = 0; i < 1000000; i++) {
+        weft_reply r;
+        weft_error *e = NULL;
+        weft_client_call(c, "add", bad.data, bad.len, NULL, &r, &e);
+        weft_error_free(e);
+    }
+    t1 = now_s();
+    printf("c_prelude_ns=%.1f\n", (t1 - t0) / 1000000 * 1e9);
+    /* Handing a buffer out and freeing it, as every reply does. */
+    weft_ctx *kv = NULL;
+    MUST(weft_ctx_new(&kv, &err));
+    MUST(weft_ctx_set(kv, WEFT_SCOPE_BACKWARD, "k", "value", &err));
+    t0 = now_s();
+    for (int i = 0; i < 1000000; i++) {
+        weft_bytes b;
+        weft_ctx_get(kv, WEFT_SCOPE_BACKWARD, "k", &b, NULL);
+        weft_bytes_free(&b);
+    }
+    t1 = now_s();
+    printf("c_buffer_ns=%.1f\n", (t1 - t0) / 1000000 * 1e9);
+    weft_ctx_free(kv);
     weft_ctx_free(ctx);
     weft_client_free(c);
     weft_runtime_free(rt);
