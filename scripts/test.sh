@@ -17,6 +17,15 @@ if ! command -v thrift >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq thrift-compiler >/dev/null
 fi
 
+# gcc with AddressSanitizer, for the C programs of weft-ffi's tests.
+if ! command -v gcc >/dev/null 2>&1 || ! echo 'int main(void){return 0;}' \
+    | gcc -x c -fsanitize=address,undefined -o /dev/null - >/dev/null 2>&1; then
+  echo "== installing gcc"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq gcc >/dev/null
+fi
+
 # protoc, for etcd-client's build script (weft-rpc-discovery), and an etcd
 # server for weft-rpc-discovery's tests (they fail, not skip, without it).
 if ! command -v protoc >/dev/null 2>&1 || [ ! -x /usr/bin/etcd ]; then

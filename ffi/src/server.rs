@@ -1,0 +1,631 @@
+//! Server options, the server handle, the C dispatcher and the responder it
+//! answers through (at once, or later from any thread).
+
+use std::{
+    ffi::{c_char, c_void},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use weft_core::{Address, Code, Request, Response, ServerBuilder, ServerHandle, Status};
+use weft_middleware::ServerStack;
+
+use crate::{
+    buf::{weft_bytes, UserData},
+    client::protocol_id,
+    ctx::{weft_ctx, Ctx, CTXS},
+    error::{bytes_arg, check_out, guard, quiet, str_arg, weft_code, weft_error, write_out},
+    handle::{handle_type, Refused},
+    raw::{validate_struct, Args, FfiServerCodec, Outcome},
+    runtime::{weft_runtime, Runtime},
+};
+
+/// How long a call waits for its handler's answer when the caller set no
+/// deadline: a handler that never answers must not hold the call forever.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ===== options =====
+
+#[derive(Debug)]
+pub(crate) struct ServerOptions {
+    handler_timeout: Duration,
+    drain_timeout: Option<Duration>,
+    max_concurrency: Option<usize>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            drain_timeout: None,
+            max_concurrency: None,
+        }
+    }
+}
+
+/// Options for `weft_server_serve`. Thread-safe (a lock inside).
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct weft_server_options {
+    _opaque: [u8; 0],
+}
+
+handle_type!(
+    weft_server_options,
+    Mutex<ServerOptions>,
+    SERVER_OPTIONS,
+    0x40,
+    "weft_server_options"
+);
+
+/// Create server options with the defaults: a 30 s handler timeout for
+/// calls without a deadline, the server's 30 s drain timeout, no
+/// concurrency limit. Free with `weft_server_options_free`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_new(
+    out: *mut *mut weft_server_options,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        check_out(out, "out")?;
+        write_out(
+            out,
+            "out",
+            weft_server_options::register(Arc::new(Mutex::new(ServerOptions::default()))),
+        )
+    })
+}
+
+/// Free server options. NULL, freed and invalid handles are ignored.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_free(opts: *mut weft_server_options) {
+    quiet((), || {
+        let _ = weft_server_options::take(opts);
+    })
+}
+
+fn positive_ms(ms: i64, what: &str) -> Result<Duration, Status> {
+    if ms <= 0 {
+        return Err(Status::invalid_argument(format!(
+            "{what} {ms} is not positive"
+        )));
+    }
+    Ok(Duration::from_millis(ms as u64))
+}
+
+/// How long a call without a deadline waits for the handler's answer
+/// before the caller gets `WEFT_DEADLINE_EXCEEDED` (a call with a deadline
+/// waits until it). Must be positive. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_handler_timeout_ms(
+    opts: *mut weft_server_options,
+    timeout_ms: i64,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let t = positive_ms(timeout_ms, "timeout_ms")?;
+        weft_server_options::get(opts)?.lock().handler_timeout = t;
+        Ok(())
+    })
+}
+
+/// How long a graceful shutdown lets calls in flight finish before they
+/// are answered `UNAVAILABLE`. Must be positive. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_drain_timeout_ms(
+    opts: *mut weft_server_options,
+    timeout_ms: i64,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let t = positive_ms(timeout_ms, "timeout_ms")?;
+        weft_server_options::get(opts)?.lock().drain_timeout = Some(t);
+        Ok(())
+    })
+}
+
+/// Shed calls beyond `max` in flight with `WEFT_RESOURCE_EXHAUSTED` (safe
+/// for the caller to retry elsewhere); 0 removes the limit. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_max_concurrency(
+    opts: *mut weft_server_options,
+    max: usize,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        weft_server_options::get(opts)?.lock().max_concurrency = (max > 0).then_some(max);
+        Ok(())
+    })
+}
+
+// ===== the dispatcher and the responder =====
+
+/// A call as the dispatcher sees it. Everything in it is borrowed and valid
+/// only until the dispatcher returns, except `ctx`, which stays valid until
+/// the call is answered or ends. `method` and `service` are UTF-8, not
+/// NUL-terminated.
+#[repr(C)]
+#[derive(Debug)]
+pub struct weft_request {
+    /// The method called.
+    pub method: *const u8,
+    /// Its length in bytes.
+    pub method_len: usize,
+    /// The IDL service named by the caller (multiplexed name or TTHeader),
+    /// possibly empty.
+    pub service: *const u8,
+    /// Its length in bytes.
+    pub service_len: usize,
+    /// The encoded args struct (`method_args`), in `protocol`.
+    pub args: *const u8,
+    /// Its length in bytes.
+    pub args_len: usize,
+    /// The protocol of `args`, which the answer must be encoded in too
+    /// (`WEFT_PROTOCOL_*`).
+    pub protocol: i32,
+    /// True for a one-way call: its answer is dropped, but it must still be
+    /// given (or the responder freed) to end the call.
+    pub oneway: bool,
+    /// The call's context: its deadline and the caller's metainfo (read
+    /// `WEFT_SCOPE_PERSISTENT` and `WEFT_SCOPE_UPSTREAM`); backward values
+    /// set here (`WEFT_SCOPE_BACKWARD`) go back with the answer. Owned by
+    /// the call: do not free it.
+    pub ctx: *mut weft_ctx,
+}
+
+/// The dispatcher: called once per call, on one of Weft's threads
+/// (concurrently from several), with the `user_data` given to
+/// `weft_server_serve`. It must answer through `responder`, once, before
+/// returning or later from any thread; until it does the call waits (up to
+/// its deadline, or the handler timeout). It must not block for long: it
+/// holds its connection's reader while it runs.
+#[allow(non_camel_case_types)]
+pub type weft_dispatch_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        request: *const weft_request,
+        responder: *mut weft_responder,
+    ),
+>;
+
+struct Pending {
+    tx: oneshot::Sender<Result<Outcome, Status>>,
+    protocol: weft_thrift::Protocol,
+}
+
+/// One call's way back; `None` once answered.
+#[derive(Debug)]
+pub(crate) struct Responder {
+    pending: Mutex<Option<Pending>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+/// The way to answer one call. Every `weft_responder_*` function uses
+/// it up: afterwards the handle is invalid (answering twice gets
+/// `WEFT_FAILED_PRECONDITION`). It also becomes invalid when the call
+/// ends without an answer (deadline passed, caller gone, server shut
+/// down). Thread-safe.
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct weft_responder {
+    _opaque: [u8; 0],
+}
+
+handle_type!(
+    weft_responder,
+    Responder,
+    RESPONDERS,
+    0x41,
+    "weft_responder"
+);
+
+/// Take the responder out (using it up) and send `answer`, unless the call
+/// ended already.
+fn answer(
+    responder: *mut weft_responder,
+    answer: impl FnOnce(weft_thrift::Protocol) -> (Result<Outcome, Status>, Result<(), Status>),
+) -> Result<(), Status> {
+    let r = weft_responder::take(responder).map_err(|e| {
+        if e.code() == Code::FailedPrecondition {
+            Status::new(
+                Code::FailedPrecondition,
+                "the responder was already used, or its call ended (deadline passed, \
+                 caller gone, server shut down)",
+            )
+        } else {
+            e
+        }
+    })?;
+    let pending =
+        r.pending.lock().take().ok_or_else(|| {
+            Status::new(Code::FailedPrecondition, "the responder was already used")
+        })?;
+    let (sent, verdict) = answer(pending.protocol);
+    if pending.tx.send(sent).is_err() {
+        verdict?;
+        return Err(Status::new(
+            Code::DeadlineExceeded,
+            "the call ended (deadline passed or caller gone) before this answer",
+        ));
+    }
+    verdict
+}
+
+fn invalid_answer(e: Status) -> (Result<Outcome, Status>, Result<(), Status>) {
+    (
+        Err(Status::internal(format!(
+            "the handler answered garbage: {}",
+            e.message()
+        ))),
+        Err(e),
+    )
+}
+
+/// Answer with `result[0..result_len]`, the encoded result struct
+/// (`method_result`, success or a declared exception set in it) in the
+/// call's protocol. Uses the responder up whatever happens: bytes that are
+/// not one struct in that protocol get `WEFT_INVALID_ARGUMENT` here and the
+/// caller gets `INTERNAL`. A used or ended responder:
+/// `WEFT_FAILED_PRECONDITION`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_responder_reply(
+    responder: *mut weft_responder,
+    result: *const u8,
+    result_len: usize,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let bytes = bytes_arg(result, result_len, "result").map(Bytes::copy_from_slice);
+        answer(responder, |protocol| {
+            let bytes =
+                match bytes.and_then(|b| validate_struct(protocol, &b, "result").map(|()| b)) {
+                    Ok(b) => b,
+                    Err(e) => return invalid_answer(e),
+                };
+            (
+                Ok(Outcome::Result {
+                    bytes,
+                    exception: None,
+                }),
+                Ok(()),
+            )
+        })
+    })
+}
+
+/// Answer with the declared exception `exception[0..exception_len]` (the
+/// exception struct alone, in the call's protocol), which is field
+/// `field_id` (> 0) of the method's result struct. Uses the responder up
+/// whatever happens; invalid bytes or a field id not above 0:
+/// `WEFT_INVALID_ARGUMENT` here, `INTERNAL` for the caller. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_responder_exception(
+    responder: *mut weft_responder,
+    field_id: i16,
+    exception: *const u8,
+    exception_len: usize,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let bytes = bytes_arg(exception, exception_len, "exception").map(Bytes::copy_from_slice);
+        answer(responder, |protocol| {
+            if field_id <= 0 {
+                return invalid_answer(Status::invalid_argument(format!(
+                    "field_id {field_id} is not a declared exception's (> 0)"
+                )));
+            }
+            let bytes =
+                match bytes.and_then(|b| validate_struct(protocol, &b, "exception").map(|()| b)) {
+                    Ok(b) => b,
+                    Err(e) => return invalid_answer(e),
+                };
+            (
+                Ok(Outcome::Exception {
+                    id: field_id,
+                    bytes,
+                }),
+                Ok(()),
+            )
+        })
+    })
+}
+
+/// Answer with an error: `code` (`WEFT_CANCELLED` ... `WEFT_UNAUTHENTICATED`)
+/// and `message` (NUL-terminated UTF-8, or NULL for none), which the caller
+/// receives as a `TApplicationException` (Weft callers see the same code).
+/// Uses the responder up; a code outside the set, or `WEFT_OK`, gets
+/// `WEFT_INVALID_ARGUMENT` here and the caller `UNKNOWN`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_responder_error(
+    responder: *mut weft_responder,
+    code: weft_code,
+    message: *const c_char,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let message = if message.is_null() {
+            Ok(String::new())
+        } else {
+            str_arg(message, "message").map(str::to_owned)
+        };
+        answer(responder, |_| {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => return invalid_answer(e),
+            };
+            if !(1..=16).contains(&code) {
+                let e = Status::invalid_argument(format!("code {code} is not an error code"));
+                return (Err(Status::unknown(message)), Err(e));
+            }
+            (Err(Status::new(Code::from_i32(code), message)), Ok(()))
+        })
+    })
+}
+
+/// Give up on a call without answering it: the caller gets `INTERNAL`.
+/// NULL, used and invalid handles are ignored. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_responder_free(responder: *mut weft_responder) {
+    quiet((), || {
+        let _ = answer(responder, |_| {
+            (
+                Err(Status::internal(
+                    "the handler dropped the call without answering",
+                )),
+                Ok(()),
+            )
+        });
+    })
+}
+
+/// Unregisters a call's ctx and responder handles when the call ends,
+/// however it ends: a late answer then finds a stale handle.
+struct CallHandles {
+    ctx: usize,
+    responder: usize,
+}
+
+impl Drop for CallHandles {
+    fn drop(&mut self) {
+        let _ = CTXS.remove(self.ctx);
+        let _: Result<_, Refused> = RESPONDERS.remove(self.responder);
+    }
+}
+
+#[derive(Clone)]
+struct Dispatcher {
+    f: unsafe extern "C" fn(*mut c_void, *const weft_request, *mut weft_responder),
+    user: UserData,
+    handler_timeout: Duration,
+}
+
+async fn dispatch_call(d: Dispatcher, req: Request<Args>) -> Result<Response<Outcome>, Status> {
+    let Request { cx, message } = req;
+    let (tx, rx) = oneshot::channel();
+    let deadline = cx.deadline;
+    let (method, service, oneway) = (cx.method.clone(), cx.service.clone(), cx.oneway);
+    let ctx = Arc::new(Ctx {
+        state: Mutex::new(crate::ctx::CtxState { cx, timeout: None }),
+        call: true,
+    });
+    let responder = Arc::new(Responder {
+        pending: Mutex::new(Some(Pending {
+            tx,
+            protocol: message.protocol,
+        })),
+    });
+    // The handles are raw pointers: they stay inside this block, so the
+    // future holds none of them across the wait below.
+    let _handles = {
+        let ctx_handle = weft_ctx::register(ctx.clone());
+        let responder_handle = weft_responder::register(responder);
+        let handles = CallHandles {
+            ctx: ctx_handle.addr(),
+            responder: responder_handle.addr(),
+        };
+        let request = weft_request {
+            method: method.as_ptr(),
+            method_len: method.len(),
+            service: service.as_ptr(),
+            service_len: service.len(),
+            args: message.bytes.as_ptr(),
+            args_len: message.bytes.len(),
+            protocol: protocol_id(message.protocol),
+            oneway,
+            ctx: ctx_handle,
+        };
+        // SAFETY: `f` is the dispatcher C gave `weft_server_serve`, called
+        // with its own user data, a request that lives (with the bytes it
+        // points into) until it returns, and a registered responder.
+        unsafe { (d.f)(d.user.0, &request, responder_handle) };
+        handles
+    };
+    let waited = match deadline {
+        Some(at) => tokio::time::timeout_at(at, rx).await,
+        None => tokio::time::timeout(d.handler_timeout, rx).await,
+    };
+    match waited {
+        Ok(Ok(Ok(outcome))) => {
+            let mut out = weft_core::Context::default();
+            out.metainfo.backward = std::mem::take(&mut ctx.state.lock().cx.metainfo.backward);
+            Ok(Response::new(out, outcome))
+        }
+        Ok(Ok(Err(status))) => Err(status),
+        Ok(Err(_)) => Err(Status::internal(
+            "the handler dropped the call without answering",
+        )),
+        Err(_) => Err(Status::new(
+            Code::DeadlineExceeded,
+            format!("the handler did not answer {method} in time"),
+        )),
+    }
+}
+
+// ===== server =====
+
+pub(crate) struct ServerInner {
+    rt: Arc<Runtime>,
+    handle: Mutex<Option<ServerHandle>>,
+    local_addr: Address,
+}
+
+impl std::fmt::Debug for ServerInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerInner")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ServerInner {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.get_mut().take() {
+            // Freed without a shutdown: close everything now.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.rt.handle().spawn(h.abort());
+            } else {
+                self.rt.handle().block_on(h.abort());
+            }
+        }
+    }
+}
+
+/// A running server. Thread-safe.
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct weft_server {
+    _opaque: [u8; 0],
+}
+
+handle_type!(weft_server, ServerInner, SERVERS, 0x42, "weft_server");
+
+/// Serve Thrift on `address` (`"host:port"`, port 0 for any free one, or
+/// `"unix:/path"`) on `rt`, calling `dispatch` for every call, and set
+/// `*out` to the server once it listens; `opts` may be NULL for the
+/// defaults. Every transport and protocol is served on the one port
+/// (TTHeader, THeader, framed, buffered; binary or compact), detected per
+/// connection. `dispatch` and `user_data` must stay valid until
+/// `weft_server_shutdown` (or `weft_server_free`) has returned; after that
+/// `dispatch` is never called again. Blocks while binding, so not from a
+/// Weft thread. A bind failure: `WEFT_UNAVAILABLE`; NULL `dispatch`, a bad
+/// address: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_serve(
+    rt: *mut weft_runtime,
+    opts: *const weft_server_options,
+    address: *const c_char,
+    dispatch: weft_dispatch_fn,
+    user_data: *mut c_void,
+    out: *mut *mut weft_server,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        check_out(out, "out")?;
+        let rt = weft_runtime::get(rt)?;
+        let f = dispatch.ok_or_else(|| Status::invalid_argument("dispatch is null"))?;
+        let a = str_arg(address, "address")?;
+        let addr = a
+            .parse::<Address>()
+            .map_err(|e| Status::invalid_argument(format!("address {a:?}: {e}")))?;
+        let (handler_timeout, drain, max) = if opts.is_null() {
+            let d = ServerOptions::default();
+            (d.handler_timeout, d.drain_timeout, d.max_concurrency)
+        } else {
+            let o = weft_server_options::get(opts)?;
+            let o = o.lock();
+            (o.handler_timeout, o.drain_timeout, o.max_concurrency)
+        };
+        let d = Dispatcher {
+            f,
+            user: UserData(user_data),
+            handler_timeout,
+        };
+        let handler = tower::service_fn(move |req: Request<Args>| dispatch_call(d.clone(), req));
+        let mut stack = ServerStack::new();
+        if let Some(max) = max {
+            stack = stack.concurrency_limit(max);
+        }
+        let mut builder = ServerBuilder::new();
+        if let Some(t) = drain {
+            builder = builder.drain_timeout(t);
+        }
+        let limits = builder.limits_ref().clone();
+        let service = stack.build(handler);
+        let handle = rt
+            .block_on(builder.serve(&addr, move || FfiServerCodec::new(&limits), service))?
+            .map_err(|e| Status::unavailable(format!("serving on {a}: {e}")))?;
+        let local_addr = handle.local_addr().clone();
+        let inner = ServerInner {
+            rt,
+            handle: Mutex::new(Some(handle)),
+            local_addr,
+        };
+        write_out(out, "out", weft_server::register(Arc::new(inner)))
+    })
+}
+
+/// Set `*out` to the address the server listens on (`"127.0.0.1:40123"`,
+/// `"unix:/path"`), NUL-terminated; free it with `weft_bytes_free`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_local_addr(
+    server: *const weft_server,
+    out: *mut weft_bytes,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        check_out(out, "out")?;
+        let s = weft_server::get(server)?;
+        write_out(out, "out", weft_bytes::text(&s.local_addr.to_string()))
+    })
+}
+
+/// Shut down gracefully and wait until done: stop accepting, answer calls
+/// in flight (up to the drain timeout; later ones get `UNAVAILABLE`),
+/// refuse new ones as not processed (safe for callers to retry elsewhere),
+/// close. When it returns, the dispatcher is not running and will not be
+/// called again. The handle stays valid until `weft_server_free`; a second
+/// shutdown gets `WEFT_FAILED_PRECONDITION`. Blocks, so not from a Weft
+/// thread. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_shutdown(
+    server: *mut weft_server,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let s = weft_server::get(server)?;
+        // Check before taking the handle: refused here, it must still be
+        // there for the free.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                "weft_server_shutdown blocks: not from one of Weft's own threads",
+            ));
+        }
+        let h = s.handle.lock().take().ok_or_else(|| {
+            Status::new(Code::FailedPrecondition, "the server was shut down already")
+        })?;
+        s.rt.block_on(h.shutdown())
+    })
+}
+
+/// Free a server; one still running is closed at once (calls in flight are
+/// dropped), and blocks until then unless called from a Weft thread. NULL,
+/// freed and invalid handles are ignored. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_free(server: *mut weft_server) {
+    quiet((), || {
+        let _ = weft_server::take(server);
+    })
+}
