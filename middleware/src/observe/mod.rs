@@ -283,6 +283,16 @@ fn record_peer(span: &tracing::Span, side: Side, peer: &Address) {
                 span.record("server.address", display(p.display()));
             }
         }
+        // The name the caller asked for: what OpenTelemetry wants in
+        // `server.address` (the resolved IP is not known up here).
+        Address::Host(host, port) => {
+            span.record("network.peer.address", host.as_str());
+            span.record("network.peer.port", *port);
+            if side == Side::Client {
+                span.record("server.address", host.as_str());
+                span.record("server.port", *port);
+            }
+        }
     }
 }
 
