@@ -502,11 +502,11 @@ async fn one_trace_crosses_two_hops_with_correct_parents() {
     // peer is A.
     let a_port = match a.local_addr() {
         Address::Tcp(sa) => sa.port().to_string(),
-        Address::Unix(_) => unreachable!(),
+        Address::Unix(_) | Address::Host(..) => unreachable!(),
     };
     let b_port = match b.local_addr() {
         Address::Tcp(sa) => sa.port().to_string(),
-        Address::Unix(_) => unreachable!(),
+        Address::Unix(_) | Address::Host(..) => unreachable!(),
     };
     let root = rec
         .0

@@ -70,7 +70,7 @@ fn py_command(script: &str, port: u16, protocol: &str, transport: &str) -> Comma
 fn port_of(addr: &Address) -> u16 {
     match addr {
         Address::Tcp(a) => a.port(),
-        Address::Unix(_) => unreachable!("tcp only"),
+        Address::Unix(_) | Address::Host(..) => unreachable!("tcp only"),
     }
 }
 

@@ -188,7 +188,7 @@ async fn server(limits: Limits) -> ServerHandle {
 async fn connect(h: &ServerHandle) -> TcpStream {
     match h.local_addr() {
         Address::Tcp(a) => TcpStream::connect(a).await.unwrap(),
-        Address::Unix(_) => unreachable!(),
+        Address::Unix(_) | Address::Host(..) => unreachable!(),
     }
 }
 
