@@ -337,7 +337,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
     let read = if grpc {
         crate::proto::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?.files
     } else {
-        crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?
+        crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?.files
     };
     let idl_dir = std::fs::canonicalize(&idl_dir).unwrap_or(idl_dir);
     for f in read {
