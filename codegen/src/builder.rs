@@ -400,6 +400,52 @@ impl Builder {
         Ok(input)
     }
 
+    /// Re-export the first IDL's namespace module from the file's module,
+    /// so that users write `echo::EchoClient` rather than
+    /// `echo::weft_echo::EchoClient` (the long path keeps working).
+    fn flatten(&self, code: String) -> String {
+        let Some(text) = self
+            .idls
+            .first()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return code;
+        };
+        let namespace = text.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("namespace") && words.next() == Some("rs"))
+                .then(|| words.next().map(str::to_string))
+                .flatten()
+        });
+        let path = match namespace {
+            Some(ns) => ns.replace('.', "::"),
+            None => module_name(&self.idls[0]),
+        };
+        // The modules directly inside the file's module, as formatted.
+        let children: Vec<&str> = code
+            .lines()
+            .filter_map(|l| l.strip_prefix("    pub mod ")?.strip_suffix(" {"))
+            .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        let first = path.split("::").next().unwrap_or("");
+        let path = if children.contains(&first) {
+            path.clone()
+        } else if let [only] = children.as_slice() {
+            // pilota names a file without `namespace rs` its own way.
+            only.to_string()
+        } else {
+            return code;
+        };
+        match code.trim_end().rfind('}') {
+            Some(end) => format!(
+                "{}    pub use self::{path}::*;\n{}",
+                &code[..end],
+                &code[end..]
+            ),
+            None => code,
+        }
+    }
+
     /// Point pilota paths where they should go and mark the file generated.
     fn finish(&self, out: &Path) -> Result<(), Error> {
         let io = |source| Error::Io {
@@ -423,6 +469,7 @@ impl Builder {
         } else {
             code.replace("::pilota::", &format!("{pilota_path}::"))
         };
+        let code = if proto { code } else { self.flatten(code) };
         let sources = self
             .idls
             .iter()

@@ -109,6 +109,8 @@ fn gen_writes_one_file() {
         "pub struct EchoServer",
         "pub struct EchoClient",
         "pub enum EchoFailError",
+        // `echo_gen::EchoClient` as well as `echo_gen::weft_echo::EchoClient`.
+        "pub use self::weft_echo::*;",
     ] {
         assert!(code.contains(item), "no {item}");
     }

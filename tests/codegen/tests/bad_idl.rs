@@ -43,7 +43,8 @@ fn an_optional_argument_is_an_ordinary_one() {
 /// Of two enum names for one value, `Debug` prints the first.
 #[test]
 fn enums_print_their_names() {
-    use bad_idl::idl_13_duplicate_enum_value::idl_13_duplicate_enum_value::Color;
+    // The file's module re-exports its namespace's items.
+    use bad_idl::idl_13_duplicate_enum_value::Color;
     assert_eq!(format!("{:?}", Color::BLUE), "BLUE");
     assert_eq!(format!("{:?}", Color::CRIMSON), "RED");
     assert_eq!(format!("{:?}", Color::from(9)), "Color(9)");
