@@ -225,6 +225,150 @@ fn make_safe(stream: &mut String, start: usize) {
     stream.push_str(&tail);
 }
 
+/// pilota writes an IDL enum as a newtype over `i32` with a constant per
+/// value, deriving `Debug` (`Color(1)`) and dropping the values' docs.
+/// Replace the derive with a `Debug` that prints the value's name (the
+/// first, when several share it) and document each constant; `stream`
+/// ends with the enum pilota just wrote.
+fn finish_int_enum(cx: &Context, def_id: DefId, stream: &mut String, e: &rir::Enum) {
+    let name = cx.rust_name(def_id).to_string();
+    let Some(decl) = stream.rfind(&format!("pub struct {name}(")) else {
+        return;
+    };
+    // The derive is among the attributes right before the declaration.
+    if let Some(at) = stream[..decl].rfind("#[derive(Debug)]") {
+        if !stream[at..decl].contains(['}', ';']) {
+            stream.replace_range(at..at + "#[derive(Debug)]".len(), "");
+        }
+    }
+    let mut arms = String::new();
+    let mut seen = Vec::new();
+    for v in &e.variants {
+        let vname = cx.rust_name(v.did).to_string();
+        let konst = format!("pub const {vname}: Self = Self(");
+        if let Some(at) = stream.rfind(&konst) {
+            let docs = doc_attrs(&v.leading_comments);
+            stream.insert_str(at, &docs);
+        }
+        let Some(discr) = v.discr else { continue };
+        if !seen.contains(&discr) {
+            seen.push(discr);
+            arms.push_str(&format!("{discr} => f.write_str({vname:?}),\n"));
+        }
+    }
+    stream.push_str(&format!(
+        r#"
+impl ::std::fmt::Debug for {name} {{
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{
+        match self.0 {{
+            {arms}
+            other => ::std::write!(f, "{name}({{other}})"),
+        }}
+    }}
+}}
+"#
+    ));
+}
+
+/// The `#[doc]` attributes for an IDL comment when it is a doc comment
+/// (`/** ... */` or `///`, as Apache Thrift reads them), else nothing.
+/// Written as attributes rather than comments: a Thrift comment may hold
+/// `*/` or `/*`, which Rust comments nest. Lines are unindented, and code
+/// fences marked `text`, so that rustdoc runs nothing as a doctest.
+pub(crate) fn doc_attrs(comments: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut rest = comments.trim();
+    while !rest.is_empty() {
+        if let Some(body) = rest.strip_prefix("/**").filter(|b| !b.starts_with('/')) {
+            let end = body.find("*/").unwrap_or(body.len());
+            let body = &body[..end];
+            // Doxygen's `/**<` documents what comes before: not ours.
+            if !body.starts_with('<') {
+                for l in body.lines() {
+                    let l = l.trim();
+                    let l = l.strip_prefix('*').unwrap_or(l);
+                    lines.push(l.trim().to_string());
+                }
+            }
+            rest = body_after(rest, "*/");
+        } else if let Some(body) = rest.strip_prefix("///") {
+            let end = body.find('\n').unwrap_or(body.len());
+            lines.push(body[..end].trim().to_string());
+            rest = &body[end..];
+        } else if rest.starts_with("/*") {
+            rest = body_after(rest, "*/");
+        } else {
+            let end = rest.find('\n').unwrap_or(rest.len());
+            rest = &rest[end..];
+        }
+        rest = rest.trim_start();
+    }
+    while lines.first().is_some_and(|l| l.is_empty()) {
+        lines.remove(0);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let mut in_fence = false;
+    lines
+        .iter()
+        .map(|l| {
+            let l = if l.starts_with("```") {
+                in_fence = !in_fence;
+                if in_fence {
+                    "```text"
+                } else {
+                    "```"
+                }
+            } else {
+                l
+            };
+            format!("#[doc = {:?}]\n", format!(" {l}"))
+        })
+        .collect()
+}
+
+/// What follows the first `end` in `s` (nothing when there is none).
+fn body_after<'a>(s: &'a str, end: &str) -> &'a str {
+    s.get(2..)
+        .and_then(|t| t.find(end).map(|i| &t[i + end.len()..]))
+        .unwrap_or("")
+}
+
+/// Carries IDL doc comments to the generated items and fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DocPlugin;
+
+impl pilota_build::Plugin for DocPlugin {
+    fn on_item(&mut self, cx: &Context, def_id: DefId, item: std::sync::Arc<rir::Item>) {
+        let comments = match &*item {
+            rir::Item::Message(m) => &m.leading_comments,
+            rir::Item::Enum(e) => &e.leading_comments,
+            rir::Item::Service(s) => &s.leading_comments,
+            rir::Item::NewType(t) => &t.leading_comments,
+            rir::Item::Const(c) => &c.leading_comments,
+            _ => return,
+        };
+        add_docs(cx, def_id, comments);
+        pilota_build::plugin::walk_item(self, cx, def_id, item);
+    }
+
+    fn on_field(&mut self, cx: &Context, def_id: DefId, f: std::sync::Arc<rir::Field>) {
+        add_docs(cx, def_id, &f.leading_comments);
+    }
+
+    fn on_variant(&mut self, cx: &Context, def_id: DefId, v: std::sync::Arc<rir::EnumVariant>) {
+        add_docs(cx, def_id, &v.leading_comments);
+    }
+}
+
+fn add_docs(cx: &Context, def_id: DefId, comments: &str) {
+    let docs = doc_attrs(comments);
+    if !docs.is_empty() {
+        cx.with_adjust_mut(def_id, |adj| adj.add_attrs(&[docs.into()]));
+    }
+}
+
 impl CodegenBackend for WeftBackend {
     const PROTOCOL: &'static str = "thrift";
 
@@ -239,6 +383,9 @@ impl CodegenBackend for WeftBackend {
     }
 
     fn codegen_enum_impl(&self, def_id: DefId, stream: &mut String, e: &rir::Enum) {
+        if e.repr.is_some() {
+            finish_int_enum(self.cx(), def_id, stream, e);
+        }
         let start = stream.len();
         self.inner.codegen_enum_impl(def_id, stream, e);
         make_safe(stream, start);
@@ -284,5 +431,25 @@ impl CodegenBackend for WeftBackend {
     ) -> String {
         let m = self.method_info(service_def_id, method, Some(&self.global_prefix));
         crate::init::stubs(&m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::doc_attrs;
+
+    #[test]
+    fn doc_comments_become_doc_attributes() {
+        assert_eq!(
+            doc_attrs("/**\n * The user.\n *\n * ```\n * code /* x */\n"),
+            "#[doc = \" The user.\"]\n#[doc = \" \"]\n#[doc = \" ```text\"]\n#[doc = \" code /* x\"]\n"
+        );
+        assert_eq!(
+            doc_attrs("/// one\n/// two"),
+            "#[doc = \" one\"]\n#[doc = \" two\"]\n"
+        );
+        // Plain comments and Doxygen's trailing `/**<` are no docs.
+        assert_eq!(doc_attrs("// plain\n# hash\n/* block */"), "");
+        assert_eq!(doc_attrs("/**< the field before */"), "");
     }
 }

@@ -6,8 +6,12 @@ use std::{
 };
 
 use crate::{
-    backend::MkWeftBackend, check::check, error::Error, normalize::normalize,
-    pb_backend::MkWeftPbBackend, proto,
+    backend::{DocPlugin, MkWeftBackend},
+    check::check,
+    error::{Diagnostic, Error},
+    normalize::normalize,
+    pb_backend::MkWeftPbBackend,
+    proto,
 };
 
 /// Where generated code finds pilota by default: through the facade, so a
@@ -44,6 +48,7 @@ pub struct Builder {
     generate_unused: bool,
     pilota_path: Option<String>,
     rerun_if_changed: Option<bool>,
+    emit_warnings: bool,
 }
 
 impl Default for Builder {
@@ -62,6 +67,7 @@ impl Builder {
             generate_unused: true,
             pilota_path: None,
             rerun_if_changed: None,
+            emit_warnings: true,
         }
     }
 
@@ -115,6 +121,13 @@ impl Builder {
         self
     }
 
+    /// Print warnings about the IDL (those Apache Thrift's compiler prints
+    /// too; see [`check`](Self::check)) while generating. Default `true`.
+    pub fn emit_warnings(mut self, on: bool) -> Self {
+        self.emit_warnings = on;
+        self
+    }
+
     /// The first IDL file given.
     pub fn first_idl(&self) -> Option<&Path> {
         self.idls.first().map(PathBuf::as_path)
@@ -152,7 +165,24 @@ impl Builder {
         Ok(proto)
     }
 
-    /// Generate, returning the file written.
+    /// Check the IDL as [`generate`](Self::generate) does first, without
+    /// generating: the warnings (Apache Thrift's compiler warns about the
+    /// same), or the errors as [`Error::Invalid`] (or a syntax error, a
+    /// missing include, ...). Only Thrift IDL is checked here; `.proto`
+    /// files are checked when generated.
+    pub fn check(&self) -> Result<Vec<Diagnostic>, Error> {
+        if self.idls.is_empty() {
+            return Err(Error::NoInput);
+        }
+        if self.is_proto()? {
+            proto::check(&self.idls, &self.include_dirs)?;
+            return Ok(Vec::new());
+        }
+        Ok(check(&self.idls, &self.include_dirs)?.warnings)
+    }
+
+    /// Generate, returning the file written. Warnings about the IDL go
+    /// to stderr, or to Cargo (`cargo:warning=`) in a build script.
     pub fn generate(self) -> Result<PathBuf, Error> {
         if self.idls.is_empty() {
             return Err(Error::NoInput);
@@ -161,13 +191,20 @@ impl Builder {
             return self.generate_proto();
         }
         let out = self.output_path()?;
-        let files = check(&self.idls, &self.include_dirs)?;
-        if self
+        let checked = check(&self.idls, &self.include_dirs)?;
+        let in_build_script = self
             .rerun_if_changed
-            .unwrap_or_else(|| std::env::var_os("OUT_DIR").is_some())
-        {
-            for f in &files {
+            .unwrap_or_else(|| std::env::var_os("OUT_DIR").is_some());
+        if in_build_script {
+            for f in &checked.files {
                 println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+        for w in checked.warnings.iter().filter(|_| self.emit_warnings) {
+            if in_build_script {
+                println!("cargo:warning={w}");
+            } else {
+                eprintln!("{w}");
             }
         }
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -187,13 +224,16 @@ impl Builder {
             .collect();
         let include_dirs = input.include_dirs.clone();
         let ignore_unused = !self.generate_unused;
-        let target = out.clone();
-        guard(&self.idls[0], move || {
-            pilota_build::Builder::thrift()
-                .with_backend(mk)
-                .ignore_unused(ignore_unused)
-                .include_dirs(include_dirs)
-                .compile_with_config(services, pilota_build::Output::File(target))
+        let first = self.idls[0].clone();
+        write_as_module(&out, move |target| {
+            guard(&first, move || {
+                pilota_build::Builder::thrift()
+                    .with_backend(mk)
+                    .plugin(DocPlugin)
+                    .ignore_unused(ignore_unused)
+                    .include_dirs(include_dirs)
+                    .compile_with_config(services, pilota_build::Output::File(target))
+            })
         })?;
         self.finish(&out)?;
         Ok(out)
@@ -229,13 +269,15 @@ impl Builder {
             .collect();
         let include_dirs = checked.include_dirs.clone();
         let ignore_unused = !self.generate_unused;
-        let target = out.clone();
-        guard(&self.idls[0], move || {
-            pilota_build::Builder::pb()
-                .with_backend(mk)
-                .ignore_unused(ignore_unused)
-                .include_dirs(include_dirs)
-                .compile_with_config(services, pilota_build::Output::File(target))
+        let first = self.idls[0].clone();
+        write_as_module(&out, move |target| {
+            guard(&first, move || {
+                pilota_build::Builder::pb()
+                    .with_backend(mk)
+                    .ignore_unused(ignore_unused)
+                    .include_dirs(include_dirs)
+                    .compile_with_config(services, pilota_build::Output::File(target))
+            })
         })?;
         self.finish(&out)?;
         Ok(out)
@@ -245,7 +287,11 @@ impl Builder {
     /// scripts, where that is the clearest way to fail.
     pub fn compile(self) {
         if let Err(e) = self.generate() {
-            eprintln!("error: {e}");
+            if e.is_located() {
+                eprintln!("{e}");
+            } else {
+                eprintln!("error: {e}");
+            }
             std::process::exit(1);
         }
     }
@@ -279,6 +325,7 @@ impl Builder {
         let r = guard(&first, move || {
             pilota_build::Builder::thrift()
                 .with_backend(mk)
+                .plugin(DocPlugin)
                 .include_dirs(include_dirs)
                 .init_service(service)
         })?;
@@ -300,7 +347,16 @@ impl Builder {
                 path: idl.clone(),
                 source,
             })?;
-            let Some(patched) = normalize(&text) else {
+            let normal = normalize(&text);
+            // Without `namespace rs`, pilota names the file's module after
+            // the file, which is no Rust identifier when it starts with a
+            // digit: name it as `module_name` does. On line 1, so the
+            // lines stay where they were.
+            let module = module_name(idl);
+            let base = normal.as_deref().unwrap_or(&text);
+            let renamed = (module.starts_with("idl_") && !has_rs_namespace(base))
+                .then(|| format!("namespace rs {module} {base}"));
+            let Some(patched) = renamed.or(normal) else {
                 input.idls.push(idl.clone());
                 continue;
             };
@@ -344,6 +400,52 @@ impl Builder {
         Ok(input)
     }
 
+    /// Re-export the first IDL's namespace module from the file's module,
+    /// so that users write `echo::EchoClient` rather than
+    /// `echo::weft_echo::EchoClient` (the long path keeps working).
+    fn flatten(&self, code: String) -> String {
+        let Some(text) = self
+            .idls
+            .first()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return code;
+        };
+        let namespace = text.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("namespace") && words.next() == Some("rs"))
+                .then(|| words.next().map(str::to_string))
+                .flatten()
+        });
+        let path = match namespace {
+            Some(ns) => ns.replace('.', "::"),
+            None => module_name(&self.idls[0]),
+        };
+        // The modules directly inside the file's module, as formatted.
+        let children: Vec<&str> = code
+            .lines()
+            .filter_map(|l| l.strip_prefix("    pub mod ")?.strip_suffix(" {"))
+            .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        let first = path.split("::").next().unwrap_or("");
+        let path = if children.contains(&first) {
+            path.clone()
+        } else if let [only] = children.as_slice() {
+            // pilota names a file without `namespace rs` its own way.
+            only.to_string()
+        } else {
+            return code;
+        };
+        match code.trim_end().rfind('}') {
+            Some(end) => format!(
+                "{}    pub use self::{path}::*;\n{}",
+                &code[..end],
+                &code[end..]
+            ),
+            None => code,
+        }
+    }
+
     /// Point pilota paths where they should go and mark the file generated.
     fn finish(&self, out: &Path) -> Result<(), Error> {
         let io = |source| Error::Io {
@@ -367,6 +469,7 @@ impl Builder {
         } else {
             code.replace("::pilota::", &format!("{pilota_path}::"))
         };
+        let code = if proto { code } else { self.flatten(code) };
         let sources = self
             .idls
             .iter()
@@ -388,6 +491,52 @@ impl Builder {
         };
         std::fs::write(out, header + &code).map_err(io)
     }
+}
+
+/// Run `write` (pilota-build) to produce `out`. pilota-build wraps the
+/// code in a module named after the output file up to its first dot,
+/// which is no Rust identifier for `-o my-types.rs`: then it writes into a
+/// temporary directory beside `out` under a name [`module_name`] makes,
+/// and the file is moved to `out`.
+fn write_as_module(
+    out: &Path,
+    write: impl FnOnce(PathBuf) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let file = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = file.split('.').next().unwrap_or("");
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        return write(out.to_path_buf());
+    }
+    let parent = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::tempdir_in(parent).map_err(|source| Error::Io {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    let target = tmp
+        .path()
+        .join(format!("{}.rs", module_name(Path::new(name))));
+    write(target.clone())?;
+    std::fs::rename(&target, out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
+/// Whether `text` has a `namespace rs` line (outside comments, roughly:
+/// at the start of a line).
+fn has_rs_namespace(text: &str) -> bool {
+    text.lines().any(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("namespace") && words.next() == Some("rs")
+    })
 }
 
 /// What pilota-build reads.

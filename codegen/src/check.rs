@@ -4,25 +4,47 @@
 //! an [`Error`] naming the file and line.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
 };
 
-use pilota_thrift_parser::{FileParser, FileSource, Item};
+use pilota_thrift_parser::{FileParser, FileSource};
 
-use crate::error::{Error, SyntaxError};
+use crate::{
+    error::{Diagnostic, Error, Severity, SyntaxError},
+    idl::IdlFile,
+    validate::{include_name, validate, Unit},
+};
 
-/// Check `idls` and everything they include; returns every file read, for
-/// `cargo:rerun-if-changed`.
-pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut seen = HashSet::new();
-    let mut files = Vec::new();
-    let mut queue: VecDeque<(PathBuf, bool)> = idls.iter().map(|p| (p.clone(), true)).collect();
-    while let Some((path, top)) = queue.pop_front() {
-        let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-        if !seen.insert(key) {
+/// What [`check`] found: every file read and the warnings.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// Every file read, for `cargo:rerun-if-changed`.
+    pub(crate) files: Vec<PathBuf>,
+    /// Problems Apache Thrift's compiler only warns about.
+    pub(crate) warnings: Vec<Diagnostic>,
+}
+
+/// Check `idls` and everything they include: syntax, includes, then
+/// Thrift's rules ([`crate::validate`]).
+pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Checked, Error> {
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut units: Vec<Unit> = Vec::new();
+    let mut queue: VecDeque<(PathBuf, bool, usize)> = VecDeque::new();
+    for p in idls {
+        let key = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if index.contains_key(&key) {
             continue;
         }
+        index.insert(key, units.len());
+        queue.push_back((p.clone(), true, units.len()));
+        units.push(Unit {
+            path: p.clone(),
+            file: IdlFile::default(),
+            includes: HashMap::new(),
+        });
+    }
+    while let Some((path, top, at)) = queue.pop_front() {
         let bytes = std::fs::read(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -41,26 +63,60 @@ pub(crate) fn check(idls: &[PathBuf], include_dirs: &[PathBuf]) -> Result<Vec<Pa
         };
         // The files given are read through `normalize`, as generation will
         // read them; included files as they are.
-        let ast = match crate::normalize::normalize(&text).filter(|_| top) {
+        match crate::normalize::normalize(&text).filter(|_| top) {
             Some(normal) => parse(&path, &normal)?,
             None => parse(&path, &text)?,
         };
-        for item in &ast.items {
-            if let Item::Include(inc) = item {
-                let target = resolve(&path, &inc.path.0, include_dirs).map_err(|searched| {
-                    Error::IncludeNotFound {
-                        line: line_of(&text, &inc.path.0),
-                        path: path.clone(),
-                        include: inc.path.0.clone(),
-                        searched,
-                    }
+        let file = crate::idl::read(&text).map_err(|e| Error::Invalid {
+            diagnostics: vec![Diagnostic {
+                path: path.clone(),
+                line: e.pos.line,
+                column: e.pos.col,
+                severity: Severity::Error,
+                message: format!(
+                    "{} (Weft's IDL checker cannot read this; please report it)",
+                    e.message
+                ),
+            }],
+        })?;
+        let mut includes = HashMap::new();
+        for (inc, pos) in &file.includes {
+            let target =
+                resolve(&path, inc, include_dirs).map_err(|searched| Error::IncludeNotFound {
+                    line: pos.line,
+                    column: pos.col,
+                    path: path.clone(),
+                    include: inc.clone(),
+                    searched,
                 })?;
-                queue.push_back((target, false));
-            }
+            let key = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+            let idx = match index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = units.len();
+                    index.insert(key, i);
+                    units.push(Unit {
+                        path: target.clone(),
+                        file: IdlFile::default(),
+                        includes: HashMap::new(),
+                    });
+                    queue.push_back((target, false, i));
+                    i
+                }
+            };
+            includes.insert(include_name(inc), idx);
         }
-        files.push(path);
+        units[at].file = file;
+        units[at].includes = includes;
     }
-    Ok(files)
+    let diagnostics = validate(&units);
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Err(Error::Invalid { diagnostics });
+    }
+    Ok(Checked {
+        files: units.into_iter().map(|u| u.path).collect(),
+        warnings: diagnostics,
+    })
 }
 
 /// Parse one file, turning the parser's error into [`Error::Syntax`].
@@ -136,7 +192,10 @@ fn syntax_errors(path: &Path, summary: &str) -> Vec<SyntaxError> {
 /// then in each include directory. Returns the directories searched when
 /// it is nowhere.
 fn resolve(from: &Path, include: &str, include_dirs: &[PathBuf]) -> Result<PathBuf, Vec<PathBuf>> {
-    let here = from.parent().map(Path::to_path_buf).unwrap_or_default();
+    let here = from
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let dirs: Vec<PathBuf> = std::iter::once(here)
         .chain(include_dirs.iter().cloned())
         .collect();
@@ -210,12 +269,6 @@ pub(crate) fn patch_empty_sets(text: &str) -> Option<String> {
         out.push_str(&text[copied..]);
         out
     })
-}
-
-/// The 1-based line on which `needle` first appears.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle)
-        .map_or(1, |at| text[..at].matches('\n').count() + 1)
 }
 
 #[cfg(test)]

@@ -10,6 +10,13 @@ pub enum Error {
     /// No IDL file was given.
     #[error("no IDL file given")]
     NoInput,
+    /// The IDL parses but breaks Thrift's rules (see [`Diagnostic`]): one
+    /// line per problem, errors and the warnings that came with them.
+    #[error("{}", .diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// Every problem found, in file order; at least one is an error.
+        diagnostics: Vec<Diagnostic>,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -20,7 +27,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An IDL file is not UTF-8.
-    #[error("{}:{line}: the file is not valid UTF-8", path.display())]
+    #[error("{}:{line}:1: error: the file is not valid UTF-8", path.display())]
     NotUtf8 {
         /// The file.
         path: PathBuf,
@@ -28,7 +35,7 @@ pub enum Error {
         line: usize,
     },
     /// An IDL file does not parse.
-    #[error("{}", .errors.iter().map(|e| format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", .errors.iter().map(|e| format!("{}:{}:{}: error: {}", path.display(), e.line, e.column, e.message)).collect::<Vec<_>>().join("\n"))]
     Syntax {
         /// The file.
         path: PathBuf,
@@ -37,12 +44,14 @@ pub enum Error {
     },
     /// An `include` names a file found neither beside the including file
     /// nor in an include directory.
-    #[error("{}:{line}: include \"{include}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("{}:{line}:{column}: error: include \"{include}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     IncludeNotFound {
         /// The including file.
         path: PathBuf,
         /// The line of the `include`.
         line: usize,
+        /// The column of the included path.
+        column: usize,
         /// The path as written.
         include: String,
         /// The directories searched.
@@ -50,7 +59,7 @@ pub enum Error {
     },
     /// A `.proto` `import` names a file found in no include directory
     /// (nor among the well-known types the parser carries).
-    #[error("{}:{line}: import \"{import}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("{}:{line}: error: import \"{import}\" not found (searched {})", path.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     ImportNotFound {
         /// The importing file.
         path: PathBuf,
@@ -72,7 +81,7 @@ pub enum Error {
     },
     /// The IDL parses but pilota-build rejected it (an unknown type, a
     /// duplicate name, ...).
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}: error: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Rejected {
         /// The IDL file being generated.
         path: PathBuf,
@@ -97,4 +106,65 @@ pub struct SyntaxError {
     pub column: usize,
     /// What the parser expected or found.
     pub message: String,
+}
+
+impl Error {
+    /// Whether the message already reads like a compiler's, starting with
+    /// `file:line:column: error:`; callers print the others after
+    /// `error: `.
+    pub fn is_located(&self) -> bool {
+        matches!(
+            self,
+            Error::Invalid { .. }
+                | Error::NotUtf8 { .. }
+                | Error::Syntax { .. }
+                | Error::IncludeNotFound { .. }
+                | Error::ImportNotFound { .. }
+                | Error::Rejected { .. }
+        )
+    }
+}
+
+/// How bad a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Generation stops.
+    Error,
+    /// Apache Thrift's compiler warns here too; code is generated.
+    Warning,
+}
+
+/// One problem in an IDL file, with the IDL's own names. Displays as a
+/// compiler's diagnostic: `echo.thrift:12:5: error: field id 3 is used
+/// twice in struct Foo (first at 10:5)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong, naming the IDL's definitions.
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {level}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
 }

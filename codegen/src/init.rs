@@ -145,7 +145,7 @@ pub(crate) fn stubs(m: &MethodInfo) -> String {
     let call_args: String = defaults.iter().map(|d| format!(", {d}")).collect();
     format!(
         "    async fn {name}(&self, _{cx}: &mut ::weft::core::Context{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
-         \x20       ::std::result::Result::Ok(::std::default::Default::default())\n\
+         \x20       ::std::result::Result::Ok({value})\n\
          \x20   }}\n{CLIENT_MARK}\
          \x20   match client.{name}(::weft::core::Context::default(){call_args}).await {{\n\
          \x20       Ok(v) => println!(\"{idl}: {{v:?}}\"),\n\
@@ -156,6 +156,12 @@ pub(crate) fn stubs(m: &MethodInfo) -> String {
          \x20   }}\n{END_MARK}",
         name = m.fn_name,
         ret = m.ret,
+        // `Ok(Default::default())` of `()` is clippy's `unit_arg`.
+        value = if m.ret == "()" {
+            "()"
+        } else {
+            "::std::default::Default::default()"
+        },
         err = m.error_ty(),
         idl = m.idl_name,
     )
@@ -337,7 +343,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, Error> {
     let read = if grpc {
         crate::proto::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?.files
     } else {
-        crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?
+        crate::check::check(std::slice::from_ref(&opts.idl), &opts.include_dirs)?.files
     };
     let idl_dir = std::fs::canonicalize(&idl_dir).unwrap_or(idl_dir);
     for f in read {
@@ -543,5 +549,31 @@ mod tests {
         let m = "[workspace]\nmembers = []\n\n[package]\n# c\nname = \"weft-rpc\"\n[lib]\nname = \"weft\"\n";
         assert_eq!(package_name_in(m).as_deref(), Some("weft-rpc"));
         assert_eq!(package_name_in("[lib]\nname = \"weft\"\n"), None);
+    }
+
+    /// A `void` method's stub answers `Ok(())`: `Ok(Default::default())`
+    /// of a unit is clippy's `unit_arg`, and `weft init` output is
+    /// clippy-clean.
+    #[test]
+    fn void_stubs_answer_unit() {
+        let m = crate::service::MethodInfo {
+            idl_name: "poke".into(),
+            fn_name: "poke".into(),
+            variant: "Poke".into(),
+            args: Vec::new(),
+            ret: "()".into(),
+            oneway: true,
+            own: true,
+            args_ty: "ShopPokeArgsSend".into(),
+            result_ty: "ShopPokeResultSend".into(),
+            error: None,
+        };
+        let text = stubs(&m);
+        assert!(text.contains("::std::result::Result::Ok(())"), "{text}");
+        let m = crate::service::MethodInfo {
+            ret: "i32".into(),
+            ..m
+        };
+        assert!(stubs(&m).contains("Ok(::std::default::Default::default())"));
     }
 }

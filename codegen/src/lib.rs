@@ -50,6 +50,16 @@
 //! use echo::weft_echo::{Echo, EchoClient, EchoServer};
 //! ```
 //!
+//! Before generating, the IDL is checked as Apache Thrift's compiler
+//! checks it (field ids positive and unique, methods unique also across
+//! `extends`, `oneway` methods without exceptions, `throws` of exceptions
+//! only, constants and defaults of their declared types, every type and
+//! include found, ...). Each problem is a [`Diagnostic`] such as
+//! `echo.thrift:12:5: error: field id 3 is used twice in struct Foo (first
+//! at 10:5)`; what Apache only warns about (`optional` on an argument, a
+//! field without an id, two enum names for one value) is a warning, and the
+//! code generated for it compiles. [`Builder::check`] runs the checks alone.
+//!
 //! Errors in the IDL come back as an [`Error`] naming the file and line:
 //!
 //! ```
@@ -62,7 +72,7 @@
 //!     .generate()
 //!     .unwrap_err();
 //! // `oops` is read as the field's type, so the name is missing at `}`.
-//! assert!(err.to_string().starts_with(&format!("{}:4:1: found '}}' expected", idl.display())), "{err}");
+//! assert!(err.to_string().starts_with(&format!("{}:4:1: error: found '}}' expected", idl.display())), "{err}");
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
@@ -72,12 +82,14 @@ mod builder;
 mod check;
 mod error;
 mod grpc;
+mod idl;
 mod init;
 mod normalize;
 mod pb_backend;
 mod proto;
 mod service;
+mod validate;
 
 pub use builder::{module_name, Builder, DEFAULT_PB_PILOTA_PATH, DEFAULT_PILOTA_PATH};
-pub use error::{Error, SyntaxError};
+pub use error::{Diagnostic, Error, Severity, SyntaxError};
 pub use init::{init, InitOptions, WeftDependency, FACADE_PACKAGE};

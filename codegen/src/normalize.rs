@@ -152,6 +152,51 @@ fn keyword_positions(text: &str, m: &[bool], word: &str) -> Vec<usize> {
     out
 }
 
+/// Whether byte `at` is inside parentheses inside a `service { ... }`:
+/// in a method's argument list or `throws`.
+fn in_service_parens(b: &[u8], m: &[bool], at: usize) -> bool {
+    // Each open `{` with whether `service` came before it, and the depth
+    // of parentheses.
+    let mut braces: Vec<bool> = Vec::new();
+    let mut parens = 0usize;
+    let mut last_word_service = false;
+    let mut j = 0;
+    while j < at {
+        if m[j] {
+            j += 1;
+            continue;
+        }
+        match b[j] {
+            b'{' => braces.push(last_word_service),
+            b'}' => {
+                braces.pop();
+                last_word_service = false;
+            }
+            b'(' => parens += 1,
+            b')' => parens = parens.saturating_sub(1),
+            c if is_ident(c) => {
+                let start = j;
+                while j < at && is_ident(b[j]) {
+                    j += 1;
+                }
+                if &b[start..j] == b"service" {
+                    last_word_service = true;
+                } else if &b[start..j] == b"struct"
+                    || &b[start..j] == b"union"
+                    || &b[start..j] == b"exception"
+                    || &b[start..j] == b"enum"
+                {
+                    last_word_service = false;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    parens > 0 && braces.last() == Some(&true)
+}
+
 /// Text edits: (start, end, replacement), applied back to front.
 type Edits = Vec<(usize, usize, String)>;
 
@@ -335,6 +380,15 @@ pub(crate) fn normalize(text: &str) -> Option<String> {
         }
     }
 
+    // `optional` on a method's argument or exception: Apache Thrift warns
+    // that it is ignored, so the argument is an ordinary one (pilota would
+    // make it an `Option` the service code does not expect).
+    for at in keyword_positions(text, &m, "optional") {
+        if in_service_parens(b, &m, at) {
+            edits.push((at, at + "optional".len(), " ".repeat("optional".len())));
+        }
+    }
+
     let text2 = if edits.is_empty() {
         None
     } else {
@@ -350,6 +404,16 @@ pub(crate) fn normalize(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_arguments_become_ordinary() {
+        let idl = "struct S { 1: optional i32 a }\nservice Q {\n  void f(1: optional i32 x (k = \"optional\")) throws (1: optional E e)\n}\n";
+        let out = normalize(idl).unwrap();
+        assert_eq!(
+            out,
+            "struct S { 1: optional i32 a }\nservice Q {\n  void f(1:          i32 x (k = \"optional\")) throws (1:          E e)\n}\n"
+        );
+    }
 
     #[test]
     fn apache_only_syntax() {

@@ -51,17 +51,17 @@ fn bad_idl_is_a_clean_error_with_file_and_line() {
         (
             "syntax.thrift",
             "struct A {\n  1: i32 x,\n  2: oops\n}\n",
-            ":4:1: found '}'",
+            ":4:1: error: found '}'",
         ),
         (
             "include.thrift",
             "\ninclude \"nope.thrift\"\n",
-            ":2: include \"nope.thrift\" not found",
+            ":2:9: error: include \"nope.thrift\" not found",
         ),
         (
             "unknown.thrift",
             "struct A {\n  1: Missing x\n}\n",
-            ":2: unknown type or constant `Missing`",
+            ":2:6: error: unknown type Missing in field x of struct A",
         ),
         ("latin1.thrift", "// caf\u{e9}\n", ""),
     ];
@@ -79,9 +79,9 @@ fn bad_idl_is_a_clean_error_with_file_and_line() {
             .arg(dir.path().join("out.rs")));
         assert!(!ok, "{name}: should fail");
         let want = if name == "latin1.thrift" {
-            format!("error: {}:2: the file is not valid UTF-8", idl.display())
+            format!("{}:2:1: error: the file is not valid UTF-8", idl.display())
         } else {
-            format!("error: {}{want}", idl.display())
+            format!("{}{want}", idl.display())
         };
         assert!(err.contains(&want), "{name}: want {want:?} in\n{err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
@@ -109,6 +109,8 @@ fn gen_writes_one_file() {
         "pub struct EchoServer",
         "pub struct EchoClient",
         "pub enum EchoFailError",
+        // `echo_gen::EchoClient` as well as `echo_gen::weft_echo::EchoClient`.
+        "pub use self::weft_echo::*;",
     ] {
         assert!(code.contains(item), "no {item}");
     }
@@ -280,29 +282,29 @@ fn bad_proto_is_a_clean_error_with_file_and_line() {
         (
             "import.proto",
             "syntax = \"proto3\";\n\nimport \"nope.proto\";\n".into(),
-            ":3: import \"nope.proto\" not found",
+            ":3: error: import \"nope.proto\" not found",
         ),
         (
             "unknown.proto",
             "syntax = \"proto3\";\n// Missing, in a comment\nmessage A {\n  Missing x = 1;\n}\n"
                 .into(),
-            ":4: ",
+            ":4: error: ",
         ),
         (
             "cycle_a.proto",
             "syntax = \"proto3\";\nimport \"cycle_b.proto\";\n".into(),
-            ":2: import cycle: cycle_a.proto -> cycle_b.proto -> cycle_a.proto",
+            ":2: error: import cycle: cycle_a.proto -> cycle_b.proto -> cycle_a.proto",
         ),
         ("deep.proto", deep, ":2:"),
         (
             "service.proto",
             "syntax = \"proto3\";\nmessage A {}\nservice S {\n  rpc M(A) returns (B);\n}\n".into(),
-            ":4: ",
+            ":4: error: ",
         ),
         (
             "latin1.proto",
             String::new(),
-            ":2: the file is not valid UTF-8",
+            ":2:1: error: the file is not valid UTF-8",
         ),
     ];
     for (name, text, want) in cases {
@@ -325,7 +327,7 @@ fn bad_proto_is_a_clean_error_with_file_and_line() {
         } else {
             std::fs::canonicalize(&idl).unwrap()
         };
-        let want = format!("error: {}{want}", file.display());
+        let want = format!("{}{want}", file.display());
         assert!(err.contains(&want), "{name}: want {want:?} in\n{err}");
     }
     // Thrift and .proto in one output.

@@ -41,6 +41,7 @@ fn main() {
         let file = out.join(format!("{module}.rs"));
         match weft_codegen::Builder::new()
             .idl(idl)
+            .emit_warnings(false)
             .output(&file)
             .generate()
         {
@@ -61,6 +62,7 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    bad_idl(&manifest, &out, &mut index);
     std::fs::write(out.join("generated.rs"), index).unwrap();
     if !failures.is_empty() {
         for f in &failures {
@@ -68,4 +70,40 @@ fn main() {
         }
         panic!("{} IDL files failed to generate", failures.len());
     }
+}
+
+/// The broken IDL files in `bad-idl/` that codegen accepts (with warnings)
+/// are generated into `pub mod bad_idl`, so that building this crate
+/// proves their code compiles; `BAD_IDL_ACCEPTED` lists them. Those it
+/// rejects are `codegen/tests/bad_idl.rs`'s business.
+fn bad_idl(manifest: &Path, out: &Path, index: &mut String) {
+    let dir = manifest.join("bad-idl");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut accepted = Vec::new();
+    let _ = writeln!(
+        index,
+        "/// Code generated from the accepted files of `bad-idl/`.\npub mod bad_idl {{"
+    );
+    for f in thrift_files(&dir) {
+        let module = weft_codegen::module_name(&f);
+        let file = out.join("bad_idl").join(format!("{module}.rs"));
+        let generated = weft_codegen::Builder::new()
+            .idl(&f)
+            .include_dir(dir.join("inc"))
+            .emit_warnings(false)
+            .output(&file)
+            .generate();
+        if generated.is_ok() {
+            let _ = writeln!(
+                index,
+                "    include!(concat!(env!(\"OUT_DIR\"), \"/bad_idl/{module}.rs\"));"
+            );
+            accepted.push(f.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    let _ = writeln!(index, "}}");
+    let _ = writeln!(
+        index,
+        "/// The files of `bad-idl/` generated into [`bad_idl`].\npub const BAD_IDL_ACCEPTED: &[&str] = &{accepted:?};"
+    );
 }

@@ -175,6 +175,10 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(|| quiet_stdout(|| run(cli))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.is_located() => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
         Ok(Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

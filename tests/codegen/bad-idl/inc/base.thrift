@@ -1,0 +1,3 @@
+service Base {
+  void ping()
+}

@@ -1,0 +1,3 @@
+struct Shared {
+  1: i32 x
+}
