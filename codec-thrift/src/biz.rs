@@ -96,7 +96,10 @@ impl BizStatus {
         };
         let mut biz = BizStatus::new(
             code,
-            header.string(BIZ_MESSAGE_KEY).cloned().unwrap_or_default(),
+            header
+                .string(BIZ_MESSAGE_KEY)
+                .map(|m| header.fast(m))
+                .unwrap_or_default(),
         );
         if let Some(extra) = header.string(BIZ_EXTRA_KEY).filter(|v| !v.is_empty()) {
             biz.extra = json::parse_string_map(extra).ok_or_else(|| {
@@ -330,13 +333,7 @@ mod tests {
     }
 
     fn header(strings: &[(&str, &str)]) -> Header {
-        Header {
-            strings: strings
-                .iter()
-                .map(|(k, v)| (FastStr::new(*k), FastStr::new(*v)))
-                .collect(),
-            ..Header::default()
-        }
+        Header::with_strings(0, strings.iter().copied())
     }
 
     #[test]

@@ -169,9 +169,8 @@ fn status_of(e: ThriftException) -> Status {
 fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &mut Context) {
     let scoped = |pre: &'static str| {
         header
-            .strings
-            .iter()
-            .filter_map(move |(k, v)| Some((FastStr::new(k.strip_prefix(pre)?), v.clone())))
+            .strings()
+            .filter_map(move |(k, v)| Some((header.fast(k.strip_prefix(pre)?), header.fast(v))))
     };
     if on_server {
         cx.metainfo
@@ -185,10 +184,9 @@ fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &m
             // (Volo's, and Weft's, under `RPC_BACKWARD_`).
             cx.metainfo.backward.insert_all(
                 header
-                    .strings
-                    .iter()
+                    .strings()
                     .filter(|(k, _)| is_bare_backward_key(k))
-                    .map(|(k, v)| (k.clone(), v.clone())),
+                    .map(|(k, v)| (header.fast(k), header.fast(v))),
             );
         }
     }
@@ -331,7 +329,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
                     header
                         .as_ref()
                         .and_then(|h| h.string(IDL_SERVICE_NAME))
-                        .map_or("", |s| s.as_str()),
+                        .unwrap_or(""),
                     id.name.as_str(),
                 ),
             };
@@ -344,7 +342,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
             None => (
                 header
                     .as_ref()
-                    .and_then(|h| h.string(IDL_SERVICE_NAME).cloned())
+                    .and_then(|h| h.string(IDL_SERVICE_NAME).map(|s| h.fast(s)))
                     .unwrap_or_default(),
                 id.name.clone(),
             ),
@@ -392,14 +390,14 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         let mut timeout = None;
         if let Some(h) = &header {
             if let Some(from) = h.int(int_key::FROM_SERVICE) {
-                cx.caller = from.clone();
+                cx.caller = h.fast(from);
             }
             if let Some(to) = h.int(int_key::TO_SERVICE) {
                 if cx.service.is_empty() {
-                    cx.service = to.clone();
+                    cx.service = h.fast(to);
                 }
             }
-            timeout = h.int(int_key::RPC_TIMEOUT).and_then(|v| rpc_timeout(v));
+            timeout = h.int(int_key::RPC_TIMEOUT).and_then(rpc_timeout);
             absorb_strings(h, transport, true, &mut cx);
         }
         Ok(Some(Inbound::Request {

@@ -37,15 +37,159 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn text(all: &Bytes, part: &[u8]) -> Result<FastStr, ThriftException> {
-    // Slice the frame rather than copy: `part` lies inside `all`.
-    let b = all.slice_ref(part);
-    FastStr::from_bytes(b).map_err(|_| {
-        err(
-            ProtocolExceptionKind::InvalidData,
-            "header value is not UTF-8",
-        )
-    })
+/// Marks an int-keyed entry's offset in [`Header`]'s index. Offsets fit
+/// in 31 bits: a header is at most 4 × 65,535 bytes.
+pub(super) const INT_ENTRY: u32 = 1 << 31;
+
+/// One entry of a header's info blocks.
+pub(super) enum Entry<'a> {
+    /// A block of `n` entries starts (counted against the limit before any
+    /// is read).
+    Block(usize),
+    /// A string key/value.
+    String(&'a [u8], &'a [u8]),
+    /// An integer-keyed value (TTHeader).
+    Int(u16, &'a [u8]),
+}
+
+/// Walks the info blocks of a THeader or TTHeader header. The same walk
+/// checks a header as its frame is read and finds values later.
+pub(super) struct Entries<'a> {
+    c: Cursor<'a>,
+    apache: bool,
+    /// Entries left in the current block, and whether they are int-keyed.
+    left: usize,
+    ints: bool,
+    done: bool,
+}
+
+impl<'a> Entries<'a> {
+    pub(super) fn new(info: &'a [u8], apache: bool) -> Self {
+        Entries {
+            c: Cursor { buf: info },
+            apache,
+            left: 0,
+            ints: false,
+            done: false,
+        }
+    }
+
+    fn len(&mut self) -> Result<usize, ThriftException> {
+        if self.apache {
+            Ok(self.c.varint()? as usize)
+        } else {
+            Ok(self.c.u16()? as usize)
+        }
+    }
+
+    /// Where the walk is: the offset of the next entry in the info.
+    pub(super) fn offset(&self, info: &[u8]) -> usize {
+        info.len() - self.c.buf.len()
+    }
+
+    /// The entry at the front of `at` (an offset the walk reported, so
+    /// already checked: no error to build, only bounds).
+    pub(super) fn entry_at(at: &'a [u8], apache: bool, int: bool) -> Option<Entry<'a>> {
+        fn len(b: &[u8], apache: bool) -> Option<(usize, usize)> {
+            if !apache {
+                let l = u16::from_be_bytes([*b.first()?, *b.get(1)?]) as usize;
+                return Some((l, 2));
+            }
+            let mut out = 0usize;
+            for (i, &byte) in b.iter().take(5).enumerate() {
+                out |= ((byte & 0x7f) as usize) << (7 * i);
+                if byte & 0x80 == 0 {
+                    return Some((out, i + 1));
+                }
+            }
+            None
+        }
+        let part = |b: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
+            let (l, n) = len(b, apache)?;
+            let rest = b.get(n..)?;
+            Some((rest.get(..l)?, rest.get(l..)?))
+        };
+        if int {
+            let k = u16::from_be_bytes([*at.first()?, *at.get(1)?]);
+            let (v, _) = part(at.get(2..)?)?;
+            return Some(Entry::Int(k, v));
+        }
+        let (k, rest) = part(at)?;
+        let (v, _) = part(rest)?;
+        Some(Entry::String(k, v))
+    }
+
+    fn step(&mut self) -> Result<Option<Entry<'a>>, ThriftException> {
+        if self.left > 0 {
+            self.left -= 1;
+            if self.ints {
+                let k = self.c.u16()?;
+                let vl = self.len()?;
+                return Ok(Some(Entry::Int(k, self.c.take(vl)?)));
+            }
+            let kl = self.len()?;
+            let k = self.c.take(kl)?;
+            let vl = self.len()?;
+            return Ok(Some(Entry::String(k, self.c.take(vl)?)));
+        }
+        loop {
+            if self.c.buf.is_empty() {
+                return Ok(None);
+            }
+            if self.apache {
+                match self.c.varint()? {
+                    1 => {
+                        let n = self.c.varint()? as usize;
+                        (self.left, self.ints) = (n, false);
+                        return Ok(Some(Entry::Block(n)));
+                    }
+                    // Padding (0) ends the header; unknown info blocks end
+                    // the readable part, as in Apache's reader.
+                    _ => return Ok(None),
+                }
+            }
+            match self.c.u8()? {
+                0 => {}
+                id @ (INFO_KEY_VALUE | INFO_INT_KEY_VALUE) => {
+                    let ints = id == INFO_INT_KEY_VALUE;
+                    let n = self.c.u16()? as usize;
+                    (self.left, self.ints) = (n, ints);
+                    return Ok(Some(Entry::Block(n)));
+                }
+                INFO_ACL_TOKEN => {
+                    let l = self.c.u16()? as usize;
+                    self.c.take(l)?;
+                }
+                other => {
+                    return Err(err(
+                        ProtocolExceptionKind::InvalidData,
+                        format!("unknown TTHeader info id {other:#x}"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<Entry<'a>, ThriftException>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// Counts a header's key/values against the limit as their blocks declare
@@ -75,8 +219,7 @@ pub(super) fn read_header(
         left: max_entries,
         max: max_entries,
     };
-    let all = body.clone();
-    let mut c = Cursor { buf: &all[..] };
+    let mut c = Cursor { buf: &body[..] };
     let magic = c.u16()?;
     let flags = c.u16()?;
     let seq = c.take(4)?;
@@ -86,97 +229,52 @@ pub(super) fn read_header(
     let hdr = c.take(size)?;
     let payload_at = 10 + size;
     let mut h = Cursor { buf: hdr };
-    let mut header = Header {
-        seq_id,
-        flags,
-        ..Header::default()
-    };
-    let transport;
-    let protocol_id;
-    if magic == TTHEADER_MAGIC {
-        transport = Transport::TTHeader;
-        protocol_id = h.u8()?;
-        let transforms = h.u8()? as usize;
-        if transforms > 0 {
+    let (transport, protocol_id, apache) = if magic == TTHEADER_MAGIC {
+        let protocol_id = h.u8()?;
+        if h.u8()? > 0 {
             return Err(err(
                 ProtocolExceptionKind::NotImplemented,
                 "TTHeader transforms are not supported",
             ));
         }
-        while !h.buf.is_empty() {
-            match h.u8()? {
-                0 => {}
-                INFO_KEY_VALUE => {
-                    let n = h.u16()?;
-                    budget.take(n as usize)?;
-                    for _ in 0..n {
-                        let kl = h.u16()? as usize;
-                        let k = h.take(kl)?;
-                        let vl = h.u16()? as usize;
-                        let v = h.take(vl)?;
-                        header.strings.push((text(&all, k)?, text(&all, v)?));
-                    }
-                }
-                INFO_INT_KEY_VALUE => {
-                    let n = h.u16()?;
-                    budget.take(n as usize)?;
-                    for _ in 0..n {
-                        let k = h.u16()?;
-                        let vl = h.u16()? as usize;
-                        let v = h.take(vl)?;
-                        // Values such as the message type are raw bytes, not text.
-                        if let Ok(v) = text(&all, v) {
-                            header.ints.push((k, v));
-                        }
-                    }
-                }
-                INFO_ACL_TOKEN => {
-                    let l = h.u16()? as usize;
-                    h.take(l)?;
-                }
-                other => {
-                    return Err(err(
-                        ProtocolExceptionKind::InvalidData,
-                        format!("unknown TTHeader info id {other:#x}"),
-                    ))
-                }
-            }
-        }
+        (Transport::TTHeader, protocol_id, false)
     } else if magic == THEADER_MAGIC {
-        transport = Transport::THeader;
-        protocol_id = u8::try_from(h.varint()?)
+        let protocol_id = u8::try_from(h.varint()?)
             .map_err(|_| err(ProtocolExceptionKind::InvalidData, "bad protocol id"))?;
-        let transforms = h.varint()?;
-        if transforms > 0 {
+        if h.varint()? > 0 {
             return Err(err(
                 ProtocolExceptionKind::NotImplemented,
                 "THeader transforms (zlib) are not supported",
             ));
         }
-        'info: while !h.buf.is_empty() {
-            match h.varint()? {
-                // Padding: the rest of the header is zeros.
-                0 => break 'info,
-                1 => {
-                    let n = h.varint()?;
-                    budget.take(n as usize)?;
-                    for _ in 0..n {
-                        let kl = h.varint()? as usize;
-                        let k = h.take(kl)?;
-                        let vl = h.varint()? as usize;
-                        let v = h.take(vl)?;
-                        header.strings.push((text(&all, k)?, text(&all, v)?));
-                    }
-                }
-                // Unknown info blocks end the readable part, as in Apache's reader.
-                _ => break 'info,
-            }
-        }
+        (Transport::THeader, protocol_id, true)
     } else {
         return Err(err(
             ProtocolExceptionKind::BadVersion,
             format!("unknown header magic {magic:#06x}"),
         ));
+    };
+    // Check every entry now, so that lookups later cannot fail, and note
+    // where each starts.
+    let info = h.buf;
+    let mut index = SmallVec::new();
+    let mut walk = Entries::new(info, apache);
+    loop {
+        let at = walk.offset(info) as u32;
+        let Some(entry) = walk.next() else { break };
+        match entry? {
+            Entry::Block(n) => budget.take(n)?,
+            Entry::Int(..) => index.push(at | INT_ENTRY),
+            Entry::String(k, v) => {
+                index.push(at);
+                if std::str::from_utf8(k).is_err() || std::str::from_utf8(v).is_err() {
+                    return Err(err(
+                        ProtocolExceptionKind::InvalidData,
+                        "header value is not UTF-8",
+                    ));
+                }
+            }
+        }
     }
     let protocol = Protocol::from_header_id(protocol_id).ok_or_else(|| {
         err(
@@ -184,6 +282,14 @@ pub(super) fn read_header(
             format!("unsupported protocol id {protocol_id}"),
         )
     })?;
+    let info_at = 10 + (size - h.buf.len());
+    let header = Header {
+        seq_id,
+        flags,
+        info: body.slice(info_at..payload_at),
+        index,
+        apache,
+    };
     body.advance(payload_at);
     Ok((transport, protocol, header))
 }

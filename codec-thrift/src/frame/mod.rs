@@ -99,27 +99,130 @@ impl Transport {
 }
 
 /// The header of a TTHeader or THeader frame.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its key/values stay where they arrived, in the frame's bytes, checked
+/// once when the frame was read (bounds, entry count, UTF-8 of string
+/// entries) and found again when asked for: reading a frame makes no
+/// string of its own, and a `Header` is small enough to move for free.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Header {
     /// Sequence id in the header.
     pub seq_id: i32,
     /// Flags, echoed back.
     pub flags: u16,
-    /// String key/values (inline up to four: no allocation for the usual few).
-    pub strings: SmallVec<[(FastStr, FastStr); 4]>,
-    /// Integer-keyed values (TTHeader only).
-    pub ints: SmallVec<[(u16, FastStr); 8]>,
+    /// The info blocks, a slice of the frame.
+    info: Bytes,
+    /// Where each entry starts in `info` ([`header::INT_ENTRY`] set for
+    /// int-keyed ones), in wire order.
+    index: SmallVec<[u32; 14]>,
+    /// THeader's layout (varint lengths) rather than TTHeader's.
+    apache: bool,
 }
 
 impl Header {
-    /// The string value for `key`.
-    pub fn string(&self, key: &str) -> Option<&FastStr> {
-        self.strings.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    /// A TTHeader header holding `strings`, as if read off the wire (for
+    /// tests and tools; frames are written with [`begin_frame`]).
+    pub fn with_strings<'a>(
+        seq_id: i32,
+        strings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Header {
+        let strings: Vec<_> = strings.into_iter().collect();
+        let mut info = BytesMut::new();
+        let mut index = SmallVec::new();
+        info.put_u8(INFO_KEY_VALUE);
+        info.put_u16(strings.len() as u16);
+        for (k, v) in strings {
+            index.push(info.len() as u32);
+            info.put_u16(k.len() as u16);
+            info.put_slice(k.as_bytes());
+            info.put_u16(v.len() as u16);
+            info.put_slice(v.as_bytes());
+        }
+        Header {
+            seq_id,
+            flags: 0,
+            info: info.freeze(),
+            index,
+            apache: false,
+        }
     }
 
-    /// The integer-keyed value for `key`.
-    pub fn int(&self, key: u16) -> Option<&FastStr> {
-        self.ints.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    /// The string value for `key`.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.raw_strings()
+            .find(|(k, _)| *k == key.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The integer-keyed value for `key` (TTHeader only), when it is text.
+    pub fn int(&self, key: u16) -> Option<&str> {
+        self.raw_ints()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The string key/values, in wire order.
+    pub fn strings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.raw_strings()
+            .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?, std::str::from_utf8(v).ok()?)))
+    }
+
+    /// The integer-keyed values that are text, in wire order. Values such
+    /// as the message type are raw bytes and are left out.
+    pub fn ints(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.raw_ints()
+            .filter_map(|(k, v)| Some((k, std::str::from_utf8(v).ok()?)))
+    }
+
+    fn raw_strings(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.index.iter().filter_map(|&at| {
+            if at & header::INT_ENTRY != 0 {
+                return None;
+            }
+            match header::Entries::entry_at(self.info.get(at as usize..)?, self.apache, false)? {
+                header::Entry::String(k, v) => Some((k, v)),
+                _ => None,
+            }
+        })
+    }
+
+    fn raw_ints(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        self.index.iter().filter_map(|&at| {
+            if at & header::INT_ENTRY == 0 {
+                return None;
+            }
+            let at = (at & !header::INT_ENTRY) as usize;
+            match header::Entries::entry_at(self.info.get(at..)?, self.apache, true)? {
+                header::Entry::Int(k, v) => Some((k, v)),
+                _ => None,
+            }
+        })
+    }
+
+    /// `part` (a key or value this header returned) as a string sharing the
+    /// frame's bytes, not a copy.
+    pub fn fast(&self, part: &str) -> FastStr {
+        let (base, at) = (self.info.as_ptr() as usize, part.as_ptr() as usize);
+        let inside = at >= base && at + part.len() <= base + self.info.len();
+        if inside && !part.is_empty() {
+            // `from_bytes` only fails on bytes that are not UTF-8; these
+            // came from a `&str`.
+            FastStr::from_bytes(self.info.slice_ref(part.as_bytes()))
+                .unwrap_or_else(|_| FastStr::new(part))
+        } else {
+            FastStr::new(part)
+        }
+    }
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("seq_id", &self.seq_id)
+            .field("flags", &self.flags)
+            .field("strings", &self.strings().collect::<Vec<_>>())
+            .field("ints", &self.ints().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -292,6 +395,92 @@ mod tests {
         b.freeze()
     }
 
+    /// A TTHeader info section: protocol binary, no transforms, a string
+    /// block and an int block (one value raw bytes), padded to words.
+    fn tt_info(strings: &[(&[u8], &[u8])], ints: &[(u16, &[u8])]) -> (u16, Vec<u8>) {
+        let mut h = vec![0u8, 0];
+        h.push(INFO_KEY_VALUE);
+        h.extend((strings.len() as u16).to_be_bytes());
+        for (k, v) in strings {
+            h.extend((k.len() as u16).to_be_bytes());
+            h.extend(*k);
+            h.extend((v.len() as u16).to_be_bytes());
+            h.extend(*v);
+        }
+        h.push(INFO_INT_KEY_VALUE);
+        h.extend((ints.len() as u16).to_be_bytes());
+        for (k, v) in ints {
+            h.extend(k.to_be_bytes());
+            h.extend((v.len() as u16).to_be_bytes());
+            h.extend(*v);
+        }
+        while h.len() % 4 != 0 {
+            h.push(0);
+        }
+        ((h.len() / 4) as u16, h)
+    }
+
+    #[test]
+    fn header_values_are_found_in_the_frame_without_copies() {
+        let (words, info) = tt_info(
+            &[
+                (b"isn", b"Echo"),
+                (b"RPC_PERSIST_k", b"v"),
+                (b"long", b"a value long enough not to be stored inline"),
+            ],
+            &[(int_key::MSG_TYPE, &[0xff]), (int_key::RPC_TIMEOUT, b"250")],
+        );
+        let raw = header_frame(TTHEADER_MAGIC, words, &info, b"payload");
+        let f = parse_frame(
+            raw.clone(),
+            Transport::TTHeader,
+            Protocol::Binary,
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        let h = f.header.unwrap();
+        assert_eq!(h.seq_id, 7);
+        assert_eq!(h.string("isn"), Some("Echo"));
+        assert_eq!(h.string("nope"), None);
+        assert_eq!(h.int(int_key::RPC_TIMEOUT), Some("250"));
+        // A raw-byte int value is not text: left out, not an error.
+        assert_eq!(h.int(int_key::MSG_TYPE), None);
+        assert_eq!(h.strings().count(), 3);
+        assert_eq!(
+            h.ints().collect::<Vec<_>>(),
+            [(int_key::RPC_TIMEOUT, "250")]
+        );
+        let v = h.fast(h.string("RPC_PERSIST_k").unwrap());
+        assert_eq!(v, "v");
+        let owned = h.fast("not from the header");
+        assert_eq!(owned, "not from the header");
+        let long = h.fast(h.string("long").unwrap());
+        assert!(raw.as_ptr_range().contains(&long.as_bytes().as_ptr()));
+        assert_eq!(&f.payload[..], b"payload");
+        assert!(format!("{h:?}").contains("RPC_PERSIST_k"));
+    }
+
+    #[test]
+    fn header_strings_that_are_not_utf8_are_refused_when_read() {
+        let (words, info) = tt_info(&[(b"k", &[0xc3, 0x28])], &[]);
+        let raw = header_frame(TTHEADER_MAGIC, words, &info, b"");
+        let e = parse_frame(
+            raw,
+            Transport::TTHeader,
+            Protocol::Binary,
+            DecodeLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn with_strings_reads_back() {
+        let h = Header::with_strings(3, [("a", "1"), ("b", "2")]);
+        assert_eq!(h.string("b"), Some("2"));
+        assert_eq!(h.strings().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+    }
+
     #[test]
     fn lying_header_lengths_are_errors_not_panics() {
         for magic in [TTHEADER_MAGIC, THEADER_MAGIC] {
@@ -437,7 +626,7 @@ mod tests {
                 match got {
                     Ok(f) => {
                         assert!(ok, "{transport:?} {strings}+{ints} accepted");
-                        assert_eq!(f.unwrap().header.unwrap().strings.len(), strings);
+                        assert_eq!(f.unwrap().header.unwrap().strings().count(), strings);
                     }
                     Err(e) => {
                         assert!(!ok, "{transport:?} {strings}+{ints}: {e}");

@@ -81,6 +81,9 @@ pub(super) async fn accept_loop<C, F, S>(
     };
     if !drained && !aborted.is_cancelled() {
         tracing::warn!("drain timeout elapsed; cancelling the calls still running");
+        shared
+            .signalled
+            .store(true, std::sync::atomic::Ordering::Release);
         shared.hard.cancel();
         tokio::select! {
             _ = tokio::time::timeout(HARD_STOP_GRACE, join_all(&mut conns)) => {}

@@ -20,8 +20,8 @@ use std::{
     future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
-    task::{Context as TaskContext, Poll},
+    sync::{atomic::Ordering, Arc},
+    task::{Context as TaskContext, Poll, Waker},
     time::Duration,
 };
 
@@ -169,6 +169,8 @@ where
     armed: Option<Instant>,
     graceful: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     hard: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The waker the shutdown futures last saw.
+    signal_waker: Option<Waker>,
 }
 
 impl<C, S> Conn<C, S>
@@ -194,6 +196,7 @@ where
             service_ready: false,
             graceful: Some(Box::pin(shared.graceful.clone().cancelled_owned())),
             hard: Some(Box::pin(shared.hard.clone().cancelled_owned())),
+            signal_waker: None,
             shared,
             state: State::Serving,
             rbuf,
@@ -251,6 +254,17 @@ where
     // ===== shutdown signals =====
 
     fn poll_signals(&mut self, cx: &mut TaskContext<'_>, now: Instant) {
+        // Nothing fired, and the futures hold this task's waker already.
+        let same_waker = self
+            .signal_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if same_waker && !self.shared.signalled.load(Ordering::Acquire) {
+            return;
+        }
+        if !same_waker {
+            self.signal_waker = Some(cx.waker().clone());
+        }
         if let Some(g) = &mut self.graceful {
             if g.as_mut().poll(cx).is_ready() {
                 self.graceful = None;

@@ -20,7 +20,7 @@ pub use protocol::{Accepted, Prefixed, Protocol, Shutdown};
 use std::{
     io,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -246,7 +246,9 @@ impl ServerBuilder {
         let hard = CancellationToken::new();
         let aborted = CancellationToken::new();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let signalled = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            signalled: signalled.clone(),
             accepted: accepted.clone(),
             budget: budget::Budget::new(&self.limits),
             limits: self.limits,
@@ -271,6 +273,7 @@ impl ServerBuilder {
             Some(mut r) => {
                 r.instance.address = r.advertise.clone().unwrap_or_else(|| local_addr.clone());
                 if let Err(e) = r.registry.register(&r.service, &r.instance).await {
+                    signalled.store(true, Ordering::Release);
                     graceful.cancel();
                     let _ = join.await;
                     return Err(io::Error::other(format!("registering {}: {e}", r.service)));
@@ -283,6 +286,7 @@ impl ServerBuilder {
             accepted,
             local_addr,
             stopping: CancellationToken::new(),
+            signalled,
             graceful,
             aborted,
             join,
@@ -299,6 +303,8 @@ pub struct ServerHandle {
     local_addr: Address,
     /// Fired first thing in `shutdown` and `abort`, before deregistering.
     stopping: CancellationToken,
+    /// Set before `graceful` fires: see [`Shared::signalled`].
+    signalled: Arc<AtomicBool>,
     graceful: CancellationToken,
     aborted: CancellationToken,
     join: tokio::task::JoinHandle<()>,
@@ -370,6 +376,7 @@ impl ServerHandle {
             }
             tokio::time::sleep(r.grace).await;
         }
+        self.signalled.store(true, Ordering::Release);
         self.graceful.cancel();
         let _ = self.join.await;
     }
@@ -379,6 +386,7 @@ impl ServerHandle {
     pub async fn abort(self) {
         self.stopping.cancel();
         self.aborted.cancel();
+        self.signalled.store(true, Ordering::Release);
         self.graceful.cancel();
         let _ = self.join.await;
     }
@@ -387,6 +395,11 @@ impl ServerHandle {
 /// What every connection of one server shares.
 struct Shared {
     accepted: Arc<AtomicUsize>,
+    /// Set before `graceful` or `hard` fires. A connection polls those
+    /// tokens' futures (a lock each) only when this is set or its waker
+    /// changed, not on every turn of its loop: its waker, registered with
+    /// them once, is woken when they fire.
+    signalled: Arc<AtomicBool>,
     limits: Limits,
     budget: budget::Budget,
     graceful: CancellationToken,
