@@ -20,6 +20,8 @@ CACHE="${WEFT_INTEROP_CACHE:-$HOME/.cache/weft-interop}"
 GO_DIR=tests/interop/go
 JAVA_DIR=tests/interop/java
 IDL_SRC=../shared/idl/thrift/ThriftTest.thrift
+# The load generator's service, for Kitex's side of it (cmd/kitex-bench).
+BENCH_IDL=benches/idl/bench.thrift
 MODE="${1:-run}"
 
 log() { echo "== interop: $*" >&2; }
@@ -48,7 +50,7 @@ need_tools() {
 # Everything a peer build depends on, hashed.
 inputs_hash() {
   {
-    cat "$IDL_SRC"
+    cat "$IDL_SRC" "$BENCH_IDL"
     (cd "$GO_DIR" && find . -path ./kitex_gen -prune -o -path ./gen-go -prune -o -type f -print | LC_ALL=C sort | xargs cat)
     (cd "$JAVA_DIR" && find pom.xml src/main/java/weft -type f | LC_ALL=C sort | xargs cat)
     cat "$0"
@@ -63,7 +65,7 @@ build() {
   local hash
   hash=$(inputs_hash)
   if [ -f "$CACHE/stamp" ] && [ "$(cat "$CACHE/stamp")" = "$hash" ] &&
-    [ -x "$CACHE/bin/kitex-peer" ] && [ -x "$CACHE/bin/apache-peer" ] && [ -x "$CACHE/bin/java-peer" ]; then
+    [ -x "$CACHE/bin/kitex-peer" ] && [ -x "$CACHE/bin/kitex-bench" ] && [ -x "$CACHE/bin/apache-peer" ] && [ -x "$CACHE/bin/java-peer" ]; then
     log "peers up to date in $CACHE"
     echo "$CACHE"
     return
@@ -81,9 +83,11 @@ build() {
   log "generating Go code (kitex, Apache thrift)"
   (cd "$GO_DIR" && rm -rf kitex_gen gen-go && mkdir gen-go &&
     "$CACHE/bin/kitex" -module weftinterop -no-dependency-check "$idl" >&2 &&
+    "$CACHE/bin/kitex" -module weftinterop -no-dependency-check "$ROOT/$BENCH_IDL" >&2 &&
     thrift --gen go:package_prefix=weftinterop/gen-go/,skip_remote -out gen-go "$idl" >/dev/null)
   log "building the Go peers"
   (cd "$GO_DIR" && nice go build -o "$CACHE/bin/kitex-peer" ./cmd/kitex-peer &&
+    nice go build -o "$CACHE/bin/kitex-bench" ./cmd/kitex-bench &&
     nice go build -o "$CACHE/bin/apache-peer" ./cmd/apache-peer)
 
   log "building the Java peer"
@@ -135,7 +139,7 @@ mkdir -p "$ROOT/target"
 : >"$results"
 status=0
 WEFT_INTEROP_PEERS="$peers" WEFT_INTEROP_RESULTS="$results" \
-  cargo test -p weft-interop --features polyglot --no-fail-fast --test kitex --test apache_go --test apache_java \
+  cargo test -p weft-interop --features polyglot --no-fail-fast --test kitex --test kitex_etcd --test apache_go --test apache_java \
   -- --test-threads=4 >"$ROOT/target/interop-test.log" 2>&1 || status=$?
 tbl="$ROOT/target/interop-table.md"
 table "$results" >"$tbl"

@@ -1,5 +1,6 @@
 //! The end-to-end load generator: Weft (pooled and multiplexed), volo-thrift
-//! (pooled and multiplexed) and a raw TCP echo, each server and client in
+//! (pooled and multiplexed), Kitex (pooled and multiplexed, against itself
+//! and against Weft both ways) and a raw TCP echo, each server and client in
 //! its own process on 127.0.0.1, closed-loop callers, interleaved rounds.
 //!
 //! ```text
@@ -11,6 +12,8 @@
 //! The same binary runs as the orchestrator (no subcommand), as a server
 //! (`server IMPL`) and as a client (`client IMPL ADDR ...`); the
 //! orchestrator drives them through their standard input and output.
+//! Kitex's side is the Go program `tests/interop/go/cmd/kitex-bench`, which
+//! speaks the same protocol; `scripts/interop.sh build` builds it (cached).
 
 mod report;
 
@@ -48,9 +51,15 @@ enum Impl {
     WeftMuxBare,
     WeftGrpc,
     Tonic,
+    KitexPooled,
+    KitexMux,
+    KitexWeftPooled,
+    KitexWeftMux,
+    WeftKitexPooled,
+    WeftKitexMux,
 }
 
-const ALL_IMPLS: [Impl; 8] = [
+const ALL_IMPLS: [Impl; 14] = [
     Impl::Raw,
     Impl::WeftPooled,
     Impl::WeftMux,
@@ -59,6 +68,12 @@ const ALL_IMPLS: [Impl; 8] = [
     Impl::VoloMux,
     Impl::WeftGrpc,
     Impl::Tonic,
+    Impl::KitexPooled,
+    Impl::KitexMux,
+    Impl::KitexWeftPooled,
+    Impl::KitexWeftMux,
+    Impl::WeftKitexPooled,
+    Impl::WeftKitexMux,
 ];
 
 impl Impl {
@@ -72,7 +87,29 @@ impl Impl {
             Impl::WeftMuxBare => "weft-mux-bare",
             Impl::WeftGrpc => "weft-grpc",
             Impl::Tonic => "tonic",
+            Impl::KitexPooled => "kitex-pooled",
+            Impl::KitexMux => "kitex-mux",
+            Impl::KitexWeftPooled => "kitex-weft-pooled",
+            Impl::KitexWeftMux => "kitex-weft-mux",
+            Impl::WeftKitexPooled => "weft-kitex-pooled",
+            Impl::WeftKitexMux => "weft-kitex-mux",
         }
+    }
+
+    /// Whether Kitex's program (`kitex-bench`) serves this one.
+    fn kitex_server(self) -> bool {
+        matches!(
+            self,
+            Impl::KitexPooled | Impl::KitexMux | Impl::WeftKitexPooled | Impl::WeftKitexMux
+        )
+    }
+
+    /// Whether Kitex's program (`kitex-bench`) calls this one.
+    fn kitex_client(self) -> bool {
+        matches!(
+            self,
+            Impl::KitexPooled | Impl::KitexMux | Impl::KitexWeftPooled | Impl::KitexWeftMux
+        )
     }
 
     fn parse(s: &str) -> anyhow::Result<Impl> {
@@ -118,7 +155,10 @@ USAGE: cargo run --release -p weft-benches -- [OPTIONS]
 
   --concurrency LIST   concurrent callers per cell      [1,16,128]
   --payload LIST       string payload bytes per cell    [128,1024]
-  --impls LIST         raw,weft-pooled,weft-mux,weft-mux-bare,volo-pooled,volo-mux [all]
+  --impls LIST         raw,weft-pooled,weft-mux,weft-mux-bare,volo-pooled,volo-mux,
+                       weft-grpc,tonic, kitex-pooled,kitex-mux (Kitex <-> Kitex),
+                       kitex-weft-pooled,kitex-weft-mux (Kitex client, Weft server),
+                       weft-kitex-pooled,weft-kitex-mux (Weft client, Kitex server)  [all]
   --rounds N           rounds; medians are reported     [3]
   --warmup SECS        warm-up per run                  [1]
   --duration SECS      measured time per run            [3]
@@ -267,7 +307,7 @@ async fn run_server(imp: Impl) -> anyhow::Result<()> {
             let task = volo_side::spawn_server(l, handler, imp == Impl::VoloMux);
             (addr, Box::new(task))
         }
-        Impl::WeftPooled | Impl::WeftMux => {
+        Impl::WeftPooled | Impl::WeftMux | Impl::KitexWeftPooled | Impl::KitexWeftMux => {
             let handler = generated::Echo::with_counter(calls.clone());
             let handle = generated::serve("127.0.0.1:0", handler).await?;
             let Address::Tcp(addr) = handle.local_addr().clone() else {
@@ -290,6 +330,9 @@ async fn run_server(imp: Impl) -> anyhow::Result<()> {
         Impl::Tonic => {
             let (addr, task) = weft_benches::grpc::tonic_server(calls.clone()).await?;
             (addr, Box::new(task))
+        }
+        Impl::KitexPooled | Impl::KitexMux | Impl::WeftKitexPooled | Impl::WeftKitexMux => {
+            bail!("{} is served by kitex-bench", imp.name())
         }
     };
     println!("ADDR {addr}");
@@ -451,8 +494,8 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
     let msg = FastStr::from_static_str(Box::leak(msg.into_boxed_str()));
     let weft = |mode| generated::client(&Address::Tcp(spec.addr), mode, spec.concurrency);
     let shared_weft = match spec.imp {
-        Impl::WeftPooled => Some(weft(ConnectionMode::Pooled)?),
-        Impl::WeftMux => Some(weft(ConnectionMode::Multiplexed)?),
+        Impl::WeftPooled | Impl::WeftKitexPooled => Some(weft(ConnectionMode::Pooled)?),
+        Impl::WeftMux | Impl::WeftKitexMux => Some(weft(ConnectionMode::Multiplexed)?),
         _ => None,
     };
     let shared_bare = match spec.imp {
@@ -486,7 +529,7 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
                 phase,
                 msg,
             ),
-            Impl::WeftPooled | Impl::WeftMux => {
+            Impl::WeftPooled | Impl::WeftMux | Impl::WeftKitexPooled | Impl::WeftKitexMux => {
                 spawn_caller(shared_weft.clone().expect("weft client"), phase, msg)
             }
             Impl::WeftMuxBare => {
@@ -497,6 +540,9 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
             }
             Impl::WeftGrpc => spawn_caller(shared_grpc.clone().expect("grpc client"), phase, msg),
             Impl::Tonic => spawn_caller(shared_tonic.clone().expect("tonic client"), phase, msg),
+            Impl::KitexPooled | Impl::KitexMux | Impl::KitexWeftPooled | Impl::KitexWeftMux => {
+                bail!("{} is called by kitex-bench", spec.imp.name())
+            }
         });
     }
 
@@ -559,14 +605,20 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(args: &[String]) -> anyhow::Result<Proc> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
+    /// This program as `args`, or Kitex's `kitex-bench` at `kitex` when
+    /// given.
+    fn spawn(kitex: Option<&std::path::Path>, args: &[String]) -> anyhow::Result<Proc> {
+        let exe = match kitex {
+            Some(k) => k.to_path_buf(),
+            None => std::env::current_exe()?,
+        };
+        let mut child = Command::new(&exe)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()?;
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
         let stdin = child.stdin.take().context("stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("stdout")?);
         Ok(Proc {
@@ -611,14 +663,55 @@ impl Drop for Proc {
     }
 }
 
+/// Kitex's side of the load generator: `$WEFT_KITEX_BENCH`, else what
+/// `scripts/interop.sh build` built (cached; it prints the directory last).
+fn kitex_bench() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("WEFT_KITEX_BENCH") {
+        return Ok(p.into());
+    }
+    eprintln!("building Kitex's side (scripts/interop.sh build; cached)");
+    let out = Command::new("bash")
+        .arg("scripts/interop.sh")
+        .arg("build")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running scripts/interop.sh build (run from the workspace root)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "scripts/interop.sh build failed: Kitex's side needs Go (and the script's other tools)"
+    );
+    let stdout = String::from_utf8(out.stdout)?;
+    let dir = stdout
+        .lines()
+        .last()
+        .context("scripts/interop.sh build printed nothing")?;
+    let bin = std::path::Path::new(dir.trim()).join("bin/kitex-bench");
+    anyhow::ensure!(bin.exists(), "{} is missing", bin.display());
+    Ok(bin)
+}
+
 fn run_one(
     o: &Options,
+    kitex: Option<&std::path::Path>,
     round: usize,
     imp: Impl,
     concurrency: usize,
     payload: usize,
 ) -> anyhow::Result<Run> {
-    let mut server = Proc::spawn(&["server".into(), imp.name().into(), o.threads.to_string()])?;
+    let server_exe = if imp.kitex_server() {
+        Some(kitex.context("no kitex-bench")?)
+    } else {
+        None
+    };
+    let client_exe = if imp.kitex_client() {
+        Some(kitex.context("no kitex-bench")?)
+    } else {
+        None
+    };
+    let mut server = Proc::spawn(
+        server_exe,
+        &["server".into(), imp.name().into(), o.threads.to_string()],
+    )?;
     let addr_line = server.line()?;
     let addr: SocketAddr = addr_line
         .strip_prefix("ADDR ")
@@ -633,7 +726,10 @@ fn run_one(
         duration_s: o.duration_s,
         threads: o.threads,
     };
-    let mut client = Proc::spawn(&["client".into(), serde_json::to_string(&spec)?])?;
+    let mut client = Proc::spawn(
+        client_exe,
+        &["client".into(), serde_json::to_string(&spec)?],
+    )?;
     let expect = |p: &mut Proc, what: &str| -> anyhow::Result<()> {
         let l = p.line()?;
         anyhow::ensure!(l == what, "client said {l:?}, expected {what}");
@@ -674,6 +770,11 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
         total as f64 * per_run,
         report::loadavg()
     );
+    let kitex = if o.impls.iter().any(|i| i.kitex_server() || i.kitex_client()) {
+        Some(kitex_bench()?)
+    } else {
+        None
+    };
     let load_before = report::loadavg();
     let started = Instant::now();
     let mut runs = Vec::with_capacity(total);
@@ -685,7 +786,7 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
             let n = o.impls.len();
             for k in 0..n {
                 let imp = o.impls[(k + round + ci) % n];
-                let run = run_one(&o, round, imp, concurrency, payload)
+                let run = run_one(&o, kitex.as_deref(), round, imp, concurrency, payload)
                     .with_context(|| format!("{} c={concurrency} p={payload}", imp.name()))?;
                 done += 1;
                 eprintln!(

@@ -209,6 +209,32 @@ fn checks(o: &Options, s: &BTreeMap<Key, Summary>) -> Vec<Check> {
                     "<= 1.0x".into(),
                 ));
             }
+            // Issue 14: Weft ahead of Kitex <-> Kitex at c = 16 and 128.
+            for (weft, kitex) in [
+                (Impl::WeftPooled, Impl::KitexPooled),
+                (Impl::WeftMux, Impl::KitexMux),
+            ] {
+                let (Some(w), Some(k)) = (get(weft), get(kitex)) else {
+                    continue;
+                };
+                if c != 16 && c != 128 {
+                    continue;
+                }
+                out.push(at_least(
+                    &cell,
+                    format!("{} QPS / {}", weft.name(), kitex.name()),
+                    w.qps / k.qps,
+                    1.0,
+                    ">= 1.0x".into(),
+                ));
+                out.push(at_most(
+                    &cell,
+                    format!("{} p99 / {} p99", weft.name(), kitex.name()),
+                    w.p99_us / k.p99_us,
+                    1.0,
+                    "<= 1.0x".into(),
+                ));
+            }
             let raw = get(Impl::Raw);
             for weft in [Impl::WeftPooled, Impl::WeftMux] {
                 let Some(w) = get(weft) else { continue };
@@ -391,6 +417,37 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
             }
         }
     }
+    if o.impls
+        .iter()
+        .any(|i| matches!(i, Impl::KitexPooled | Impl::KitexMux))
+    {
+        let _ = writeln!(
+            md,
+            "\nKitex, QPS and p99 (kitex-weft: Kitex's client, Weft's server; weft-kitex: the reverse):\n\n\
+             | cell | weft-pooled / kitex-pooled | weft-mux / kitex-mux | kitex-weft-pooled / kitex-pooled | kitex-weft-mux / kitex-mux | weft-kitex-pooled / kitex-pooled | weft-kitex-mux / kitex-mux | p99 weft-pooled / kitex-pooled | p99 weft-mux / kitex-mux |\n\
+             |---|--:|--:|--:|--:|--:|--:|--:|--:|"
+        );
+        for &c in &o.concurrency {
+            for &p in &o.payload {
+                let g = |i| s.get(&(c, p, i));
+                let qps: Metric = |x| x.qps;
+                let p99: Metric = |x| x.p99_us;
+                let _ = writeln!(
+                    md,
+                    "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    size(p),
+                    ratio(g(Impl::WeftPooled), g(Impl::KitexPooled), qps),
+                    ratio(g(Impl::WeftMux), g(Impl::KitexMux), qps),
+                    ratio(g(Impl::KitexWeftPooled), g(Impl::KitexPooled), qps),
+                    ratio(g(Impl::KitexWeftMux), g(Impl::KitexMux), qps),
+                    ratio(g(Impl::WeftKitexPooled), g(Impl::KitexPooled), qps),
+                    ratio(g(Impl::WeftKitexMux), g(Impl::KitexMux), qps),
+                    ratio(g(Impl::WeftPooled), g(Impl::KitexPooled), p99),
+                    ratio(g(Impl::WeftMux), g(Impl::KitexMux), p99),
+                );
+            }
+        }
+    }
     let met = checks.iter().filter(|c| c.met).count();
     let _ = writeln!(
         md,
@@ -427,8 +484,9 @@ fn resolution_us(s: &BTreeMap<Key, Summary>, o: &Options) -> f64 {
 /// One number of a summary.
 type Metric = fn(&Summary) -> f64;
 
-const COLOURS: [&str; 8] = [
+const COLOURS: [&str; 14] = [
     "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#9467bd", "#2ca02c", "#ff7f0e",
+    "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d",
 ];
 
 /// Two grouped bar charts, QPS and p99, one group per cell.
@@ -439,7 +497,9 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
         .flat_map(|&c| o.payload.iter().map(move |&p| (c, p)))
         .collect();
     let (w, panel_h, left, top) = (960.0, 300.0, 80.0, 40.0);
-    let height = top + 2.0 * (panel_h + 70.0) + 30.0;
+    // Seven legend entries a row.
+    let legend_rows = o.impls.len().div_ceil(7).max(1) as f64;
+    let height = top + 2.0 * (panel_h + 70.0) + 30.0 + (legend_rows - 1.0) * 18.0;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -447,20 +507,20 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
     );
     let _ = writeln!(
         out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">Weft vs volo-thrift, tonic and a raw TCP echo (medians of {} rounds)</text>"#,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="16" text-anchor="middle">Weft vs volo-thrift, tonic, Kitex and a raw TCP echo (medians of {} rounds)</text>"#,
         w / 2.0,
         o.rounds
     );
     // Legend.
     for (i, imp) in o.impls.iter().enumerate() {
-        let x = left + i as f64 * 110.0;
+        let x = left + (i % 7) as f64 * 125.0;
+        let y = height - 24.0 - (legend_rows - 1.0 - (i / 7) as f64) * 18.0;
         let colour = COLOURS[*imp as usize];
         let _ = writeln!(
             out,
-            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
-            height - 24.0,
+            r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
             x + 16.0,
-            height - 14.0,
+            y + 10.0,
             imp.name()
         );
     }

@@ -18,6 +18,31 @@
 //! (string to string, default empty). Any program can register by writing
 //! such a key, under a lease if it wants crash cleanup.
 //!
+//! # Kitex-compatible layout
+//!
+//! [`EtcdConfig::kitex`] reads and writes the layout of Kitex's etcd
+//! registry (`github.com/kitex-contrib/registry-etcd`, as of v0.2.6), so that
+//! a Kitex client using that registry's resolver finds a Weft server, and a
+//! Weft client finds a Kitex server that registered with it:
+//!
+//! ```text
+//! kitex/registry-etcd/<service>/<host:port>   →   {"network":"tcp","address":"10.0.0.7:9090","weight":10,"tags":{"zone":"a"}}
+//! ```
+//!
+//! The root is `kitex/registry-etcd` (no leading `/`, as Kitex writes it).
+//! The value adds `network` (`tcp`, or `unix` with the socket's path as
+//! `address`), which Kitex's resolver dials with and without which it cannot
+//! connect. Reading, a missing or non-positive `weight` is Kitex's default
+//! weight, [`KITEX_DEFAULT_WEIGHT`] (10), as Kitex's resolver reads it, and a
+//! `null` `tags` (what Kitex writes for a server without tags) is empty; an
+//! IPv6 address without brackets (`::1:9090`, as Kitex's registry writes
+//! the host it found) is read as `[::1]:9090`. Writing, the weight is the
+//! instance's own: Weft's default is 100 and Kitex's 10, so give a Weft
+//! server that shares a service with Kitex servers `with_weight(10)` for
+//! an even spread. Kitex's resolver reads the prefix on each refresh (it
+//! does not watch); its own registry's leases last 60 s, Weft's
+//! [`EtcdConfig::lease_ttl`].
+//!
 //! # Discovery
 //!
 //! [`EtcdDiscover`] starts one background task per subscribed service (it
@@ -93,6 +118,25 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// Longest wait between retries by default: bounds how long after etcd comes
 /// back a watcher or keep-alive notices.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The key prefix Kitex's etcd registry (`kitex-contrib/registry-etcd`)
+/// uses by default.
+pub const KITEX_ROOT: &str = "kitex/registry-etcd";
+/// The weight Kitex's etcd resolver gives an instance stored without a
+/// positive one.
+pub const KITEX_DEFAULT_WEIGHT: u32 = 10;
+
+/// How instances are stored: which JSON value goes under each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecordFormat {
+    /// Weft's own: `{"address":…,"weight":…,"tags":{…}}`, the address as
+    /// `weft_core::Address` writes it. See the [module docs](self).
+    #[default]
+    Weft,
+    /// Kitex's etcd registry's: `{"network":"tcp","address":…,"weight":…,
+    /// "tags":{…}}`. See [Kitex-compatible layout](self#kitex-compatible-layout).
+    Kitex,
+}
 
 /// Settings shared by [`EtcdDiscover`] and [`EtcdRegistry`].
 #[derive(Debug, Clone)]
@@ -109,6 +153,10 @@ pub struct EtcdConfig {
     pub backoff_initial: Duration,
     /// Longest retry delay. Default 1 s.
     pub backoff_max: Duration,
+    /// The JSON value stored for an instance. Default
+    /// [`RecordFormat::Weft`]; [`EtcdConfig::kitex`] sets
+    /// [`RecordFormat::Kitex`].
+    pub format: RecordFormat,
 }
 
 impl Default for EtcdConfig {
@@ -119,11 +167,33 @@ impl Default for EtcdConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            format: RecordFormat::Weft,
         }
     }
 }
 
 impl EtcdConfig {
+    /// The layout of Kitex's etcd registry (`kitex-contrib/registry-etcd`):
+    /// root [`KITEX_ROOT`] and [`RecordFormat::Kitex`] values, so that Kitex
+    /// services and Weft services find each other in one etcd. See
+    /// [Kitex-compatible layout](self#kitex-compatible-layout). A Kitex
+    /// registry built `WithEtcdServicePrefix(p)` matches
+    /// `EtcdConfig::kitex().root(p)`.
+    pub fn kitex() -> EtcdConfig {
+        EtcdConfig {
+            root: KITEX_ROOT.to_owned(),
+            format: RecordFormat::Kitex,
+            ..EtcdConfig::default()
+        }
+    }
+
+    /// The same config storing values in `format`.
+    #[must_use]
+    pub fn format(mut self, format: RecordFormat) -> Self {
+        self.format = format;
+        self
+    }
+
     /// The same config with `ttl` as lease time-to-live.
     #[must_use]
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
@@ -210,21 +280,115 @@ fn default_weight() -> u32 {
     DEFAULT_WEIGHT
 }
 
-/// The JSON value stored for `instance`.
+/// An instance as Kitex's etcd registry stores it (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct KitexRecord {
+    #[serde(default)]
+    network: String,
+    address: String,
+    #[serde(default)]
+    weight: i64,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// The JSON value stored for `instance` in `format`.
+pub fn encode_instance_as(format: RecordFormat, instance: &Instance) -> String {
+    match format {
+        RecordFormat::Weft => encode_instance(instance),
+        RecordFormat::Kitex => {
+            let (network, address) = match &instance.address {
+                Address::Unix(path) => ("unix", path.to_string_lossy().into_owned()),
+                other => ("tcp", other.to_string()),
+            };
+            let record = KitexRecord {
+                network: network.to_owned(),
+                address,
+                weight: i64::from(instance.weight),
+                tags: Some(tags_of(instance)),
+            };
+            serde_json::to_string(&record).expect("a map of strings always serializes")
+        }
+    }
+}
+
+/// The instance a stored JSON value in `format` describes.
+pub fn decode_instance_as(format: RecordFormat, value: &[u8]) -> Result<Instance, Status> {
+    match format {
+        RecordFormat::Weft => decode_instance(value),
+        RecordFormat::Kitex => decode_kitex(value),
+    }
+}
+
+fn tags_of(instance: &Instance) -> BTreeMap<String, String> {
+    instance
+        .tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn decode_kitex(value: &[u8]) -> Result<Instance, Status> {
+    let record: KitexRecord = serde_json::from_slice(value)
+        .map_err(|e| Status::invalid_argument(format!("Kitex instance record: {e}")))?;
+    let bad = |e: String| Status::invalid_argument(format!("Kitex instance address: {e}"));
+    let address = match record.network.as_str() {
+        "unix" => {
+            if record.address.is_empty() {
+                return Err(bad("an empty unix socket path".into()));
+            }
+            Address::Unix(record.address.into())
+        }
+        // Kitex's registry writes "tcp"; an empty network is what a
+        // hand-written record most likely means.
+        "tcp" | "tcp4" | "tcp6" | "" => kitex_tcp_address(&record.address).map_err(bad)?,
+        other => return Err(bad(format!("network {other:?} is not tcp or unix"))),
+    };
+    let weight = match u32::try_from(record.weight) {
+        Ok(w) if w > 0 => w,
+        _ => KITEX_DEFAULT_WEIGHT,
+    };
+    let mut instance = Instance::new(address).with_weight(weight);
+    instance.tags = record
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (FastStr::new(k), FastStr::new(v)))
+        .collect();
+    Ok(instance)
+}
+
+/// `host:port` as Kitex's registry writes it, which for an IPv6 host is
+/// without brackets (`::1:9090`).
+fn kitex_tcp_address(text: &str) -> Result<Address, String> {
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(Address::Tcp(a));
+    }
+    if let Some((host, port)) = text.rsplit_once(':') {
+        if let (Ok(ip), Ok(port)) = (host.parse::<std::net::Ipv6Addr>(), port.parse::<u16>()) {
+            return Ok(Address::Tcp((ip, port).into()));
+        }
+    }
+    match text.parse::<Address>() {
+        Ok(a @ (Address::Tcp(_) | Address::Host(..))) => Ok(a),
+        Ok(other) => Err(format!("{text:?} is {other}, not host:port")),
+        Err(e) => Err(format!("{text:?}: {e}")),
+    }
+}
+
+/// The JSON value stored for `instance` in Weft's format
+/// ([`RecordFormat::Weft`]).
 pub fn encode_instance(instance: &Instance) -> String {
     let record = Record {
         address: instance.address.to_string(),
         weight: instance.weight,
-        tags: instance
-            .tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        tags: tags_of(instance),
     };
     serde_json::to_string(&record).expect("a map of strings always serializes")
 }
 
-/// The instance a stored JSON value describes.
+/// The instance a stored JSON value in Weft's format
+/// ([`RecordFormat::Weft`]) describes.
 pub fn decode_instance(value: &[u8]) -> Result<Instance, Status> {
     let record: Record = serde_json::from_slice(value)
         .map_err(|e| Status::invalid_argument(format!("instance record: {e}")))?;
@@ -468,7 +632,7 @@ impl Follower {
     }
 
     fn parse(&self, kv: &KeyValue) -> Option<Instance> {
-        match decode_instance(kv.value()) {
+        match decode_instance_as(self.config.format, kv.value()) {
             Ok(i) => Some(i),
             Err(e) => {
                 tracing::warn!(
@@ -626,7 +790,7 @@ impl EtcdRegistry {
     }
 
     async fn register_locked(&self, key: &str, instance: &Instance) -> Result<(), Status> {
-        let value = encode_instance(instance);
+        let value = encode_instance_as(self.config.format, instance);
         let mut client = self.client.clone();
         // Each registration gets a lease of its own: a lease is revoked only
         // by the registration that granted it, once no key of ours uses it.
@@ -860,5 +1024,67 @@ mod tests {
         assert_eq!(bare.weight, DEFAULT_WEIGHT);
         assert!(decode_instance(br#"{"address":"nope"}"#).is_err());
         assert!(decode_instance(b"{").is_err());
+    }
+
+    #[test]
+    fn kitex_records_round_trip_and_read_what_kitex_writes() {
+        let config = EtcdConfig::kitex();
+        let mut inst = Instance::new("127.0.0.1:9090".parse().unwrap()).with_weight(7);
+        inst.tags.insert("zone".into(), "a".into());
+        assert_eq!(
+            instance_key(&config, "weft-echo", &inst),
+            "kitex/registry-etcd/weft-echo/127.0.0.1:9090"
+        );
+        let json = encode_instance_as(RecordFormat::Kitex, &inst);
+        assert_eq!(
+            json,
+            r#"{"network":"tcp","address":"127.0.0.1:9090","weight":7,"tags":{"zone":"a"}}"#
+        );
+        assert_eq!(
+            decode_instance_as(RecordFormat::Kitex, json.as_bytes()).unwrap(),
+            inst
+        );
+        let unix = Instance::new("unix:/run/echo.sock".parse().unwrap());
+        let json = encode_instance_as(RecordFormat::Kitex, &unix);
+        assert_eq!(
+            json,
+            r#"{"network":"unix","address":"/run/echo.sock","weight":100,"tags":{}}"#
+        );
+        assert_eq!(
+            decode_instance_as(RecordFormat::Kitex, json.as_bytes()).unwrap(),
+            unix
+        );
+
+        // As Kitex's registry writes a server without tags, and an IPv6 host
+        // without brackets.
+        let kitex = decode_instance_as(
+            RecordFormat::Kitex,
+            br#"{"network":"tcp","address":"::1:8888","weight":0,"tags":null}"#,
+        )
+        .unwrap();
+        assert_eq!(kitex.address, "[::1]:8888".parse().unwrap());
+        assert_eq!(kitex.weight, KITEX_DEFAULT_WEIGHT);
+        assert!(kitex.tags.is_empty());
+        let negative = br#"{"network":"tcp","address":"10.0.0.1:1","weight":-3}"#;
+        assert_eq!(
+            decode_instance_as(RecordFormat::Kitex, negative)
+                .unwrap()
+                .weight,
+            KITEX_DEFAULT_WEIGHT
+        );
+        for bad in [
+            &br#"{"network":"udp","address":"10.0.0.1:1"}"#[..],
+            br#"{"network":"tcp","address":"nope"}"#,
+            br#"{"network":"tcp","address":"unix:/x"}"#,
+            br#"{"network":"unix","address":""}"#,
+            br#"{"network":"tcp"}"#,
+            b"[",
+        ] {
+            assert!(
+                decode_instance_as(RecordFormat::Kitex, bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

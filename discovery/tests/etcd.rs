@@ -634,3 +634,73 @@ async fn a_watch_on_a_connection_gone_silent_is_replaced_and_sees_changes() {
         .unwrap();
     assert!(proxy.connections() > before, "no new connection was made");
 }
+
+/// `EtcdConfig::kitex()`: a server registers where and as Kitex's etcd
+/// registry would (`kitex/registry-etcd/<service>/<addr>`, with `network`),
+/// and discovery reads records as Kitex's registry writes them (`tags`
+/// null, no weight, an IPv6 host without brackets), next to Weft's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kitex_layout_registers_and_discovers_as_kitex_registry_etcd_does() {
+    use weft_discovery::etcd::{RecordFormat, KITEX_DEFAULT_WEIGHT};
+    let etcd = Etcd::start().await;
+    let config = weft_discovery::EtcdConfig {
+        format: RecordFormat::Kitex,
+        ..support::config()
+    }
+    .root("kitex/registry-etcd");
+    let registry = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let mut inst = Instance::new("127.0.0.1:7001".parse().unwrap()).with_weight(10);
+    inst.tags.insert("zone".into(), "a".into());
+    registry.register("weft-echo", &inst).await.unwrap();
+    let mut kv = etcd.client().await;
+    let got = kv
+        .get("kitex/registry-etcd/weft-echo/127.0.0.1:7001", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.kvs()[0].value_str().unwrap(),
+        r#"{"network":"tcp","address":"127.0.0.1:7001","weight":10,"tags":{"zone":"a"}}"#
+    );
+    assert_ne!(got.kvs()[0].lease(), 0, "the key is not under a lease");
+
+    // Written the way registry-etcd writes a Kitex server without tags.
+    kv.put(
+        "kitex/registry-etcd/weft-echo/::1:7002",
+        r#"{"network":"tcp","address":"::1:7002","weight":0,"tags":null}"#,
+        None,
+    )
+    .await
+    .unwrap();
+    let discover = EtcdDiscover::connect(&[&etcd.url], config).await.unwrap();
+    let rx = discover
+        .subscribe_ready("weft-echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let set = rx.borrow().clone();
+    let mut kitex = Instance::new("[::1]:7002".parse().unwrap());
+    kitex.weight = KITEX_DEFAULT_WEIGHT;
+    assert_eq!(
+        addresses(&set),
+        vec![inst.address.clone(), kitex.address.clone()]
+    );
+    assert!(set.contains(&inst), "{set:?}");
+    assert!(set.contains(&kitex), "{set:?}");
+
+    // Weft's own layout (root /weft/services) does not see them.
+    let weft = EtcdDiscover::connect(&[&etcd.url], support::config())
+        .await
+        .unwrap()
+        .subscribe_ready("weft-echo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(weft.borrow().is_empty());
+
+    registry.deregister("weft-echo", &inst).await.unwrap();
+    let got = kv
+        .get("kitex/registry-etcd/weft-echo/127.0.0.1:7001", None)
+        .await
+        .unwrap();
+    assert!(got.kvs().is_empty(), "deregistering left the key");
+}

@@ -1,8 +1,13 @@
 // Command kitex-peer is a Kitex ThriftTest server or client for Weft's
 // interop tests.
 //
-//	kitex-peer server [-mux]                      prints "listening on ADDR"
-//	kitex-peer client -addr ADDR [-mode pool|mux] -case CASE
+//	kitex-peer server [-mux] [-etcd URL -service NAME]   prints "listening on ADDR"
+//	kitex-peer client (-addr ADDR | -etcd URL -service NAME) [-mode pool|mux] -case CASE
+//
+// With -etcd the server registers in etcd with Kitex's own etcd registry
+// (github.com/kitex-contrib/registry-etcd) and prints "registered" once
+// its key is there, and the client finds the server with that registry's
+// resolver instead of a fixed address.
 //
 // The server answers every ThriftTest method as Apache's cross-test servers
 // do, and testString arguments of the form "meta", "biz:CODE",
@@ -34,6 +39,8 @@ import (
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
 	"github.com/cloudwego/kitex/transport"
+	etcd "github.com/kitex-contrib/registry-etcd"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"weftinterop/internal/battery"
 	tt "weftinterop/kitex_gen/thrifttest"
@@ -196,6 +203,8 @@ func (handler) TestOneway(ctx context.Context, seconds int32) error {
 func runServer(args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	mux := fs.Bool("mux", false, "serve with Kitex's multiplexed transport")
+	etcdURL := fs.String("etcd", "", "register in the etcd at this URL with registry-etcd")
+	service := fs.String("service", serverName, "the service name to serve (and register) as")
 	fs.Parse(args)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -205,12 +214,21 @@ func runServer(args []string) {
 	opts := []server.Option{
 		server.WithListener(ln),
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
-		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: serverName}),
+		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: *service}),
 		server.WithEnableContextTimeout(true),
 		server.WithExitWaitTime(100 * time.Millisecond),
 	}
 	if *mux {
 		opts = append(opts, server.WithMuxTransport())
+	}
+	if *etcdURL != "" {
+		r, err := etcd.NewEtcdRegistry([]string{*etcdURL})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcd registry:", err)
+			os.Exit(1)
+		}
+		opts = append(opts, server.WithRegistry(r))
+		go announceRegistered(*etcdURL, *service, ln.Addr().String())
 	}
 	svr := thrifttest.NewServer(&handler{}, opts...)
 	// Kitex accepts once Run has started its listener; print after a brief
@@ -225,17 +243,42 @@ func runServer(args []string) {
 	}
 }
 
+// announceRegistered prints "registered" once registry-etcd's key for
+// this server is in etcd (Kitex registers a second after it starts), so
+// that the test looks for it only then.
+func announceRegistered(url, service, addr string) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "etcd:", err)
+		return
+	}
+	defer c.Close()
+	key := "kitex/registry-etcd/" + service + "/" + addr
+	for i := 0; i < 200; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := c.Get(ctx, key)
+		cancel()
+		if err == nil && len(resp.Kvs) > 0 {
+			fmt.Printf("registered %s\n", resp.Kvs[0].Value)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintln(os.Stderr, "etcd: the server's key", key, "never appeared")
+}
+
 // ===== client =====
 
 func runClient(args []string) int {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	addr := fs.String("addr", "", "server host:port")
+	etcdURL := fs.String("etcd", "", "find the server in the etcd at this URL with registry-etcd's resolver")
+	service := fs.String("service", "weft-interop-server", "the service to call (and look up in etcd)")
 	mode := fs.String("mode", "pool", "pool (Kitex's long-connection pool) or mux (multiplexed)")
 	which := fs.String("case", "battery", "battery, concurrent, meta, deadline, names or biz")
 	fs.Parse(args)
 
 	opts := []client.Option{
-		client.WithHostPorts(*addr),
 		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
 		client.WithClientBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: clientName}),
 		client.WithRPCTimeout(10 * time.Second),
@@ -255,7 +298,17 @@ func runClient(args []string) int {
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", *mode)
 		return 2
 	}
-	c, err := thrifttest.NewClient("weft-interop-server", opts...)
+	if *etcdURL != "" {
+		r, err := etcd.NewEtcdResolver([]string{*etcdURL})
+		if err != nil {
+			fmt.Println("FAIL etcd resolver:", err)
+			return 1
+		}
+		opts = append(opts, client.WithResolver(r))
+	} else {
+		opts = append(opts, client.WithHostPorts(*addr))
+	}
+	c, err := thrifttest.NewClient(*service, opts...)
 	if err != nil {
 		fmt.Println("FAIL client:", err)
 		return 1
