@@ -76,6 +76,8 @@ stage "interop matrix: Kitex, Apache Thrift Go and Java (scripts/interop.sh)"
 # modules from the module proxy, Maven artifacts from Maven Central), then
 # runs the matrix and prints its table.
 scripts/interop.sh
+stage "soak (2 min): memory, fds and tasks flat under mixed load (tests/soak)"
+WEFT_SOAK_SECS=120 cargo test --workspace --test soak --quiet -- --ignored --nocapture
 stage "the benchmarks build (running them stays out of CI)"
 # Built as tests (the test profile): this only proves the harness compiles,
 # and it reuses every dependency the tests built, where the bench profile

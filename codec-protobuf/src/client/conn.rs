@@ -157,8 +157,11 @@ impl Inner {
             st.generation
         };
         let peer = self.addr.clone();
-        // The slot, not the client: the task may outlive the client.
-        let slot = self.slots[i].clone();
+        // Neither the client nor the slot: the slot holds a `SendRequest`,
+        // and h2 ends the connection only when every one is gone, so a task
+        // owning the slot would keep the connection (and its task and
+        // socket, at both ends) alive after the client is dropped.
+        let slot = std::sync::Arc::downgrade(&self.slots[i]);
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
             loop {
@@ -189,7 +192,9 @@ impl Inner {
                     }
                 }
             }
-            slot.retire(generation);
+            if let Some(slot) = slot.upgrade() {
+                slot.retire(generation);
+            }
         });
         Ok((generation, send))
     }

@@ -246,4 +246,73 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn set(ports: &[u16], weights: &[u32]) -> Vec<Instance> {
+            ports
+                .iter()
+                .zip(weights.iter().cycle())
+                .map(|(p, &w)| {
+                    Instance::new(format!("10.0.0.1:{p}").parse().unwrap()).with_weight(w)
+                })
+                .collect()
+        }
+
+        fn owner<'a>(ring: &Ring, set: &'a [Instance], key: u64) -> &'a weft_core::Address {
+            &set[ring.walk(key).next().unwrap()].address
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            /// The same set, in any order, maps every key to the same
+            /// instance; one instance joining takes keys only for itself
+            /// (no key moves between the others), about its share of them.
+            #[test]
+            fn the_ring_is_stable_and_a_join_moves_only_the_joiners_share(
+                ports in prop::collection::hash_set(1u16..60000, 2..10),
+                weights in prop::collection::vec(1u32..400, 1..10),
+                rotate in any::<prop::sample::Index>(),
+                keys in prop::collection::vec(any::<u64>(), 2000),
+            ) {
+                let ports: Vec<u16> = ports.into_iter().collect();
+                let (old, joiner) = ports.split_at(ports.len() - 1);
+                let before = set(old, &weights);
+                let mut shuffled = before.clone();
+                let by = rotate.index(shuffled.len());
+                shuffled.rotate_left(by);
+                shuffled.reverse();
+                let mut after = before.clone();
+                after.push(set(joiner, &[200])[0].clone());
+                let (r1, r2, r3) = (
+                    Ring::build(&before, |i| i),
+                    Ring::build(&shuffled, |i| i),
+                    Ring::build(&after, |i| i),
+                );
+                let joined = &after.last().unwrap().address;
+                let mut moved = 0usize;
+                for &k in &keys {
+                    let a = owner(&r1, &before, k);
+                    prop_assert_eq!(a, owner(&r2, &shuffled, k), "same set, another order");
+                    let b = owner(&r3, &after, k);
+                    if a != b {
+                        prop_assert_eq!(b, joined, "a key moved between instances that stayed");
+                        moved += 1;
+                    }
+                }
+                // Its share of virtual nodes, with room for how unevenly
+                // a few hundred points split the circle.
+                let total: u32 = after.iter().map(|i| i.weight).sum();
+                let share = 200.0 / f64::from(total);
+                let got = moved as f64 / keys.len() as f64;
+                prop_assert!(
+                    (got - share).abs() <= 0.5 * share + 0.03,
+                    "a joiner with {share:.3} of the weight took {got:.3} of the keys"
+                );
+            }
+        }
+    }
 }

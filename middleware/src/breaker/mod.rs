@@ -273,6 +273,9 @@ impl Breaker {
                 inner.probe_successes += 1;
                 if inner.probe_successes >= self.config.probes {
                     inner.state = BreakerState::Closed;
+                    // Failures from before it opened must not count towards
+                    // reopening it.
+                    inner.failures_in_a_row = 0;
                     inner
                         .buckets
                         .iter_mut()
@@ -343,6 +346,7 @@ impl Breaker {
         {
             inner.state = BreakerState::Open;
             inner.opened_at = now;
+            inner.failures_in_a_row = 0;
         }
     }
 }
