@@ -81,4 +81,6 @@ stage "the benchmarks build (running them stays out of CI)"
 # and it reuses every dependency the tests built, where the bench profile
 # would build them all again.
 cargo test --workspace --benches --no-run --quiet
+stage "fuzzing: every parser's target for a few seconds (scripts/fuzz.sh)"
+scripts/fuzz.sh
 stage "done"
