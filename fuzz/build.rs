@@ -14,7 +14,10 @@ fn main() {
             manifest.join("../tests/codegen-proto/proto/features.proto"),
             "pb_features",
         ),
-        (shared.join("proto/grpc/testing/messages.proto"), "pb_messages"),
+        (
+            shared.join("proto/grpc/testing/messages.proto"),
+            "pb_messages",
+        ),
     ];
     for (idl, module) in jobs {
         println!("cargo:rerun-if-changed={}", idl.display());

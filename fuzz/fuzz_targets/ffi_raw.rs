@@ -6,15 +6,21 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
+use ffi::fuzzing::{validate_struct, Client, Decoded, Server};
 use libfuzzer_sys::fuzz_target;
-use weft::fuzzing::{validate_struct, Client, Decoded, Server};
 use weft_core::{Context, Limits};
 use weft_fuzz::{pick, Chunks, TRANSPORTS};
 use weft_thrift::Protocol;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
-    let protocol = if sel & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
+    let protocol = if sel & 0x80 == 0 {
+        Protocol::Binary
+    } else {
+        Protocol::Compact
+    };
     let limits = Limits::default();
     let _ = validate_struct(protocol, &Bytes::copy_from_slice(data));
     let chunks = Chunks::new(data);

@@ -14,10 +14,20 @@ use weft_thrift::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
     let transport = TRANSPORTS[pick(sel, TRANSPORTS.len())];
-    let protocol = if sel & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
-    let limits = if sel & 0x40 == 0 { weft_core::Limits::default() } else { tight_limits() };
+    let protocol = if sel & 0x80 == 0 {
+        Protocol::Binary
+    } else {
+        Protocol::Compact
+    };
+    let limits = if sel & 0x40 == 0 {
+        weft_core::Limits::default()
+    } else {
+        tight_limits()
+    };
     let (max, dl) = (limits.max_frame_len, DecodeLimits::from(&limits));
 
     let chunks = Chunks::new(data);
@@ -28,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             (Ok(None), None) => {}
             (Ok(Some(d)), None) => verdict = Some(Ok(d)),
             (Err(_), None) => verdict = Some(Err(())),
-            (Ok(Some(d)), Some(Ok(v))) => assert_eq!(d, *v, "detection changed its mind at {n} bytes"),
+            (Ok(Some(d)), Some(Ok(v))) => {
+                assert_eq!(d, *v, "detection changed its mind at {n} bytes")
+            }
+            (Err(_), Some(Err(()))) => {}
             (got, Some(v)) => panic!("detection went from {v:?} to {got:?} at {n} bytes"),
         }
     }
@@ -43,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
             match (len, split) {
                 (Ok(None), Ok(None)) => break,
                 (Ok(Some(n)), Ok(Some(frame))) => {
-                    assert_eq!(before - buf.len(), n, "split_frame took other than frame_len said");
+                    assert_eq!(
+                        before - buf.len(),
+                        n,
+                        "split_frame took other than frame_len said"
+                    );
                     assert!(n > 0, "an empty frame");
                     let _ = frame;
                 }

@@ -9,7 +9,10 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use weft_fuzz::Chunks;
-use weft_protobuf::{fuzzing::{frame_message, MessageDecoder}, Encoding};
+use weft_protobuf::{
+    fuzzing::{frame_message, MessageDecoder},
+    Encoding,
+};
 
 fn receive<'a>(
     max: usize,
@@ -35,7 +38,9 @@ fn receive<'a>(
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
     let encoding = (sel & 1 == 1).then_some(Encoding::Gzip);
     let max = if sel & 2 == 0 { 4 << 20 } else { 64 };
     let chunks = Chunks::new(data);
@@ -49,6 +54,12 @@ fuzz_target!(|data: &[u8]| {
     // Messages split at 0xff bytes, framed as a sender frames them.
     let msgs: Vec<&[u8]> = whole.split(|&b| b == 0xff).collect();
     let mut wire = BytesMut::new();
+    // A sender checks the limit on what it sends (compressed), a receiver
+    // on what it decompresses too, as in grpc-go: keep to messages both
+    // accept.
+    if msgs.iter().any(|m| m.len() > max) {
+        return;
+    }
     for m in &msgs {
         if frame_message(m, encoding, max, &mut wire).is_err() {
             return; // over the limit: refused on the way out

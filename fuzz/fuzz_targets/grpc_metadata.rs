@@ -56,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
 
     let _ = request_head(&headers);
     let _ = status_from_headers(&headers);
-    if let Some(v) = headers.get("grpc-accept-encoding").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get("grpc-accept-encoding")
+        .and_then(|v| v.to_str().ok())
+    {
         let _ = Encoding::from_accept(v);
     }
     let mut cx = Context::new("s", "m");
@@ -67,20 +70,26 @@ fuzz_target!(|data: &[u8]| {
     for p in &pieces {
         if let Ok(d) = parse_timeout(p) {
             assert!(d <= MAX_TIMEOUT);
-            let back = parse_timeout(format_timeout(d).as_bytes()).expect("a formatted timeout parses");
+            let back =
+                parse_timeout(format_timeout(d).as_bytes()).expect("a formatted timeout parses");
             assert!(back >= d, "{d:?} formatted and parsed back as {back:?}");
         }
         let _ = decode_bin(p);
         let b = decode_bin(encode_bin(p).as_bytes()).expect("an encoded -bin value decodes");
         assert_eq!(&b[..], *p, "-bin round trip");
         let text = String::from_utf8_lossy(p);
-        assert_eq!(percent_decode(percent_encode(&text).as_bytes()), text, "percent round trip");
+        assert_eq!(
+            percent_decode(percent_encode(&text).as_bytes()),
+            text,
+            "percent round trip"
+        );
         let _ = percent_decode(p);
     }
     // A status sent in trailers comes back as it went.
     if let Some(&c) = data.first() {
         let code = Code::from_i32(i32::from(c % 17));
-        let message = String::from_utf8_lossy(pieces.last().copied().unwrap_or_default());
+        let message =
+            String::from_utf8_lossy(pieces.last().copied().unwrap_or_default()).into_owned();
         let status = Status::new(code, message.clone());
         let mut trailers = HeaderMap::new();
         status_to_headers(&status, &mut trailers);

@@ -64,7 +64,10 @@ fn write_read(transport: Transport, protocol: Protocol, data: &[u8]) {
             dst.extend_from_slice(&[0]);
         }
     }
-    let limits = Limits { max_header_entries: 1 << 16, ..Limits::default() };
+    let limits = Limits {
+        max_header_entries: 1 << 16,
+        ..Limits::default()
+    };
     if finish_frame(&mut dst, mark, limits.max_frame_len).is_err() {
         return; // the writer refused it: too many, too long
     }
@@ -72,15 +75,33 @@ fn write_read(transport: Transport, protocol: Protocol, data: &[u8]) {
     let frame = parse_frame(wire, transport, protocol, DecodeLimits::from(&limits))
         .unwrap_or_else(|e| panic!("reading back a header just written: {e}"));
     let header = frame.header.expect("a header transport has a header");
-    let want: Vec<(FastStr, FastStr)> =
-        strings.iter().map(|(k, v)| (FastStr::new(k), FastStr::new(v))).collect();
-    assert_eq!(header.strings.to_vec(), want, "string headers changed on the way");
+    let want: Vec<(FastStr, FastStr)> = strings
+        .iter()
+        .map(|(k, v)| (FastStr::new(k), FastStr::new(v)))
+        .collect();
+    assert_eq!(
+        header.strings.to_vec(),
+        want,
+        "string headers changed on the way"
+    );
     let want_ints: Vec<(u16, FastStr)> = ints
         .iter()
-        .map(|(k, v)| (*k, FastStr::new(std::str::from_utf8(v).expect("from a String"))))
+        .map(|(k, v)| {
+            (
+                *k,
+                FastStr::new(std::str::from_utf8(v).expect("from a String")),
+            )
+        })
         .collect();
-    assert_eq!(header.ints.to_vec(), want_ints, "integer headers changed on the way");
-    if strings.iter().any(|(k, _)| k == weft_thrift::IDL_SERVICE_NAME) {
+    assert_eq!(
+        header.ints.to_vec(),
+        want_ints,
+        "integer headers changed on the way"
+    );
+    if strings
+        .iter()
+        .any(|(k, _)| k == weft_thrift::IDL_SERVICE_NAME)
+    {
         return; // names a service ThriftTest is not
     }
     // The server codec puts persistent and transient values into the
@@ -105,8 +126,14 @@ fn write_read(transport: Transport, protocol: Protocol, data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
-    let protocol = if sel & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
+    let protocol = if sel & 0x80 == 0 {
+        Protocol::Binary
+    } else {
+        Protocol::Compact
+    };
     let transport = match sel % 3 {
         0 => Transport::TTHeader,
         1 => Transport::THeader,
@@ -124,7 +151,11 @@ fuzz_target!(|data: &[u8]| {
         raw.extend_from_slice(&((total + 4) as u32).to_be_bytes());
     }
     raw.extend_from_slice(&(total as u32).to_be_bytes());
-    raw.extend_from_slice(if transport == Transport::TTHeader { &[0x10, 0x00] } else { &[0x0f, 0xff] });
+    raw.extend_from_slice(if transport == Transport::TTHeader {
+        &[0x10, 0x00]
+    } else {
+        &[0x0f, 0xff]
+    });
     raw.extend_from_slice(&[0, 0, 0, 0, 0, 7]);
     raw.extend_from_slice(data);
     let limits = DecodeLimits::default();

@@ -30,7 +30,8 @@ fn frames<'a>(codec: &Codec, chunks: impl Iterator<Item = &'a [u8]>) -> (Vec<(i3
                     assert!(!raw.is_empty(), "an empty frame");
                     got.push((seq, raw.len()));
                     let _ = codec.closing(&raw);
-                    let method = THRIFT_TEST_METHODS[pick(raw[raw.len() / 2], THRIFT_TEST_METHODS.len())];
+                    let method =
+                        THRIFT_TEST_METHODS[pick(raw[raw.len() / 2], THRIFT_TEST_METHODS.len())];
                     let mut cx = Context::new("ThriftTest", method);
                     cx.seq_id = seq;
                     let _ = codec.decode(&mut cx, raw);
@@ -44,9 +45,15 @@ fn frames<'a>(codec: &Codec, chunks: impl Iterator<Item = &'a [u8]>) -> (Vec<(i3
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
     let transport = TRANSPORTS[pick(sel, TRANSPORTS.len())];
-    let protocol = if sel & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
+    let protocol = if sel & 0x80 == 0 {
+        Protocol::Binary
+    } else {
+        Protocol::Compact
+    };
     let mut limits = Limits::default();
     if sel & 0x40 != 0 {
         limits.max_frame_len = 4096;
@@ -60,5 +67,8 @@ fuzz_target!(|data: &[u8]| {
     let whole = chunks.stream();
     let chunked = frames(&codec, chunks);
     let at_once = frames(&codec, std::iter::once(whole));
-    assert_eq!(chunked, at_once, "the chunking changed how frames were delimited");
+    assert_eq!(
+        chunked, at_once,
+        "the chunking changed how frames were delimited"
+    );
 });

@@ -20,19 +20,34 @@ where
 {
     let limits = DecodeLimits::default();
     let mut buf = Bytes::copy_from_slice(data);
-    let Ok(first) = decode::<T>(from, &mut buf, limits) else { return };
+    let Ok(first) = decode::<T>(from, &mut buf, limits) else {
+        return;
+    };
     for to in [Protocol::Binary, Protocol::Compact] {
         let wire = encode(to, &first).expect("encoding a decoded value");
         let mut rest = wire.clone();
         let again = decode::<T>(to, &mut rest, limits)
             .unwrap_or_else(|e| panic!("{from:?} → {to:?}: re-decoding {wire:02x?}: {e}"));
-        assert!(rest.is_empty(), "{to:?}: {} bytes left after re-decoding", rest.len());
-        assert!(same(&first, &again), "{from:?} → {to:?}: {first:?} != {again:?}");
+        assert!(
+            rest.is_empty(),
+            "{to:?}: {} bytes left after re-decoding",
+            rest.len()
+        );
+        assert!(
+            same(&first, &again),
+            "{from:?} → {to:?}: {first:?} != {again:?}"
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, data)) = data.split_first() else { return };
-    let from = if which & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
+    let Some((&which, data)) = data.split_first() else {
+        return;
+    };
+    let from = if which & 0x80 == 0 {
+        Protocol::Binary
+    } else {
+        Protocol::Compact
+    };
     with_thrift_test_type!(which & 0x7f, |T| round_trip::<T>(from, data));
 });

@@ -9,7 +9,9 @@ use weft_fuzz::{decode, tight_limits, with_thrift_test_type};
 use weft_thrift::{DecodeLimits, Protocol};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
+    let Some((&sel, data)) = data.split_first() else {
+        return;
+    };
     let limits = if sel & 1 == 0 {
         DecodeLimits::default()
     } else {
@@ -18,9 +20,14 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = Bytes::copy_from_slice(data);
     while let Some(&which) = buf.first() {
         let _ = bytes::Buf::get_u8(&mut buf);
-        let protocol = if which & 0x80 == 0 { Protocol::Binary } else { Protocol::Compact };
+        let protocol = if which & 0x80 == 0 {
+            Protocol::Binary
+        } else {
+            Protocol::Compact
+        };
         let before = buf.len();
-        let ok = with_thrift_test_type!(which & 0x7f, |T| decode::<T>(protocol, &mut buf, limits).is_ok());
+        let ok = with_thrift_test_type!(which & 0x7f, |T| decode::<T>(protocol, &mut buf, limits)
+            .is_ok());
         if !ok {
             break;
         }

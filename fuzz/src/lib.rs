@@ -125,9 +125,9 @@ pub fn encode<T: pilota::thrift::Message>(
 ) -> Result<bytes::Bytes, pilota::thrift::ThriftException> {
     let mut dst = bytes::BytesMut::new();
     match protocol {
-        weft_thrift::Protocol::Binary => {
-            v.encode(&mut pilota::thrift::binary::TBinaryProtocol::new(&mut dst, false))?
-        }
+        weft_thrift::Protocol::Binary => v.encode(
+            &mut pilota::thrift::binary::TBinaryProtocol::new(&mut dst, false),
+        )?,
         weft_thrift::Protocol::Compact => {
             v.encode(&mut weft_thrift::protocol::CompactOutput::new(&mut dst))?
         }
@@ -142,34 +142,118 @@ macro_rules! with_thrift_test_type {
     ($which:expr, |$t:ident| $body:expr) => {{
         use $crate::gen::thrift_test::thrifttest as tt;
         match usize::from($which) % 28 {
-            0 => { type $t = tt::Bonk; $body }
-            1 => { type $t = tt::Bools; $body }
-            2 => { type $t = tt::Xtruct; $body }
-            3 => { type $t = tt::Xtruct2; $body }
-            4 => { type $t = tt::Xtruct3; $body }
-            5 => { type $t = tt::Insanity; $body }
-            6 => { type $t = tt::CrazyNesting; $body }
-            7 => { type $t = tt::SomeUnion; $body }
-            8 => { type $t = tt::Xception; $body }
-            9 => { type $t = tt::Xception2; $body }
-            10 => { type $t = tt::EmptyStruct; $body }
-            11 => { type $t = tt::OneField; $body }
-            12 => { type $t = tt::VersioningTestV1; $body }
-            13 => { type $t = tt::VersioningTestV2; $body }
-            14 => { type $t = tt::ListTypeVersioningV1; $body }
-            15 => { type $t = tt::ListTypeVersioningV2; $body }
-            16 => { type $t = tt::GuessProtocolStruct; $body }
-            17 => { type $t = tt::LargeDeltas; $body }
-            18 => { type $t = tt::NestedListsI32x2; $body }
-            19 => { type $t = tt::NestedListsI32x3; $body }
-            20 => { type $t = tt::NestedMixedx2; $body }
-            21 => { type $t = tt::ListBonks; $body }
-            22 => { type $t = tt::NestedListsBonk; $body }
-            23 => { type $t = tt::BoolTest; $body }
-            24 => { type $t = tt::StructA; $body }
-            25 => { type $t = tt::StructB; $body }
-            26 => { type $t = tt::OptionalSetDefaultTest; $body }
-            _ => { type $t = tt::OptionalBinary; $body }
+            0 => {
+                type $t = tt::Bonk;
+                $body
+            }
+            1 => {
+                type $t = tt::Bools;
+                $body
+            }
+            2 => {
+                type $t = tt::Xtruct;
+                $body
+            }
+            3 => {
+                type $t = tt::Xtruct2;
+                $body
+            }
+            4 => {
+                type $t = tt::Xtruct3;
+                $body
+            }
+            5 => {
+                type $t = tt::Insanity;
+                $body
+            }
+            6 => {
+                type $t = tt::CrazyNesting;
+                $body
+            }
+            7 => {
+                type $t = tt::SomeUnion;
+                $body
+            }
+            8 => {
+                type $t = tt::Xception;
+                $body
+            }
+            9 => {
+                type $t = tt::Xception2;
+                $body
+            }
+            10 => {
+                type $t = tt::EmptyStruct;
+                $body
+            }
+            11 => {
+                type $t = tt::OneField;
+                $body
+            }
+            12 => {
+                type $t = tt::VersioningTestV1;
+                $body
+            }
+            13 => {
+                type $t = tt::VersioningTestV2;
+                $body
+            }
+            14 => {
+                type $t = tt::ListTypeVersioningV1;
+                $body
+            }
+            15 => {
+                type $t = tt::ListTypeVersioningV2;
+                $body
+            }
+            16 => {
+                type $t = tt::GuessProtocolStruct;
+                $body
+            }
+            17 => {
+                type $t = tt::LargeDeltas;
+                $body
+            }
+            18 => {
+                type $t = tt::NestedListsI32x2;
+                $body
+            }
+            19 => {
+                type $t = tt::NestedListsI32x3;
+                $body
+            }
+            20 => {
+                type $t = tt::NestedMixedx2;
+                $body
+            }
+            21 => {
+                type $t = tt::ListBonks;
+                $body
+            }
+            22 => {
+                type $t = tt::NestedListsBonk;
+                $body
+            }
+            23 => {
+                type $t = tt::BoolTest;
+                $body
+            }
+            24 => {
+                type $t = tt::StructA;
+                $body
+            }
+            25 => {
+                type $t = tt::StructB;
+                $body
+            }
+            26 => {
+                type $t = tt::OptionalSetDefaultTest;
+                $body
+            }
+            _ => {
+                type $t = tt::OptionalBinary;
+                $body
+            }
         }
     }};
 }
