@@ -28,6 +28,8 @@ mod budget;
 pub mod client;
 pub mod compression;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod message;
 pub mod metadata;

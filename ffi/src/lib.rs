@@ -35,6 +35,8 @@ pub mod buf;
 pub mod client;
 pub mod ctx;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 pub mod queue;
 mod raw;

@@ -206,6 +206,23 @@ fn prepare(
             "unknown method {method} for service {service}"
         )));
     };
+    let (encoding, timeout) = head(headers)?;
+    let mut cx = Context::new(
+        FastStr::from_static_str(route_name),
+        FastStr::from_static_str(method_name),
+    );
+    cx.peer = peer;
+    if let Some(timeout) = timeout {
+        cx.set_timeout(timeout);
+        if timeout.is_zero() {
+            return Err(Status::deadline_exceeded("deadline exceeded on arrival"));
+        }
+    }
+    Ok((route.clone(), index, kind, cx, encoding))
+}
+
+/// The compression and timeout a request's headers state.
+pub(crate) fn head(headers: &HeaderMap) -> Result<(Option<Encoding>, Option<Duration>), Status> {
     let encoding = match headers.get("grpc-encoding").map(|v| v.to_str()) {
         None => None,
         Some(Ok(name)) => match Encoding::parse(name) {
@@ -218,20 +235,14 @@ fn prepare(
         },
         Some(Err(_)) => return Err(Status::internal("grpc: malformed grpc-encoding")),
     };
-    let mut cx = Context::new(
-        FastStr::from_static_str(route_name),
-        FastStr::from_static_str(method_name),
-    );
-    cx.peer = peer;
-    if let Some(t) = headers.get("grpc-timeout") {
-        let timeout = metadata::parse_timeout(t.as_bytes())
-            .map_err(|e| Status::internal(format!("transport: {}", e.message())))?;
-        cx.set_timeout(timeout);
-        if timeout.is_zero() {
-            return Err(Status::deadline_exceeded("deadline exceeded on arrival"));
-        }
-    }
-    Ok((route.clone(), index, kind, cx, encoding))
+    let timeout = match headers.get("grpc-timeout") {
+        Some(t) => Some(
+            metadata::parse_timeout(t.as_bytes())
+                .map_err(|e| Status::internal(format!("transport: {}", e.message())))?,
+        ),
+        None => None,
+    };
+    Ok((encoding, timeout))
 }
 
 /// The one message of a unary or server-streaming request, and the end of

@@ -211,3 +211,5 @@ where
         })
     }
 }
+
+pub(crate) use call::head as request_head;

@@ -301,6 +301,17 @@ pub fn parse_frame(
             inner_framed: false,
         });
     }
+    // `raw` is meant to be one delimited frame, but this is public: a
+    // shorter one is an error, not a panic.
+    if raw.len() < 4 {
+        return Err(err(
+            ProtocolExceptionKind::InvalidData,
+            format!(
+                "a {transport:?} frame of {} bytes, shorter than its length",
+                raw.len()
+            ),
+        ));
+    }
     raw.advance(4);
     if transport == Transport::FramedTHeader {
         // The inner frame fills the outer one exactly: anything else is not
@@ -479,6 +490,28 @@ mod tests {
         let h = Header::with_strings(3, [("a", "1"), ("b", "2")]);
         assert_eq!(h.string("b"), Some("2"));
         assert_eq!(h.strings().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+    }
+
+    /// Found by the `frame` fuzz target: `parse_frame` advanced past the
+    /// length prefix of a frame shorter than one.
+    #[test]
+    fn a_frame_shorter_than_its_length_prefix_is_an_error_not_a_panic() {
+        for transport in [
+            Transport::Framed,
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+        ] {
+            for raw in [&[][..], &[0, 0, 0][..]] {
+                let r = parse_frame(
+                    Bytes::copy_from_slice(raw),
+                    transport,
+                    Protocol::Binary,
+                    DecodeLimits::default(),
+                );
+                assert!(r.is_err(), "{transport:?} {raw:?}");
+            }
+        }
     }
 
     #[test]
