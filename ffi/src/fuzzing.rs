@@ -70,7 +70,7 @@ impl Client {
         &self,
         cx: &mut Context,
         frame: Bytes,
-    ) -> Result<(Bytes, Option<(i16, Range<usize>)>), Status> {
+    ) -> Result<(Bytes, DeclaredException), Status> {
         match self.0.decode(cx, frame)? {
             Outcome::Result { bytes, exception } => Ok((bytes, exception)),
             Outcome::Exception { .. } => Err(Status::internal("a client never decodes this")),
@@ -83,3 +83,7 @@ impl Client {
 pub fn validate_struct(protocol: Protocol, bytes: &Bytes) -> Result<(), Status> {
     raw::validate_struct(protocol, bytes, "struct")
 }
+
+/// A declared exception in a decoded result: its field id and where its
+/// bytes lie.
+pub type DeclaredException = Option<(i16, Range<usize>)>;
