@@ -35,6 +35,9 @@ pub mod buf;
 pub mod client;
 pub mod ctx;
 pub mod error;
+// Rust-only entry points for the fuzz targets, not part of the C ABI:
+// kept out of weft.h.
+/// cbindgen:ignore
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
