@@ -69,6 +69,10 @@ stage "cargo clippy"
 cargo clippy --workspace --all-targets --features weft-interop/polyglot --quiet -- -D warnings
 stage "cargo test"
 cargo test --workspace
+if [ "${WEFT_SLOW_TESTS:-}" = 1 ]; then
+  stage "weft init: the crates it writes build and answer (slow)"
+  cargo test -p weft-rpc-codegen --test cli -- --ignored
+fi
 stage "gRPC interop table (recorded by the tests above)"
 scripts/grpc-interop.sh --table-only
 stage "interop matrix: Kitex, Apache Thrift Go and Java (scripts/interop.sh)"

@@ -369,84 +369,68 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
             }
         }
     }
-    let _ = writeln!(
-        md,
-        "\nRatios of QPS (p99 where named):\n\n\
-         | cell | weft-pooled / raw | weft-mux / raw | weft-mux / weft-pooled | weft-mux-bare / raw | weft-pooled / volo-pooled | weft-mux / volo-mux | volo-pooled / raw | volo-mux / raw | p99 weft-pooled / raw | p99 weft-mux / raw |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    let qps: Metric = |x| x.qps;
+    let p99: Metric = |x| x.p99_us;
+    ratio_table(
+        &mut md,
+        o,
+        s,
+        "Ratios of QPS (p99 where named):",
+        &[
+            ("weft-pooled / raw", Impl::WeftPooled, Impl::Raw, qps),
+            ("weft-mux / raw", Impl::WeftMux, Impl::Raw, qps),
+            (
+                "weft-mux / weft-pooled",
+                Impl::WeftMux,
+                Impl::WeftPooled,
+                qps,
+            ),
+            ("weft-mux-bare / raw", Impl::WeftMuxBare, Impl::Raw, qps),
+            (
+                "weft-pooled / volo-pooled",
+                Impl::WeftPooled,
+                Impl::VoloPooled,
+                qps,
+            ),
+            ("weft-mux / volo-mux", Impl::WeftMux, Impl::VoloMux, qps),
+            ("volo-pooled / raw", Impl::VoloPooled, Impl::Raw, qps),
+            ("volo-mux / raw", Impl::VoloMux, Impl::Raw, qps),
+            ("p99 weft-pooled / raw", Impl::WeftPooled, Impl::Raw, p99),
+            ("p99 weft-mux / raw", Impl::WeftMux, Impl::Raw, p99),
+        ],
     );
-    for &c in &o.concurrency {
-        for &p in &o.payload {
-            let g = |i| s.get(&(c, p, i));
-            let qps: Metric = |x| x.qps;
-            let p99: Metric = |x| x.p99_us;
-            let _ = writeln!(
-                md,
-                "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                size(p),
-                ratio(g(Impl::WeftPooled), g(Impl::Raw), qps),
-                ratio(g(Impl::WeftMux), g(Impl::Raw), qps),
-                ratio(g(Impl::WeftMux), g(Impl::WeftPooled), qps),
-                ratio(g(Impl::WeftMuxBare), g(Impl::Raw), qps),
-                ratio(g(Impl::WeftPooled), g(Impl::VoloPooled), qps),
-                ratio(g(Impl::WeftMux), g(Impl::VoloMux), qps),
-                ratio(g(Impl::VoloPooled), g(Impl::Raw), qps),
-                ratio(g(Impl::VoloMux), g(Impl::Raw), qps),
-                ratio(g(Impl::WeftPooled), g(Impl::Raw), p99),
-                ratio(g(Impl::WeftMux), g(Impl::Raw), p99),
-            );
-        }
-    }
     if o.impls.contains(&Impl::WeftGrpc) && o.impls.contains(&Impl::Tonic) {
-        let _ = writeln!(
-            md,
-            "\ngRPC, QPS and p99:\n\n| cell | weft-grpc / tonic | p99 weft-grpc / tonic |\n|---|--:|--:|"
+        ratio_table(
+            &mut md,
+            o,
+            s,
+            "gRPC, QPS and p99:",
+            &[
+                ("weft-grpc / tonic", Impl::WeftGrpc, Impl::Tonic, qps),
+                ("p99 weft-grpc / tonic", Impl::WeftGrpc, Impl::Tonic, p99),
+            ],
         );
-        for &c in &o.concurrency {
-            for &p in &o.payload {
-                let g = |i| s.get(&(c, p, i));
-                let qps: Metric = |x| x.qps;
-                let p99: Metric = |x| x.p99_us;
-                let _ = writeln!(
-                    md,
-                    "| c={c} {} | {} | {} |",
-                    size(p),
-                    ratio(g(Impl::WeftGrpc), g(Impl::Tonic), qps),
-                    ratio(g(Impl::WeftGrpc), g(Impl::Tonic), p99),
-                );
-            }
-        }
     }
     if o.impls
         .iter()
         .any(|i| matches!(i, Impl::KitexPooled | Impl::KitexMux))
     {
-        let _ = writeln!(
-            md,
-            "\nKitex, QPS and p99 (kitex-weft: Kitex's client, Weft's server; weft-kitex: the reverse):\n\n\
-             | cell | weft-pooled / kitex-pooled | weft-mux / kitex-mux | kitex-weft-pooled / kitex-pooled | kitex-weft-mux / kitex-mux | weft-kitex-pooled / kitex-pooled | weft-kitex-mux / kitex-mux | p99 weft-pooled / kitex-pooled | p99 weft-mux / kitex-mux |\n\
-             |---|--:|--:|--:|--:|--:|--:|--:|--:|"
+        ratio_table(
+            &mut md,
+            o,
+            s,
+            "Kitex, QPS and p99 (kitex-weft: Kitex's client, Weft's server; weft-kitex: the reverse):",
+            &[
+                ("weft-pooled / kitex-pooled", Impl::WeftPooled, Impl::KitexPooled, qps),
+                ("weft-mux / kitex-mux", Impl::WeftMux, Impl::KitexMux, qps),
+                ("kitex-weft-pooled / kitex-pooled", Impl::KitexWeftPooled, Impl::KitexPooled, qps),
+                ("kitex-weft-mux / kitex-mux", Impl::KitexWeftMux, Impl::KitexMux, qps),
+                ("weft-kitex-pooled / kitex-pooled", Impl::WeftKitexPooled, Impl::KitexPooled, qps),
+                ("weft-kitex-mux / kitex-mux", Impl::WeftKitexMux, Impl::KitexMux, qps),
+                ("p99 weft-pooled / kitex-pooled", Impl::WeftPooled, Impl::KitexPooled, p99),
+                ("p99 weft-mux / kitex-mux", Impl::WeftMux, Impl::KitexMux, p99),
+            ],
         );
-        for &c in &o.concurrency {
-            for &p in &o.payload {
-                let g = |i| s.get(&(c, p, i));
-                let qps: Metric = |x| x.qps;
-                let p99: Metric = |x| x.p99_us;
-                let _ = writeln!(
-                    md,
-                    "| c={c} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    size(p),
-                    ratio(g(Impl::WeftPooled), g(Impl::KitexPooled), qps),
-                    ratio(g(Impl::WeftMux), g(Impl::KitexMux), qps),
-                    ratio(g(Impl::KitexWeftPooled), g(Impl::KitexPooled), qps),
-                    ratio(g(Impl::KitexWeftMux), g(Impl::KitexMux), qps),
-                    ratio(g(Impl::WeftKitexPooled), g(Impl::KitexPooled), qps),
-                    ratio(g(Impl::WeftKitexMux), g(Impl::KitexMux), qps),
-                    ratio(g(Impl::WeftPooled), g(Impl::KitexPooled), p99),
-                    ratio(g(Impl::WeftMux), g(Impl::KitexMux), p99),
-                );
-            }
-        }
     }
     let met = checks.iter().filter(|c| c.met).count();
     let _ = writeln!(
@@ -483,6 +467,34 @@ fn resolution_us(s: &BTreeMap<Key, Summary>, o: &Options) -> f64 {
 
 /// One number of a summary.
 type Metric = fn(&Summary) -> f64;
+
+/// One table of ratios `a / b` of `metric`, a row per cell: each column is
+/// (heading, a, b, metric).
+fn ratio_table(
+    md: &mut String,
+    o: &Options,
+    s: &BTreeMap<Key, Summary>,
+    title: &str,
+    columns: &[(&str, Impl, Impl, Metric)],
+) {
+    let heads: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    let _ = writeln!(
+        md,
+        "\n{title}\n\n| cell | {} |\n|---|{}",
+        heads.join(" | "),
+        "--:|".repeat(columns.len())
+    );
+    for &c in &o.concurrency {
+        for &p in &o.payload {
+            let g = |i| s.get(&(c, p, i));
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|&(_, a, b, metric)| ratio(g(a), g(b), metric))
+                .collect();
+            let _ = writeln!(md, "| c={c} {} | {} |", size(p), cells.join(" | "));
+        }
+    }
+}
 
 const COLOURS: [&str; 14] = [
     "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#9467bd", "#2ca02c", "#ff7f0e",
