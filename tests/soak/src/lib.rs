@@ -9,6 +9,32 @@
 
 use std::{fmt::Write as _, path::Path};
 
+use weft::{
+    core::ConnectionMode,
+    thrift::{Protocol, Transport},
+};
+
+/// The client shapes the churn load cycles through: every transport, both
+/// protocols and both connection modes appear.
+pub const CHURN_SHAPES: [(Transport, Protocol, ConnectionMode); 4] = [
+    (
+        Transport::Buffered,
+        Protocol::Binary,
+        ConnectionMode::Pooled,
+    ),
+    (
+        Transport::THeader,
+        Protocol::Compact,
+        ConnectionMode::Pooled,
+    ),
+    (
+        Transport::TTHeader,
+        Protocol::Compact,
+        ConnectionMode::Multiplexed,
+    ),
+    (Transport::Framed, Protocol::Binary, ConnectionMode::Pooled),
+];
+
 /// One second's reading of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use weft::{
-    core::{Address, ConnectionMode, Context, Limits, ServerBuilder},
+    core::{Address, Context, Limits, ServerBuilder},
     protobuf::GrpcServer,
-    thrift::{Protocol, ThriftServerCodec, Transport},
+    thrift::ThriftServerCodec,
 };
 use weft_example_grpc_hello::{GreeterClient, GreeterServer, Hello, HelloRequest};
 use weft_interop::{EchoClient, EchoHandler, EchoRequest, EchoResponse};
@@ -58,24 +58,7 @@ async fn dropped_clients_close_their_connections() {
 async fn thrift() {
     let srv = server().await;
     let addr = srv.local_addr().clone();
-    let shapes = [
-        (
-            Transport::Buffered,
-            Protocol::Binary,
-            ConnectionMode::Pooled,
-        ),
-        (
-            Transport::THeader,
-            Protocol::Compact,
-            ConnectionMode::Pooled,
-        ),
-        (
-            Transport::TTHeader,
-            Protocol::Compact,
-            ConnectionMode::Multiplexed,
-        ),
-        (Transport::Framed, Protocol::Binary, ConnectionMode::Pooled),
-    ];
+    let shapes = weft_soak::CHURN_SHAPES;
     for (t, p, m) in shapes {
         // One round first, so that whatever is made once is counted in the base.
         let c = EchoClient::new(&addr, t, p, m);

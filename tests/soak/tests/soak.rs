@@ -327,24 +327,7 @@ fn start_load(ports: &[Address], discover: Arc<StaticDiscover>) -> Load {
     // transport picked in turn, a few calls, then dropped.
     let all = ports.to_vec();
     load.spawn(move |stop, tally| async move {
-        let shapes = [
-            (
-                Transport::Buffered,
-                Protocol::Binary,
-                ConnectionMode::Pooled,
-            ),
-            (
-                Transport::THeader,
-                Protocol::Compact,
-                ConnectionMode::Pooled,
-            ),
-            (
-                Transport::TTHeader,
-                Protocol::Compact,
-                ConnectionMode::Multiplexed,
-            ),
-            (Transport::Framed, Protocol::Binary, ConnectionMode::Pooled),
-        ];
+        let shapes = weft_soak::CHURN_SHAPES;
         let mut round = 0usize;
         while !stop.load(Ordering::Relaxed) {
             let (t, p, m) = shapes[round % shapes.len()];
