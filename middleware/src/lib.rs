@@ -39,6 +39,7 @@ pub mod limit;
 pub mod observe;
 pub mod retry;
 pub mod stack;
+mod table;
 pub mod timeout;
 
 pub use fault::{Fault, FaultConfig, FaultLayer};

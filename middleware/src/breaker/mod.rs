@@ -17,18 +17,19 @@ mod future;
 mod layer;
 
 use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     sync::Arc,
     task::{Context as TaskContext, Poll},
     time::Duration,
 };
 
 use faststr::FastStr;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::time::Instant;
 use tower::Service;
 use weft_core::{Code, Delivery, Request, Status};
+
+use crate::table::MethodMap;
 
 pub use self::{error::BreakerOpen, future::ResponseFuture, layer::CircuitBreakerLayer};
 
@@ -93,13 +94,54 @@ pub fn is_breaker_failure(status: &Status) -> bool {
     )
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// One bucket of the window: which slot of time it counts, and its calls
+/// and errors packed in one word (calls in the high half), so that a call
+/// is counted with one atomic add.
+#[derive(Debug)]
 struct Bucket {
-    start: Option<Instant>,
-    total: u32,
-    errors: u32,
+    slot: AtomicU64,
+    counts: AtomicU64,
 }
 
+/// A bucket slot that no time ever maps to: the bucket is empty.
+const NO_SLOT: u64 = u64::MAX;
+const CALL: u64 = 1 << 32;
+const ERROR: u64 = CALL | 1;
+
+impl Bucket {
+    fn empty() -> Bucket {
+        Bucket {
+            slot: AtomicU64::new(NO_SLOT),
+            counts: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, slot: u64, success: bool) {
+        let held = self.slot.load(Ordering::Acquire);
+        // The first call of a new slot starts the bucket afresh. A call of
+        // the new slot that lands between the two stores below is lost:
+        // an undercount of one in a statistical window, the price of no
+        // lock on every call.
+        if held != slot
+            && self
+                .slot
+                .compare_exchange(held, slot, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.counts.store(0, Ordering::Release);
+        }
+        self.counts
+            .fetch_add(if success { CALL } else { ERROR }, Ordering::AcqRel);
+    }
+
+    fn clear(&self) {
+        self.slot.store(NO_SLOT, Ordering::Release);
+        self.counts.store(0, Ordering::Release);
+    }
+}
+
+/// What changes rarely (state, probes), under a lock; the closed state's
+/// counting is in atomics beside it.
 #[derive(Debug)]
 struct Inner {
     state: BreakerState,
@@ -109,20 +151,28 @@ struct Inner {
     // Counts half-open spells, so that a probe permit of an earlier spell
     // neither frees a place nor counts in the current one.
     half_open_spell: u64,
-    failures_in_a_row: u32,
-    /// When a call last failed while closed, so that successes can skip
-    /// adding up the window when it holds no failure.
-    last_error: Option<Instant>,
-    buckets: Vec<Bucket>,
 }
 
 /// One circuit breaker. Thread-safe; share it with `Arc`.
+///
+/// While it is closed — nearly always — a call is admitted and counted
+/// with a few atomic operations and no lock, so the callers of a busy
+/// instance on every connection do not queue on one mutex. The lock is
+/// taken to open it, and for the few calls of its open and half-open
+/// spells.
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
     // Mirrors `inner.state == Closed`, written under the lock, so that the
     // common case (closed) is answered without taking it.
     closed: AtomicBool,
+    buckets: Box<[Bucket]>,
+    // The span of one bucket, in nanoseconds (at least 1).
+    bucket_nanos: u64,
+    failures_in_a_row: AtomicU32,
+    /// The bucket slot of the last failure while closed, plus one (0:
+    /// none), so that successes skip adding up a window with no failure.
+    last_error_slot: AtomicU64,
     // Shared with the probe permits, which give their place back on drop.
     inner: Arc<Mutex<Inner>>,
     // What its state changes are reported as: scope and name.
@@ -160,21 +210,23 @@ impl Drop for Permit {
 impl Breaker {
     /// A closed breaker.
     pub fn new(config: BreakerConfig) -> Breaker {
-        let buckets = vec![Bucket::default(); config.buckets.max(1)];
+        let n = config.buckets.max(1);
+        let bucket_nanos = (config.window.as_nanos() / n as u128).clamp(1, u128::from(u64::MAX));
         Breaker {
-            config,
             closed: AtomicBool::new(true),
+            buckets: (0..n).map(|_| Bucket::empty()).collect(),
+            bucket_nanos: bucket_nanos as u64,
+            failures_in_a_row: AtomicU32::new(0),
+            last_error_slot: AtomicU64::new(0),
             inner: Arc::new(Mutex::new(Inner {
                 state: BreakerState::Closed,
                 opened_at: Instant::now(),
                 probes_in_flight: 0,
                 probe_successes: 0,
                 half_open_spell: 0,
-                failures_in_a_row: 0,
-                last_error: None,
-                buckets,
             })),
             label: None,
+            config,
         }
     }
 
@@ -202,7 +254,7 @@ impl Breaker {
 
     /// Whether a call would be let through now, without taking a permit.
     pub fn is_available(&self) -> bool {
-        if self.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Acquire) {
             return true;
         }
         let mut inner = self.inner.lock();
@@ -227,7 +279,7 @@ impl Breaker {
     /// Ask to make a call: `Err(Unavailable)` (never sent, [`BreakerOpen`]
     /// as its source) while open.
     pub fn try_acquire(&self) -> Result<Permit, Status> {
-        if self.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Acquire) {
             return Ok(Permit { probe: None });
         }
         let mut inner = self.inner.lock();
@@ -252,122 +304,139 @@ impl Breaker {
     /// Report the outcome of a call made under `permit`.
     pub fn record(&self, mut permit: Permit, success: bool) {
         // Taken out so that dropping the permit gives nothing back twice.
-        let probe = permit.probe.take();
-        let mut inner = self.inner.lock();
-        let before = inner.state;
-        self.record_locked(&mut inner, probe, success);
-        self.changed(before, inner.state);
-        self.closed
-            .store(inner.state == BreakerState::Closed, Ordering::Relaxed);
+        match permit.probe.take() {
+            Some(probe) => self.record_probe(probe, success),
+            None => self.record_closed(success),
+        }
     }
 
-    fn record_locked(&self, inner: &mut Inner, probe: Option<Probe>, success: bool) {
-        let now = Instant::now();
-        if let Some(probe) = probe {
-            if inner.state != BreakerState::HalfOpen || inner.half_open_spell != probe.spell {
-                // A probe of a spell that is over: its outcome is stale.
-                return;
-            }
-            inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
-            if success {
-                inner.probe_successes += 1;
-                if inner.probe_successes >= self.config.probes {
-                    inner.state = BreakerState::Closed;
-                    // Failures from before it opened must not count towards
-                    // reopening it.
-                    inner.failures_in_a_row = 0;
-                    inner
-                        .buckets
-                        .iter_mut()
-                        .for_each(|b| *b = Bucket::default());
-                }
-            } else {
-                inner.state = BreakerState::Open;
-                inner.opened_at = now;
-            }
+    fn record_probe(&self, probe: Probe, success: bool) {
+        let mut inner = self.inner.lock();
+        if inner.state != BreakerState::HalfOpen || inner.half_open_spell != probe.spell {
+            // A probe of a spell that is over: its outcome is stale.
             return;
         }
-        if inner.state != BreakerState::Closed {
-            return;
-        }
-        let span = self.config.window / inner.buckets.len() as u32;
-        let n = inner.buckets.len();
-        // The bucket for `now`, started afresh if its last use fell out of the window.
-        let idx = bucket_index(now, span, n);
-        let b = &mut inner.buckets[idx];
-        if b.start.is_none_or(|s| now.duration_since(s) >= span) {
-            *b = Bucket {
-                start: Some(now),
-                total: 0,
-                errors: 0,
-            };
-        }
-        b.total += 1;
+        inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
         if !success {
-            b.errors += 1;
-            inner.last_error = Some(now);
+            self.open(&mut inner, Instant::now());
+            return;
         }
-        inner.failures_in_a_row = if success {
+        inner.probe_successes += 1;
+        if inner.probe_successes >= self.config.probes {
+            // Failures from before it opened must not count towards
+            // reopening it. Cleared before `closed` is set, so no call of
+            // the new closed spell is counted into the old window.
+            self.failures_in_a_row.store(0, Ordering::Release);
+            self.last_error_slot.store(0, Ordering::Release);
+            self.buckets.iter().for_each(Bucket::clear);
+            inner.state = BreakerState::Closed;
+            self.closed.store(true, Ordering::Release);
+            self.changed(BreakerState::HalfOpen, BreakerState::Closed);
+        }
+    }
+
+    /// The outcome of a call admitted while closed: counted without a lock.
+    fn record_closed(&self, success: bool) {
+        if !self.closed.load(Ordering::Acquire) {
+            // Admitted before it opened: says nothing of the spell now.
+            return;
+        }
+        let now = Instant::now();
+        let slot = self.slot(now);
+        let n = self.buckets.len() as u64;
+        self.buckets[(slot % n) as usize].add(slot, success);
+        let in_a_row = if success {
+            if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+            }
             0
         } else {
-            inner.failures_in_a_row + 1
+            self.last_error_slot.store(slot + 1, Ordering::Release);
+            self.failures_in_a_row.fetch_add(1, Ordering::AcqRel) + 1
         };
         if self
             .config
             .consecutive_failures
-            .is_some_and(|n| inner.failures_in_a_row >= n)
+            .is_some_and(|n| in_a_row >= n)
         {
-            inner.state = BreakerState::Open;
-            inner.opened_at = now;
-            inner.failures_in_a_row = 0;
+            self.open_if_closed(now);
             return;
         }
         // A success with no error in the window cannot open the breaker:
         // skip adding up the buckets (the common case of every call).
-        if success
-            && self.config.error_rate > 0.0
-            && inner
-                .last_error
-                .is_none_or(|t| now.duration_since(t) >= self.config.window)
-        {
-            return;
-        }
-        let (mut total, mut errors) = (0u32, 0u32);
-        for b in &inner.buckets {
-            if let Some(s) = b.start {
-                if now.duration_since(s) < self.config.window {
-                    total += b.total;
-                    errors += b.errors;
-                }
+        if success && self.config.error_rate > 0.0 {
+            let last = self.last_error_slot.load(Ordering::Acquire);
+            if last == 0 || slot.saturating_sub(last - 1) >= n {
+                return;
             }
         }
-        if total >= self.config.min_samples
-            && f64::from(errors) >= self.config.error_rate * f64::from(total)
+        let (mut total, mut errors) = (0u64, 0u64);
+        for b in self.buckets.iter() {
+            let held = b.slot.load(Ordering::Acquire);
+            if held != NO_SLOT && held <= slot && slot - held < n {
+                let c = b.counts.load(Ordering::Acquire);
+                total += c >> 32;
+                errors += c & 0xffff_ffff;
+            }
+        }
+        if total >= u64::from(self.config.min_samples)
+            && errors as f64 >= self.config.error_rate * total as f64
         {
-            inner.state = BreakerState::Open;
-            inner.opened_at = now;
-            inner.failures_in_a_row = 0;
+            self.open_if_closed(now);
         }
     }
-}
 
-fn bucket_index(now: Instant, span: Duration, n: usize) -> usize {
-    // Buckets are indexed by wall-clock slot so that each is reused once per
-    // window; the epoch is arbitrary but fixed for the process.
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let slot = now.saturating_duration_since(epoch).as_nanos() / span.as_nanos().max(1);
-    (slot % n as u128) as usize
+    fn open_if_closed(&self, now: Instant) {
+        let mut inner = self.inner.lock();
+        // Another call may have opened it since this one looked.
+        if inner.state == BreakerState::Closed {
+            self.open(&mut inner, now);
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, now: Instant) {
+        let before = inner.state;
+        inner.state = BreakerState::Open;
+        inner.opened_at = now;
+        self.closed.store(false, Ordering::Release);
+        self.failures_in_a_row.store(0, Ordering::Release);
+        self.changed(before, BreakerState::Open);
+    }
+
+    /// The bucket slot `now` falls in: slots are numbered from a fixed
+    /// epoch, so each bucket is reused once per window.
+    fn slot(&self, now: Instant) -> u64 {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        let nanos = now.saturating_duration_since(epoch).as_nanos();
+        (nanos / u128::from(self.bucket_nanos)).min(u128::from(NO_SLOT - 1)) as u64
+    }
 }
 
 // ===== per-method breaker service =====
 
-/// Keeps one [`Breaker`] per method in front of `S`.
-#[derive(Debug, Clone)]
+/// Keeps one [`Breaker`] per service and method in front of `S`.
+///
+/// The breakers live in a bounded, write-once table found again on every
+/// call without a lock: past [`DEFAULT_MAX_METHODS`](crate::observe::DEFAULT_MAX_METHODS)
+/// distinct methods, the rest share one breaker (labelled
+/// [`OTHER_METHOD`](crate::observe::OTHER_METHOD)), so made-up method
+/// names cannot grow it.
+#[derive(Clone)]
 pub struct CircuitBreaker<S> {
     inner: S,
-    config: BreakerConfig,
-    breakers: Arc<RwLock<HashMap<FastStr, Arc<Breaker>>>>,
+    config: Arc<BreakerConfig>,
+    breakers: Arc<MethodMap<Arc<Breaker>>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CircuitBreaker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("breakers", &self.breakers)
+            .finish()
+    }
 }
 
 impl<S> CircuitBreaker<S> {
@@ -375,24 +444,26 @@ impl<S> CircuitBreaker<S> {
     pub fn new(inner: S, config: BreakerConfig) -> Self {
         CircuitBreaker {
             inner,
-            config,
-            breakers: Arc::default(),
+            config: Arc::new(config),
+            breakers: Arc::new(MethodMap::new(crate::observe::DEFAULT_MAX_METHODS)),
         }
     }
 
-    /// The breaker of `method`, created closed on first use.
-    pub fn breaker(&self, method: &str) -> Arc<Breaker> {
-        if let Some(b) = self.breakers.read().get(method) {
-            return b.clone();
-        }
-        self.breakers
-            .write()
-            .entry(FastStr::new(method))
-            .or_insert_with(|| {
-                let b = Breaker::new(self.config.clone());
-                Arc::new(b.labelled("method", FastStr::new(method)))
-            })
+    /// The breaker of `service`'s `method`, created closed on first use.
+    pub fn breaker(&self, service: &str, method: &str) -> Arc<Breaker> {
+        self.lookup(&FastStr::new(service), &FastStr::new(method))
             .clone()
+    }
+
+    fn lookup(&self, service: &FastStr, method: &FastStr) -> &Arc<Breaker> {
+        self.breakers.get_or_insert_with(service, method, |key| {
+            // Named by the method alone, as its metrics always were.
+            let name = match key {
+                Some((_, m)) => m.clone(),
+                None => FastStr::from_static_str(crate::observe::OTHER_METHOD),
+            };
+            Arc::new(Breaker::new((*self.config).clone()).labelled("method", name))
+        })
     }
 }
 
@@ -409,7 +480,7 @@ where
     }
 
     fn call(&mut self, req: Request<T>) -> Self::Future {
-        let breaker = self.breaker(&req.cx.method);
+        let breaker = self.lookup(&req.cx.service, &req.cx.method).clone();
         match breaker.try_acquire() {
             Ok(permit) => ResponseFuture::new(self.inner.call(req), breaker, permit),
             Err(e) => ResponseFuture::refused(e),
@@ -513,6 +584,60 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
     }
 
+    #[test]
+    fn closed_counting_is_exact_across_threads_without_a_lock() {
+        // One bucket spanning an hour: no turnover while the test runs, so
+        // every count must land.
+        let b = Arc::new(Breaker::new(BreakerConfig {
+            window: Duration::from_secs(3600),
+            buckets: 1,
+            min_samples: 100,
+            error_rate: 0.5,
+            consecutive_failures: None,
+            ..BreakerConfig::default()
+        }));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        let p = b.try_acquire().unwrap();
+                        b.record(p, true);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        // 39,999 errors of 79,999 calls is under half...
+        for _ in 0..39_999 {
+            let p = b.try_acquire().unwrap();
+            b.record(p, false);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        // ...and the next one makes it half.
+        let p = b.try_acquire().unwrap();
+        b.record(p, false);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test]
+    async fn made_up_method_names_share_one_breaker_past_the_bound() {
+        let inner = Scripted::new([]).then_always(Step::Ok(Duration::ZERO));
+        let svc = CircuitBreakerLayer::new(cfg()).layer(inner);
+        for i in 0..5_000 {
+            let r = Request::new(Context::new("svc", format!("m{i}")), 0u32);
+            svc.clone().oneshot(r).await.unwrap();
+        }
+        let held = svc.breakers.iter().count();
+        let bound = 2 * crate::observe::DEFAULT_MAX_METHODS + 1;
+        assert!(held <= bound, "{held} breakers for 5,000 method names");
+        // A method of the first few keeps its own breaker.
+        let first = svc.breaker("svc", "m0");
+        assert!(Arc::ptr_eq(&first, &svc.breaker("svc", "m0")));
+        assert!(!Arc::ptr_eq(&first, &svc.breaker("svc", "m1")));
+        assert!(!Arc::ptr_eq(&first, &svc.breaker("other", "m0")));
+    }
+
     // ===== abandoned probes (issue #10) =====
 
     use crate::timeout::script::{ms, Scripted, Step};
@@ -581,7 +706,7 @@ mod tests {
         for _ in 0..10 {
             assert!(svc.clone().oneshot(req()).await.is_err());
         }
-        assert_eq!(svc.breaker("get").state(), BreakerState::Open);
+        assert_eq!(svc.breaker("svc", "get").state(), BreakerState::Open);
         tokio::time::advance(Duration::from_secs(5)).await;
         for _ in 0..2 {
             let mut fut = svc.clone().oneshot(req());
@@ -598,6 +723,6 @@ mod tests {
             .await
             .expect("admitted as a probe again");
         svc.clone().oneshot(req()).await.unwrap();
-        assert_eq!(svc.breaker("get").state(), BreakerState::Closed);
+        assert_eq!(svc.breaker("svc", "get").state(), BreakerState::Closed);
     }
 }
