@@ -59,6 +59,7 @@ pub const CONNECTION_RESET_KEY: &str = "crrst";
 
 /// The separator `TMultiplexedProtocol` puts between service and method.
 pub const MULTIPLEX_SEPARATOR: char = ':';
+const MULTIPLEX_PREFIX_SEPARATOR: &str = ":";
 
 /// Run `$body` with `$p` bound to an input protocol of `$protocol` over
 /// `$payload`; monomorphised once per protocol, no dynamic dispatch.
@@ -528,11 +529,23 @@ fn encode_response<Resp: EntryMessage>(
 
 // ===== client =====
 
+/// How a client names the service of its calls on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ServiceName {
+    /// Not at all: the server serves one service, or routes by method.
+    Unnamed,
+    /// `TMultiplexedProtocol`'s `service:` prefix, the same for every call.
+    Fixed(FastStr),
+    /// Each call's own `Context::service`, so calls of several services
+    /// share one connection.
+    PerCall,
+}
+
 /// Calls a Thrift server over a chosen transport and protocol.
 pub struct ThriftClientCodec<Req, Resp> {
     transport: Transport,
     protocol: Protocol,
-    service_prefix: Option<FastStr>,
+    service_name: ServiceName,
     max_frame_len: usize,
     limits: DecodeLimits,
     _types: PhantomData<fn() -> (Req, Resp)>,
@@ -543,7 +556,7 @@ impl<Req, Resp> std::fmt::Debug for ThriftClientCodec<Req, Resp> {
         f.debug_struct("ThriftClientCodec")
             .field("transport", &self.transport)
             .field("protocol", &self.protocol)
-            .field("service_prefix", &self.service_prefix)
+            .field("service_name", &self.service_name)
             .finish()
     }
 }
@@ -554,7 +567,7 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
         ThriftClientCodec {
             transport,
             protocol,
-            service_prefix: None,
+            service_name: ServiceName::Unnamed,
             max_frame_len: limits.max_frame_len,
             limits: DecodeLimits::from(limits),
             _types: PhantomData,
@@ -564,8 +577,42 @@ impl<Req, Resp> ThriftClientCodec<Req, Resp> {
     /// Prefix method names with `service:`, as `TMultiplexedProtocol` does.
     #[must_use]
     pub fn multiplexed(mut self, service: impl Into<FastStr>) -> Self {
-        self.service_prefix = Some(service.into());
+        self.service_name = ServiceName::Fixed(service.into());
         self
+    }
+
+    /// Name each call's own service (its `Context::service`, which typed
+    /// clients set to their IDL service) on the wire: as
+    /// `TMultiplexedProtocol`'s `service:` prefix, or, on
+    /// [`Transport::TTHeader`], in the `isn` header that Kitex's
+    /// multi-service servers read (they know no prefix). With
+    /// [`Routed`](crate::route::Routed) messages, one connection then
+    /// carries the calls of several services, as Apache's
+    /// `TMultiplexedProtocol`s over one transport do; see
+    /// [`route::split`](crate::route::split).
+    #[must_use]
+    pub fn multiplexed_per_call(mut self) -> Self {
+        self.service_name = ServiceName::PerCall;
+        self
+    }
+
+    /// The name of the call in its envelope, and the service to name in
+    /// an `isn` header. Short names stay inline: no allocation per call.
+    fn wire_names<'a>(&self, cx: &'a Context) -> (FastStr, Option<&'a str>) {
+        let prefixed = |service: &str| {
+            [service, MULTIPLEX_PREFIX_SEPARATOR, cx.method.as_str()]
+                .into_iter()
+                .collect::<FastStr>()
+        };
+        match &self.service_name {
+            ServiceName::Unnamed => (cx.method.clone(), None),
+            ServiceName::Fixed(s) => (prefixed(s), None),
+            ServiceName::PerCall if cx.service.is_empty() => (cx.method.clone(), None),
+            ServiceName::PerCall if self.transport == Transport::TTHeader => {
+                (cx.method.clone(), Some(cx.service.as_str()))
+            }
+            ServiceName::PerCall => (prefixed(&cx.service), None),
+        }
     }
 
     fn peek_seq(&self, raw: &Bytes) -> Result<i32, Status> {
@@ -598,10 +645,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
     type Resp = Resp;
 
     fn encode(&self, seq_id: i32, cx: &Context, req: &Req) -> Result<Bytes, Status> {
-        let name: FastStr = match &self.service_prefix {
-            Some(s) => format!("{s}{MULTIPLEX_SEPARATOR}{}", cx.method).into(),
-            None => cx.method.clone(),
-        };
+        let (name, isn) = self.wire_names(cx);
         encode_frame(size_hint(req) + name.len() + 128, |dst| {
             // Every call has a deadline by default: its digits go through a
             // stack buffer, not a `String` per call.
@@ -620,6 +664,9 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
                 |w| {
                     write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
                     write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
+                    if let Some(isn) = isn {
+                        w.string("", IDL_SERVICE_NAME, isn);
+                    }
                     let mut ints: [(u16, &[u8]); 5] = [
                         (int_key::WITH_HEADER, b"3"),
                         (int_key::FROM_SERVICE, cx.caller.as_bytes()),
@@ -662,7 +709,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
             self.max_frame_len,
             self.limits,
         )
-        .map_err(status_of)?
+        .map_err(|e| not_thrift(src).unwrap_or_else(|| status_of(e)))?
         {
             Some(n) => n,
             None => return Ok(None),
@@ -685,6 +732,27 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         header
             .windows(CONNECTION_RESET_KEY.len())
             .any(|w| w == CONNECTION_RESET_KEY.as_bytes())
+    }
+
+    fn closed_early_hint(&self) -> Option<&'static str> {
+        Some(match self.transport {
+            // What a Weft user meets first: TTHeader is the default, and an
+            // Apache server reads its frame as garbage and hangs up.
+            Transport::TTHeader => {
+                "a server that closes at once on a TTHeader frame probably speaks plain \
+                 framed or buffered Thrift (an Apache Thrift server?): try Transport::Framed \
+                 or Transport::Buffered, and the protocol it serves"
+            }
+            Transport::THeader | Transport::FramedTHeader => {
+                "the server may not speak Apache's header protocol, or speak it over the \
+                 other transport (Transport::THeader is header over buffered, \
+                 Transport::FramedTHeader header over framed)"
+            }
+            Transport::Framed | Transport::Buffered => {
+                "the server may speak another transport or protocol (framed, buffered, \
+                 TTHeader or THeader; binary or compact)"
+            }
+        })
     }
 
     fn oneway_response(&self, cx: &Context) -> Result<Resp, Status> {
@@ -731,6 +799,31 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
             Err(app) => Err(status_from_exception(&ThriftException::Application(app))),
         }
     }
+}
+
+/// Bytes at the start of an answer that cannot be delimited as Thrift, when
+/// they say what the peer speaks instead: an HTTP server's status line, or
+/// text. Only looked at once delimiting has failed, so it costs nothing on
+/// the way of a good answer.
+fn not_thrift(src: &[u8]) -> Option<Status> {
+    if src.starts_with(b"HTTP/") {
+        let line = src
+            .split(|&b| b == b'\r' || b == b'\n')
+            .next()
+            .unwrap_or(src);
+        let line = String::from_utf8_lossy(&line[..line.len().min(120)]);
+        return Some(Status::unavailable(format!(
+            "the server answered in HTTP, not Thrift ({line:?}): is this the Thrift port?"
+        )));
+    }
+    let head = &src[..src.len().min(16)];
+    if head.len() >= 4 && head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return Some(Status::unavailable(format!(
+            "the answer is not Thrift: it starts with the text {:?}",
+            String::from_utf8_lossy(head)
+        )));
+    }
+    None
 }
 
 /// `n` in decimal, written at the end of `buf`.
@@ -1359,5 +1452,84 @@ mod tests {
         }
         assert_eq!(got, [(4, Msg::Ping(77)), (5, Msg::Ping(78))]);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_http_answer_is_reported_as_http_not_as_a_huge_frame() {
+        for transport in [
+            Transport::Framed,
+            Transport::Buffered,
+            Transport::TTHeader,
+            Transport::THeader,
+            Transport::FramedTHeader,
+        ] {
+            let c = client(transport);
+            let mut buf =
+                BytesMut::from(&b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"[..]);
+            let e = c.decode_frame(&mut buf).unwrap_err();
+            assert_eq!(e.code(), Code::Unavailable, "{transport:?}");
+            assert!(
+                e.message().contains("answered in HTTP") && e.message().contains("400 Bad Request"),
+                "{transport:?}: {e}"
+            );
+            // Other text is called text.
+            let mut buf = BytesMut::from(&b"SSH-2.0-OpenSSH_9.6\r\n"[..]);
+            let e = c.decode_frame(&mut buf).unwrap_err();
+            assert!(e.message().contains("not Thrift"), "{transport:?}: {e}");
+        }
+        // A frame too large that is not text keeps its own error.
+        let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff, 0, 0][..]);
+        let e = client(Transport::Framed)
+            .decode_frame(&mut buf)
+            .unwrap_err();
+        assert!(e.message().contains("exceeds the limit"), "{e}");
+    }
+
+    #[test]
+    fn per_call_multiplexing_names_each_calls_service() {
+        let id_of = |transport: Transport, service: &str| {
+            let c = client(transport).multiplexed_per_call();
+            let mut cx = Context::new(FastStr::new(service), "ping");
+            cx.deadline = None;
+            let raw = c.encode(1, &cx, &Msg::Ping(1)).unwrap();
+            let f = frame::parse_frame(raw, transport, Protocol::Binary, DecodeLimits::default())
+                .unwrap();
+            let isn = f
+                .header
+                .as_ref()
+                .and_then(|h| h.string(IDL_SERVICE_NAME).map(str::to_owned));
+            let mut payload = f.payload;
+            let id = BinaryInput::new(&mut payload, DecodeLimits::default())
+                .read_message_begin()
+                .unwrap();
+            (id.name.to_string(), isn)
+        };
+        for transport in [Transport::Framed, Transport::Buffered, Transport::THeader] {
+            assert_eq!(id_of(transport, "A"), ("A:ping".to_owned(), None));
+            assert_eq!(id_of(transport, "B"), ("B:ping".to_owned(), None));
+            // A call that names no service is sent as it is.
+            assert_eq!(id_of(transport, ""), ("ping".to_owned(), None));
+        }
+        // Kitex's multi-service servers read the service from `isn`.
+        assert_eq!(
+            id_of(Transport::TTHeader, "A"),
+            ("ping".to_owned(), Some("A".to_owned()))
+        );
+        // And Weft's server reads it from either.
+        for transport in [Transport::Framed, Transport::TTHeader] {
+            let c = client(transport).multiplexed_per_call();
+            let cx = Context::new("A", "ping");
+            let mut buf = BytesMut::from(&c.encode(1, &cx, &Msg::Ping(4)).unwrap()[..]);
+            let Some(Inbound::Request { req, .. }) =
+                Server::new(&Limits::default()).decode(&mut buf).unwrap()
+            else {
+                panic!("not a request");
+            };
+            assert_eq!(
+                (req.cx.service.as_str(), req.cx.method.as_str()),
+                ("A", "ping"),
+                "{transport:?}"
+            );
+        }
     }
 }

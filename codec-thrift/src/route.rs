@@ -2,9 +2,14 @@
 //! by the name the peer gave (`TMultiplexedProtocol`'s `Service:` prefix or
 //! the TTHeader `isn` header), and [`Route`] hands it to that service's
 //! handler. Nest them for more than two services.
+//!
+//! On the client side, [`split`] turns one client of [`Routed`] messages
+//! into a client per service, so that several typed clients share one
+//! connection.
 
 use std::{
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     task::{Context as TaskContext, Poll},
 };
@@ -121,5 +126,143 @@ where
                 })
             }
         }
+    }
+}
+
+// ===== client side =====
+
+/// Split a client of two services (one whose messages are [`Routed`], such
+/// as a Weft client over one connection) into a client of each: the typed
+/// clients built on them share its connections.
+///
+/// With a codec that names each call's service
+/// ([`ThriftClientCodec::multiplexed_per_call`](crate::ThriftClientCodec::multiplexed_per_call)),
+/// this is how a program calls several services of one Apache
+/// `TMultiplexedProcessor` over one connection, which a single-threaded
+/// Apache server (`TSimpleServer`) needs. Split the second half again for
+/// a third service (`Routed<A, Routed<B, C>>`).
+///
+/// ```ignore
+/// let codec = ThriftClientCodec::<Routed<AReq, BReq>, Routed<AResp, BResp>>::new(
+///     Transport::Framed, Protocol::Binary, builder.limits_ref(),
+/// )
+/// .multiplexed_per_call();
+/// let (a, b) = route::split(builder.mode(ConnectionMode::Pooled).build(codec));
+/// let (a, b) = (AClient::from_service(a), BClient::from_service(b));
+/// ```
+pub fn split<S: Clone, B, A>(shared: S) -> (First<S, B>, Second<S, A>) {
+    (
+        First {
+            inner: shared.clone(),
+            _other: PhantomData,
+        },
+        Second {
+            inner: shared,
+            _other: PhantomData,
+        },
+    )
+}
+
+/// The first service's calls over a service of [`Routed`] messages, whose
+/// second service's requests are `B`. Made by [`split`].
+pub struct First<S, B> {
+    inner: S,
+    _other: PhantomData<fn() -> B>,
+}
+
+/// The second service's calls over a service of [`Routed`] messages, whose
+/// first service's requests are `A`. Made by [`split`].
+pub struct Second<S, A> {
+    inner: S,
+    _other: PhantomData<fn() -> A>,
+}
+
+macro_rules! half {
+    ($half:ident, $variant:ident, $other:ident, $req:ident, $resp:ident, $what:literal) => {
+        impl<S, $other> $half<S, $other> {
+            /// The shared service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+        }
+
+        impl<S: Clone, $other> Clone for $half<S, $other> {
+            fn clone(&self) -> Self {
+                $half {
+                    inner: self.inner.clone(),
+                    _other: PhantomData,
+                }
+            }
+        }
+
+        impl<S: std::fmt::Debug, $other> std::fmt::Debug for $half<S, $other> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($half)).field(&self.inner).finish()
+            }
+        }
+
+        impl<S, A, B, RA, RB> Service<Request<$req>> for $half<S, $other>
+        where
+            S: Service<Request<Routed<A, B>>, Response = Response<Routed<RA, RB>>, Error = Status>,
+        {
+            type Response = Response<$resp>;
+            type Error = Status;
+            type Future = HalfFuture<S::Future, RA, RB, $resp>;
+
+            fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(&mut self, req: Request<$req>) -> Self::Future {
+                HalfFuture {
+                    inner: self.inner.call(req.map(Routed::$variant)),
+                    pick: |r| match r {
+                        Routed::$variant(r) => Some(r),
+                        _ => None,
+                    },
+                    what: $what,
+                }
+            }
+        }
+    };
+}
+
+half!(First, First, B, A, RA, "the first");
+half!(Second, Second, A, B, RB, "the second");
+
+pin_project_lite::pin_project! {
+    /// The future of a call made through [`First`] or [`Second`].
+    pub struct HalfFuture<F, RA, RB, R> {
+        #[pin]
+        inner: F,
+        pick: fn(Routed<RA, RB>) -> Option<R>,
+        what: &'static str,
+    }
+}
+
+impl<F, RA, RB, R> std::fmt::Debug for HalfFuture<F, RA, RB, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HalfFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, RA, RB, R> Future for HalfFuture<F, RA, RB, R>
+where
+    F: Future<Output = Result<Response<Routed<RA, RB>>, Status>>,
+{
+    type Output = Result<Response<R>, Status>;
+
+    fn poll(self: Pin<&mut Self>, tcx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Response { cx, message } = std::task::ready!(this.inner.poll(tcx))?;
+        Poll::Ready(match (this.pick)(message) {
+            Some(message) => Ok(Response { cx, message }),
+            // The codec picks the service by the call's context; a
+            // context naming the other service gets here.
+            None => Err(Status::internal(format!(
+                "{}.{}: the answer decoded as another service's, not {} service's",
+                cx.service, cx.method, this.what
+            ))),
+        })
     }
 }

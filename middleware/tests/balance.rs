@@ -538,3 +538,46 @@ async fn an_unreachable_instance_is_left_alone_and_retries_go_elsewhere() {
     assert_eq!((ok, failed), (1_000, 0));
     assert!(!by.contains_key(&dead));
 }
+
+/// A failed call says which instance answered, and, after retries, how
+/// many attempts were made and what each instance said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_instances_and_the_attempts() {
+    let server = start(Duration::ZERO).await;
+    server.failing.store(true, Ordering::SeqCst);
+    let discover = StaticDiscover::from_addresses([server.addr()]);
+    let lb = balancer(&discover, no_breaker(Strategy::RoundRobin));
+    let e = lb
+        .clone()
+        .oneshot(add(Context::default(), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert_eq!(
+        e.message(),
+        format!("instance {}: injected failure", server.addr())
+    );
+
+    // Two addresses nothing listens on: both attempts are refused.
+    let dead: Vec<Address> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().into()
+        })
+        .collect();
+    let discover = StaticDiscover::from_addresses(dead.clone());
+    let lb = balancer(&discover, no_breaker(Strategy::RoundRobin));
+    let client = RetryLayer::new(weft_middleware::retry::RetryPolicy::default().max_attempts(2))
+        .idempotent(["add"])
+        .layer(lb);
+    let e = client
+        .oneshot(add(Context::default(), 1))
+        .await
+        .unwrap_err();
+    let m = e.message();
+    assert!(m.starts_with("2 attempts failed: 1) "), "{m}");
+    for addr in &dead {
+        assert!(m.contains(&addr.to_string()), "{addr} not in {m}");
+    }
+    assert!(m.contains("refused"), "{m}");
+}

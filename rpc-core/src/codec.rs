@@ -104,6 +104,13 @@ pub trait ClientCodec: Send + Sync + 'static {
         false
     }
 
+    /// What to tell the caller when the server closed a connection before
+    /// answering anything on it, which is how many servers treat a frame of
+    /// a transport they do not speak; `None` when the codec has no idea.
+    fn closed_early_hint(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The response of a one-way call, which the server never sends.
     fn oneway_response(&self, cx: &Context) -> Result<Self::Resp, Status> {
         Err(Status::unimplemented(format!(

@@ -191,6 +191,15 @@ impl Status {
         &self.message
     }
 
+    /// The same status with `message` instead: how a layer adds where it
+    /// happened (which instance, how many attempts) and keeps the code,
+    /// delivery, details and source.
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<FastStr>) -> Status {
+        self.message = message.into();
+        self
+    }
+
     /// Opaque details (gRPC's `grpc-status-details-bin`); empty when absent.
     pub fn details(&self) -> &Bytes {
         &self.details

@@ -278,6 +278,12 @@ pub enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
+/// An error of `what` on `addr` that names both (`AddrInUse` alone leaves a
+/// server with several listeners guessing which one), of the same kind.
+fn naming<'a>(what: &'static str, addr: &'a Address) -> impl FnOnce(io::Error) -> io::Error + 'a {
+    move |e| io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
+}
+
 impl Listener {
     /// Bind `addr` with `opts`. A Unix socket path that exists is replaced.
     pub async fn bind(addr: &Address, opts: &SocketOptions) -> io::Result<Listener> {
@@ -292,8 +298,10 @@ impl Listener {
                 if opts.reuse_port {
                     SockRef::from(&socket).set_reuse_port(true)?;
                 }
-                socket.bind(*sa)?;
-                let listener = socket.listen(opts.backlog)?;
+                socket.bind(*sa).map_err(naming("binding", addr))?;
+                let listener = socket
+                    .listen(opts.backlog)
+                    .map_err(naming("listening on", addr))?;
                 Ok(Listener::Tcp(listener, opts.clone()))
             }
             Address::Host(host, port) => {
@@ -314,7 +322,8 @@ impl Listener {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
-                Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
+                let listener = UnixListener::bind(path).map_err(naming("binding", addr))?;
+                Ok(Listener::Unix(listener, path.clone()))
             }
         }
     }
@@ -483,5 +492,18 @@ mod tests {
             assert_eq!(&b, b"hello");
             server.await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_named_in_the_error() {
+        let first = Listener::bind(&"127.0.0.1:0".parse().unwrap(), &SocketOptions::default())
+            .await
+            .unwrap();
+        let taken = first.local_addr().unwrap();
+        let Err(e) = Listener::bind(&taken, &SocketOptions::default()).await else {
+            panic!("the port is taken");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(e.to_string().contains(&taken.to_string()), "{e}");
     }
 }

@@ -107,9 +107,23 @@ where
             let unreachable =
                 matches!(&result, Err(e) if e.is_not_sent() && e.code() == Code::Unavailable);
             ep.reachable(!unreachable);
+            if let Err(e) = result {
+                return Poll::Ready(Err(naming_instance(e, &ep.instance.address)));
+            }
         }
         Poll::Ready(result)
     }
+}
+
+/// `status` saying which instance it came from, unless it does already
+/// (a client's own errors name its address).
+fn naming_instance(status: Status, address: &weft_core::Address) -> Status {
+    let address = address.to_string();
+    if status.message().contains(&address) {
+        return status;
+    }
+    let message = format!("instance {address}: {}", status.message());
+    status.with_message(message)
 }
 
 impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {

@@ -515,10 +515,33 @@ where
             })
         };
         let Some(ep) = picked else {
+            let why = {
+                let snap = shared.snapshot.read();
+                let known = snap.endpoints.len();
+                let idle = snap
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.instance.weight == 0)
+                    .count();
+                let open = snap
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.breaker.as_ref().is_some_and(|b| !b.is_available()))
+                    .count();
+                match known {
+                    0 => "none discovered".to_owned(),
+                    _ => format!(
+                        "{known} discovered: {idle} of weight 0, {open} behind open breakers"
+                    ),
+                }
+            };
             return ResponseFuture::refused(
-                Status::unavailable(format!("no available instance of {}", shared.service))
-                    .with_delivery(Delivery::NotSent)
-                    .with_source(NoInstance(())),
+                Status::unavailable(format!(
+                    "no available instance of {} ({why})",
+                    shared.service
+                ))
+                .with_delivery(Delivery::NotSent)
+                .with_source(NoInstance(())),
             );
         };
         let permit = match &ep.breaker {

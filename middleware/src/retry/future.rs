@@ -13,7 +13,7 @@ use futures::{stream::FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
-use weft_core::{Request, Status};
+use weft_core::{faststr::FastStr, Request, Status};
 
 use super::{RetryPolicy, Shared, PREVIOUS_ATTEMPTS};
 
@@ -52,6 +52,9 @@ struct State<T> {
     want_issue: bool,
     timer: Option<Timer>,
     last_error: Option<Status>,
+    /// What each failed attempt said, for the error of a call that fails
+    /// after several (only kept when the policy allows more than one).
+    failed: Vec<FastStr>,
 }
 
 pin_project! {
@@ -136,6 +139,9 @@ impl<T: Clone> State<T> {
 
     /// An attempt failed with `status`; `others` attempts are still running.
     fn on_failure(&mut self, status: Status, others: bool) -> Next {
+        if self.policy.max_attempts > 1 {
+            self.failed.push(FastStr::new(status.message()));
+        }
         let safe = self.idempotent || status.is_not_sent();
         if !safe || !self.policy.retries_code(&status) {
             // An answer, or not safe to repeat: the first answer wins.
@@ -192,6 +198,23 @@ impl<T: Clone> State<T> {
     }
 }
 
+impl<T> State<T> {
+    /// The error the call ends with: after several attempts, it says how
+    /// many and what each said (a balancer below names the instances).
+    fn report(&self, status: Status) -> Status {
+        if self.failed.len() < 2 {
+            return status;
+        }
+        let mut message = format!("{} attempts failed:", self.failed.len());
+        for (i, m) in self.failed.iter().enumerate() {
+            use std::fmt::Write as _;
+            let _ = write!(message, " {}) {m};", i + 1);
+        }
+        message.pop();
+        status.with_message(message)
+    }
+}
+
 fn gone() -> Status {
     Status::internal("retry: no attempt left to report")
 }
@@ -219,6 +242,7 @@ where
             want_issue: false,
             timer: None,
             last_error: None,
+            failed: Vec::new(),
         };
         // The service was made ready by `poll_ready`: the first attempt
         // starts now.
@@ -319,7 +343,7 @@ where
                         Next::Fail(status) => {
                             this.first.set(None);
                             *this.others = None;
-                            return Poll::Ready(Err(status));
+                            return Poll::Ready(Err(st.report(status)));
                         }
                         Next::Arm(at, kind) => {
                             st.timer = Some(kind);
@@ -340,14 +364,15 @@ where
                     if let Next::Fail(status) = st.on_timer(kind, running) {
                         this.first.set(None);
                         *this.others = None;
-                        return Poll::Ready(Err(status));
+                        return Poll::Ready(Err(st.report(status)));
                     }
                     continue;
                 }
             }
 
             if !running && this.sleep.is_none() && !st.want_issue {
-                return Poll::Ready(Err(st.last_error.take().unwrap_or_else(gone)));
+                let status = st.last_error.take().unwrap_or_else(gone);
+                return Poll::Ready(Err(st.report(status)));
             }
             return Poll::Pending;
         }

@@ -590,6 +590,19 @@ impl<C: ClientCodec> Future for ResponseFuture<C> {
     }
 }
 
+/// The status of a call whose connection `addr` closed before its answer;
+/// `first` says nothing was ever answered on it, when the codec may know why.
+fn closed_before_answer<C: ClientCodec>(codec: &C, addr: &Address, first: bool) -> Status {
+    let hint = codec.closed_early_hint().filter(|_| first);
+    let status = match hint {
+        Some(hint) => Status::unavailable(format!(
+            "{addr} closed the connection before answering anything on it; {hint}"
+        )),
+        None => Status::unavailable(format!("{addr} closed the connection before answering")),
+    };
+    status.with_delivery(Delivery::MaybeSent)
+}
+
 fn expired(sleep: Pin<&mut Option<Sleep>>, tcx: &mut TaskContext<'_>) -> bool {
     match sleep.as_pin_mut() {
         Some(s) => s.poll(tcx).is_ready(),

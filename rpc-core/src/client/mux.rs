@@ -333,7 +333,7 @@ impl MuxConn {
             cfg.limits.write_timeout,
             cfg.addr.clone(),
         ));
-        tokio::spawn(reader(conn.clone(), rd, codec, max));
+        tokio::spawn(reader(conn.clone(), rd, codec, max, cfg.addr.clone()));
         conn
     }
 
@@ -632,11 +632,19 @@ async fn write_batch(
     Ok(())
 }
 
-async fn reader<C: ClientCodec>(conn: Arc<MuxConn>, mut rd: ReadHalf, codec: Arc<C>, max: usize) {
+async fn reader<C: ClientCodec>(
+    conn: Arc<MuxConn>,
+    mut rd: ReadHalf,
+    codec: Arc<C>,
+    max: usize,
+    addr: Address,
+) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut answered = false;
     let status = loop {
         match codec.decode_frame(&mut buf) {
             Ok(Some((seq, frame))) => {
+                answered = true;
                 if codec.closing(&frame) && !conn.is_retiring() {
                     tracing::debug!(
                         "the server is draining the connection; new calls go elsewhere"
@@ -661,7 +669,7 @@ async fn reader<C: ClientCodec>(conn: Arc<MuxConn>, mut rd: ReadHalf, codec: Arc
         tokio::select! {
             _ = conn.stop.cancelled() => break Status::unavailable("connection closed"),
             r = rd.read_buf(&mut buf) => match r {
-                Ok(0) => break Status::unavailable("server closed the connection"),
+                Ok(0) => break super::closed_before_answer(&*codec, &addr, !answered),
                 Ok(_) => {}
                 Err(e) => break Status::from_io(e, Delivery::MaybeSent),
             },

@@ -41,6 +41,8 @@ struct PooledConn {
     buf: BytesMut,
     last_used: Instant,
     seq: i32,
+    /// Whether the server answered anything on it yet.
+    answered: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -149,6 +151,7 @@ impl Pool {
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 last_used: Instant::now(),
                 seq: 0,
+                answered: false,
                 _permit: permit,
             });
         }
@@ -236,6 +239,7 @@ async fn read<C: ClientCodec>(
                     "response sequence id {got} does not match request {seq}"
                 )));
             }
+            conn.answered = true;
             return Ok(frame);
         }
         if conn.buf.len() > max {
@@ -248,8 +252,10 @@ async fn read<C: ClientCodec>(
             .await
             .map_err(|e| Status::from_io(e, Delivery::MaybeSent))?;
         if n == 0 {
-            return Err(Status::unavailable(
-                "server closed the connection before answering",
+            return Err(super::closed_before_answer(
+                codec,
+                &cfg.addr,
+                !conn.answered,
             ));
         }
     }
@@ -372,6 +378,7 @@ impl FastCall {
                             self.seq
                         ))));
                     }
+                    conn.answered = true;
                     return Poll::Ready(Ok(self.done(inner, Some(frame))));
                 }
                 Ok(None) => {}
@@ -386,8 +393,10 @@ impl FastCall {
                 &mut conn.buf,
             ) {
                 Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(Status::unavailable(
-                        "server closed the connection before answering",
+                    return Poll::Ready(Err(super::closed_before_answer(
+                        &*inner.codec,
+                        &cfg.addr,
+                        !conn.answered,
                     )))
                 }
                 Poll::Ready(Ok(_)) => {}

@@ -7,10 +7,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use weft::{
     core::{
-        bytes::Bytes, faststr::FastStr, tower, Address, ClientBuilder, ConnectionMode, Context,
-        Request, Response, ServerBuilder, ServerHandle, Status,
+        bytes::Bytes, faststr::FastStr, tower, Address, Client, ClientBuilder, ConnectionMode,
+        Context, Request, Response, ServerBuilder, ServerHandle, Status,
     },
-    thrift::{Protocol, Route, Routed, ThriftClientCodec, ThriftServerCodec, Transport},
+    thrift::{route, Protocol, Route, Routed, ThriftClientCodec, ThriftServerCodec, Transport},
 };
 
 use crate::thrift_test::thrifttest::*;
@@ -272,31 +272,37 @@ pub fn parse_flags(protocol: &str, transport: &str) -> Result<(Protocol, bool, T
     Ok((proto, multi, transport))
 }
 
-/// Clients of both services at `addr`.
+/// The Weft client both typed clients of [`clients`] share.
+pub type SharedClient = Client<ThriftClientCodec<CrossRequest, CrossResponse>>;
+/// The `ThriftTest` client of [`clients`].
+pub type CrossTestClient = ThriftTestClient<route::First<SharedClient, SecondServiceRequest>>;
+/// The `SecondService` client of [`clients`].
+pub type CrossSecondClient = SecondServiceClient<route::Second<SharedClient, ThriftTestRequest>>;
+
+/// Clients of both services at `addr`, over one Weft client: calls of both
+/// go over the same connection (one at a time, pooled), as Apache's
+/// `TMultiplexedProtocol`s over one transport do, so a single-threaded
+/// Apache server (`TSimpleServer`) serves both. With `multiplexed`, each
+/// call names its service (`ThriftTest:testVoid`).
 pub fn clients(
     addr: &Address,
     protocol: Protocol,
     multiplexed: bool,
     transport: Transport,
-) -> (ThriftTestClient, SecondServiceClient) {
-    let builder = || {
-        ClientBuilder::new(addr.clone())
-            .mode(ConnectionMode::Pooled)
-            .timeout(Duration::from_secs(10))
-    };
-    let codec1 = ThriftClientCodec::new(transport, protocol, builder().limits_ref());
-    let codec2 = ThriftClientCodec::new(transport, protocol, builder().limits_ref());
-    let (codec1, codec2) = if multiplexed {
-        (
-            codec1.multiplexed("ThriftTest"),
-            codec2.multiplexed("SecondService"),
-        )
+) -> (CrossTestClient, CrossSecondClient) {
+    let builder = ClientBuilder::new(addr.clone())
+        .mode(ConnectionMode::Pooled)
+        .timeout(Duration::from_secs(10));
+    let codec = ThriftClientCodec::new(transport, protocol, builder.limits_ref());
+    let codec = if multiplexed {
+        codec.multiplexed_per_call()
     } else {
-        (codec1, codec2)
+        codec
     };
+    let (first, second) = route::split(builder.build(codec));
     (
-        ThriftTestClient::with_codec(builder(), codec1),
-        SecondServiceClient::with_codec(builder(), codec2),
+        ThriftTestClient::from_service(first),
+        SecondServiceClient::from_service(second),
     )
 }
 

@@ -3,8 +3,9 @@
 //! and the Weft cross-test client against Apache's Python server, for
 //! binary, compact and THeader × buffered and framed (THeader over framed
 //! is a THeader frame inside a frame, as Apache sends it), and `SecondService`
-//! through `TMultiplexedProtocol`; Apache's one-connection `TSimpleServer`;
-//! plus a Unix socket each way.
+//! through `TMultiplexedProtocol`; Apache's one-connection `TSimpleServer`
+//! for every protocol (both services over one connection); plus a Unix
+//! socket each way.
 //!
 //! Needs `thrift` (the Apache compiler) and the `thrift` Python package;
 //! `scripts/test.sh` installs both.
@@ -181,11 +182,12 @@ async fn weft_client_against_python_server() {
 
 /// Apache's single-threaded `TSimpleServer`, which Apache's own cross test
 /// runs: it serves one connection until it closes, so a client must make
-/// every call on one connection. Multiplexed protocols are left out: Weft's
-/// clients of two services open a connection each (issue 11).
+/// every call on one connection — with a multiplexed protocol, the calls
+/// of `ThriftTest` and of `SecondService` too (a second connection would
+/// wait until the client's 10 s timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weft_client_against_python_simple_server() {
-    for protocol in ["binary", "compact", "header"] {
+    for protocol in PROTOCOLS {
         for transport in TRANSPORTS {
             let what = format!("Weft client, Python TSimpleServer, {protocol}/{transport}");
             let port = free_port();
@@ -225,4 +227,36 @@ async fn both_ways_over_unix_sockets() {
     let mut client = Command::new(env!("CARGO_BIN_EXE_cross_test_client"));
     client.args(flags("binary", "buffered", &endpoint));
     run_ok(client, "Weft client, Python server, Unix socket").await;
+}
+
+/// Weft's default transport, TTHeader, against a plain framed Apache
+/// server, which hangs up on the frame it cannot read: the error names the
+/// server and says what it probably speaks, in both connection modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttheader_client_of_a_framed_apache_server_is_told_why_it_hung_up() {
+    use weft::{
+        core::{Address, ClientBuilder, ConnectionMode, Context},
+        thrift::{Protocol, Transport},
+    };
+    use weft_codegen_tests::thrift_test::thrifttest::ThriftTestClient;
+
+    let port = free_port();
+    let endpoint = format!("--port={port}");
+    let mut server = py("test_server.py", &flags("binary", "framed", &endpoint))
+        .spawn()
+        .unwrap();
+    wait_for_line(&mut server, "serving").await;
+    wait_accepting(Some(port), None).await;
+    let addr: Address = format!("127.0.0.1:{port}").parse().unwrap();
+    for mode in [ConnectionMode::Multiplexed, ConnectionMode::Pooled] {
+        let builder = ClientBuilder::new(addr.clone())
+            .mode(mode)
+            .timeout(Duration::from_secs(10));
+        let client = ThriftTestClient::new(builder, Transport::TTHeader, Protocol::Binary);
+        let e = client.test_void(Context::default()).await.unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains(&addr.to_string()), "{mode:?}: {m}");
+        assert!(m.contains("before answering anything"), "{mode:?}: {m}");
+        assert!(m.contains("Transport::Framed"), "{mode:?}: {m}");
+    }
 }
