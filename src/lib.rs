@@ -40,5 +40,9 @@ pub use weft_protobuf as protobuf;
 #[cfg(feature = "middleware")]
 pub use weft_middleware as middleware;
 
+/// One builder for a Thrift client with governance built in.
+#[cfg(all(feature = "thrift", feature = "middleware"))]
+pub mod client;
+
 #[cfg(feature = "discovery")]
 pub use weft_discovery as discovery;

@@ -84,6 +84,7 @@ const RESULT: &str = "::std::result::Result";
 /// function gets a trailing `_`.
 const CLIENT_RESERVED: &[&str] = &[
     "new",
+    "builder",
     "with_codec",
     "from_service",
     "inner",
@@ -611,6 +612,18 @@ pub struct {client}<T = ::weft::core::Client<::weft::thrift::ThriftClientCodec<{
 }}
 
 impl {client} {{
+    /// The common case: a client of `service` (the callee's name, which
+    /// discovery looks up) with governance built in — a 5 s total
+    /// timeout, retries of what is safe, balancing, breakers, TTHeader,
+    /// a multiplexed connection per instance; every default is on
+    /// [`ThriftClientBuilder`](::weft::client::ThriftClientBuilder). Give it
+    /// `.address(..)`, `.addresses(..)` or `.discover(..)`, then `.build()`.
+    pub fn builder(
+        service: impl ::std::convert::Into<::weft::core::faststr::FastStr>,
+    ) -> ::weft::client::ThriftClientBuilder<{req}, {resp}, {client}<::weft::client::ThriftStack<{req}, {resp}>>> {{
+        ::weft::client::ThriftClientBuilder::new(service, {client}::<::weft::client::ThriftStack<{req}, {resp}>>::from_service)
+    }}
+
     /// A client of the server `builder` names, speaking `transport` and
     /// `protocol` within the builder's limits.
     pub fn new(
