@@ -15,7 +15,7 @@ use weft::{
         ConnectionMode, Context, Instance, Limits, ServerBuilder, ServerHandle, StaticDiscover,
         Status,
     },
-    middleware::{ClientService, ClientStack, ServerStack},
+    middleware::{ClientService, ClientStack, ObserveLayer, ServerStack, System},
     thrift::{Protocol, ThriftClientCodec, Transport},
 };
 
@@ -62,13 +62,47 @@ impl Bench for Echo {
 /// Unix socket): the generated server inside the default [`ServerStack`],
 /// with the default server builder.
 pub async fn serve(addr: &str, handler: Echo) -> std::io::Result<ServerHandle> {
+    serve_with(addr, handler, false).await
+}
+
+/// [`serve`], with the observe layer (metrics, a span per call, trace
+/// propagation) on top of the stack when `observe` is set; see
+/// [`install_observers`].
+pub async fn serve_with(addr: &str, handler: Echo, observe: bool) -> std::io::Result<ServerHandle> {
     let builder = ServerBuilder::new();
     let limits = builder.limits_ref().clone();
     let addr: Address = addr.parse()?;
-    let service = ServerStack::new().build(BenchServer::new(handler));
+    if observe {
+        install_observers();
+    }
+    let layer = observe.then(|| ObserveLayer::server(System::Thrift));
+    let service = ServerStack::new()
+        .observe(layer)
+        .build(BenchServer::new(handler));
     builder
         .serve(&addr, move || BenchServer::<Echo>::codec(&limits), service)
         .await
+}
+
+/// What a program observing its calls installs once: a Prometheus
+/// recorder (the admin endpoint's buckets) as the global `metrics`
+/// recorder, and a `tracing` registry as the global subscriber, so that
+/// every span is really built and stored, as under an OpenTelemetry layer.
+/// Idempotent: the second call in a process finds both installed.
+pub fn install_observers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let recorder = weft::middleware::observe::admin::prometheus_builder().build_recorder();
+        let handle = recorder.handle();
+        // Nothing scrapes during a run: drain histogram samples as the
+        // admin endpoint would, so they do not pile up.
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        });
+        let _ = metrics::set_global_recorder(recorder);
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
 }
 
 /// The connection service under the stack.
@@ -84,15 +118,33 @@ pub type Client = BenchClient<ClientService<Conn>>;
 /// pool (10,240 by default), rather than Weft's default of 64. Must be
 /// called inside a Tokio runtime (the balancer follows discovery in a task).
 pub fn client(addr: &Address, mode: ConnectionMode, pool: usize) -> Result<Client, Status> {
+    client_with(addr, mode, pool, false)
+}
+
+/// [`client`], with the observe layer on top of the stack when `observe`
+/// is set; see [`install_observers`].
+pub fn client_with(
+    addr: &Address,
+    mode: ConnectionMode,
+    pool: usize,
+    observe: bool,
+) -> Result<Client, Status> {
+    if observe {
+        install_observers();
+    }
     let discover = StaticDiscover::from_addresses([addr.clone()]);
-    let stack = ClientStack::new().build(&discover, "Bench", move |inst: &Instance| {
-        let limits = Limits::default();
-        let codec = ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, &limits);
-        ClientBuilder::new(inst.address.clone())
-            .mode(mode)
-            .max_idle(pool.max(weft::core::client::DEFAULT_MAX_IDLE))
-            .max_connections(pool.max(weft::core::client::DEFAULT_MAX_CONNECTIONS))
-            .build(codec)
-    })?;
+    let layer = observe.then(|| ObserveLayer::client(System::Thrift));
+    let stack =
+        ClientStack::new()
+            .observe(layer)
+            .build(&discover, "Bench", move |inst: &Instance| {
+                let limits = Limits::default();
+                let codec = ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, &limits);
+                ClientBuilder::new(inst.address.clone())
+                    .mode(mode)
+                    .max_idle(pool.max(weft::core::client::DEFAULT_MAX_IDLE))
+                    .max_connections(pool.max(weft::core::client::DEFAULT_MAX_CONNECTIONS))
+                    .build(codec)
+            })?;
     Ok(BenchClient::from_service(stack))
 }

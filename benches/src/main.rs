@@ -57,9 +57,10 @@ enum Impl {
     KitexWeftMux,
     WeftKitexPooled,
     WeftKitexMux,
+    WeftMuxObserve,
 }
 
-const ALL_IMPLS: [Impl; 14] = [
+const ALL_IMPLS: [Impl; 15] = [
     Impl::Raw,
     Impl::WeftPooled,
     Impl::WeftMux,
@@ -74,6 +75,7 @@ const ALL_IMPLS: [Impl; 14] = [
     Impl::KitexWeftMux,
     Impl::WeftKitexPooled,
     Impl::WeftKitexMux,
+    Impl::WeftMuxObserve,
 ];
 
 impl Impl {
@@ -93,6 +95,7 @@ impl Impl {
             Impl::KitexWeftMux => "kitex-weft-mux",
             Impl::WeftKitexPooled => "weft-kitex-pooled",
             Impl::WeftKitexMux => "weft-kitex-mux",
+            Impl::WeftMuxObserve => "weft-mux-observe",
         }
     }
 
@@ -156,6 +159,7 @@ USAGE: cargo run --release -p weft-benches -- [OPTIONS]
   --concurrency LIST   concurrent callers per cell      [1,16,128]
   --payload LIST       string payload bytes per cell    [128,1024]
   --impls LIST         raw,weft-pooled,weft-mux,weft-mux-bare,volo-pooled,volo-mux,
+                       weft-mux-observe (weft-mux with metrics and tracing on),
                        weft-grpc,tonic, kitex-pooled,kitex-mux (Kitex <-> Kitex),
                        kitex-weft-pooled,kitex-weft-mux (Kitex client, Weft server),
                        weft-kitex-pooled,weft-kitex-mux (Weft client, Kitex server)  [all]
@@ -307,9 +311,14 @@ async fn run_server(imp: Impl) -> anyhow::Result<()> {
             let task = volo_side::spawn_server(l, handler, imp == Impl::VoloMux);
             (addr, Box::new(task))
         }
-        Impl::WeftPooled | Impl::WeftMux | Impl::KitexWeftPooled | Impl::KitexWeftMux => {
+        Impl::WeftPooled
+        | Impl::WeftMux
+        | Impl::KitexWeftPooled
+        | Impl::KitexWeftMux
+        | Impl::WeftMuxObserve => {
             let handler = generated::Echo::with_counter(calls.clone());
-            let handle = generated::serve("127.0.0.1:0", handler).await?;
+            let observe = imp == Impl::WeftMuxObserve;
+            let handle = generated::serve_with("127.0.0.1:0", handler, observe).await?;
             let Address::Tcp(addr) = handle.local_addr().clone() else {
                 bail!("not a TCP address");
             };
@@ -492,10 +501,13 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
     // A static string: cloning it per call is free, as a caller reusing its
     // payload would have it.
     let msg = FastStr::from_static_str(Box::leak(msg.into_boxed_str()));
-    let weft = |mode| generated::client(&Address::Tcp(spec.addr), mode, spec.concurrency);
+    let weft = |mode, observe| {
+        generated::client_with(&Address::Tcp(spec.addr), mode, spec.concurrency, observe)
+    };
     let shared_weft = match spec.imp {
-        Impl::WeftPooled | Impl::WeftKitexPooled => Some(weft(ConnectionMode::Pooled)?),
-        Impl::WeftMux | Impl::WeftKitexMux => Some(weft(ConnectionMode::Multiplexed)?),
+        Impl::WeftPooled | Impl::WeftKitexPooled => Some(weft(ConnectionMode::Pooled, false)?),
+        Impl::WeftMux | Impl::WeftKitexMux => Some(weft(ConnectionMode::Multiplexed, false)?),
+        Impl::WeftMuxObserve => Some(weft(ConnectionMode::Multiplexed, true)?),
         _ => None,
     };
     let shared_bare = match spec.imp {
@@ -529,7 +541,11 @@ async fn run_client(spec: ClientSpec) -> anyhow::Result<()> {
                 phase,
                 msg,
             ),
-            Impl::WeftPooled | Impl::WeftMux | Impl::WeftKitexPooled | Impl::WeftKitexMux => {
+            Impl::WeftPooled
+            | Impl::WeftMux
+            | Impl::WeftKitexPooled
+            | Impl::WeftKitexMux
+            | Impl::WeftMuxObserve => {
                 spawn_caller(shared_weft.clone().expect("weft client"), phase, msg)
             }
             Impl::WeftMuxBare => {

@@ -387,6 +387,12 @@ fn markdown(o: &Options, meta: &Meta, s: &BTreeMap<Key, Summary>, checks: &[Chec
             ),
             ("weft-mux-bare / raw", Impl::WeftMuxBare, Impl::Raw, qps),
             (
+                "weft-mux-observe / weft-mux",
+                Impl::WeftMuxObserve,
+                Impl::WeftMux,
+                qps,
+            ),
+            (
                 "weft-pooled / volo-pooled",
                 Impl::WeftPooled,
                 Impl::VoloPooled,

@@ -29,7 +29,8 @@ use weft::core::{
 use weft::middleware::{
     balance::BalanceConfig,
     observe::admin::{prometheus_builder, readiness, Admin, AdminHandle},
-    AccessLog, ClientService, ClientStack, ObserveLayer, ServerStack, System,
+    AccessLog, Backoff, ClientService, ClientStack, HedgeDelay, ObserveLayer, RetryLayer,
+    RetryPolicy, ServerStack, System,
 };
 use weft::thrift::{Protocol, ThriftClientCodec, Transport};
 use weft_example_hello::{
@@ -144,6 +145,8 @@ struct Scripted {
     entered: Option<mpsc::UnboundedSender<()>>,
     release: Arc<Notify>,
     next: Option<HelloClient<Observed>>,
+    /// Calls of `greet("flaky")` so far: the first fails as unavailable.
+    flaky: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Hello for Scripted {
@@ -153,6 +156,17 @@ impl Hello for Scripted {
         }
         match name.as_str() {
             "fail" => return Err(Status::internal("scripted failure")),
+            "flaky" => {
+                if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return Err(Status::unavailable("scripted: the first call fails"));
+                }
+            }
+            // The first call outlives the backup request's delay.
+            "slow-once" => {
+                if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
             "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
             "hold" => {
                 if let Some(e) = &self.entered {
@@ -186,10 +200,19 @@ impl Hello for Scripted {
 type Observed = ClientService<weft::core::Client<ThriftClientCodec<HelloRequest, HelloResponse>>>;
 
 fn client(addr: &Address, observe: ObserveLayer) -> HelloClient<Observed> {
+    client_retrying(addr, observe, None)
+}
+
+/// [`client`] with `retry` in its stack.
+fn client_retrying(
+    addr: &Address,
+    observe: ObserveLayer,
+    retry: Option<RetryLayer>,
+) -> HelloClient<Observed> {
     let discover = StaticDiscover::from_addresses([addr.clone()]);
     let stack = ClientStack::new()
         .observe(Some(observe))
-        .retry(None)
+        .retry(retry)
         .method_breaker(None)
         .balance(BalanceConfig {
             breaker: None,
@@ -397,6 +420,9 @@ struct Recorded {
     live: HashMap<u64, (SpanRec, Option<u64>)>,
     closed: Vec<SpanRec>,
     events: Vec<HashMap<String, String>>,
+    /// The governance layers' events, with the Weft span id (`span_id`) of
+    /// the span they were recorded in.
+    governance: Vec<(HashMap<String, String>, Option<String>)>,
 }
 
 /// Records spans and access-log events in memory.
@@ -435,11 +461,21 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, _: LayerCx<'_, S>) {
-        if event.metadata().target() == "weft::access" {
+    fn on_event(&self, event: &Event<'_>, ctx: LayerCx<'_, S>) {
+        let target = event.metadata().target();
+        if target == "weft::access" {
             let mut f = HashMap::new();
             event.record(&mut Fields(&mut f));
             self.0.lock().events.push(f);
+        } else if target.starts_with("weft_middleware") {
+            let mut f = HashMap::new();
+            event.record(&mut Fields(&mut f));
+            let mut r = self.0.lock();
+            let in_span = ctx
+                .event_span(event)
+                .and_then(|s| r.live.get(&s.id().into_u64()))
+                .and_then(|(s, _)| s.fields.get("span_id").cloned());
+            r.governance.push((f, in_span));
         }
     }
 
@@ -559,6 +595,150 @@ async fn one_trace_crosses_two_hops_with_correct_parents() {
     assert_eq!(server_b.fields["otel.name"], "HelloB/greet");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// The `rpc.attempt` spans whose parent is the call span `call`, by
+/// attempt number.
+fn attempts_of(rec: &Recorder, call: &SpanRec) -> Vec<SpanRec> {
+    let id = call.fields["span_id"].clone();
+    let mut v: Vec<SpanRec> = rec
+        .0
+        .lock()
+        .closed
+        .iter()
+        .filter(|s| s.name == "rpc.attempt" && s.parent_span_id.as_ref() == Some(&id))
+        .cloned()
+        .collect();
+    v.sort_by_key(|s| s.fields["rpc.attempt"].parse::<u32>().unwrap());
+    v
+}
+
+/// The client span of the only call to the server listening on `port`.
+fn client_span_to(rec: &Recorder, port: &str) -> SpanRec {
+    let r = rec.0.lock();
+    let spans: Vec<_> = r
+        .closed
+        .iter()
+        .filter(|s| {
+            s.name == "rpc.client" && s.fields.get("server.port").map(String::as_str) == Some(port)
+        })
+        .collect();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    spans[0].clone()
+}
+
+fn port_of(a: &Address) -> String {
+    match a {
+        Address::Tcp(sa) => sa.port().to_string(),
+        Address::Unix(_) | Address::Host(..) => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_retried_once_records_two_attempt_spans_under_its_call_span() {
+    let rec = recorder();
+    let server = serve(
+        Scripted::default(),
+        ServerStack::new().observe(Some(
+            ObserveLayer::server(System::Thrift).service("HelloRetry"),
+        )),
+    )
+    .await;
+    let policy = RetryPolicy::new()
+        .max_attempts(3)
+        .backoff(Backoff::fixed(Duration::from_millis(1)));
+    let hello = client_retrying(
+        server.local_addr(),
+        ObserveLayer::client(System::Thrift),
+        Some(RetryLayer::new(policy).idempotent(["greet"])),
+    );
+    let g = hello
+        .greet(cx(Duration::from_secs(10)), "flaky".into(), 1)
+        .await
+        .unwrap();
+    assert_eq!(g.text.as_deref(), Some("hello, flaky"));
+
+    let port = port_of(server.local_addr());
+    let call = client_span_to(&rec, &port);
+    assert_eq!(call.fields["rpc.response.status_code"], "OK");
+    let attempts = attempts_of(&rec, &call);
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    for (i, (a, code)) in attempts.iter().zip(["UNAVAILABLE", "OK"]).enumerate() {
+        assert_eq!(a.fields["rpc.attempt"], (i + 1).to_string());
+        assert_eq!(a.fields["weft.backup"], "false");
+        assert_eq!(a.fields["rpc.response.status_code"], code, "{a:#?}");
+        // The balancer named the instance of each attempt.
+        assert_eq!(a.fields["network.peer.address"], "127.0.0.1");
+        assert_eq!(a.fields["network.peer.port"], port);
+    }
+    // The server saw both attempts, each its own call span.
+    let served = rec
+        .0
+        .lock()
+        .closed
+        .iter()
+        .filter(|s| s.name == "rpc.server" && s.fields["rpc.service"] == "HelloRetry")
+        .count();
+    assert_eq!(served, 2);
+    // One retry event, on the call's span.
+    let retries: Vec<_> = rec
+        .0
+        .lock()
+        .governance
+        .iter()
+        .filter(|(f, _)| f.get("message").map(String::as_str) == Some("retry scheduled"))
+        .filter(|(_, span)| span.as_ref() == Some(&call.fields["span_id"]))
+        .cloned()
+        .collect();
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    assert_eq!(retries[0].0["rpc.attempt"], "2");
+    assert_eq!(retries[0].0["error.type"], "UNAVAILABLE");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_request_records_a_backup_attempt_and_the_loser_cancelled() {
+    let rec = recorder();
+    let server = serve(
+        Scripted::default(),
+        ServerStack::new().observe(Some(
+            ObserveLayer::server(System::Thrift).service("HelloHedge"),
+        )),
+    )
+    .await;
+    let policy = RetryPolicy::new()
+        .max_attempts(2)
+        .hedge(HedgeDelay::fixed(Duration::from_millis(50)));
+    let hello = client_retrying(
+        server.local_addr(),
+        ObserveLayer::client(System::Thrift),
+        Some(RetryLayer::new(policy).idempotent(["greet"])),
+    );
+    let g = hello
+        .greet(cx(Duration::from_secs(10)), "slow-once".into(), 1)
+        .await
+        .unwrap();
+    assert_eq!(g.text.as_deref(), Some("hello, slow-once"));
+
+    let call = client_span_to(&rec, &port_of(server.local_addr()));
+    let attempts = attempts_of(&rec, &call);
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert_eq!(attempts[0].fields["weft.backup"], "false");
+    assert_eq!(attempts[0].fields["rpc.response.status_code"], "CANCELLED");
+    assert_eq!(attempts[1].fields["weft.backup"], "true");
+    assert_eq!(attempts[1].fields["rpc.response.status_code"], "OK");
+    let backups = rec
+        .0
+        .lock()
+        .governance
+        .iter()
+        .filter(|(f, span)| {
+            f.get("message").map(String::as_str) == Some("backup request sent")
+                && span.as_ref() == Some(&call.fields["span_id"])
+        })
+        .count();
+    assert_eq!(backups, 1);
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -552,8 +552,31 @@ where
             None => None,
         };
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        name_instance(&ep.instance.address);
         let call = ep.service.clone().oneshot(req);
         ResponseFuture::new(call, InFlight(ep), permit, shared.config.ewma_decay)
+    }
+}
+
+/// Name the instance picked in the current span (a retry's `rpc.attempt`,
+/// or the call's span): only the balancer knows it before the answer.
+fn name_instance(address: &weft_core::Address) {
+    let span = tracing::Span::current();
+    if span.is_none() {
+        return;
+    }
+    match address {
+        weft_core::Address::Tcp(a) => {
+            span.record("network.peer.address", tracing::field::display(a.ip()));
+            span.record("network.peer.port", a.port());
+        }
+        weft_core::Address::Host(host, port) => {
+            span.record("network.peer.address", host.as_str());
+            span.record("network.peer.port", *port);
+        }
+        weft_core::Address::Unix(p) => {
+            span.record("network.peer.address", tracing::field::display(p.display()));
+        }
     }
 }
 

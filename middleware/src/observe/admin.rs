@@ -1,6 +1,22 @@
 //! The admin endpoint: an HTTP/1.1 listener serving `/metrics`
-//! (Prometheus text), `/healthz`, `/readyz` and `/status` (JSON), opt-in
-//! behind the `admin` feature.
+//! (Prometheus text), `/healthz`, `/readyz`, `/status` (JSON) and
+//! `/loglevel` (the log filter, switched at run time), opt-in behind the
+//! `admin` feature.
+//!
+//! `/loglevel` changes whatever the program's subscriber filters by: Weft
+//! installs no subscriber and does not depend on `tracing-subscriber`; the
+//! program hands [`Admin::log_filter`] a function that applies a filter
+//! directive, typically through a `tracing_subscriber::reload` handle:
+//!
+//! ```ignore
+//! let (filter, reload) = tracing_subscriber::reload::Layer::new(EnvFilter::new("info"));
+//! tracing_subscriber::registry().with(filter).with(fmt::layer()).init();
+//! let admin = Admin::new().log_filter(move |directive: &str| {
+//!     let f = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+//!     reload.reload(f).map_err(|e| e.to_string())
+//! });
+//! // curl -X PUT 'http://127.0.0.1:9100/loglevel?filter=info,weft_middleware=debug'
+//! ```
 //!
 //! It lives here, beside the [`ObserveLayer`]s whose method tables
 //! `/status` reads, rather than in a crate of its own: the endpoint needs
@@ -92,14 +108,37 @@ impl Readiness {
     }
 }
 
+/// Applies a log filter directive, or says why it cannot.
+type SetFilter = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// The log filter switch of `/loglevel`: the program's function and the
+/// directive last applied through it.
+struct LogFilter {
+    set: Box<SetFilter>,
+    current: parking_lot::Mutex<Option<String>>,
+}
+
 /// Configures the admin endpoint.
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[must_use]
 pub struct Admin {
     prometheus: Option<PrometheusHandle>,
     tables: Vec<Arc<MethodTable>>,
     servers: Vec<ServerWatch>,
     readiness: Option<Readiness>,
+    log_filter: Option<LogFilter>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("prometheus", &self.prometheus.is_some())
+            .field("tables", &self.tables.len())
+            .field("servers", &self.servers.len())
+            .field("readiness", &self.readiness)
+            .field("log_filter", &self.log_filter.is_some())
+            .finish()
+    }
 }
 
 impl Admin {
@@ -132,6 +171,23 @@ impl Admin {
     /// (ready while no watched server shuts down).
     pub fn readiness(mut self, readiness: &Readiness) -> Self {
         self.readiness = Some(readiness.clone());
+        self
+    }
+
+    /// Serve `/loglevel`: `PUT /loglevel?filter=DIRECTIVE` (or `POST`)
+    /// calls `set` with the percent-decoded directive (`debug`,
+    /// `info,weft_middleware=debug`, whatever the program's filter parses)
+    /// and answers 200, or 400 with `set`'s error; `GET /loglevel` answers
+    /// the directive last applied. `initial` is what `GET` answers before
+    /// any change. Default none: `/loglevel` answers 404.
+    pub fn log_filter<F>(mut self, initial: impl Into<String>, set: F) -> Self
+    where
+        F: Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.log_filter = Some(LogFilter {
+            set: Box::new(set),
+            current: parking_lot::Mutex::new(Some(initial.into())),
+        });
         self
     }
 
@@ -228,10 +284,13 @@ async fn accept(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::
 type Body = Full<Bytes>;
 
 fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let admin = &state.admin;
+    if req.uri().path() == "/loglevel" {
+        return loglevel(admin, req);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
-    let admin = &state.admin;
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
@@ -252,9 +311,79 @@ fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
         "/status" => reply(StatusCode::OK, "application/json", status(state)),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz, /readyz, /status\n",
+            "not found: try /metrics, /healthz, /readyz, /status, /loglevel\n",
         ),
     }
+}
+
+/// `/loglevel`: read or switch the program's log filter.
+fn loglevel(admin: &Admin, req: &Request<Incoming>) -> Response<Body> {
+    let Some(lf) = &admin.log_filter else {
+        return text(StatusCode::NOT_FOUND, "no log filter switch configured\n");
+    };
+    let m = req.method();
+    if m == Method::GET || m == Method::HEAD {
+        let current = lf.current.lock().clone().unwrap_or_default();
+        return reply(StatusCode::OK, "text/plain; charset=utf-8", current + "\n");
+    }
+    if m != Method::PUT && m != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET, PUT or POST\n");
+    }
+    let filter = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("filter="))
+            .map(percent_decode)
+    });
+    let filter = match filter {
+        Some(Ok(f)) if !f.trim().is_empty() => f,
+        Some(Err(e)) => return reply(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", e),
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "missing ?filter=DIRECTIVE (debug, info,weft_middleware=debug, ...)\n",
+            )
+        }
+    };
+    // Hold the lock across the switch: two concurrent changes land in
+    // the order `GET` reports.
+    let mut current = lf.current.lock();
+    match (lf.set)(&filter) {
+        Ok(()) => {
+            tracing::info!(filter = filter.as_str(), "log filter changed");
+            let body = format!("{filter}\n");
+            *current = Some(filter);
+            reply(StatusCode::OK, "text/plain; charset=utf-8", body)
+        }
+        Err(e) => reply(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!("bad filter {filter:?}: {e}\n"),
+        ),
+    }
+}
+
+/// Decode a query value: `%XX` escapes and `+` for a space.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent escape in {s:?}\n"))?;
+                out.push(hex);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("filter is not UTF-8: {s:?}\n"))
 }
 
 fn status(state: &State) -> String {

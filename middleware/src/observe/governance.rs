@@ -8,6 +8,9 @@
 //! the breaker changes state.
 
 use faststr::FastStr;
+use weft_core::Code;
+
+use super::table::code_name;
 
 use crate::breaker::BreakerState;
 
@@ -28,10 +31,17 @@ pub(crate) fn shed(limit: &'static str) {
     tracing::debug!(limit, "call shed");
 }
 
-/// A retry scheduled for `method` (its budget allowed it).
-pub(crate) fn retry(method: &str) {
+/// A retry scheduled for `method` (its budget allowed it): attempt number
+/// `attempt`, after a failure with `code`. The event lands on the call's
+/// span (the retry future runs inside it).
+pub(crate) fn retry(method: &str, attempt: u32, code: Code) {
     metrics::counter!("weft_client_retries_total").increment(1);
-    tracing::debug!(rpc.method = method, "retry scheduled");
+    tracing::info!(
+        rpc.method = method,
+        rpc.attempt = attempt,
+        error.type = code_name(code),
+        "retry scheduled"
+    );
 }
 
 /// A retry the budget refused.
@@ -40,10 +50,14 @@ pub(crate) fn budget_exhausted(method: &str) {
     tracing::debug!(rpc.method = method, "retry budget exhausted");
 }
 
-/// A backup request issued for `method`.
-pub(crate) fn backup(method: &str) {
+/// A backup request issued for `method`, as attempt number `attempt`.
+pub(crate) fn backup(method: &str, attempt: u32) {
     metrics::counter!("weft_client_backup_requests_total").increment(1);
-    tracing::debug!(rpc.method = method, "backup request sent");
+    tracing::info!(
+        rpc.method = method,
+        rpc.attempt = attempt,
+        "backup request sent"
+    );
 }
 
 /// The adaptive limit moved to `limit`.

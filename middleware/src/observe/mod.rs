@@ -188,7 +188,9 @@ where
                 Side::Server => p.extract(&req.cx.metainfo.upstream, &span),
                 Side::Client => p.inject(&span, &mut req.cx.metainfo.transient),
             }
-            let fut = self.inner.call(req);
+            // Inside the span: layers below may make child spans or events
+            // (a retry's attempts, a shed) before the first poll.
+            let fut = span.in_scope(|| self.inner.call(req));
             return ResponseFuture::spanned(fut, sh.clone(), entry, span).with_who(who);
         }
         let (tc, parent) = match sh.side {
@@ -214,7 +216,7 @@ where
             span.record("parent_span_id", display(SpanId(p)));
         }
         // Current for the inner call() too: layers below may start work there.
-        let fut = tc.sync_scope(|| self.inner.call(req));
+        let fut = span.in_scope(|| tc.sync_scope(|| self.inner.call(req)));
         ResponseFuture::traced(fut, sh.clone(), entry, span, tc).with_who(who)
     }
 }

@@ -6,32 +6,85 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context as TaskContext, Poll},
+    task::{ready, Context as TaskContext, Poll},
 };
 
 use futures::{stream::FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
-use weft_core::{faststr::FastStr, Request, Status};
+use tracing::{field::Empty, Span};
+use weft_core::{faststr::FastStr, Code, Request, Status};
+
+use crate::observe::table::code_name;
 
 use super::{RetryPolicy, Shared, PREVIOUS_ATTEMPTS};
 
 pin_project! {
-    /// One attempt and when it started.
+    /// One attempt, when it started, and its span (`rpc.attempt`, a child
+    /// of the call's span; disabled when nothing subscribes).
     struct Attempt<F> {
         #[pin]
         fut: F,
         started: Instant,
+        span: Span,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for Attempt<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                // Another attempt won, or the caller gave up.
+                this.span.record("rpc.response.status_code", "CANCELLED");
+            }
+        }
     }
 }
 
-impl<F: Future> Future for Attempt<F> {
+impl<F> Attempt<F> {
+    /// Attempt number `n` (1 for the first), a backup request if `backup`;
+    /// `call` starts it inside its span, so that the layers below (the
+    /// balancer names the instance) see the span as current.
+    fn start(n: u32, backup: bool, call: impl FnOnce() -> F) -> Self {
+        let span = tracing::info_span!(
+            "rpc.attempt",
+            rpc.attempt = n,
+            weft.backup = backup,
+            network.peer.address = Empty,
+            network.peer.port = Empty,
+            rpc.response.status_code = Empty,
+        );
+        let fut = span.in_scope(call);
+        Attempt {
+            fut,
+            started: Instant::now(),
+            span,
+            done: false,
+        }
+    }
+}
+
+impl<F, R> Future for Attempt<F>
+where
+    F: Future<Output = Result<R, Status>>,
+{
     type Output = (F::Output, Instant);
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        this.fut.poll(cx).map(|out| (out, *this.started))
+        let out = {
+            let _in = this.span.enter();
+            ready!(this.fut.poll(cx))
+        };
+        *this.done = true;
+        let code = match &out {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        };
+        this.span
+            .record("rpc.response.status_code", code_name(code));
+        Poll::Ready((out, *this.started))
     }
 }
 
@@ -50,6 +103,8 @@ struct State<T> {
     issued: u32,
     failures: u32,
     want_issue: bool,
+    // The attempt to issue next is a backup request (a hedge fired).
+    backup: bool,
     timer: Option<Timer>,
     last_error: Option<Status>,
     /// What each failed attempt said, for the error of a call that fails
@@ -173,7 +228,7 @@ impl<T: Clone> State<T> {
             governance::budget_exhausted(method);
             return give_up();
         }
-        governance::retry(method);
+        governance::retry(method, self.issued + 1, status_code_of(&self.last_error));
         Next::Arm(at, Timer::Backoff)
     }
 
@@ -186,7 +241,11 @@ impl<T: Clone> State<T> {
             && (kind == Timer::Backoff || self.shared.budget.withdraw());
         if allowed {
             if kind == Timer::Hedge {
-                governance::backup(self.template.as_ref().map_or("", |r| r.cx.method.as_str()));
+                governance::backup(
+                    self.template.as_ref().map_or("", |r| r.cx.method.as_str()),
+                    self.issued + 1,
+                );
+                self.backup = true;
             }
             self.want_issue = true;
             return Next::Wait;
@@ -215,6 +274,10 @@ impl<T> State<T> {
     }
 }
 
+fn status_code_of(s: &Option<Status>) -> Code {
+    s.as_ref().map_or(Code::Unknown, Status::code)
+}
+
 fn gone() -> Status {
     Status::internal("retry: no attempt left to report")
 }
@@ -240,6 +303,7 @@ where
             issued: 1,
             failures: 0,
             want_issue: false,
+            backup: false,
             timer: None,
             last_error: None,
             failed: Vec::new(),
@@ -249,10 +313,7 @@ where
         if may_repeat {
             state.template = Some(req.clone());
         }
-        let first = Attempt {
-            fut: svc.call(req),
-            started: Instant::now(),
-        };
+        let first = Attempt::start(1, false, || svc.call(req));
         let sleep = match state.hedge_timer() {
             Next::Arm(at, kind) => {
                 state.timer = Some(kind);
@@ -285,13 +346,13 @@ where
                 match this.svc.poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
                         st.want_issue = false;
+                        let backup = std::mem::take(&mut st.backup);
                         if let Some(req) = st.next_request() {
+                            let svc = &mut *this.svc;
+                            let attempt = Attempt::start(st.issued, backup, || svc.call(req));
                             this.others
                                 .get_or_insert_with(FuturesUnordered::new)
-                                .push(Attempt {
-                                    fut: this.svc.call(req),
-                                    started: Instant::now(),
-                                });
+                                .push(attempt);
                             if st.timer.is_none() {
                                 if let Next::Arm(at, kind) = st.hedge_timer() {
                                     st.timer = Some(kind);
