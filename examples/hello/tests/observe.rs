@@ -156,16 +156,13 @@ impl Hello for Scripted {
         }
         match name.as_str() {
             "fail" => return Err(Status::internal("scripted failure")),
-            "flaky" => {
-                if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    return Err(Status::unavailable("scripted: the first call fails"));
-                }
+            // Only the first call of each fails or is slow: the guard counts.
+            "flaky" if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                return Err(Status::unavailable("scripted: the first call fails"));
             }
             // The first call outlives the backup request's delay.
-            "slow-once" => {
-                if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+            "slow-once" if self.flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
             "hold" => {
