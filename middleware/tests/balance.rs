@@ -38,6 +38,8 @@ struct Wrapped {
     inner: EchoHandler,
     delay: Duration,
     failing: Arc<AtomicBool>,
+    /// Answer every call with an error about the request, not the instance.
+    unimplemented: Arc<AtomicBool>,
     workers: Option<Arc<Semaphore>>,
     hits: Arc<AtomicUsize>,
 }
@@ -65,6 +67,9 @@ impl Service<Request<EchoRequest>> for Wrapped {
             if this.failing.load(Ordering::SeqCst) {
                 return Err(Status::unavailable("injected failure"));
             }
+            if this.unimplemented.load(Ordering::SeqCst) {
+                return Err(Status::unimplemented("not on this service"));
+            }
             this.inner.clone().oneshot(req).await
         })
     }
@@ -74,6 +79,7 @@ struct TestServer {
     handle: ServerHandle,
     handler: EchoHandler,
     failing: Arc<AtomicBool>,
+    unimplemented: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
 }
 
@@ -97,12 +103,14 @@ where
 {
     let handler = EchoHandler::default();
     let failing = Arc::new(AtomicBool::new(false));
+    let unimplemented = Arc::new(AtomicBool::new(false));
     let hits = Arc::new(AtomicUsize::new(0));
     let svc = layer.layer(Wrapped {
         inner: handler.clone(),
         delay,
         hits: hits.clone(),
         failing: failing.clone(),
+        unimplemented: unimplemented.clone(),
         workers: workers.map(|n| Arc::new(Semaphore::new(n))),
     });
     let limits = Limits::default();
@@ -118,6 +126,7 @@ where
         handle,
         handler,
         failing,
+        unimplemented,
         hits,
     }
 }
@@ -557,6 +566,18 @@ async fn errors_name_the_instances_and_the_attempts() {
         e.message(),
         format!("instance {}: injected failure", server.addr())
     );
+
+    // An answer about the request, the same from any instance, passes
+    // unchanged: the caller sees exactly what the handler said.
+    server.failing.store(false, Ordering::SeqCst);
+    server.unimplemented.store(true, Ordering::SeqCst);
+    let e = lb
+        .clone()
+        .oneshot(add(Context::default(), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.message(), "not on this service");
 
     // Two addresses nothing listens on: both attempts are refused.
     let dead: Vec<Address> = (0..2)

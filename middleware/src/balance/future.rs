@@ -115,9 +115,27 @@ where
     }
 }
 
-/// `status` saying which instance it came from, unless it does already
-/// (a client's own errors name its address).
+/// `status` saying which instance it came from, when the failure is about
+/// that instance or the way to it (unreachable, slow, overloaded, broken)
+/// and the message does not name it already (a client's own errors do).
+///
+/// An answer about the request itself (unimplemented, invalid argument,
+/// not found, permission denied, ...) would be the same from every
+/// instance: it passes unchanged, so a caller that matches on its
+/// server's message sees exactly what the handler sent.
 fn naming_instance(status: Status, address: &weft_core::Address) -> Status {
+    if !matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Internal
+            | Code::Unknown
+            | Code::DataLoss
+            | Code::Aborted
+    ) {
+        return status;
+    }
     let address = address.to_string();
     if status.message().contains(&address) {
         return status;

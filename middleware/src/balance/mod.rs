@@ -25,7 +25,8 @@ use std::{
     time::Duration,
 };
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use rand::Rng;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -229,13 +230,75 @@ impl<S> Endpoint<S> {
 struct Snapshot<S> {
     endpoints: Vec<Arc<Endpoint<S>>>,
     ring: ring::Ring,
+    // Running sums of the weights (`cumulative[i]`: endpoints 0..=i), so
+    // a weighted draw is a binary search rather than a pass over them all.
+    cumulative: Vec<u64>,
+    // The endpoints round robin takes turns over: those of weight > 0.
+    turns: Vec<usize>,
+}
+
+/// Draws before a pick that keeps landing on unavailable instances falls
+/// back to a pass over the available ones.
+const DRAWS: usize = 4;
+
+impl<S> Snapshot<S> {
+    fn new(endpoints: Vec<Arc<Endpoint<S>>>, ring: ring::Ring) -> Snapshot<S> {
+        let cumulative = endpoints
+            .iter()
+            .scan(0u64, |sum, e| {
+                *sum += u64::from(e.instance.weight);
+                Some(*sum)
+            })
+            .collect();
+        let turns = (0..endpoints.len())
+            .filter(|&i| endpoints[i].instance.weight > 0)
+            .collect();
+        Snapshot {
+            endpoints,
+            ring,
+            cumulative,
+            turns,
+        }
+    }
+
+    /// An endpoint drawn at random in proportion to weight, available or
+    /// not: O(log n).
+    fn draw(&self) -> Option<&Arc<Endpoint<S>>> {
+        let total = *self.cumulative.last()?;
+        if total == 0 {
+            return None;
+        }
+        let x = rand::rng().random_range(0..total);
+        let i = self.cumulative.partition_point(|&c| c <= x);
+        self.endpoints.get(i)
+    }
+
+    /// An available endpoint other than `not`, in proportion to weight: a
+    /// few draws, then a pass over the available ones when they all missed.
+    fn draw_available(&self, not: Option<&Arc<Endpoint<S>>>) -> Option<&Arc<Endpoint<S>>> {
+        let other = |e: &&Arc<Endpoint<S>>| not.is_none_or(|n| !Arc::ptr_eq(e, n));
+        for _ in 0..DRAWS {
+            match self.draw() {
+                Some(e) if other(&e) && e.available() => return Some(e),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        weighted(
+            self.endpoints
+                .iter()
+                .filter(other)
+                .filter(|e| e.available()),
+        )
+    }
 }
 
 struct Shared<S, M> {
     service: String,
     make: M,
     config: BalanceConfig,
-    snapshot: RwLock<Arc<Snapshot<S>>>,
+    // Read on every call without a lock; replaced whole when the set changes.
+    snapshot: ArcSwap<Snapshot<S>>,
     next: AtomicUsize,
 }
 
@@ -256,7 +319,7 @@ impl<S, M> Clone for Balance<S, M> {
 
 impl<S, M> fmt::Debug for Balance<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let snap = self.shared.snapshot.read().clone();
+        let snap = self.shared.snapshot.load_full();
         f.debug_struct("Balance")
             .field("service", &self.shared.service)
             .field("strategy", &self.shared.config.strategy)
@@ -314,10 +377,7 @@ where
             service: service.to_owned(),
             make,
             config,
-            snapshot: RwLock::new(Arc::new(Snapshot {
-                endpoints: Vec::new(),
-                ring: ring::Ring::default(),
-            })),
+            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), ring::Ring::default())),
             next: AtomicUsize::new(0),
         });
         shared.update(&first);
@@ -339,7 +399,7 @@ where
 
     /// Every endpoint's state.
     pub fn endpoints(&self) -> Vec<EndpointInfo> {
-        let snap = self.shared.snapshot.read().clone();
+        let snap = self.shared.snapshot.load_full();
         snap.endpoints
             .iter()
             .map(|e| EndpointInfo {
@@ -360,7 +420,7 @@ where
     M: MakeService<S>,
 {
     fn update(&self, set: &Instances) {
-        let old = self.snapshot.read().clone();
+        let old = self.snapshot.load_full();
         let mut by_addr: HashMap<&Address, &Arc<Endpoint<S>>> = old
             .endpoints
             .iter()
@@ -389,7 +449,8 @@ where
             Strategy::ConsistentHash { .. } => ring::Ring::build(&endpoints, |e| &e.instance),
             _ => ring::Ring::default(),
         };
-        *self.snapshot.write() = Arc::new(Snapshot { endpoints, ring });
+        self.snapshot
+            .store(Arc::new(Snapshot::new(endpoints, ring)));
     }
 
     fn pick(&self, snap: &Snapshot<S>, cx: &Context) -> Option<Arc<Endpoint<S>>> {
@@ -397,23 +458,23 @@ where
         let avail = |e: &&Arc<Endpoint<S>>| e.available();
         match &self.config.strategy {
             Strategy::RoundRobin => {
-                // Two passes over the endpoints, no allocation.
-                let live = eps.iter().filter(avail).count();
-                if live == 0 {
-                    return None;
-                }
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % live;
-                eps.iter().filter(avail).nth(i).cloned()
+                // An unavailable instance's turn passes to the next turn,
+                // not to its neighbour, so the others share its calls evenly.
+                let turns = &snap.turns;
+                (0..turns.len()).find_map(|_| {
+                    let i = self.next.fetch_add(1, Ordering::Relaxed) % turns.len();
+                    let e = &eps[turns[i]];
+                    e.available().then(|| e.clone())
+                })
             }
-            Strategy::WeightedRandom => weighted(eps.iter().filter(avail)).cloned(),
+            Strategy::WeightedRandom => snap.draw_available(None).cloned(),
             Strategy::PowerOfTwoChoices => {
                 if let [only] = eps.as_slice() {
                     return only.available().then(|| only.clone());
                 }
-                let a = weighted(eps.iter().filter(avail))?;
+                let a = snap.draw_available(None)?;
                 // Two distinct candidates when there are two.
-                let b =
-                    weighted(eps.iter().filter(avail).filter(|e| !Arc::ptr_eq(e, a))).unwrap_or(a);
+                let b = snap.draw_available(Some(a)).unwrap_or(a);
                 let decay = self.config.ewma_decay;
                 Some(if a.cost(decay) <= b.cost(decay) { a } else { b }.clone())
             }
@@ -448,7 +509,7 @@ where
                     }
                     seen.get(skip).or(seen.first()).map(|&i| eps[i].clone())
                 }
-                None => weighted(eps.iter().filter(avail)).cloned(),
+                None => snap.draw_available(None).cloned(),
             },
         }
     }
@@ -504,7 +565,7 @@ where
     fn call(&mut self, req: Request<T>) -> Self::Future {
         let shared = &self.shared;
         let picked = {
-            let snap = shared.snapshot.read();
+            let snap = shared.snapshot.load();
             // When every instance is being left alone for being unreachable,
             // try one anyway rather than fail without trying.
             shared.pick(&snap, &req.cx).or_else(|| {
@@ -516,7 +577,7 @@ where
         };
         let Some(ep) = picked else {
             let why = {
-                let snap = shared.snapshot.read();
+                let snap = shared.snapshot.load();
                 let known = snap.endpoints.len();
                 let idle = snap
                     .endpoints

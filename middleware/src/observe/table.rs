@@ -18,6 +18,7 @@ use metrics::{Counter, Gauge, Histogram};
 use weft_core::Code;
 
 use super::Side;
+use crate::table::hash;
 
 /// Distinct service/method pairs one layer keeps its own series for, by
 /// default: far more than any IDL service declares, few enough that a
@@ -262,17 +263,6 @@ impl std::fmt::Debug for MethodTable {
             .field("methods", &self.entries().count())
             .finish()
     }
-}
-
-/// FNV-1a over the service, a separator and the method: a few cycles per
-/// byte, and names are short.
-fn hash(service: &str, method: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in service.bytes().chain([0xff]).chain(method.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]
