@@ -88,6 +88,6 @@ stage "the benchmarks build (running them stays out of CI)"
 # would build them all again.
 cargo test --workspace --benches --no-run --quiet
 # Fuzzing (scripts/fuzz.sh) is not in this run yet: building the fuzz
-# crate from nothing takes far longer than this command's time bound, and
-# the protobuf target has an open finding. Run it by hand.
+# crate from nothing takes far longer than this command's time bound. Run
+# it by hand.
 stage "done"

@@ -33,6 +33,8 @@ pub mod fuzzing;
 pub mod limits;
 pub mod message;
 pub mod metadata;
+#[doc(hidden)]
+pub mod presence;
 mod send;
 pub mod server;
 mod service;

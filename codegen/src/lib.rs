@@ -86,6 +86,7 @@ mod idl;
 mod init;
 mod normalize;
 mod pb_backend;
+mod presence;
 mod proto;
 mod service;
 mod validate;

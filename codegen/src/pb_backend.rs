@@ -15,6 +15,7 @@ use pilota_build::{
 use protobuf::Message as _;
 
 use crate::grpc::{self, GrpcMethod, GrpcService, Kind};
+use crate::presence::{self, Scope};
 
 /// Makes a [`WeftPbBackend`].
 #[derive(Debug, Clone, Default)]
@@ -174,7 +175,9 @@ impl CodegenBackend for WeftPbBackend {
     }
 
     fn codegen_struct_impl(&self, def_id: DefId, stream: &mut String, s: &rir::Message) {
-        self.inner.codegen_struct_impl(def_id, stream, s);
+        let mut own = String::new();
+        self.inner.codegen_struct_impl(def_id, &mut own, s);
+        stream.push_str(&presence::rewrite(&own, Scope::Optional));
         let name = self.cx().rust_name(def_id).to_string();
         let idl = s.name.raw_str();
         let mut body = String::new();
@@ -196,12 +199,15 @@ impl CodegenBackend for WeftPbBackend {
     }
 
     fn codegen_enum_impl(&self, def_id: DefId, stream: &mut String, e: &rir::Enum) {
-        self.inner.codegen_enum_impl(def_id, stream, e);
         let name = self.cx().rust_name(def_id).to_string();
         if !self.cx().node_contains_tag::<OneOf>(def_id) {
+            self.inner.codegen_enum_impl(def_id, stream, e);
             stream.push_str(&Self::validate_impl(&name, ""));
             return;
         }
+        let mut own = String::new();
+        self.inner.codegen_enum_impl(def_id, &mut own, e);
+        stream.push_str(&presence::rewrite(&own, Scope::All));
         // A oneof: its members are fields of the enclosing message.
         let parent = match &e.item_exts {
             ItemExts::Pb(pb) => {

@@ -255,3 +255,88 @@ fn invalid_utf8_is_rejected_naming_the_field() {
     };
     assert!(weft::protobuf::decode::<Outer>(encode(&ok)).is_ok());
 }
+
+/// Fields with presence (a proto3 `optional`, a oneof member, a
+/// `google.protobuf.Value` inside a `Struct`) are sent even when they hold
+/// their type's default, as protoc's encoders do: otherwise the peer reads
+/// them as unset (a oneof with no member, an absent `optional`).
+#[test]
+fn fields_with_presence_are_sent_when_they_hold_the_default() {
+    use weft_codegen_proto_tests::pb_features::google::protobuf::{value::Kind, Struct, Value};
+
+    // The bytes protoc writes: field 2 (length-delimited) of length 0;
+    // field 9 (varint) holding 0; field 7 (length-delimited) of length 0.
+    let m = Outer {
+        note: Some("".into()),
+        ..Default::default()
+    };
+    assert_eq!(&encode(&m)[..], &[0x12, 0x00]);
+    assert_eq!(weft::protobuf::encoded_len(&m), 2);
+    let m = Outer {
+        choice: Some(outer::Choice::Number(0)),
+        ..Default::default()
+    };
+    assert_eq!(&encode(&m)[..], &[0x48, 0x00]);
+    assert_eq!(weft::protobuf::encoded_len(&m), 2);
+    let m = Outer {
+        choice: Some(outer::Choice::Text("".into())),
+        ..Default::default()
+    };
+    assert_eq!(&encode(&m)[..], &[0x3a, 0x00]);
+
+    // Each comes back as it was sent.
+    for m in [
+        Outer {
+            note: Some("".into()),
+            choice: Some(outer::Choice::Text("".into())),
+            ..Default::default()
+        },
+        Outer {
+            choice: Some(outer::Choice::Number(0)),
+            ..Default::default()
+        },
+    ] {
+        let back: Outer = weft::protobuf::decode(encode(&m)).unwrap();
+        assert_eq!(back, m);
+    }
+
+    // A `Struct` of defaults: null, 0.0, -0.0 (its sign kept), "", false.
+    let values = [
+        ("null", Kind::NullValue(Default::default())),
+        ("zero", Kind::NumberValue(0.0)),
+        ("negative_zero", Kind::NumberValue(-0.0)),
+        ("empty", Kind::StringValue("".into())),
+        ("no", Kind::BoolValue(false)),
+    ];
+    let m = Outer {
+        extra: Some(Struct {
+            fields: values
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        (*k).into(),
+                        Value {
+                            kind: Some(v.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    let bytes = encode(&m);
+    assert_eq!(bytes.len(), weft::protobuf::encoded_len(&m));
+    let back: Outer = weft::protobuf::decode(bytes).unwrap();
+    let fields = &back.extra.as_ref().unwrap().fields;
+    for (k, v) in &values {
+        let got = fields[*k]
+            .kind
+            .as_ref()
+            .unwrap_or_else(|| panic!("{k} came back unset"));
+        assert_eq!(got, v, "{k}");
+    }
+    let Some(Kind::NumberValue(z)) = &fields["negative_zero"].kind else {
+        unreachable!()
+    };
+    assert!(z.is_sign_negative(), "-0.0 came back as {z}");
+}
