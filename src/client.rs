@@ -84,7 +84,7 @@ type Configure = Arc<dyn Fn(ClientBuilder) -> ClientBuilder + Send + Sync>;
 ///     .retry(RetryLayer::default().idempotent(["greet", "lookup"]))
 ///     .caller("frontend")
 ///     .build()?;
-/// let greeting = client.greet(Context::default(), "world".into(), 1).await?;
+/// let greeting = client.greet("world".into(), 1).await?;
 /// ```
 #[must_use]
 pub struct ThriftClientBuilder<Req: EntryMessage, Resp: EntryMessage, C> {
