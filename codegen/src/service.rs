@@ -76,6 +76,29 @@ impl ErrorInfo {
     }
 }
 
+/// Rust's keywords (strict, reserved and edition-2018+), which an IDL
+/// name may be.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// `name` as a Rust identifier: a keyword becomes a raw identifier, or
+/// gets a trailing `_` where Rust allows no raw form (`self`, `Self`,
+/// `crate`, `super`). The wire name is kept elsewhere, unchanged.
+pub(crate) fn rust_ident(name: &str) -> String {
+    if name.starts_with("r#") || !KEYWORDS.contains(&name) {
+        name.to_string()
+    } else if matches!(name, "self" | "Self" | "crate" | "super") {
+        format!("{name}_")
+    } else {
+        format!("r#{name}")
+    }
+}
+
 const STATUS: &str = "::weft::core::Status";
 const CONTEXT: &str = "::weft::core::Context";
 const RESULT: &str = "::std::result::Result";
