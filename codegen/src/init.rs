@@ -433,8 +433,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
         )
     } else {
         (
-            "use weft::{\n    core::ClientBuilder,\n    thrift::{Protocol, Transport},\n};\n".to_string(),
-            format!("{trait_path}Client::new(ClientBuilder::new(addr), Transport::TTHeader, Protocol::Binary);"),
+            String::new(),
+            // The builder's governance: a 5 s timeout, retries of what is
+            // surely not processed, balancing, breakers, TTHeader.
+            format!("{trait_path}Client::builder({service:?})\n        .address(addr.to_string())\n        .build()?;"),
         )
     };
     put(
