@@ -6,6 +6,32 @@
 //! cargo run -p weft-example-hello --bin server       # or apart
 //! cargo run -p weft-example-hello --bin client
 //! ```
+//!
+//! The generated client, built in one chain against a server on a free
+//! port:
+//!
+//! ```
+//! use weft::core::{Context, ServerBuilder};
+//! use weft_example_hello::{Greeter, HelloClient, HelloLookupError, HelloServer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = HelloServer::new(Greeter).serve(ServerBuilder::new(), &"127.0.0.1:0".parse()?).await?;
+//! let client = HelloClient::builder("hello")
+//!     .address(server.local_addr().to_string())
+//!     .build()?;
+//!
+//! let g = client.greet("world".into(), 2).await?;
+//! assert_eq!(g.count, Some(2));
+//! // A declared exception is a variant of the method's error enum.
+//! assert!(matches!(client.lookup("nobody".into()).await, Err(HelloLookupError::Missing(_))));
+//! // `with_context` sends a context and returns the reply's.
+//! let (_, reply) = client.with_context(&Context::default()).greet("again".into(), 1).await?;
+//! assert_eq!(reply.peer.as_ref(), Some(server.local_addr()));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
