@@ -69,6 +69,9 @@ stage "cargo clippy"
 cargo clippy --workspace --all-targets --features weft-interop/polyglot --quiet -- -D warnings
 stage "cargo test"
 cargo test --workspace
+stage "newcomer: weft init, build, serve, every call through the builder (scripts/newcomer.sh)"
+# Reuses the target dir and Cargo.lock of the tests above: ~25 s warm.
+scripts/newcomer.sh
 if [ "${WEFT_SLOW_TESTS:-}" = 1 ]; then
   stage "weft init: the crates it writes build and answer (slow)"
   cargo test -p weft-rpc-codegen --test cli -- --ignored

@@ -1,9 +1,9 @@
 //! One builder for a Thrift client with governance built in: what the
 //! generated `{Service}Client::builder` returns.
 //!
-//! The client is a [`ClientStack`] (total timeout → retry → method breaker →
+//! The client is a [`ClientStack`](weft_middleware::ClientStack) (total timeout → retry → method breaker →
 //! balancer → per-instance Weft clients) over the addresses or discovery
-//! given. [`ClientStack`] stays for full control.
+//! given. [`ClientStack`](weft_middleware::ClientStack) stays for full control.
 
 use std::{fmt, marker::PhantomData, sync::Arc, task::Poll, time::Duration};
 
@@ -77,14 +77,36 @@ type Configure = Arc<dyn Fn(ClientBuilder) -> ClientBuilder + Send + Sync>;
 /// Generated clients start one with `builder` (here `HelloClient` from
 /// `examples/hello`):
 ///
-/// ```ignore
+/// ```
+/// use std::time::Duration;
+/// use weft::core::{Context, ServerBuilder};
+/// use weft::middleware::RetryLayer;
+/// use weft_example_hello::{Greeter, HelloClient, HelloServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = HelloServer::new(Greeter).serve(ServerBuilder::new(), &"127.0.0.1:0".parse()?).await?;
+/// let b = HelloServer::new(Greeter).serve(ServerBuilder::new(), &"127.0.0.1:0".parse()?).await?;
+///
 /// let client = HelloClient::builder("hello")
-///     .addresses(["127.0.0.1:9090", "127.0.0.1:9091"])
+///     .addresses([a.local_addr().to_string(), b.local_addr().to_string()])
 ///     .timeout(Duration::from_millis(500))
 ///     .retry(RetryLayer::default().idempotent(["greet", "lookup"]))
 ///     .caller("frontend")
 ///     .build()?;
-/// let greeting = client.greet(Context::default(), "world".into(), 1).await?;
+/// let greeting = client.greet("world".into(), 1).await?;
+/// assert_eq!(greeting.text.as_deref(), Some("hello, world"));
+///
+/// // With a context of the caller's own, the reply's comes back too.
+/// let cx = Context::default();
+/// let (answer, reply) = client.with_context(&cx).lookup("weft".into()).await?;
+/// assert_eq!(&*answer, "an RPC framework");
+/// assert_eq!(reply.metainfo.backward.get("served-by").map(|v| v.as_str()), Some("greeter"));
+/// assert!(reply.peer.is_some());
+/// a.shutdown().await;
+/// b.shutdown().await;
+/// # Ok(())
+/// # }
 /// ```
 #[must_use]
 pub struct ThriftClientBuilder<Req: EntryMessage, Resp: EntryMessage, C> {

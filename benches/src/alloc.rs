@@ -20,7 +20,7 @@ std::thread_local! {
     static SIDE: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-/// Which side a thread works for, for [`side_counts`].
+/// Which side a thread works for, for [`side_count`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     /// Neither (the default).

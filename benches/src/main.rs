@@ -418,8 +418,10 @@ impl Caller for raw::RawConn {
 impl Caller for generated::Client {
     async fn call(&mut self, msg: &FastStr) -> anyhow::Result<()> {
         let got = self
-            .echo(weft::core::Context::default(), msg.clone())
-            .await?;
+            .with_context(&weft::core::Context::default())
+            .echo(msg.clone())
+            .await
+            .map(|(v, _)| v)?;
         anyhow::ensure!(got.len() == msg.len(), "short echo");
         Ok(())
     }

@@ -10,7 +10,7 @@
 
 use std::sync::{atomic::AtomicU64, Arc};
 
-use weft::core::{faststr::FastStr, Address, ConnectionMode, Context};
+use weft::core::{faststr::FastStr, Address, ConnectionMode};
 use weft_benches::{
     alloc::{self, CountingAlloc, Side},
     generated,
@@ -72,7 +72,7 @@ fn per_call(mode: ConnectionMode, callers: usize) -> (f64, f64) {
             async move {
                 let one = |client: generated::Client, msg: FastStr| async move {
                     for _ in 0..n / callers {
-                        let got = client.echo(Context::default(), msg.clone()).await.unwrap();
+                        let got = client.echo(msg.clone()).await.unwrap();
                         assert_eq!(got.len(), msg.len());
                     }
                 };

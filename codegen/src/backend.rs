@@ -146,9 +146,9 @@ impl WeftBackend {
             ErrorInfo::new(path, variants)
         });
         MethodInfo {
-            idl_name: m.name.to_string(),
+            idl_name: m.name.raw_str().to_string(),
             fn_name: cx.rust_name(m.def_id).to_string(),
-            variant: variant_name(cx, m.def_id),
+            variant: crate::service::rust_ident(&variant_name(cx, m.def_id)),
             args: m
                 .args
                 .iter()
@@ -172,7 +172,7 @@ impl WeftBackend {
         let cx = self.cx();
         let methods = cx.service_methods(def_id);
         ServiceInfo {
-            idl_name: s.name.to_string(),
+            idl_name: s.name.raw_str().to_string(),
             name: cx.rust_name(def_id).to_string(),
             methods: methods
                 .iter()

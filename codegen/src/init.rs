@@ -142,12 +142,12 @@ pub(crate) fn stubs(m: &MethodInfo) -> String {
         .map(|(n, ty)| format!(", _{}: {ty}", n.trim_start_matches("r#")))
         .collect();
     let defaults = vec!["::std::default::Default::default()"; m.args.len()];
-    let call_args: String = defaults.iter().map(|d| format!(", {d}")).collect();
+    let call_args = defaults.join(", ");
     format!(
         "    async fn {name}(&self, _{cx}: &mut ::weft::core::Context{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
          \x20       ::std::result::Result::Ok({value})\n\
          \x20   }}\n{CLIENT_MARK}\
-         \x20   match client.{name}(::weft::core::Context::default(){call_args}).await {{\n\
+         \x20   match client.{cf}({call_args}).await {{\n\
          \x20       Ok(v) => println!(\"{idl}: {{v:?}}\"),\n\
          \x20       Err(e) => {{\n\
          \x20           println!(\"{idl} failed: {{e}}\");\n\
@@ -155,6 +155,7 @@ pub(crate) fn stubs(m: &MethodInfo) -> String {
          \x20       }}\n\
          \x20   }}\n{END_MARK}",
         name = m.fn_name,
+        cf = m.client_fn_name(),
         ret = m.ret,
         // `Ok(Default::default())` of `()` is clippy's `unit_arg`.
         value = if m.ret == "()" {
@@ -432,8 +433,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
         )
     } else {
         (
-            "use weft::{\n    core::ClientBuilder,\n    thrift::{Protocol, Transport},\n};\n".to_string(),
-            format!("{trait_path}Client::new(ClientBuilder::new(addr), Transport::TTHeader, Protocol::Binary);"),
+            String::new(),
+            // The builder's governance: a 5 s timeout, retries of what is
+            // surely not processed, balancing, breakers, TTHeader.
+            format!("{trait_path}Client::builder({service:?})\n        .address(addr.to_string())\n        .build()?;"),
         )
     };
     put(

@@ -76,6 +76,29 @@ impl ErrorInfo {
     }
 }
 
+/// Rust's keywords (strict, reserved and edition-2018+), which an IDL
+/// name may be.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// `name` as a Rust identifier: a keyword becomes a raw identifier, or
+/// gets a trailing `_` where Rust allows no raw form (`self`, `Self`,
+/// `crate`, `super`). The wire name is kept elsewhere, unchanged.
+pub(crate) fn rust_ident(name: &str) -> String {
+    if name.starts_with("r#") || !KEYWORDS.contains(&name) {
+        name.to_string()
+    } else if matches!(name, "self" | "Self" | "crate" | "super") {
+        format!("{name}_")
+    } else {
+        format!("r#{name}")
+    }
+}
+
 const STATUS: &str = "::weft::core::Status";
 const CONTEXT: &str = "::weft::core::Context";
 const RESULT: &str = "::std::result::Result";
@@ -90,6 +113,7 @@ const CLIENT_RESERVED: &[&str] = &[
     "inner",
     "into_inner",
     "call",
+    "with_context",
 ];
 
 impl MethodInfo {
@@ -130,7 +154,7 @@ impl MethodInfo {
             .join(", ")
     }
 
-    fn client_fn_name(&self) -> String {
+    pub(crate) fn client_fn_name(&self) -> String {
         if CLIENT_RESERVED.contains(&self.fn_name.as_str()) {
             format!("{}_", self.fn_name)
         } else {
@@ -557,12 +581,13 @@ fn client(s: &ServiceInfo) -> String {
     let client = format!("{name}Client");
     let req = format!("{name}Request");
     let resp = format!("{name}Response");
+    let view = format!("{name}WithContext");
     let mut methods = String::new();
+    let mut with_methods = String::new();
     for m in &s.methods {
         let v = &m.variant;
-        let cx = m.cx_name();
         let result = &m.result_ty;
-        let mut arms = format!("{resp}::{v}({result}::Ok(v)) => {RESULT}::Ok(v),\n");
+        let mut arms = format!("{resp}::{v}({result}::Ok(v)) => {RESULT}::Ok((v, __resp.cx)),\n");
         if let Some(e) = &m.error {
             for (ev, _) in &e.variants {
                 let _ = writeln!(
@@ -573,17 +598,39 @@ fn client(s: &ServiceInfo) -> String {
             }
         }
         let note = if m.oneway {
-            "\n/// One-way: returns once the call is written, with no answer."
+            "\n    /// One-way: returns once the call is written, with no answer."
         } else {
             ""
         };
+        let with_note = if m.oneway {
+            "\n    /// One-way: returns once the call is written; the context\n    /// returned is the request's, as no answer comes back."
+        } else {
+            ""
+        };
+        let fn_name = m.client_fn_name();
         let _ = write!(
             methods,
             r#"
-    /// Calls {sig}.{note}
-    pub async fn {fn_name}(&self, {cx}: {CONTEXT}{params}) -> {RESULT}<{ret}, {err}> {{
+    /// Calls {sig} with a default context.{note}
+    pub async fn {fn_name}(&self{params}) -> {RESULT}<{ret}, {err}> {{
+        let __cx = {CONTEXT}::default();
+        {view} {{ client: self, cx: &__cx }}.{fn_name}({arg_names}).await.map(|(v, _)| v)
+    }}
+"#,
+            sig = m.signature_doc(),
+            params = m.params(),
+            ret = m.ret,
+            err = m.error_ty(),
+            arg_names = m.arg_names(),
+        );
+        let _ = write!(
+            with_methods,
+            r#"
+    /// Calls {sig} with this view's context; returns the reply's context
+    /// too (backward metainfo, the peer that answered).{with_note}
+    pub async fn {fn_name}(&self{params}) -> {RESULT}<({ret}, {CONTEXT}), {err}> {{
         let __req = {req}::{v}({args_ty} {{ {arg_names} }});
-        let __resp = self.call({cx}, __req).await?;
+        let __resp = self.client.call(self.cx.clone(), __req).await?;
         #[allow(unreachable_patterns)]
         match __resp.message {{
             {arms}
@@ -592,7 +639,6 @@ fn client(s: &ServiceInfo) -> String {
     }}
 "#,
             sig = m.signature_doc(),
-            fn_name = m.client_fn_name(),
             params = m.params(),
             ret = m.ret,
             err = m.error_ty(),
@@ -606,6 +652,11 @@ fn client(s: &ServiceInfo) -> String {
 /// A typed client of `{idl}`: one `async fn` per method over any
 /// `tower::Service` that carries [`{req}`] to [`{resp}`], by default a
 /// Weft client, so every client option and layer applies.
+///
+/// `client.method(args)` sends a default context and returns the answer;
+/// `client.with_context(&cx).method(args)` sends `cx` and returns
+/// `(answer, reply context)`, whose `metainfo.backward` holds what the
+/// server set and whose `peer` is the instance that answered.
 #[derive(Debug, Clone)]
 pub struct {client}<T = ::weft::core::Client<::weft::thrift::ThriftClientCodec<{req}, {resp}>>> {{
     inner: T,
@@ -684,7 +735,44 @@ where
         cx.oneway = req.is_oneway();
         ::weft::core::tower::ServiceExt::oneshot(self.inner.clone(), ::weft::core::Request::new(cx, req)).await
     }}
+
+    /// A view of this client whose typed calls send `cx` (caller,
+    /// deadline, metainfo) and return the reply's context with the
+    /// answer: `client.with_context(&cx).method(args).await?` gives
+    /// `(answer, reply_cx)`. A declared exception or a failure returns
+    /// the error alone.
+    pub fn with_context<'a>(&'a self, cx: &'a {CONTEXT}) -> {view}<'a, T> {{
+        {view} {{ client: self, cx }}
+    }}
     {methods}
+}}
+
+/// [`{client}`] with a context: each typed call sends a copy of the
+/// context and returns `(answer, reply context)`; made by
+/// [`{client}::with_context`].
+#[derive(Debug)]
+pub struct {view}<'a, T> {{
+    client: &'a {client}<T>,
+    cx: &'a {CONTEXT},
+}}
+
+impl<T> ::std::clone::Clone for {view}<'_, T> {{
+    fn clone(&self) -> Self {{
+        *self
+    }}
+}}
+
+impl<T> ::std::marker::Copy for {view}<'_, T> {{}}
+
+impl<T> {view}<'_, T>
+where
+    T: ::weft::core::tower::Service<
+            ::weft::core::Request<{req}>,
+            Response = ::weft::core::Response<{resp}>,
+            Error = {STATUS},
+        > + ::std::clone::Clone,
+{{
+    {with_methods}
 }}
 "#
     )

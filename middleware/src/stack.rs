@@ -32,6 +32,40 @@ use crate::{
 pub type BoxStack<T, R> = BoxCloneSyncService<Request<T>, R, Status>;
 
 /// Configures the default client stack.
+///
+/// Full control over what the generated clients' `builder` assembles:
+/// observability → total timeout → retry → method breaker → balancer →
+/// per-attempt timeout → one connection service per instance.
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::core::{tower::ServiceExt, ConnectionMode, Context, Instance, Request, ServerBuilder, StaticDiscover};
+/// use weft::thrift::{Protocol, Transport};
+/// use weft_interop::{EchoAddArgsSend, EchoAddResultSend, EchoClient, EchoHandler, EchoRequest, EchoResponse};
+/// use weft_middleware::{ClientStack, PerMethod, RetryLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = weft_interop::serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default()).await?;
+/// let b = weft_interop::serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default()).await?;
+/// let discover = StaticDiscover::from_addresses([a.local_addr().clone(), b.local_addr().clone()]);
+///
+/// let client = ClientStack::new()
+///     .total_timeout(PerMethod::new(Some(Duration::from_secs(1))))
+///     .retry(Some(RetryLayer::default().idempotent(["add"])))
+///     .build(&discover, "Echo", |inst: &Instance| {
+///         EchoClient::new(&inst.address, Transport::TTHeader, Protocol::Binary, ConnectionMode::Multiplexed).inner
+///     })?;
+/// for i in 0..4 {
+///     let req = Request::new(Context::new("Echo", "add"), EchoRequest::Add(EchoAddArgsSend { a: i, b: 1 }));
+///     let resp = client.clone().oneshot(req).await?;
+///     assert_eq!(resp.message, EchoResponse::Add(EchoAddResultSend::Ok(i + 1)));
+/// }
+/// a.shutdown().await;
+/// b.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClientStack {
@@ -184,6 +218,32 @@ type TimedOut<S> = Either<Timeout<Retried<S>>, Retried<S>>;
 pub type ClientService<S> = Either<Observe<TimedOut<S>>, TimedOut<S>>;
 
 /// Configures the default server stack.
+///
+/// ```
+/// use weft::core::{Address, ConnectionMode, ServerBuilder};
+/// use weft::thrift::{Protocol, ThriftServerCodec, Transport};
+/// use weft_interop::{EchoClient, EchoHandler, EchoRequest, EchoResponse};
+/// use weft_middleware::ServerStack;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // At most 256 calls handled at once; more are shed as "not processed".
+/// let handler = ServerStack::new().concurrency_limit(256).build(EchoHandler::default());
+/// let builder = ServerBuilder::new();
+/// let limits = builder.limits_ref().clone();
+/// let server = builder
+///     .serve(
+///         &"127.0.0.1:0".parse::<Address>()?,
+///         move || ThriftServerCodec::<EchoRequest, EchoResponse>::new(&limits),
+///         handler,
+///     )
+///     .await?;
+/// let client = EchoClient::new(server.local_addr(), Transport::TTHeader, Protocol::Binary, ConnectionMode::Multiplexed);
+/// assert_eq!(client.add(Default::default(), 1, 2).await?, 3);
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct ServerStack {

@@ -1,4 +1,5 @@
-//! Generates Rust with weft-rpc-codegen for the echo service and for every
+//! Generates Rust with weft-rpc-codegen for the echo service, for
+//! `idl/keywords.thrift` (Rust keywords as IDL names) and for every
 //! Thrift file in `../shared/idl/thrift` (jaeger/ included), each into its
 //! own module, so that building this crate proves they all compile.
 use std::{
@@ -23,10 +24,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", corpus.display());
     println!("cargo:rerun-if-changed={}", corpus.join("jaeger").display());
 
-    let mut jobs = vec![(
-        manifest.join("../interop/idl/echo.thrift"),
-        "echo".to_string(),
-    )];
+    let mut jobs = vec![
+        (
+            manifest.join("../interop/idl/echo.thrift"),
+            "echo".to_string(),
+        ),
+        (manifest.join("idl/keywords.thrift"), "keywords".to_string()),
+    ];
+    println!("cargo:rerun-if-changed={}", manifest.join("idl").display());
     for f in thrift_files(&corpus) {
         jobs.push((f.clone(), weft_codegen::module_name(&f)));
     }

@@ -6,6 +6,32 @@
 //! cargo run -p weft-example-hello --bin server       # or apart
 //! cargo run -p weft-example-hello --bin client
 //! ```
+//!
+//! The generated client, built in one chain against a server on a free
+//! port:
+//!
+//! ```
+//! use weft::core::{Context, ServerBuilder};
+//! use weft_example_hello::{Greeter, HelloClient, HelloLookupError, HelloServer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = HelloServer::new(Greeter).serve(ServerBuilder::new(), &"127.0.0.1:0".parse()?).await?;
+//! let client = HelloClient::builder("hello")
+//!     .address(server.local_addr().to_string())
+//!     .build()?;
+//!
+//! let g = client.greet("world".into(), 2).await?;
+//! assert_eq!(g.count, Some(2));
+//! // A declared exception is a variant of the method's error enum.
+//! assert!(matches!(client.lookup("nobody".into()).await, Err(HelloLookupError::Missing(_))));
+//! // `with_context` sends a context and returns the reply's.
+//! let (_, reply) = client.with_context(&Context::default()).greet("again".into(), 1).await?;
+//! assert_eq!(reply.peer.as_ref(), Some(server.local_addr()));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
@@ -35,8 +61,10 @@ impl Hello for Greeter {
         })
     }
 
-    async fn lookup(&self, _cx: &mut Context, name: FastStr) -> Result<FastStr, HelloLookupError> {
+    async fn lookup(&self, cx: &mut Context, name: FastStr) -> Result<FastStr, HelloLookupError> {
         println!("server: lookup({name:?})");
+        // Backward metainfo travels to the caller with the answer.
+        cx.metainfo.backward.insert("served-by", "greeter");
         match name.as_str() {
             "weft" => Ok("an RPC framework".into()),
             _ => Err(HelloLookupError::Missing(NotFound { name: Some(name) })),
@@ -51,28 +79,34 @@ impl Hello for Greeter {
 
 /// The client side of the quickstart: every kind of call, printed.
 pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<()> {
-    use weft::core::ClientBuilder;
-    use weft::thrift::{Protocol, Transport};
+    // The common case: governance built in (5 s timeout, retries of what
+    // is safe, balancing, breakers), TTHeader over one multiplexed
+    // connection per instance.
+    let client = HelloClient::builder("hello")
+        .address(addr.to_string())
+        .timeout(std::time::Duration::from_secs(2))
+        .caller("quickstart-client")
+        .build()?;
 
-    let client = HelloClient::new(
-        ClientBuilder::new(addr.clone()),
-        Transport::TTHeader,
-        Protocol::Binary,
-    );
-    let mut cx = Context::default();
-    cx.caller = "quickstart-client".into();
-
-    let g = client.greet(cx.clone(), "world".into(), 3).await?;
+    let g = client.greet("world".into(), 3).await?;
     println!(
         "client: greet(\"world\", 3) -> {:?} (count {:?})",
         g.text, g.count
     );
 
-    match client.lookup(cx.clone(), "weft".into()).await {
-        Ok(v) => println!("client: lookup(\"weft\") -> {v:?}"),
+    // A context of the caller's own goes in; the reply's comes back with
+    // the answer (backward metainfo, the instance that answered).
+    let mut cx = Context::default();
+    cx.metainfo.persistent.insert("tenant", "demo");
+    match client.with_context(&cx).lookup("weft".into()).await {
+        Ok((v, reply)) => println!(
+            "client: lookup(\"weft\") -> {v:?} from {:?}, backward {:?}",
+            reply.peer,
+            reply.metainfo.backward.get("served-by")
+        ),
         Err(e) => anyhow::bail!("lookup(weft) failed: {e:?}"),
     }
-    match client.lookup(cx.clone(), "nobody".into()).await {
+    match client.lookup("nobody".into()).await {
         Err(HelloLookupError::Missing(e)) => {
             println!(
                 "client: lookup(\"nobody\") -> declared exception NotFound({:?})",
@@ -82,7 +116,7 @@ pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<()> {
         other => anyhow::bail!("lookup(nobody) should throw NotFound, got {other:?}"),
     }
 
-    client.log(cx, "one-way: no answer expected".into()).await?;
+    client.log("one-way: no answer expected".into()).await?;
     println!("client: log(...) sent one-way");
     Ok(())
 }

@@ -55,18 +55,12 @@ async fn three_addresses_one_dead_timeout_retry_caller() {
         .build()
         .unwrap();
     for i in 0..30 {
-        let g = client
-            .greet(Context::default(), "world".into(), i)
-            .await
-            .unwrap();
+        let g = client.greet("world".into(), i).await.unwrap();
         assert_eq!(g.text.as_deref(), Some("world from builder-test"));
         assert_eq!(g.count, Some(i));
     }
-    assert_eq!(
-        &*client.lookup(Context::default(), "x".into()).await.unwrap(),
-        "x"
-    );
-    client.log(Context::default(), "line".into()).await.unwrap();
+    assert_eq!(&*client.lookup("x".into()).await.unwrap(), "x");
+    client.log("line".into()).await.unwrap();
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -88,10 +82,7 @@ async fn a_host_name_address_works() {
         .address(format!("localhost:{port}"))
         .build()
         .unwrap();
-    let g = client
-        .greet(Context::default(), "n".into(), 1)
-        .await
-        .unwrap();
+    let g = client.greet("n".into(), 1).await.unwrap();
     assert_eq!(g.count, Some(1));
     server.shutdown().await;
 }

@@ -152,7 +152,11 @@ struct Scripted {
 impl Hello for Scripted {
     async fn greet(&self, cx: &mut Context, name: FastStr, times: i64) -> Result<Greeting, Status> {
         if let Some(next) = &self.next {
-            return next.greet(cx.child("Hello", "greet"), name, times).await;
+            return next
+                .with_context(&cx.child("Hello", "greet"))
+                .greet(name, times)
+                .await
+                .map(|(v, _)| v);
         }
         match name.as_str() {
             "fail" => return Err(Status::internal("scripted failure")),
@@ -282,22 +286,52 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
     // 5 successes, 1 failure, 1 declared exception, 1 lookup success,
     // 1 one-way call.
     for i in 0..5 {
-        hello.greet(cx(long), "world".into(), i).await.unwrap();
+        hello
+            .with_context(&cx(long))
+            .greet("world".into(), i)
+            .await
+            .map(|(v, _)| v)
+            .unwrap();
     }
-    let err = hello.greet(cx(long), "fail".into(), 0).await.unwrap_err();
+    let err = hello
+        .with_context(&cx(long))
+        .greet("fail".into(), 0)
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
     assert_eq!(err.code(), Code::Internal, "{err}");
-    hello.lookup(cx(long), "weft".into()).await.unwrap();
+    hello
+        .with_context(&cx(long))
+        .lookup("weft".into())
+        .await
+        .map(|(v, _)| v)
+        .unwrap();
     assert!(matches!(
-        hello.lookup(cx(long), "nobody".into()).await,
+        hello
+            .with_context(&cx(long))
+            .lookup("nobody".into())
+            .await
+            .map(|(v, _)| v),
         Err(HelloLookupError::Missing(_))
     ));
-    hello.log(cx(long), "line".into()).await.unwrap();
+    hello
+        .with_context(&cx(long))
+        .log("line".into())
+        .await
+        .map(|(v, _)| v)
+        .unwrap();
 
     // One call held in flight; the next is shed by the concurrency limit.
     let held = {
         let hello = hello.clone();
         let c = cx(long);
-        tokio::spawn(async move { hello.greet(c, "hold".into(), 0).await })
+        tokio::spawn(async move {
+            hello
+                .with_context(&c)
+                .greet("hold".into(), 0)
+                .await
+                .map(|(v, _)| v)
+        })
     };
     entered.recv().await.unwrap();
     let (_, status) = get(admin.local_addr(), "/status").await;
@@ -315,15 +349,22 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
             "{status}"
         );
     }
-    let shed = hello.greet(cx(long), "x".into(), 0).await.unwrap_err();
+    let shed = hello
+        .with_context(&cx(long))
+        .greet("x".into(), 0)
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
     assert_eq!(shed.code(), Code::ResourceExhausted, "{shed}");
     release.notify_one();
     held.await.unwrap().unwrap();
 
     // A deadline the handler outlives.
     let late = hello
-        .greet(cx(Duration::from_millis(200)), "slow".into(), 0)
+        .with_context(&cx(Duration::from_millis(200)))
+        .greet("slow".into(), 0)
         .await
+        .map(|(v, _)| v)
         .unwrap_err();
     assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
 
@@ -526,8 +567,10 @@ async fn one_trace_crosses_two_hops_with_correct_parents() {
     .await;
     let hello = client(a.local_addr(), ObserveLayer::client(System::Thrift));
     let g = hello
-        .greet(cx(Duration::from_secs(10)), "traced".into(), 1)
+        .with_context(&cx(Duration::from_secs(10)))
+        .greet("traced".into(), 1)
         .await
+        .map(|(v, _)| v)
         .unwrap();
     assert_eq!(g.text.as_deref(), Some("hello, traced"));
 
@@ -650,8 +693,10 @@ async fn a_call_retried_once_records_two_attempt_spans_under_its_call_span() {
         Some(RetryLayer::new(policy).idempotent(["greet"])),
     );
     let g = hello
-        .greet(cx(Duration::from_secs(10)), "flaky".into(), 1)
+        .with_context(&cx(Duration::from_secs(10)))
+        .greet("flaky".into(), 1)
         .await
+        .map(|(v, _)| v)
         .unwrap();
     assert_eq!(g.text.as_deref(), Some("hello, flaky"));
 
@@ -712,8 +757,10 @@ async fn a_backup_request_records_a_backup_attempt_and_the_loser_cancelled() {
         Some(RetryLayer::new(policy).idempotent(["greet"])),
     );
     let g = hello
-        .greet(cx(Duration::from_secs(10)), "slow-once".into(), 1)
+        .with_context(&cx(Duration::from_secs(10)))
+        .greet("slow-once".into(), 1)
         .await
+        .map(|(v, _)| v)
         .unwrap();
     assert_eq!(g.text.as_deref(), Some("hello, slow-once"));
 
@@ -755,13 +802,17 @@ async fn the_access_log_samples_one_in_two_and_every_failure() {
     // Calls 0..=4 succeed (0, 2, 4 sampled), call 5 fails (logged anyway).
     for i in 0..5 {
         hello
-            .greet(cx(Duration::from_secs(10)), "x".into(), i)
+            .with_context(&cx(Duration::from_secs(10)))
+            .greet("x".into(), i)
             .await
+            .map(|(v, _)| v)
             .unwrap();
     }
     hello
-        .greet(cx(Duration::from_secs(10)), "fail".into(), 5)
+        .with_context(&cx(Duration::from_secs(10)))
+        .greet("fail".into(), 5)
         .await
+        .map(|(v, _)| v)
         .unwrap_err();
     server.shutdown().await;
     let events: Vec<_> = rec
@@ -856,8 +907,10 @@ async fn readyz_flips_when_graceful_shutdown_starts_before_deregistration_ends()
         Protocol::Binary,
     );
     hello
-        .greet(cx(Duration::from_secs(5)), "still".into(), 1)
+        .with_context(&cx(Duration::from_secs(5)))
+        .greet("still".into(), 1)
         .await
+        .map(|(v, _)| v)
         .unwrap();
     assert!(!shutdown.is_finished());
     registry.finish.notify_one();

@@ -46,7 +46,7 @@ fn send_one_and_exit(addr: Address, mode: ConnectionMode, transport: Transport) 
                 transport,
                 Protocol::Binary,
             );
-            client.log(Context::default(), "bye".into()).await.unwrap();
+            client.log("bye".into()).await.unwrap();
         });
         drop(rt);
     })

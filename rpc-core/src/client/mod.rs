@@ -79,6 +79,36 @@ pub const DEFAULT_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 pub const DEFAULT_MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Configures a [`Client`].
+///
+/// A client of one address with any codec; the generated clients'
+/// `builder` (in the facade) adds balancing, retries and timeouts on top.
+///
+/// ```
+/// use std::time::Duration;
+/// use weft_core::{tower::ServiceExt, ClientBuilder, ConnectionMode, Context, Limits, Request, ServerBuilder};
+/// use weft_interop::{EchoAddArgsSend, EchoAddResultSend, EchoHandler, EchoRequest, EchoResponse};
+/// use weft_thrift::{Protocol, ThriftClientCodec, Transport};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = weft_interop::serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default()).await?;
+///
+/// let codec = ThriftClientCodec::<EchoRequest, EchoResponse>::new(
+///     Transport::TTHeader,
+///     Protocol::Binary,
+///     &Limits::default(),
+/// );
+/// let client = ClientBuilder::new(server.local_addr().clone())
+///     .mode(ConnectionMode::Multiplexed)
+///     .timeout(Some(Duration::from_secs(1)))
+///     .build(codec);
+/// let req = Request::new(Context::new("Echo", "add"), EchoRequest::Add(EchoAddArgsSend { a: 2, b: 3 }));
+/// let resp = client.oneshot(req).await?;
+/// assert_eq!(resp.message, EchoResponse::Add(EchoAddResultSend::Ok(5)));
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClientBuilder {

@@ -53,6 +53,36 @@ pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
 pub const DEFAULT_DRAIN_QUIET: Duration = Duration::from_millis(200);
 
 /// Configures and starts a server.
+///
+/// Serves any `tower::Service` through a codec made per connection; the
+/// generated servers' `serve` wraps this.
+///
+/// ```
+/// use weft_core::{Address, ConnectionMode, ServerBuilder};
+/// use weft_interop::{EchoClient, EchoHandler, EchoRequest, EchoResponse};
+/// use weft_thrift::{Protocol, ThriftServerCodec, Transport};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let builder = ServerBuilder::new().drain_timeout(std::time::Duration::from_secs(5));
+/// let limits = builder.limits_ref().clone();
+/// let server = builder
+///     .serve(
+///         &"127.0.0.1:0".parse::<Address>()?,
+///         move || ThriftServerCodec::<EchoRequest, EchoResponse>::new(&limits),
+///         EchoHandler::default(),
+///     )
+///     .await?;
+///
+/// // One port answers TTHeader, THeader, framed and buffered Thrift.
+/// for transport in [Transport::TTHeader, Transport::Framed, Transport::Buffered] {
+///     let client = EchoClient::new(server.local_addr(), transport, Protocol::Binary, ConnectionMode::Multiplexed);
+///     assert_eq!(client.add(Default::default(), 40, 2).await?, 42);
+/// }
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ServerBuilder {

@@ -315,10 +315,6 @@ macro_rules! check {
     }};
 }
 
-fn cx() -> Context {
-    Context::default()
-}
-
 fn xtruct(s: &str, b: i8, i: i32, l: i64) -> Xtruct {
     Xtruct {
         string_thing: Some(FastStr::new(s)),
@@ -359,29 +355,29 @@ where
         };
     }
 
-    call!("testVoid", client.test_void(cx()));
+    call!("testVoid", client.test_void());
     for s in ["", "Test", "ünicode ☃ 🦀", &"x".repeat(10_000)] {
-        if let Some(v) = call!("testString", client.test_string(cx(), FastStr::new(s))) {
+        if let Some(v) = call!("testString", client.test_string(FastStr::new(s))) {
             check!(e, "testString", v.as_str(), s);
         }
     }
     for b in [true, false] {
-        if let Some(v) = call!("testBool", client.test_bool(cx(), b)) {
+        if let Some(v) = call!("testBool", client.test_bool(b)) {
             check!(e, "testBool", v, b);
         }
     }
     for n in [1i8, 0, -1, i8::MIN, i8::MAX] {
-        if let Some(v) = call!("testByte", client.test_byte(cx(), n)) {
+        if let Some(v) = call!("testByte", client.test_byte(n)) {
             check!(e, "testByte", v, n);
         }
     }
     for n in [-1i32, 0, 1, i32::MIN, i32::MAX] {
-        if let Some(v) = call!("testI32", client.test_i32(cx(), n)) {
+        if let Some(v) = call!("testI32", client.test_i32(n)) {
             check!(e, "testI32", v, n);
         }
     }
     for n in [0i64, -34359738368, i64::MIN, i64::MAX] {
-        if let Some(v) = call!("testI64", client.test_i64(cx(), n)) {
+        if let Some(v) = call!("testI64", client.test_i64(n)) {
             check!(e, "testI64", v, n);
         }
     }
@@ -394,16 +390,16 @@ where
         1e-300,
         f64::INFINITY,
     ] {
-        if let Some(v) = call!("testDouble", client.test_double(cx(), d)) {
+        if let Some(v) = call!("testDouble", client.test_double(d)) {
             check!(e, "testDouble", v.to_bits(), d.to_bits());
         }
     }
     let bin = Bytes::from((0..=255u8).collect::<Vec<_>>());
-    if let Some(v) = call!("testBinary", client.test_binary(cx(), bin.clone())) {
+    if let Some(v) = call!("testBinary", client.test_binary(bin.clone())) {
         check!(e, "testBinary", v, bin);
     }
     let x = xtruct("Zero", 1, -3, -5);
-    if let Some(v) = call!("testStruct", client.test_struct(cx(), x.clone())) {
+    if let Some(v) = call!("testStruct", client.test_struct(x.clone())) {
         check!(e, "testStruct", v, x.clone());
     }
     let nest = Xtruct2 {
@@ -411,11 +407,11 @@ where
         struct_thing: Some(x.clone()),
         i32_thing: Some(5),
     };
-    if let Some(v) = call!("testNest", client.test_nest(cx(), nest.clone())) {
+    if let Some(v) = call!("testNest", client.test_nest(nest.clone())) {
         check!(e, "testNest", v, nest);
     }
     let map: AHashMap<i32, i32> = (0..5).map(|i| (i, i - 10)).collect();
-    if let Some(v) = call!("testMap", client.test_map(cx(), map.clone())) {
+    if let Some(v) = call!("testMap", client.test_map(map.clone())) {
         check!(e, "testMap", v, map);
     }
     let smap: AHashMap<FastStr, FastStr> =
@@ -423,15 +419,15 @@ where
             .into_iter()
             .map(|(k, v)| (FastStr::new(k), FastStr::new(v)))
             .collect();
-    if let Some(v) = call!("testStringMap", client.test_string_map(cx(), smap.clone())) {
+    if let Some(v) = call!("testStringMap", client.test_string_map(smap.clone())) {
         check!(e, "testStringMap", v, smap);
     }
     let set: AHashSet<i32> = (-2..3).collect();
-    if let Some(v) = call!("testSet", client.test_set(cx(), set.clone())) {
+    if let Some(v) = call!("testSet", client.test_set(set.clone())) {
         check!(e, "testSet", v, set);
     }
     let list: Vec<i32> = vec![-2, -1, 0, 1, 2, i32::MAX];
-    if let Some(v) = call!("testList", client.test_list(cx(), list.clone())) {
+    if let Some(v) = call!("testList", client.test_list(list.clone())) {
         check!(e, "testList", v, list);
     }
     for n in [
@@ -441,17 +437,14 @@ where
         Numberz::FIVE,
         Numberz::EIGHT,
     ] {
-        if let Some(v) = call!("testEnum", client.test_enum(cx(), n)) {
+        if let Some(v) = call!("testEnum", client.test_enum(n)) {
             check!(e, "testEnum", v, n);
         }
     }
-    if let Some(v) = call!(
-        "testTypedef",
-        client.test_typedef(cx(), UserId(309858235082523))
-    ) {
+    if let Some(v) = call!("testTypedef", client.test_typedef(UserId(309858235082523))) {
         check!(e, "testTypedef", v, UserId(309858235082523));
     }
-    if let Some(v) = call!("testMapMap", client.test_map_map(cx(), 1)) {
+    if let Some(v) = call!("testMapMap", client.test_map_map(1)) {
         check!(e, "testMapMap", v, map_map());
     }
     let insanity = Insanity {
@@ -461,19 +454,19 @@ where
         ])),
         xtructs: Some(vec![xtruct("Goodbye4", 4, 4, 4), xtruct("Hello2", 2, 2, 2)]),
     };
-    if let Some(v) = call!("testInsanity", client.test_insanity(cx(), insanity.clone())) {
+    if let Some(v) = call!("testInsanity", client.test_insanity(insanity.clone())) {
         check!(e, "testInsanity", v, insanity_result(&insanity));
     }
     let arg3: AHashMap<i16, FastStr> = [(1, FastStr::new("one"))].into_iter().collect();
     if let Some(v) = call!(
         "testMulti",
-        client.test_multi(cx(), 1, 2, 3, arg3, Numberz::TWO, UserId(42))
+        client.test_multi(1, 2, 3, arg3, Numberz::TWO, UserId(42))
     ) {
         check!(e, "testMulti", v, xtruct("Hello2", 1, 2, 3));
     }
 
     // Exceptions: declared, undeclared, none.
-    match client.test_exception(cx(), "Xception".into()).await {
+    match client.test_exception("Xception".into()).await {
         Err(ThriftTestTestExceptionError::Err1(x)) => {
             check!(
                 e,
@@ -484,15 +477,15 @@ where
         }
         other => e.push(format!("testException(Xception): got {other:?}")),
     }
-    match client.test_exception(cx(), "TException".into()).await {
+    match client.test_exception("TException".into()).await {
         Err(ThriftTestTestExceptionError::Status(_)) => {}
         other => e.push(format!("testException(TException): got {other:?}")),
     }
-    if let Err(err) = client.test_exception(cx(), "success".into()).await {
+    if let Err(err) = client.test_exception("success".into()).await {
         e.push(format!("testException(success): {err}"));
     }
     match client
-        .test_multi_exception(cx(), "Xception".into(), "ignored".into())
+        .test_multi_exception("Xception".into(), "ignored".into())
         .await
     {
         Err(ThriftTestTestMultiExceptionError::Err1(x)) => {
@@ -507,7 +500,7 @@ where
         other => e.push(format!("testMultiException(Xception): got {other:?}")),
     }
     match client
-        .test_multi_exception(cx(), "Xception2".into(), "ignored".into())
+        .test_multi_exception("Xception2".into(), "ignored".into())
         .await
     {
         Err(ThriftTestTestMultiExceptionError::Err2(x)) => {
@@ -522,7 +515,7 @@ where
         other => e.push(format!("testMultiException(Xception2): got {other:?}")),
     }
     match client
-        .test_multi_exception(cx(), "no exception".into(), "test 3".into())
+        .test_multi_exception("no exception".into(), "test 3".into())
         .await
     {
         Ok(x) => check!(
@@ -537,20 +530,17 @@ where
     // One-way: returns at once although the server sleeps, and the
     // connection still serves calls.
     let started = std::time::Instant::now();
-    call!("testOneway", client.test_oneway(cx(), 1));
+    call!("testOneway", client.test_oneway(1));
     if started.elapsed() > Duration::from_millis(900) {
         e.push(format!(
             "testOneway took {:?}: the call waited",
             started.elapsed()
         ));
     }
-    call!("testVoid after testOneway", client.test_void(cx()));
+    call!("testVoid after testOneway", client.test_void());
 
     if let Some(second) = second {
-        if let Some(v) = call!(
-            "secondtestString",
-            second.secondtest_string(cx(), "foo".into())
-        ) {
+        if let Some(v) = call!("secondtestString", second.secondtest_string("foo".into())) {
             check!(e, "secondtestString", v.as_str(), "testString(\"foo\")");
         }
     }

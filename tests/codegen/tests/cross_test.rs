@@ -235,7 +235,7 @@ async fn both_ways_over_unix_sockets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ttheader_client_of_a_framed_apache_server_is_told_why_it_hung_up() {
     use weft::{
-        core::{Address, ClientBuilder, ConnectionMode, Context},
+        core::{Address, ClientBuilder, ConnectionMode},
         thrift::{Protocol, Transport},
     };
     use weft_codegen_tests::thrift_test::thrifttest::ThriftTestClient;
@@ -253,7 +253,7 @@ async fn a_ttheader_client_of_a_framed_apache_server_is_told_why_it_hung_up() {
             .mode(mode)
             .timeout(Duration::from_secs(10));
         let client = ThriftTestClient::new(builder, Transport::TTHeader, Protocol::Binary);
-        let e = client.test_void(Context::default()).await.unwrap_err();
+        let e = client.test_void().await.unwrap_err();
         let m = e.to_string();
         assert!(m.contains(&addr.to_string()), "{mode:?}: {m}");
         assert!(m.contains("before answering anything"), "{mode:?}: {m}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft::{
-    core::{Address, ClientBuilder, Code, ConnectionMode, Context},
+    core::{Address, ClientBuilder, Code, ConnectionMode},
     thrift::{Protocol, Transport},
 };
 use weft_codegen_tests::thrift_test::thrifttest::ThriftTestClient;
@@ -30,7 +30,7 @@ async fn a_refused_connection_names_the_address() {
     };
     for mode in MODES {
         let e = client(&dead, mode, Transport::Framed)
-            .test_void(Context::default())
+            .test_void()
             .await
             .unwrap_err();
         let m = e.to_string();
@@ -68,7 +68,7 @@ async fn an_http_answer_is_reported_as_http() {
             Transport::FramedTHeader,
         ] {
             let e = client(&addr, mode, transport)
-                .test_void(Context::default())
+                .test_void()
                 .await
                 .unwrap_err();
             let m = e.to_string();

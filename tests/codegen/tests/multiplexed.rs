@@ -40,12 +40,9 @@ async fn both_services_share_one_pooled_connection_on_every_transport() {
                 let errors = cross::battery(&first, Some(&second)).await;
                 assert!(errors.is_empty(), "{what}: {errors:?}");
                 // And once more in the other order.
-                let v = second
-                    .secondtest_string(Context::default(), "bar".into())
-                    .await
-                    .unwrap();
+                let v = second.secondtest_string("bar".into()).await.unwrap();
                 assert_eq!(v, "testString(\"bar\")", "{what}");
-                first.test_void(Context::default()).await.unwrap();
+                first.test_void().await.unwrap();
                 assert_eq!(server.accepted(), 1, "{what}: connections accepted");
             }
         }
@@ -79,8 +76,8 @@ async fn concurrent_calls_of_both_services_share_one_multiplexed_connection() {
             let (first, second) = (first.clone(), second.clone());
             calls.push(tokio::spawn(async move {
                 let s = FastStr::new(format!("s{i}"));
-                let a = first.test_string(Context::default(), s.clone()).await?;
-                let b = second.secondtest_string(Context::default(), s).await?;
+                let a = first.test_string(s.clone()).await?;
+                let b = second.secondtest_string(s).await?;
                 Ok::<_, weft::core::Status>((a, b))
             }));
         }
@@ -106,7 +103,12 @@ async fn a_context_naming_the_other_service_is_an_error() {
     );
     let mut cx = Context::default();
     cx.service = FastStr::from_static_str("SecondService");
-    let e = first.test_void(cx).await.unwrap_err();
+    let e = first
+        .with_context(&cx)
+        .test_void()
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
     assert!(
         e.to_string()
             .contains("SecondService has no method testVoid"),

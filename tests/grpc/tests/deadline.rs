@@ -154,7 +154,12 @@ async fn a_thrift_deadline_cancels_the_grpc_handler_two_hops_away() {
     let mut cx = Context::new("Hello", "greet");
     cx.set_timeout(Duration::from_millis(400));
     let begun = tokio::time::Instant::now();
-    let err = client.greet(cx, "x".into(), 1).await.unwrap_err();
+    let err = client
+        .with_context(&cx)
+        .greet("x".into(), 1)
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
     assert!(
         begun.elapsed() < Duration::from_secs(2),

@@ -49,12 +49,10 @@ async fn thrift_and_grpc_share_one_port() {
             Protocol::Binary,
         );
         let g = thrift
-            .greet(
-                weft::core::Context::new("Hello", "greet"),
-                "one port".into(),
-                2,
-            )
+            .with_context(&weft::core::Context::new("Hello", "greet"))
+            .greet("one port".into(), 2)
             .await
+            .map(|(v, _)| v)
             .unwrap();
         assert_eq!(g.text.as_deref(), Some("hello, one port"));
     }

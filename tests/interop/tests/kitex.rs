@@ -229,7 +229,12 @@ async fn case_battery(client: &ThriftTestClient) -> Vec<String> {
 async fn case_concurrent(client: &ThriftTestClient) -> Vec<String> {
     let calls = (0..64).map(|i| async move {
         let want = format!("call-{i}-{}", "y".repeat(i * 97));
-        match client.test_string(cx(), want.clone().into()).await {
+        match client
+            .with_context(&cx())
+            .test_string(want.clone().into())
+            .await
+            .map(|(v, _)| v)
+        {
             Ok(got) if got == want => None,
             Ok(got) => Some(format!(
                 "testString #{i}: got another call's answer ({} bytes)",
@@ -291,7 +296,12 @@ async fn case_deadline(client: &ThriftTestClient) -> Vec<String> {
     let mut c = cx();
     c.set_timeout(Duration::from_millis(300));
     let started = Instant::now();
-    match client.test_string(c, "sleep:2000".into()).await {
+    match client
+        .with_context(&c)
+        .test_string("sleep:2000".into())
+        .await
+        .map(|(v, _)| v)
+    {
         Err(s) if s.code() == Code::DeadlineExceeded => {}
         other => e.push(format!(
             "testString(sleep:2000) with a 300 ms deadline: got {other:?}, want DeadlineExceeded"
@@ -303,7 +313,12 @@ async fn case_deadline(client: &ThriftTestClient) -> Vec<String> {
             started.elapsed()
         ));
     }
-    if let Err(err) = client.test_string(cx(), "after".into()).await {
+    if let Err(err) = client
+        .with_context(&cx())
+        .test_string("after".into())
+        .await
+        .map(|(v, _)| v)
+    {
         e.push(format!("testString after a deadline: {err}"));
     }
     e
@@ -333,7 +348,12 @@ async fn case_names(client: &ThriftTestClient) -> Vec<String> {
 
 async fn case_biz(client: &ThriftTestClient) -> Vec<String> {
     let mut e = Vec::new();
-    match client.test_string(cx(), "biz:4002".into()).await {
+    match client
+        .with_context(&cx())
+        .test_string("biz:4002".into())
+        .await
+        .map(|(v, _)| v)
+    {
         Err(s) => match BizStatus::of(&s) {
             Some(b)
                 if b.code() == 4002
@@ -350,7 +370,12 @@ async fn case_biz(client: &ThriftTestClient) -> Vec<String> {
             "testString(biz:4002): got {v:?}, want a business status"
         )),
     }
-    match client.test_string(cx(), "bizplain:7".into()).await {
+    match client
+        .with_context(&cx())
+        .test_string("bizplain:7".into())
+        .await
+        .map(|(v, _)| v)
+    {
         Err(s) => match BizStatus::of(&s) {
             Some(b)
                 if b.code() == 7
@@ -364,7 +389,12 @@ async fn case_biz(client: &ThriftTestClient) -> Vec<String> {
             "testString(bizplain:7): got {v:?}, want a business status"
         )),
     }
-    match client.test_string(cx(), "plain".into()).await {
+    match client
+        .with_context(&cx())
+        .test_string("plain".into())
+        .await
+        .map(|(v, _)| v)
+    {
         Ok(v) if v == "plain" => {}
         other => e.push(format!("testString after a business status: {other:?}")),
     }
