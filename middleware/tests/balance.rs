@@ -354,6 +354,50 @@ async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
     assert!(moved > 0 && moved <= 400 * 2 / 5, "moved {moved} of 400");
 }
 
+/// One hot key, many calls at once on slow servers: counted on the servers,
+/// the key's owner takes no more than its bounded share and the rest spill
+/// to the next instances; with an unbounded factor (the control) the owner
+/// takes them all, so the bound is what spreads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_key_spills_past_its_owner_under_bounded_load() {
+    for (load_factor, bounded) in [(1.25, true), (1e9, false)] {
+        let servers = [
+            start(Duration::from_millis(20)).await,
+            start(Duration::from_millis(20)).await,
+            start(Duration::from_millis(20)).await,
+            start(Duration::from_millis(20)).await,
+        ];
+        let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
+        let lb = balancer(
+            &discover,
+            no_breaker(Strategy::ConsistentHash {
+                key: HashKey::metainfo("user"),
+                load_factor,
+            }),
+        );
+        let hot = |_| {
+            let mut cx = Context::default();
+            cx.metainfo.persistent.insert("user", "hot".to_owned());
+            cx
+        };
+        let (ok, failed, _) = drive(&lb, 240, 24, hot).await;
+        assert_eq!((ok, failed), (240, 0));
+        let hits: Vec<usize> = servers.iter().map(TestServer::calls).collect();
+        let most = *hits.iter().max().unwrap();
+        if bounded {
+            // 24 in flight over 4: the bound is ceil(25 × 1.25 / 4) = 8
+            // each, so the owner has at most about a third of them.
+            assert!(most <= 240 / 2, "owner took {most} of 240: {hits:?}");
+            assert!(
+                hits.iter().filter(|&&n| n > 0).count() >= 3,
+                "spilled to too few: {hits:?}"
+            );
+        } else {
+            assert_eq!(most, 240, "unbounded: all on the owner, {hits:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2c_steers_away_from_a_slow_instance() {
     // Fault injection makes one instance 20x slower than the others.

@@ -27,7 +27,7 @@ use tower::Service;
 use weft_core::{Code, Delivery, Status};
 use weft_middleware::{
     breaker::{Breaker, BreakerConfig, BreakerState},
-    limit::{AdaptiveConfig, AdaptiveLimit},
+    limit::{AdaptiveConfig, AdaptiveLimit, RateLimit},
     RetryBudget,
 };
 
@@ -396,7 +396,7 @@ proptest! {
                 match op {
                     LimitOp::Call => {
                         let limit = svc.limit();
-                        let mut fut = svc.call(());
+                        let mut fut: CallFuture = Box::pin(svc.call(()));
                         match futures::poll!(fut.as_mut()) {
                             Poll::Pending => {
                                 prop_assert!(flying.len() < limit, "admitted with {} in flight, limit {limit}", flying.len());
@@ -474,4 +474,64 @@ fn failures_in_a_row_start_again_when_the_breaker_closes() {
             "reopened on failures from before it closed"
         );
     });
+}
+
+// ===== the rate limit =====
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// However calls and time interleave, the rate limit admits no more
+    /// than `burst` plus `rate` × the time gone by, and never sheds a call
+    /// while a whole token is due (lock-free GCRA against the token bucket
+    /// it replaces, replayed here in integer milliseconds).
+    #[test]
+    fn the_rate_limit_keeps_to_its_rate_and_burst(
+        per_sec in 1u32..2000,
+        burst in 1u32..20,
+        ops in prop::collection::vec(prop_oneof![
+            (1u8..40).prop_map(|n| (n, 0u16)),
+            (0u16..500).prop_map(|ms| (0u8, ms)),
+        ], 1..60),
+    ) {
+        paused(async move {
+            let mut svc = RateLimit::new(
+                tower::service_fn(|()| async { Ok::<(), Status>(()) }),
+                f64::from(per_sec),
+                burst,
+            );
+            let (mut admitted, mut elapsed_ms) = (0u64, 0u64);
+            // The bucket a mutex used to guard, in exact arithmetic
+            // (tokens × 1000 to stay in integers).
+            let (mut milli_tokens, cap) = (u64::from(burst) * 1000, u64::from(burst) * 1000);
+            for (calls, ms) in ops {
+                if ms > 0 {
+                    tokio::time::advance(Duration::from_millis(u64::from(ms))).await;
+                    elapsed_ms += u64::from(ms);
+                    milli_tokens = (milli_tokens + u64::from(ms) * u64::from(per_sec)).min(cap);
+                }
+                for _ in 0..calls {
+                    let r = svc.call(()).await;
+                    match &r {
+                        Ok(()) => {
+                            admitted += 1;
+                            milli_tokens = milli_tokens.saturating_sub(1000);
+                        }
+                        Err(e) => {
+                            prop_assert_eq!(e.code(), Code::ResourceExhausted);
+                            // The interval is whole nanoseconds rounded up: up
+                            // to 1 ns late per interval gone by is the only
+                            // slack allowed.
+                            let late_ns = elapsed_ms * u64::from(per_sec) / 1000 + 1;
+                            let slack = (late_ns * u64::from(per_sec)).div_ceil(1_000_000) + 1;
+                            prop_assert!(milli_tokens < 1000 + slack, "shed with {milli_tokens} milli-tokens due");
+                        }
+                    }
+                    let most = u64::from(burst) + elapsed_ms * u64::from(per_sec) / 1000;
+                    prop_assert!(admitted <= most, "admitted {admitted} > {most}");
+                }
+            }
+            Ok(())
+        })?;
+    }
 }

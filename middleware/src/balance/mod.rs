@@ -155,6 +155,8 @@ struct Endpoint<S> {
     // happened — the backoff grows with it. Atomics: every pick reads them.
     down_until: AtomicU64,
     down_count: AtomicU32,
+    // The balancer's total in flight, when its strategy needs one.
+    total: Option<Arc<AtomicUsize>>,
 }
 
 /// A fixed instant to measure `down_until` from.
@@ -240,6 +242,14 @@ struct Snapshot<S> {
 /// Draws before a pick that keeps landing on unavailable instances falls
 /// back to a pass over the available ones.
 const DRAWS: usize = 4;
+/// Distinct instances a consistent-hashing pick remembers: a retry skips one
+/// per previous attempt, and no retry policy makes more attempts than this.
+const SEEN: usize = 8;
+/// Ring points a consistent-hashing pick looks at before it settles for the
+/// first available instance: with [`SEEN`] distinct instances wanted and a
+/// few unavailable or loaded ones in between, plenty; it keeps the worst
+/// pick (every instance loaded) from walking a ring of 2^18 points.
+const WALK: usize = 256;
 
 impl<S> Snapshot<S> {
     fn new(endpoints: Vec<Arc<Endpoint<S>>>, ring: ring::Ring) -> Snapshot<S> {
@@ -300,6 +310,9 @@ struct Shared<S, M> {
     // Read on every call without a lock; replaced whole when the set changes.
     snapshot: ArcSwap<Snapshot<S>>,
     next: AtomicUsize,
+    // Calls in flight over all endpoints, kept (by the endpoints' guards)
+    // only for consistent hashing, whose load bound needs it on every pick.
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// A load-balancing `tower::Service` over the instances of one service.
@@ -379,6 +392,7 @@ where
             config,
             snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), ring::Ring::default())),
             next: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         });
         shared.update(&first);
         let weak = Arc::downgrade(&shared);
@@ -442,6 +456,8 @@ where
                     }),
                     down_until: AtomicU64::new(0),
                     down_count: AtomicU32::new(0),
+                    total: matches!(self.config.strategy, Strategy::ConsistentHash { .. })
+                        .then(|| self.in_flight.clone()),
                 }),
             })
             .collect();
@@ -455,7 +471,6 @@ where
 
     fn pick(&self, snap: &Snapshot<S>, cx: &Context) -> Option<Arc<Endpoint<S>>> {
         let eps = &snap.endpoints;
-        let avail = |e: &&Arc<Endpoint<S>>| e.available();
         match &self.config.strategy {
             Strategy::RoundRobin => {
                 // An unavailable instance's turn passes to the next turn,
@@ -479,38 +494,70 @@ where
                 Some(if a.cost(decay) <= b.cost(decay) { a } else { b }.clone())
             }
             Strategy::ConsistentHash { key, load_factor } => match key.key(cx) {
-                Some(h) => {
-                    let total: usize = eps
-                        .iter()
-                        .map(|e| e.in_flight.load(Ordering::Relaxed))
-                        .sum();
-                    let live = eps.iter().filter(avail).count().max(1);
-                    let bound = ((total + 1) as f64 * load_factor / live as f64).ceil() as usize;
-                    // A retry (see `retry::PREVIOUS_ATTEMPTS`) moves on to the
-                    // next instance on the ring rather than the one that failed.
-                    let skip = cx
-                        .metainfo
-                        .transient
-                        .get(crate::retry::PREVIOUS_ATTEMPTS)
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    let mut seen: Vec<usize> = Vec::new();
-                    let fits = |i: &usize| {
-                        let e = &eps[*i];
-                        e.available() && e.in_flight.load(Ordering::Relaxed) < bound.max(1)
-                    };
-                    for i in snap.ring.walk(h).filter(fits) {
-                        if !seen.contains(&i) {
-                            seen.push(i);
-                            if seen.len() > skip {
-                                break;
-                            }
-                        }
-                    }
-                    seen.get(skip).or(seen.first()).map(|&i| eps[i].clone())
-                }
+                Some(h) => self.pick_hashed(snap, cx, h, *load_factor),
                 None => snap.draw_available(None).cloned(),
             },
+        }
+    }
+
+    /// Consistent hashing with bounded load: the first instance clockwise
+    /// from `h` that is available and below `load_factor` × the mean
+    /// in-flight load, or the `skip`-th such for a retry. No pass over the
+    /// endpoints and no allocation: the total in flight is a balancer-wide
+    /// counter, the live count the snapshot's (instances of weight > 0),
+    /// and the walk stops after [`WALK`] ring points.
+    fn pick_hashed(
+        &self,
+        snap: &Snapshot<S>,
+        cx: &Context,
+        h: u64,
+        load_factor: f64,
+    ) -> Option<Arc<Endpoint<S>>> {
+        let eps = &snap.endpoints;
+        // Calls still running on instances that just left count too, until
+        // they end: the bound is a little loose for a moment, never tight.
+        let total = self.in_flight.load(Ordering::Relaxed);
+        let live = snap.turns.len().max(1);
+        let bound = (((total + 1) as f64 * load_factor / live as f64).ceil() as usize).max(1);
+        // A retry (see `retry::PREVIOUS_ATTEMPTS`) moves on to the next
+        // instance on the ring rather than the one that failed; attempts are
+        // few, so `seen` is a small array (a later retry reuses the last).
+        let skip = cx
+            .metainfo
+            .transient
+            .get(crate::retry::PREVIOUS_ATTEMPTS)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(SEEN - 1);
+        let mut seen = [0usize; SEEN];
+        let mut found = 0;
+        // The first available instance whatever its load: where the key goes
+        // when none near it is under the bound (instances behind open
+        // breakers still count in `live`, so the bound can be below every
+        // live instance's load).
+        let mut fallback = None;
+        for i in snap.ring.walk(h).take(WALK) {
+            let e = &eps[i];
+            if !e.available() {
+                continue;
+            }
+            fallback.get_or_insert(i);
+            if e.in_flight.load(Ordering::Relaxed) < bound && !seen[..found].contains(&i) {
+                seen[found] = i;
+                found += 1;
+                if found > skip {
+                    break;
+                }
+            }
+        }
+        let chosen = match found {
+            0 => fallback,
+            n => Some(seen[skip.min(n - 1)]),
+        };
+        match chosen {
+            Some(i) => Some(eps[i].clone()),
+            // Nothing available near the key: anywhere available.
+            None => snap.draw_available(None).cloned(),
         }
     }
 }
@@ -537,6 +584,14 @@ fn weighted<'a, S: 'a>(
 struct InFlight<S>(Arc<Endpoint<S>>);
 
 impl<S> InFlight<S> {
+    fn new(ep: Arc<Endpoint<S>>) -> Self {
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(total) = &ep.total {
+            total.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight(ep)
+    }
+
     fn endpoint(&self) -> &Endpoint<S> {
         &self.0
     }
@@ -545,6 +600,9 @@ impl<S> InFlight<S> {
 impl<S> Drop for InFlight<S> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(total) = &self.0.total {
+            total.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -612,10 +670,9 @@ where
             },
             None => None,
         };
-        ep.in_flight.fetch_add(1, Ordering::Relaxed);
         name_instance(&ep.instance.address);
         let call = ep.service.clone().oneshot(req);
-        ResponseFuture::new(call, InFlight(ep), permit, shared.config.ewma_decay)
+        ResponseFuture::new(call, InFlight::new(ep), permit, shared.config.ewma_decay)
     }
 }
 

@@ -1,4 +1,5 @@
 use std::{
+    fmt,
     future::Future,
     pin::Pin,
     sync::{
@@ -10,6 +11,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 use weft_core::{Code, Status};
@@ -206,12 +208,10 @@ impl<S> AdaptiveLimit<S> {
 impl<S, Req> Service<Req> for AdaptiveLimit<S>
 where
     S: Service<Req, Error = Status>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
 {
     type Response = S::Response;
     type Error = Status;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, Status>> + Send>>;
+    type Future = AdaptiveFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
         self.inner.poll_ready(cx)
@@ -220,24 +220,73 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let limit = self.shared.limit.load(Ordering::Relaxed);
         let Some(slot) = try_take(&self.shared.in_flight, limit) else {
-            return Box::pin(std::future::ready(Err(super::shed("adaptive limit"))));
+            return AdaptiveFuture {
+                inner: None,
+                sample: None,
+                refused: Some(super::shed("adaptive limit")),
+            };
         };
-        let mut sample = Sample {
+        let sample = Sample {
             shared: self.shared.clone(),
             started: Instant::now(),
             slot: Some(slot),
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
+        AdaptiveFuture {
+            inner: Some(self.inner.call(req)),
+            sample: Some(sample),
+            refused: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`AdaptiveLimit`]: the inner call, whose outcome the
+    /// limit learns from when it ends (overload if it is dropped first), or
+    /// a shed call's refusal.
+    pub struct AdaptiveFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        sample: Option<Sample>,
+        refused: Option<Status>,
+    }
+}
+
+impl<F, R> Future for AdaptiveFuture<F>
+where
+    F: Future<Output = Result<R, Status>>,
+{
+    type Output = Result<R, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(status) = this.refused.take() {
+            return Poll::Ready(Err(status));
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Status::internal(
+                "adaptive limit future polled after completion",
+            )));
+        };
+        let r = std::task::ready!(inner.poll(cx));
+        this.inner.set(None);
+        if let Some(mut sample) = this.sample.take() {
             let outcome = match &r {
                 Ok(_) => Some(Outcome::Answered(sample.started.elapsed())),
                 Err(e) if is_overload(e) => Some(Outcome::Overloaded),
                 Err(_) => None,
             };
             sample.finish(outcome);
-            r
-        })
+        }
+        Poll::Ready(r)
+    }
+}
+
+impl<F> fmt::Debug for AdaptiveFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptiveFuture")
+            .field("running", &self.inner.is_some())
+            .field("refused", &self.refused)
+            .finish()
     }
 }
 

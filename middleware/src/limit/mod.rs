@@ -15,7 +15,9 @@ mod error;
 mod future;
 mod rate;
 
-pub use adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF};
+pub use adaptive::{
+    AdaptiveConfig, AdaptiveFuture, AdaptiveLimit, AdaptiveLimitLayer, OVERLOAD_BACKOFF,
+};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use error::Overloaded;
 pub use future::ResponseFuture;

@@ -1,28 +1,79 @@
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     task::{Context as TaskContext, Poll},
     time::Duration,
 };
 
-use parking_lot::Mutex;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 use weft_core::Status;
 
+/// A token bucket as GCRA (the generic cell rate algorithm of ATM, RFC 2697's
+/// kin): one atomic "theoretical arrival time" instead of a count of tokens
+/// and a clock under a mutex, so admitting a call is a compare-and-swap.
+/// A call at `now` is admitted when `tat - now <= (burst - 1) × interval`,
+/// and pushes `tat` on by one interval: the same calls as a bucket of
+/// `burst` tokens refilled at `rate` per second.
 #[derive(Debug)]
 struct Bucket {
-    tokens: f64,
-    last: Instant,
+    // Nanoseconds since `origin` at which the bucket would be full again
+    // (minus one interval per token spent).
+    tat: AtomicU64,
+    origin: Instant,
+    // Nanoseconds per call, and the slack a burst may use.
+    interval: u64,
+    tolerance: u64,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: u32) -> Bucket {
+        // A rate of 0 (or below) admits only the first burst, ever. Rounded
+        // up, so the limit never admits more than its rate.
+        let interval = if rate > 0.0 {
+            (1e9 / rate).ceil().clamp(1.0, u64::MAX as f64 / 4.0) as u64
+        } else {
+            u64::MAX / 4
+        };
+        Bucket {
+            tat: AtomicU64::new(0),
+            origin: Instant::now(),
+            interval,
+            tolerance: interval.saturating_mul(u64::from(burst.max(1)) - 1),
+        }
+    }
+
+    fn take(&self) -> bool {
+        let now = Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_nanos() as u64;
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let from = tat.max(now);
+            if from - now > self.tolerance {
+                return false;
+            }
+            match self.tat.compare_exchange_weak(
+                tat,
+                from.saturating_add(self.interval),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(current) => tat = current,
+            }
+        }
+    }
 }
 
 /// Sheds calls beyond `rate` per second (with bursts up to `burst`) with
-/// `ResourceExhausted`. Shared by all clones.
+/// `ResourceExhausted`. Shared by all clones; admitting a call takes no lock.
 #[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,
-    rate: f64,
-    burst: f64,
-    bucket: Arc<Mutex<Bucket>>,
+    bucket: Arc<Bucket>,
 }
 
 impl<S> RateLimit<S> {
@@ -30,27 +81,12 @@ impl<S> RateLimit<S> {
     pub fn new(inner: S, rate: f64, burst: u32) -> Self {
         RateLimit {
             inner,
-            rate,
-            burst: f64::from(burst.max(1)),
-            bucket: Arc::new(Mutex::new(Bucket {
-                tokens: f64::from(burst.max(1)),
-                last: Instant::now(),
-            })),
+            bucket: Arc::new(Bucket::new(rate, burst)),
         }
     }
 
     fn take(&self) -> bool {
-        let now = Instant::now();
-        let mut b = self.bucket.lock();
-        let refill = now.saturating_duration_since(b.last).as_secs_f64() * self.rate;
-        b.tokens = (b.tokens + refill).min(self.burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.take()
     }
 }
 
@@ -77,21 +113,14 @@ where
 /// Applies a [`RateLimit`]; every service it wraps shares one bucket.
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
-    rate: f64,
-    burst: u32,
-    bucket: Arc<Mutex<Bucket>>,
+    bucket: Arc<Bucket>,
 }
 
 impl RateLimitLayer {
     /// `rate` calls per `per`, `burst` at once.
     pub fn new(calls: u32, per: Duration, burst: u32) -> Self {
         RateLimitLayer {
-            rate: f64::from(calls) / per.as_secs_f64(),
-            burst,
-            bucket: Arc::new(Mutex::new(Bucket {
-                tokens: f64::from(burst.max(1)),
-                last: Instant::now(),
-            })),
+            bucket: Arc::new(Bucket::new(f64::from(calls) / per.as_secs_f64(), burst)),
         }
     }
 }
@@ -102,8 +131,6 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit {
             inner,
-            rate: self.rate,
-            burst: f64::from(self.burst.max(1)),
             bucket: self.bucket.clone(),
         }
     }
