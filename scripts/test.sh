@@ -70,7 +70,7 @@ cargo clippy --workspace --all-targets --features weft-interop/polyglot --quiet 
 stage "cargo test"
 cargo test --workspace
 stage "newcomer: weft init, build, serve, every call through the builder (scripts/newcomer.sh)"
-# Reuses the target dir and Cargo.lock of the tests above: ~25 s warm.
+# Reuses the target dir and Cargo.lock of the tests above: ~20 s warm.
 scripts/newcomer.sh
 if [ "${WEFT_SLOW_TESTS:-}" = 1 ]; then
   stage "weft init: the crates it writes build and answer (slow)"
