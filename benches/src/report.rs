@@ -502,10 +502,17 @@ fn ratio_table(
     }
 }
 
-const COLOURS: [&str; 14] = [
+const COLOURS: [&str; 16] = [
     "#7f7f7f", "#1f77b4", "#17becf", "#d62728", "#ff9896", "#9467bd", "#2ca02c", "#ff7f0e",
-    "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d",
+    "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d", "#aec7e8", "#98df8a",
 ];
+
+/// The bar colour of `imp`. Cycles when there are more impls than colours:
+/// a chart with two impls sharing a colour still reads (bars are in legend
+/// order and titled), a panic loses the whole report.
+fn colour(imp: Impl) -> &'static str {
+    COLOURS[imp as usize % COLOURS.len()]
+}
 
 /// Two grouped bar charts, QPS and p99, one group per cell.
 fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
@@ -533,7 +540,7 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
     for (i, imp) in o.impls.iter().enumerate() {
         let x = left + (i % 7) as f64 * 125.0;
         let y = height - 24.0 - (legend_rows - 1.0 - (i / 7) as f64) * 18.0;
-        let colour = COLOURS[*imp as usize];
+        let colour = colour(*imp);
         let _ = writeln!(
             out,
             r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
@@ -609,7 +616,7 @@ fn svg(o: &Options, s: &BTreeMap<Key, Summary>) -> String {
                     y0 + panel_h - h,
                     bar_w * 0.9,
                     h,
-                    COLOURS[*imp as usize],
+                    colour(*imp),
                     imp.name(),
                     size(p),
                     short_number(v)
@@ -704,4 +711,26 @@ pub(crate) fn write(o: &Options, meta: &Meta, runs: &[Run]) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ALL_IMPLS;
+
+    #[test]
+    fn every_impl_has_its_own_colour_and_the_chart_draws_them_all() {
+        let colours: std::collections::BTreeSet<_> = ALL_IMPLS.iter().map(|&i| colour(i)).collect();
+        assert_eq!(colours.len(), ALL_IMPLS.len());
+        let o = Options {
+            concurrency: vec![16],
+            payload: vec![128],
+            impls: ALL_IMPLS.to_vec(),
+            ..Options::default()
+        };
+        let chart = svg(&o, &BTreeMap::new());
+        for imp in ALL_IMPLS {
+            assert!(chart.contains(imp.name()), "{} missing", imp.name());
+        }
+    }
 }
