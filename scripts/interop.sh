@@ -22,6 +22,8 @@ JAVA_DIR=tests/interop/java
 IDL_SRC=../shared/idl/thrift/ThriftTest.thrift
 # The load generator's service, for Kitex's side of it (cmd/kitex-bench).
 BENCH_IDL=benches/idl/bench.thrift
+# The gRPC echo service Kitex's gRPC (nphttp2) peer serves and calls.
+ECHO_PROTO=tests/interop/idl/echo.proto
 MODE="${1:-run}"
 
 log() { echo "== interop: $*" >&2; }
@@ -50,7 +52,7 @@ need_tools() {
 # Everything a peer build depends on, hashed.
 inputs_hash() {
   {
-    cat "$IDL_SRC" "$BENCH_IDL"
+    cat "$IDL_SRC" "$BENCH_IDL" "$ECHO_PROTO"
     (cd "$GO_DIR" && find . -path ./kitex_gen -prune -o -path ./gen-go -prune -o -type f -print | LC_ALL=C sort | xargs cat)
     (cd "$JAVA_DIR" && find pom.xml src/main/java/weft -type f | LC_ALL=C sort | xargs cat)
     cat "$0"
@@ -65,7 +67,7 @@ build() {
   local hash
   hash=$(inputs_hash)
   if [ -f "$CACHE/stamp" ] && [ "$(cat "$CACHE/stamp")" = "$hash" ] &&
-    [ -x "$CACHE/bin/kitex-peer" ] && [ -x "$CACHE/bin/kitex-bench" ] && [ -x "$CACHE/bin/apache-peer" ] && [ -x "$CACHE/bin/java-peer" ]; then
+    [ -x "$CACHE/bin/kitex-peer" ] && [ -x "$CACHE/bin/kitex-grpc-peer" ] && [ -x "$CACHE/bin/kitex-bench" ] && [ -x "$CACHE/bin/apache-peer" ] && [ -x "$CACHE/bin/java-peer" ]; then
     log "peers up to date in $CACHE"
     echo "$CACHE"
     return
@@ -84,10 +86,13 @@ build() {
   (cd "$GO_DIR" && rm -rf kitex_gen gen-go && mkdir gen-go &&
     "$CACHE/bin/kitex" -module weftinterop -no-dependency-check "$idl" >&2 &&
     "$CACHE/bin/kitex" -module weftinterop -no-dependency-check "$ROOT/$BENCH_IDL" >&2 &&
+    "$CACHE/bin/kitex" -module weftinterop -no-dependency-check -type protobuf \
+      -I "$ROOT/$(dirname "$ECHO_PROTO")" "$ROOT/$ECHO_PROTO" >&2 &&
     thrift --gen go:package_prefix=weftinterop/gen-go/,skip_remote -out gen-go "$idl" >/dev/null)
   log "building the Go peers"
   (cd "$GO_DIR" && nice go build -o "$CACHE/bin/kitex-peer" ./cmd/kitex-peer &&
     nice go build -o "$CACHE/bin/kitex-bench" ./cmd/kitex-bench &&
+    nice go build -o "$CACHE/bin/kitex-grpc-peer" ./cmd/kitex-grpc-peer &&
     nice go build -o "$CACHE/bin/apache-peer" ./cmd/apache-peer)
 
   log "building the Java peer"
