@@ -75,13 +75,23 @@ pub async fn serve_with(addr: &str, handler: Echo, observe: bool) -> std::io::Re
     if observe {
         install_observers();
     }
-    let layer = observe.then(|| ObserveLayer::server(System::Thrift));
+    let layer =
+        observe.then(|| ObserveLayer::server(System::Thrift).sample_ratio(trace_sample_ratio()));
     let service = ServerStack::new()
         .observe(layer)
         .build(BenchServer::new(handler));
     builder
         .serve(&addr, move || BenchServer::<Echo>::codec(&limits), service)
         .await
+}
+
+/// The share of traces the observed impls sample: `$WEFT_BENCH_TRACE_SAMPLE`
+/// (0 to 1), every trace when unset.
+pub fn trace_sample_ratio() -> f64 {
+    std::env::var("WEFT_BENCH_TRACE_SAMPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
 }
 
 /// What a program observing its calls installs once: a Prometheus
@@ -133,7 +143,8 @@ pub fn client_with(
         install_observers();
     }
     let discover = StaticDiscover::from_addresses([addr.clone()]);
-    let layer = observe.then(|| ObserveLayer::client(System::Thrift));
+    let layer =
+        observe.then(|| ObserveLayer::client(System::Thrift).sample_ratio(trace_sample_ratio()));
     let stack =
         ClientStack::new()
             .observe(layer)

@@ -920,3 +920,91 @@ async fn readyz_flips_when_graceful_shutdown_starts_before_deregistration_ends()
     assert_eq!(get(addr, "/metrics").await.0, 404);
     admin.shutdown().await;
 }
+
+/// Sampling is parent-based, as OpenTelemetry's default sampler: a trace a
+/// client starts unsampled (`sample_ratio(0.0)`) makes no span in any hop,
+/// though the calls succeed and still cross with a `traceparent`; a sampled
+/// parent is followed by a server whose own ratio is 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_trace_makes_no_span_anywhere_and_a_sampled_parent_is_followed() {
+    let rec = recorder();
+    let b = serve(
+        Scripted::default(),
+        ServerStack::new().observe(Some(
+            ObserveLayer::server(System::Thrift).service("SampleB"),
+        )),
+    )
+    .await;
+    let a = serve(
+        Scripted {
+            next: Some(client(b.local_addr(), ObserveLayer::client(System::Thrift))),
+            ..Scripted::default()
+        },
+        ServerStack::new().observe(Some(
+            ObserveLayer::server(System::Thrift)
+                .service("SampleA")
+                .sample_ratio(0.0),
+        )),
+    )
+    .await;
+    let a_port = port_of(a.local_addr());
+    let spans_here = |rec: &Recorder| -> Vec<SpanRec> {
+        rec.0
+            .lock()
+            .closed
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.fields.get("rpc.service").map(String::as_str),
+                    Some("SampleA" | "SampleB")
+                ) || s.fields.get("server.port") == Some(&a_port)
+            })
+            .cloned()
+            .collect()
+    };
+
+    let unsampled = client(
+        a.local_addr(),
+        ObserveLayer::client(System::Thrift).sample_ratio(0.0),
+    );
+    for _ in 0..3 {
+        let g = unsampled.greet("quiet".into(), 1).await.unwrap();
+        assert_eq!(g.text.as_deref(), Some("hello, quiet"));
+    }
+    let quiet = spans_here(&rec);
+    assert!(quiet.is_empty(), "spans of an unsampled trace: {quiet:#?}");
+
+    let sampled = client(a.local_addr(), ObserveLayer::client(System::Thrift));
+    sampled.greet("loud".into(), 1).await.unwrap();
+    let spans = spans_here(&rec);
+    let names: Vec<_> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.fields.get("rpc.service").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    // The test's client span to A, A's server span, B's server span.
+    assert_eq!(spans.len(), 3, "{names:?}");
+    let trace = &spans[0].fields["trace_id"];
+    assert!(
+        spans.iter().all(|s| &s.fields["trace_id"] == trace),
+        "{spans:#?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|(n, s)| n == "rpc.server" && s == "SampleA"),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|(n, s)| n == "rpc.server" && s == "SampleB"),
+        "{names:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -27,6 +27,9 @@ pin_project! {
         Plain { #[pin] fut: F },
         // A propagator keeps the trace context.
         Spanned { #[pin] fut: Instrumented<F> },
+        // Weft keeps the trace context, current while the call runs; not
+        // sampled, so no span.
+        Scoped { #[pin] fut: TaskLocalFuture<TraceContext, F> },
         // Weft keeps the trace context, current while the call runs.
         Traced { #[pin] fut: Instrumented<TaskLocalFuture<TraceContext, F>> },
     }
@@ -95,6 +98,20 @@ impl<F> ResponseFuture<F> {
         Self::new(Inner::Traced { fut }, shared, entry, trace)
     }
 
+    pub(super) fn scoped(
+        fut: F,
+        shared: Arc<Shared>,
+        entry: Option<usize>,
+        tc: TraceContext,
+    ) -> Self
+    where
+        F: Future,
+    {
+        let trace = Some(tc.trace_id);
+        let fut = tc.scope(fut);
+        Self::new(Inner::Scoped { fut }, shared, entry, trace)
+    }
+
     fn new(
         inner: Inner<F>,
         shared: Arc<Shared>,
@@ -123,6 +140,7 @@ where
         let this = self.project();
         let (res, span) = match this.inner.project() {
             InnerProj::Plain { fut } => (ready!(fut.poll(cx)), None),
+            InnerProj::Scoped { fut } => (ready!(fut.poll(cx)), None),
             InnerProj::Spanned { mut fut } => {
                 let res = ready!(fut.as_mut().poll(cx));
                 (res, Some(fut.span().clone()))

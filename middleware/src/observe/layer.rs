@@ -21,6 +21,7 @@ pub struct ObserveLayer {
     system: System,
     metrics: bool,
     tracing: bool,
+    sample_below: u64,
     access: Option<AccessLog>,
     propagator: Option<Arc<dyn Propagator>>,
     service: FastStr,
@@ -46,6 +47,7 @@ impl ObserveLayer {
             system,
             metrics: true,
             tracing: true,
+            sample_below: u64::MAX,
             access: None,
             propagator: None,
             service: FastStr::empty(),
@@ -86,6 +88,26 @@ impl ObserveLayer {
     /// Make a span per call and propagate the trace. Default on.
     pub fn tracing(mut self, on: bool) -> Self {
         self.tracing = on;
+        self
+    }
+
+    /// The share of new traces that get spans, from 0 to 1, as
+    /// OpenTelemetry's parent-based trace-id-ratio sampler decides: a trace
+    /// this process starts is sampled when its id falls under the ratio; a
+    /// call inside a trace follows its parent's `sampled` flag (bit 0 of
+    /// the `traceparent` flags), so a trace is recorded in every process or
+    /// in none. A call that is not sampled makes no span but still
+    /// propagates its `traceparent` (flags `00`) and counts in the metrics.
+    /// Default 1: every call. Ignored under a [`Propagator`], whose tracer
+    /// samples.
+    pub fn sample_ratio(mut self, ratio: f64) -> Self {
+        self.sample_below = if ratio >= 1.0 {
+            u64::MAX
+        } else if ratio > 0.0 {
+            (ratio * u64::MAX as f64) as u64
+        } else {
+            0
+        };
         self
     }
 
@@ -134,6 +156,7 @@ impl<S> Layer<S> for ObserveLayer {
                 system: self.system,
                 metrics: self.metrics,
                 tracing: self.tracing,
+                sample_below: self.sample_below,
                 access: self.access,
                 access_seen: AtomicU64::new(0),
                 propagator: self.propagator.clone(),
@@ -150,6 +173,7 @@ impl std::fmt::Debug for ObserveLayer {
             .field("system", &self.system)
             .field("metrics", &self.metrics)
             .field("tracing", &self.tracing)
+            .field("sample_below", &self.sample_below)
             .field("access", &self.access)
             .field("service", &self.service)
             .field("propagator", &self.propagator.is_some())

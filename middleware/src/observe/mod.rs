@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     pub(crate) system: System,
     pub(crate) metrics: bool,
     pub(crate) tracing: bool,
+    // New traces whose id's low 64 bits fall below this are sampled
+    // (`u64::MAX`: every one).
+    pub(crate) sample_below: u64,
     pub(crate) access: Option<AccessLog>,
     pub(crate) access_seen: AtomicU64,
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
@@ -181,9 +184,9 @@ where
             let fut = self.inner.call(req);
             return ResponseFuture::plain(fut, sh.clone(), entry, None).with_who(who);
         }
-        let service = sh.table.service(&req.cx.service);
-        let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
         if let Some(p) = &sh.propagator {
+            let service = sh.table.service(&req.cx.service);
+            let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
             match sh.side {
                 Side::Server => p.extract(&req.cx.metainfo.upstream, &span),
                 Side::Client => p.inject(&span, &mut req.cx.metainfo.transient),
@@ -193,27 +196,35 @@ where
             let fut = span.in_scope(|| self.inner.call(req));
             return ResponseFuture::spanned(fut, sh.clone(), entry, span).with_who(who);
         }
-        let (tc, parent) = match sh.side {
-            Side::Server => {
-                let parent = TraceContext::extract(&req.cx.metainfo.upstream);
-                let tc = parent
-                    .as_ref()
-                    .map_or_else(TraceContext::root, |p| p.child());
-                (tc, parent.map(|p| p.span_id))
-            }
-            Side::Client => {
-                let parent = TraceContext::current();
-                let tc = parent
-                    .as_ref()
-                    .map_or_else(TraceContext::root, |p| p.child());
-                tc.inject(&mut req.cx.metainfo.transient);
-                (tc, parent.map(|p| p.span_id))
+        let parent = match sh.side {
+            Side::Server => TraceContext::extract(&req.cx.metainfo.upstream),
+            Side::Client => TraceContext::current(),
+        };
+        let tc = match &parent {
+            // Parent-based: the trace is recorded everywhere or nowhere.
+            Some(p) => p.child(),
+            None => {
+                let mut tc = TraceContext::root();
+                let sampled = sh.sample_below == u64::MAX || (tc.trace_id as u64) < sh.sample_below;
+                tc.flags = u8::from(sampled);
+                tc
             }
         };
+        if sh.side == Side::Client {
+            tc.inject(&mut req.cx.metainfo.transient);
+        }
+        if tc.flags & 1 == 0 {
+            // Not sampled: no span, but the context stays current so the
+            // calls this one makes carry the trace on, unsampled.
+            let fut = tc.sync_scope(|| self.inner.call(req));
+            return ResponseFuture::scoped(fut, sh.clone(), entry, tc).with_who(who);
+        }
+        let service = sh.table.service(&req.cx.service);
+        let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
         span.record("trace_id", display(TraceId(tc.trace_id)));
         span.record("span_id", display(SpanId(tc.span_id)));
         if let Some(p) = parent {
-            span.record("parent_span_id", display(SpanId(p)));
+            span.record("parent_span_id", display(SpanId(p.span_id)));
         }
         // Current for the inner call() too: layers below may start work there.
         let fut = span.in_scope(|| tc.sync_scope(|| self.inner.call(req)));

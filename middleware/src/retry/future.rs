@@ -22,7 +22,7 @@ use super::{RetryPolicy, Shared, PREVIOUS_ATTEMPTS};
 
 pin_project! {
     /// One attempt, when it started, and its span (`rpc.attempt`, a child
-    /// of the call's span; disabled when nothing subscribes).
+    /// of the call's span; disabled when there is none).
     struct Attempt<F> {
         #[pin]
         fut: F,
@@ -46,15 +46,22 @@ impl<F> Attempt<F> {
     /// Attempt number `n` (1 for the first), a backup request if `backup`;
     /// `call` starts it inside its span, so that the layers below (the
     /// balancer names the instance) see the span as current.
+    ///
+    /// Only inside a call's span: a call that is not traced (outside any
+    /// span, or not sampled) makes no attempt spans either.
     fn start(n: u32, backup: bool, call: impl FnOnce() -> F) -> Self {
-        let span = tracing::info_span!(
-            "rpc.attempt",
-            rpc.attempt = n,
-            weft.backup = backup,
-            network.peer.address = Empty,
-            network.peer.port = Empty,
-            rpc.response.status_code = Empty,
-        );
+        let span = if Span::current().is_disabled() {
+            Span::none()
+        } else {
+            tracing::info_span!(
+                "rpc.attempt",
+                rpc.attempt = n,
+                weft.backup = backup,
+                network.peer.address = Empty,
+                network.peer.port = Empty,
+                rpc.response.status_code = Empty,
+            )
+        };
         let fut = span.in_scope(call);
         Attempt {
             fut,
