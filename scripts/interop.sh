@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The polyglot interop matrix: Kitex, Apache Thrift Go and Apache Thrift
-# Java against Weft, both ways.
+# The polyglot interop matrix: Kitex (TTHeader and gRPC), Apache Thrift Go
+# and Apache Thrift Java against Weft, both ways.
 #
 #   scripts/interop.sh            build the peers (cached), run the matrix,
 #                                 print the table; exit 1 if any cell fails
@@ -144,7 +144,7 @@ mkdir -p "$ROOT/target"
 : >"$results"
 status=0
 WEFT_INTEROP_PEERS="$peers" WEFT_INTEROP_RESULTS="$results" \
-  cargo test -p weft-interop --features polyglot --no-fail-fast --test kitex --test kitex_etcd --test apache_go --test apache_java \
+  cargo test -p weft-interop --features polyglot --no-fail-fast --test kitex --test kitex_grpc --test kitex_etcd --test apache_go --test apache_java \
   -- --test-threads=4 >"$ROOT/target/interop-test.log" 2>&1 || status=$?
 tbl="$ROOT/target/interop-table.md"
 table "$results" >"$tbl"

@@ -14,8 +14,11 @@ pub enum Encoding {
     Gzip,
 }
 
-/// What Weft advertises in `grpc-accept-encoding`.
-pub const ACCEPT_ENCODING: &str = "gzip";
+/// What Weft advertises in `grpc-accept-encoding`. `identity` is listed
+/// although the spec implies it: Kitex's server answers with the first
+/// listed encoding it has registered and, finding none (it registers no
+/// gzip by default), fails the call unless `identity` is listed.
+pub const ACCEPT_ENCODING: &str = "identity,gzip";
 
 impl Encoding {
     /// The name on the wire.

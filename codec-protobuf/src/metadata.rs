@@ -4,12 +4,23 @@
 //! same facts.
 //!
 //! Metainfo on the wire, in the names Kitex uses for HTTP headers:
-//! persistent values as `rpc-persist-<key>`, transient ones as plain
-//! metadata (what any gRPC peer sends and reads); on the server both plain
-//! and `rpc-transit-` metadata arrive as upstream values. Backward values go
-//! back as plain response metadata. The full headers, `-bin` values
-//! included, are in the context's extensions as [`Metadata`] (request) and
-//! [`ResponseMetadata`] (response).
+//! persistent values as `rpc-persist-<key>`, transient ones as
+//! `rpc-transit-<key>` (W3C `traceparent`/`tracestate` go as plain
+//! metadata, which is where every trace-aware gRPC peer reads them); the
+//! caller's service name as `source-service`. On the server, `rpc-transit-`
+//! and plain metadata arrive as upstream values, `rpc-persist-` as
+//! persistent ones and `source-service` as [`Context::caller`]; Kitex's
+//! other routing headers (`source-method`, `destination-service`, ...) are
+//! not metainfo. Backward values go back as plain response metadata. The
+//! full headers, `-bin` values included, are in the context's extensions
+//! as [`Metadata`] (request) and [`ResponseMetadata`] (response).
+//!
+//! HTTP/2 names are lower case, so a key's case does not survive a gRPC
+//! hop. Weft reads a key in the header's lower-case form, so lower-case
+//! keys round-trip between Weft peers unchanged; Kitex reads it in CGI
+//! form (`rpc-persist-tenant` is `TENANT`, `-` becomes `_`). A Kitex key
+//! `TENANT` thus reaches a Weft handler as `tenant`, and a Weft key
+//! `tenant` reaches a Kitex handler as `TENANT`.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -38,6 +49,27 @@ pub struct ResponseMetadata {
 
 pub(crate) const PERSIST_PREFIX: &str = "rpc-persist-";
 pub(crate) const TRANSIT_PREFIX: &str = "rpc-transit-";
+/// The caller's service name, in Kitex's header for it.
+pub(crate) const SOURCE_SERVICE: &str = "source-service";
+
+/// Kitex's routing headers besides [`SOURCE_SERVICE`]: request metadata,
+/// never metainfo (a Kitex server does not make them metainfo either).
+fn is_kitex_routing(name: &str) -> bool {
+    matches!(
+        name,
+        "source-method"
+            | "destination-service"
+            | "destination-method"
+            | "destination-addr"
+            | "stream-log-id"
+    )
+}
+
+/// Transient keys sent as plain metadata rather than `rpc-transit-`: the
+/// W3C trace context, read under these names by every tracing peer.
+fn is_plain_transient(key: &str) -> bool {
+    key.eq_ignore_ascii_case("traceparent") || key.eq_ignore_ascii_case("tracestate")
+}
 
 /// Headers gRPC and HTTP/2 define: never metadata.
 pub(crate) fn is_reserved(name: &str) -> bool {
@@ -247,6 +279,10 @@ pub(crate) fn request_into_cx(headers: HeaderMap, cx: &mut Context) {
             cx.metainfo
                 .persistent
                 .insert(FastStr::new(k), FastStr::new(v));
+        } else if name == SOURCE_SERVICE {
+            cx.caller = FastStr::new(v);
+        } else if is_kitex_routing(name) {
+            // Request metadata only.
         } else if let Some(k) = name.strip_prefix(TRANSIT_PREFIX) {
             cx.metainfo
                 .upstream
@@ -265,10 +301,20 @@ pub(crate) fn request_into_cx(headers: HeaderMap, cx: &mut Context) {
 /// Add a call's metainfo and [`Metadata`] to the request headers.
 pub(crate) fn cx_into_request(cx: &Context, headers: &mut HeaderMap) {
     for (k, v) in cx.metainfo.transient.iter() {
-        append(headers, "", k, v);
+        let prefix = if is_plain_transient(k) {
+            ""
+        } else {
+            TRANSIT_PREFIX
+        };
+        append(headers, prefix, k, v);
     }
     for (k, v) in cx.metainfo.persistent.iter() {
         append(headers, PERSIST_PREFIX, k, v);
+    }
+    if !cx.caller.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&cx.caller) {
+            headers.insert(SOURCE_SERVICE, v);
+        }
     }
     if let Some(Metadata(extra)) = cx.extensions.get::<Metadata>() {
         for (name, value) in extra {
@@ -396,6 +442,41 @@ mod tests {
         assert_eq!(back.code(), Code::NotFound);
         assert_eq!(back.message(), s);
         assert_eq!(&back.details()[..], b"\x00\xff");
+    }
+
+    #[test]
+    fn metainfo_travels_in_kitexs_header_names() {
+        let mut cx = Context::new("s", "m");
+        cx.caller = "weft-caller".into();
+        cx.metainfo.transient.insert("hop", "1");
+        cx.metainfo.transient.insert("traceparent", "00-ab-cd-01");
+        cx.metainfo.persistent.insert("tenant", "blue");
+        let mut h = HeaderMap::new();
+        cx_into_request(&cx, &mut h);
+        assert_eq!(h.get("rpc-transit-hop").unwrap(), "1");
+        assert_eq!(h.get("rpc-persist-tenant").unwrap(), "blue");
+        assert_eq!(h.get("traceparent").unwrap(), "00-ab-cd-01");
+        assert_eq!(h.get("source-service").unwrap(), "weft-caller");
+        assert!(h.get("hop").is_none() && h.get("rpc-transit-traceparent").is_none());
+
+        // What a Kitex client sends: its routing headers are not metainfo.
+        h.insert("destination-service", HeaderValue::from_static("s"));
+        h.insert("source-method", HeaderValue::from_static(""));
+        let mut srv = Context::default();
+        request_into_cx(h, &mut srv);
+        assert_eq!(srv.caller, "weft-caller");
+        assert_eq!(srv.metainfo.upstream.get("hop").unwrap(), "1");
+        assert_eq!(
+            srv.metainfo.upstream.get("traceparent").unwrap(),
+            "00-ab-cd-01"
+        );
+        assert_eq!(srv.metainfo.persistent.get("tenant").unwrap(), "blue");
+        assert_eq!(
+            srv.metainfo.upstream.len(),
+            2,
+            "{:?}",
+            srv.metainfo.upstream
+        );
     }
 
     #[test]

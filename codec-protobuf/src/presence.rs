@@ -10,6 +10,7 @@
 //! Weft's codegen writes them with pilota's `encode_raw`, which always
 //! writes (with [`bytes`] for `bytes` fields), and sizes them with [`len`].
 
+use bytes::BufMut as _;
 use pilota::pb::encoding::{self, encode_key, encode_varint, key_len, BytesAdapter, WireType};
 use pilota::LinkedBytes;
 
@@ -36,6 +37,146 @@ pub fn len(encoded: usize, tag: u32, default_body: usize) -> usize {
         key_len(tag) + default_body
     } else {
         encoded
+    }
+}
+
+/// The value a map entry's encoder leaves out when it holds its type's
+/// default, by wire type: what [`map`] writes in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zero {
+    /// A varint `0`.
+    Varint,
+    /// A length-delimited value of length 0.
+    Len,
+    /// Four zero bytes.
+    Fixed32,
+    /// Eight zero bytes.
+    Fixed64,
+    /// An encoder that always writes (a message): nothing to add.
+    Never,
+}
+
+impl Zero {
+    #[inline]
+    fn len(self, tag: u32) -> usize {
+        match self {
+            Zero::Varint | Zero::Len => key_len(tag) + 1,
+            Zero::Fixed32 => key_len(tag) + 4,
+            Zero::Fixed64 => key_len(tag) + 8,
+            Zero::Never => 0,
+        }
+    }
+
+    #[inline]
+    fn write(self, tag: u32, buf: &mut LinkedBytes) {
+        let (wire, zeros): (WireType, &[u8]) = match self {
+            Zero::Varint => (WireType::Varint, &[0]),
+            Zero::Len => (WireType::LengthDelimited, &[0]),
+            Zero::Fixed32 => (WireType::ThirtyTwoBit, &[0; 4]),
+            Zero::Fixed64 => (WireType::SixtyFourBit, &[0; 8]),
+            Zero::Never => return,
+        };
+        encode_key(tag, wire, buf);
+        buf.put_slice(zeros);
+    }
+}
+
+/// Map fields whose entries always carry both their key (field 1) and
+/// value (field 2), as protoc's C++ and Go runtimes write them. pilota's
+/// `hash_map`/`btree_map` leave out a key or value that holds its
+/// default, which the spec allows a parser to accept, but Kitex's decoder
+/// (prutal) refuses such an entry, failing the whole call. Weft's codegen
+/// calls these with pilota's own element encoders and the [`Zero`] each
+/// leaves out.
+pub mod map {
+    use pilota::pb::encoding::{
+        encode_key, encode_varint, encoded_len_varint, key_len, EncodeLengthContext, WireType,
+    };
+    use pilota::LinkedBytes;
+
+    use super::Zero;
+
+    #[inline]
+    fn entry_len<K, V>(
+        cx: &mut EncodeLengthContext,
+        (key_len_of, kz): (&impl Fn(&mut EncodeLengthContext, u32, &K) -> usize, Zero),
+        (val_len_of, vz): (&impl Fn(&mut EncodeLengthContext, u32, &V) -> usize, Zero),
+        k: &K,
+        v: &V,
+    ) -> usize {
+        let kl = key_len_of(cx, 1, k);
+        let vl = val_len_of(cx, 2, v);
+        (if kl == 0 { kz.len(1) } else { kl }) + (if vl == 0 { vz.len(2) } else { vl })
+    }
+
+    /// Write every entry of `values` as field `tag`, key and value always.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn encode<'a, M, K: 'a, V: 'a, KE, KL, VE, VL>(
+        key_encode: KE,
+        key_encoded_len: KL,
+        kz: Zero,
+        val_encode: VE,
+        val_encoded_len: VL,
+        vz: Zero,
+        tag: u32,
+        values: &'a M,
+        buf: &mut LinkedBytes,
+    ) where
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        KE: Fn(u32, &K, &mut LinkedBytes),
+        KL: Fn(&mut EncodeLengthContext, u32, &K) -> usize,
+        VE: Fn(u32, &V, &mut LinkedBytes),
+        VL: Fn(&mut EncodeLengthContext, u32, &V) -> usize,
+    {
+        for (k, v) in values {
+            // The lengths only: a fresh context, as pilota does while
+            // encoding (the zero-copy count was taken when sizing).
+            let len = entry_len(
+                &mut EncodeLengthContext::default(),
+                (&key_encoded_len, kz),
+                (&val_encoded_len, vz),
+                k,
+                v,
+            );
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(len as u64, buf);
+            let at = buf.len();
+            key_encode(1, k, buf);
+            if buf.len() == at {
+                kz.write(1, buf);
+            }
+            let at = buf.len();
+            val_encode(2, v, buf);
+            if buf.len() == at {
+                vz.write(2, buf);
+            }
+        }
+    }
+
+    /// The encoded length of what [`encode`] writes.
+    #[inline]
+    pub fn encoded_len<'a, M, K: 'a, V: 'a, KL, VL>(
+        cx: &mut EncodeLengthContext,
+        key_encoded_len: KL,
+        kz: Zero,
+        val_encoded_len: VL,
+        vz: Zero,
+        tag: u32,
+        values: &'a M,
+    ) -> usize
+    where
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        KL: Fn(&mut EncodeLengthContext, u32, &K) -> usize,
+        VL: Fn(&mut EncodeLengthContext, u32, &V) -> usize,
+    {
+        values
+            .into_iter()
+            .map(|(k, v)| {
+                let len = entry_len(cx, (&key_encoded_len, kz), (&val_encoded_len, vz), k, v);
+                key_len(tag) + encoded_len_varint(len as u64) + len
+            })
+            .sum()
     }
 }
 

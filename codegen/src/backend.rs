@@ -171,9 +171,11 @@ impl WeftBackend {
     fn service_info(&self, def_id: DefId, s: &rir::Service) -> ServiceInfo {
         let cx = self.cx();
         let methods = cx.service_methods(def_id);
+        let name = cx.rust_name(def_id).to_string();
         ServiceInfo {
             idl_name: s.name.raw_str().to_string(),
-            name: cx.rust_name(def_id).to_string(),
+            names: service::ItemNames::new(&name, &service::module_names(cx, def_id)),
+            name,
             methods: methods
                 .iter()
                 .map(|m| self.method_info(def_id, m, None))

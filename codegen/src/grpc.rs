@@ -4,7 +4,9 @@
 //! the handler and a typed client. Source text that pilota-build places in
 //! the service's module; runtime paths are absolute (`::weft::...`).
 
-use std::fmt::Write as _;
+use std::{collections::HashSet, fmt::Write as _};
+
+use crate::service::ItemNames;
 
 const STATUS: &str = "::weft::core::Status";
 const CONTEXT: &str = "::weft::core::Context";
@@ -78,6 +80,8 @@ pub(crate) struct GrpcService {
     pub(crate) methods: Vec<GrpcMethod>,
     /// Per method, the name of its descriptor constant.
     consts: Vec<String>,
+    /// The generated items' names.
+    pub(crate) names: ItemNames,
 }
 
 /// Client helpers a method must not be named after.
@@ -108,8 +112,15 @@ fn screaming(s: &str) -> String {
 
 impl GrpcService {
     /// The service, with variant, function and constant names made unique
-    /// (`Foo` and `foo` are different methods in a `.proto`).
-    pub(crate) fn new(full_name: String, name: String, mut methods: Vec<GrpcMethod>) -> Self {
+    /// (`Foo` and `foo` are different methods in a `.proto`), and its
+    /// generated items named clear of `taken`, the names of the IDL's
+    /// items in its module.
+    pub(crate) fn new(
+        full_name: String,
+        name: String,
+        mut methods: Vec<GrpcMethod>,
+        taken: &HashSet<String>,
+    ) -> Self {
         let mut variants = Vec::<String>::new();
         let mut fns = Vec::<String>::new();
         for m in &mut methods {
@@ -136,6 +147,7 @@ impl GrpcService {
             consts.push(c);
         }
         GrpcService {
+            names: ItemNames::new(&name, taken),
             full_name,
             name,
             methods,
@@ -264,10 +276,9 @@ pub const {c}: {PB}::MethodDesc = {PB}::MethodDesc {{
 }
 
 fn enums(s: &GrpcService) -> String {
-    let name = &s.name;
     let full = &s.full_name;
-    let req = format!("{name}Request");
-    let resp = format!("{name}Response");
+    let req = &s.names.req;
+    let resp = &s.names.resp;
     let mut req_variants = String::new();
     let mut resp_variants = String::new();
     let mut from_body = String::new();
@@ -378,9 +389,9 @@ impl {PB}::ServiceResponse for {resp} {{
 fn server(s: &GrpcService) -> String {
     let name = &s.name;
     let full = &s.full_name;
-    let server = format!("{name}Server");
-    let req = format!("{name}Request");
-    let resp = format!("{name}Response");
+    let server = &s.names.server;
+    let req = &s.names.req;
+    let resp = &s.names.resp;
     let mut arms = String::new();
     for m in &s.methods {
         let v = &m.variant;
@@ -483,9 +494,8 @@ impl<{bound}> ::weft::core::tower::Service<::weft::core::Request<{req}>> for {se
 }
 
 fn client(s: &GrpcService) -> String {
-    let name = &s.name;
     let full = &s.full_name;
-    let client = format!("{name}Client");
+    let client = &s.names.client;
     let mut unary = String::new();
     let mut streams = String::new();
     for (m, c) in s.methods.iter().zip(&s.consts) {

@@ -163,6 +163,7 @@ impl {VALIDATE} for {name} {{
             self.full_name(def_id, s),
             cx.rust_name(def_id).to_string(),
             methods.iter().map(|m| self.method(m, global)).collect(),
+            &crate::service::module_names(cx, def_id),
         )
     }
 }
@@ -177,7 +178,10 @@ impl CodegenBackend for WeftPbBackend {
     fn codegen_struct_impl(&self, def_id: DefId, stream: &mut String, s: &rir::Message) {
         let mut own = String::new();
         self.inner.codegen_struct_impl(def_id, &mut own, s);
-        stream.push_str(&presence::rewrite(&own, Scope::Optional));
+        stream.push_str(&presence::rewrite_maps(&presence::rewrite(
+            &own,
+            Scope::Optional,
+        )));
         let name = self.cx().rust_name(def_id).to_string();
         let idl = s.name.raw_str();
         let mut body = String::new();

@@ -7,7 +7,8 @@
 //! field as unset. This pass rewrites those calls in pilota's output: the
 //! encode to pilota's own `encode_raw` (always writes), the size through
 //! `::weft::protobuf::presence::len`. Implicit-presence fields, repeated
-//! fields, maps and messages are left as pilota writes them.
+//! fields and messages are left as pilota writes them; maps go through
+//! [`rewrite_maps`], so that every entry carries its key and value.
 
 /// Scalar encoding modules and the length of their default value's body.
 const SCALARS: &[(&str, usize)] = &[
@@ -106,6 +107,91 @@ pub(crate) fn rewrite(code: &str, scope: Scope) -> String {
     out
 }
 
+/// What each scalar encoding module leaves out of a map entry when the
+/// key or value holds its default: the `::weft::protobuf::presence::Zero`
+/// written in its place.
+fn zero_of(encoder: &str) -> &'static str {
+    // pilota writes the arguments as token streams: `:: pilota :: pb :: …`.
+    let encoder: String = encoder.chars().filter(|c| !c.is_whitespace()).collect();
+    let module = encoder
+        .rsplit_once("pb::encoding::")
+        .and_then(|(_, m)| m.split("::").next())
+        .unwrap_or("")
+        .to_string();
+    match module.as_str() {
+        "int32" | "int64" | "uint32" | "uint64" | "sint32" | "sint64" | "bool" => "Varint",
+        "string" | "faststr" | "bytes" => "Len",
+        "float" | "fixed32" | "sfixed32" => "Fixed32",
+        "double" | "fixed64" | "sfixed64" => "Fixed64",
+        // Messages always write; anything unknown is left as it was.
+        _ => "Never",
+    }
+}
+
+/// `code` with pilota's map encoding (`hash_map`/`btree_map` `encode` and
+/// `encoded_len`) replaced by `::weft::protobuf::presence::map`, which
+/// writes every entry's key and value even when they hold their default,
+/// as protoc's runtimes do and Kitex's decoder requires.
+pub(crate) fn rewrite_maps(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 64);
+    let mut rest = code;
+    loop {
+        let found = ["hash_map::", "btree_map::"]
+            .iter()
+            .filter_map(|m| rest.find(&format!("pb::encoding::{m}")).map(|at| (at, *m)))
+            .min();
+        let Some((at, module)) = found else { break };
+        let after = &rest[at + "pb::encoding::".len() + module.len()..];
+        let (func, open) = if after.starts_with("encode(") {
+            ("encode", "encode(".len())
+        } else if after.starts_with("encoded_len(") {
+            ("encoded_len", "encoded_len(".len())
+        } else {
+            let skip = at + "pb::encoding::".len();
+            out.push_str(&rest[..skip]);
+            rest = &rest[skip..];
+            continue;
+        };
+        let Some(args_len) = closing_paren(&after[open..]) else {
+            break;
+        };
+        let parts: Vec<&str> = split_args(&after[open..open + args_len])
+            .into_iter()
+            .map(str::trim)
+            .collect();
+        // encode(KE, KL, VE, VL, tag, values, buf);
+        // encoded_len(ctx, KL, VL, tag, values).
+        let rewritten = match (func, parts.as_slice()) {
+            ("encode", [ke, kl, ve, vl, tag, values, buf]) => Some(format!(
+                "::weft::protobuf::presence::map::encode({ke}, {kl}, ::weft::protobuf::presence::Zero::{}, {ve}, {vl}, ::weft::protobuf::presence::Zero::{}, {tag}, {values}, {buf})",
+                zero_of(ke),
+                zero_of(ve)
+            )),
+            ("encoded_len", [cx, kl, vl, tag, values]) => Some(format!(
+                "::weft::protobuf::presence::map::encoded_len({cx}, {kl}, ::weft::protobuf::presence::Zero::{}, {vl}, ::weft::protobuf::presence::Zero::{}, {tag}, {values})",
+                zero_of(kl),
+                zero_of(vl)
+            )),
+            _ => None,
+        };
+        let Some(rewritten) = rewritten else {
+            let skip = at + "pb::encoding::".len();
+            out.push_str(&rest[..skip]);
+            rest = &rest[skip..];
+            continue;
+        };
+        // The path before `pb::encoding::` goes with the call it named.
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .map_or(0, |i| i + 1);
+        out.push_str(&rest[..start]);
+        out.push_str(&rewritten);
+        rest = &after[open + args_len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The length of `s` up to (not including) the `)` closing a call whose
 /// `(` came just before `s`.
 fn closing_paren(s: &str) -> Option<usize> {
@@ -142,7 +228,20 @@ fn split_args(args: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{rewrite, Scope};
+    use super::{rewrite, rewrite_maps, Scope};
+
+    #[test]
+    fn map_calls_write_every_key_and_value() {
+        let code = "::p::pb::encoding::hash_map::encode(:: p :: pb :: encoding :: faststr :: encode, ::p::pb::encoding::faststr::encoded_len, ::p::pb::encoding::message::encode, ::p::pb::encoding::message::encoded_len, 3, &self.seen, buf);\n\
+            + ::p::pb::encoding::btree_map::encoded_len(ctx, ::p::pb::encoding::int32::encoded_len, ::p::pb::encoding::double::encoded_len, 4, &self.m)";
+        let got = rewrite_maps(code);
+        assert!(got.contains("::weft::protobuf::presence::map::encode(:: p :: pb :: encoding :: faststr :: encode, ::p::pb::encoding::faststr::encoded_len, ::weft::protobuf::presence::Zero::Len, ::p::pb::encoding::message::encode, ::p::pb::encoding::message::encoded_len, ::weft::protobuf::presence::Zero::Never, 3, &self.seen, buf);"), "{got}");
+        assert!(got.contains("+ ::weft::protobuf::presence::map::encoded_len(ctx, ::p::pb::encoding::int32::encoded_len, ::weft::protobuf::presence::Zero::Varint, ::p::pb::encoding::double::encoded_len, ::weft::protobuf::presence::Zero::Fixed64, 4, &self.m)"), "{got}");
+        assert!(
+            !got.contains("hash_map") && !got.contains("btree_map"),
+            "{got}"
+        );
+    }
 
     #[test]
     fn optional_fields_are_written_and_sized_when_default() {

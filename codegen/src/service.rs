@@ -9,6 +9,71 @@
 
 use std::fmt::Write as _;
 
+/// The names of the items generated for a service named `name`:
+/// `{name}Request`, `{name}Response`, `{name}Server`, `{name}Client` and
+/// `{name}WithContext`. Where the IDL already declares an item of that
+/// name in the same module (a message `EchoRequest` beside a service
+/// `Echo` is common), the generated one becomes `{name}Service…`, then
+/// gains `_`s until it is free, so the module compiles.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemNames {
+    /// The request entry enum.
+    pub(crate) req: String,
+    /// The response entry enum.
+    pub(crate) resp: String,
+    /// The server.
+    pub(crate) server: String,
+    /// The client.
+    pub(crate) client: String,
+    /// The client's view with a context (Thrift only).
+    pub(crate) view: String,
+}
+
+impl ItemNames {
+    /// `taken`: the Rust names of the IDL's items in the service's module.
+    pub(crate) fn new(name: &str, taken: &std::collections::HashSet<String>) -> ItemNames {
+        let mut used: Vec<String> = Vec::new();
+        let mut pick = |suffix: &str| {
+            let mut n = format!("{name}{suffix}");
+            if taken.contains(&n) || used.contains(&n) {
+                n = format!("{name}Service{suffix}");
+            }
+            while taken.contains(&n) || used.contains(&n) {
+                n.push('_');
+            }
+            used.push(n.clone());
+            n
+        };
+        ItemNames {
+            req: pick("Request"),
+            resp: pick("Response"),
+            server: pick("Server"),
+            client: pick("Client"),
+            view: pick("WithContext"),
+        }
+    }
+}
+
+/// The Rust names of the items the IDL declares in the module of item
+/// `def_id`, other than `def_id` itself: every file of the same package
+/// shares one module.
+pub(crate) fn module_names(
+    cx: &pilota_build::Context,
+    def_id: pilota_build::DefId,
+) -> std::collections::HashSet<String> {
+    use pilota_build::db::RirDatabase as _;
+    let Some(file) = cx.node(def_id).and_then(|n| cx.file(n.file_id)) else {
+        return Default::default();
+    };
+    cx.files()
+        .values()
+        .filter(|f| f.package == file.package)
+        .flat_map(|f| f.items.iter().copied())
+        .filter(|&d| d != def_id)
+        .map(|d| cx.rust_name(d).to_string())
+        .collect()
+}
+
 /// A service as the templates see it.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceInfo {
@@ -16,6 +81,8 @@ pub(crate) struct ServiceInfo {
     pub(crate) idl_name: String,
     /// The Rust name of the handler trait (`ThriftTest`).
     pub(crate) name: String,
+    /// The generated items' names.
+    pub(crate) names: ItemNames,
     /// Every method, inherited ones included.
     pub(crate) methods: Vec<MethodInfo>,
 }
@@ -219,10 +286,9 @@ pub(crate) fn render(s: &ServiceInfo) -> String {
 }
 
 fn entry_messages(s: &ServiceInfo) -> String {
-    let name = &s.name;
     let idl = &s.idl_name;
-    let req = format!("{name}Request");
-    let resp = format!("{name}Response");
+    let req = &s.names.req;
+    let resp = &s.names.resp;
     let mut req_variants = String::new();
     let mut resp_variants = String::new();
     let mut encode = String::new();
@@ -345,8 +411,8 @@ impl ::weft::thrift::EntryMessage for {ty} {{
     }}
 "#
     );
-    let req_impl = entry(&req, &req_decode, &service_check, "");
-    let resp_impl = entry(&resp, &resp_decode, "", &oneway_fn);
+    let req_impl = entry(req, &req_decode, &service_check, "");
+    let resp_impl = entry(resp, &resp_decode, "", &oneway_fn);
     format!(
         r#"
 /// The arguments of a call to `{idl}`: one variant per method.
@@ -449,9 +515,9 @@ impl ::std::error::Error for {name} {{
 fn server(s: &ServiceInfo) -> String {
     let name = &s.name;
     let idl = &s.idl_name;
-    let server = format!("{name}Server");
-    let req = format!("{name}Request");
-    let resp = format!("{name}Response");
+    let server = &s.names.server;
+    let req = &s.names.req;
+    let resp = &s.names.resp;
     let mut arms = String::new();
     for m in &s.methods {
         let v = &m.variant;
@@ -576,12 +642,11 @@ impl<H: {name} + ::std::marker::Send + ::std::marker::Sync + 'static>
 }
 
 fn client(s: &ServiceInfo) -> String {
-    let name = &s.name;
     let idl = &s.idl_name;
-    let client = format!("{name}Client");
-    let req = format!("{name}Request");
-    let resp = format!("{name}Response");
-    let view = format!("{name}WithContext");
+    let client = &s.names.client;
+    let req = &s.names.req;
+    let resp = &s.names.resp;
+    let view = &s.names.view;
     let mut methods = String::new();
     let mut with_methods = String::new();
     for m in &s.methods {

@@ -1,7 +1,7 @@
 //! Generates Rust with weft-rpc-codegen for every `.proto` file in
 //! `../shared/idl/proto` (the directory tree walked) and for
-//! `proto/features.proto`, each into its own module, so that building this
-//! crate proves they all compile.
+//! `proto/features.proto` and `proto/collisions.proto`, each into its own
+//! module, so that building this crate proves they all compile.
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -29,7 +29,10 @@ fn main() {
     let googleapis = corpus.join("googleapis");
     println!("cargo:rerun-if-changed={}", corpus.display());
 
-    let mut files = vec![manifest.join("proto/features.proto")];
+    let mut files = vec![
+        manifest.join("proto/features.proto"),
+        manifest.join("proto/collisions.proto"),
+    ];
     proto_files(&corpus, &mut files);
     let mut index = String::new();
     let mut generated = Vec::new();

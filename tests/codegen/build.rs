@@ -1,5 +1,6 @@
 //! Generates Rust with weft-rpc-codegen for the echo service, for
-//! `idl/keywords.thrift` (Rust keywords as IDL names) and for every
+//! `idl/keywords.thrift` (Rust keywords as IDL names), `idl/collisions.thrift`
+//! (IDL items named as the generated ones would be) and for every
 //! Thrift file in `../shared/idl/thrift` (jaeger/ included), each into its
 //! own module, so that building this crate proves they all compile.
 use std::{
@@ -30,6 +31,10 @@ fn main() {
             "echo".to_string(),
         ),
         (manifest.join("idl/keywords.thrift"), "keywords".to_string()),
+        (
+            manifest.join("idl/collisions.thrift"),
+            "collisions".to_string(),
+        ),
     ];
     println!("cargo:rerun-if-changed={}", manifest.join("idl").display());
     for f in thrift_files(&corpus) {

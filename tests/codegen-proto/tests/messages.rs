@@ -340,3 +340,47 @@ fn fields_with_presence_are_sent_when_they_hold_the_default() {
     };
     assert!(z.is_sign_negative(), "-0.0 came back as {z}");
 }
+
+#[test]
+fn map_entries_carry_key_and_value_even_when_they_hold_the_default() {
+    // protoc's C++ and Go runtimes write both fields of every map entry;
+    // Kitex's protobuf decoder (prutal) requires them, and refused a
+    // `map<string, string>` entry whose value was "" ("val field num not
+    // match, got -1 expect 2").
+    let one = |labels: &[(&str, &str)], by_id: &[(i32, Inner)]| Outer {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (FastStr::new(*k), FastStr::new(*v)))
+            .collect(),
+        by_id: by_id.iter().cloned().collect(),
+        ..Default::default()
+    };
+    let cases: [(Outer, &[u8]); 4] = [
+        // Field 5, entry {1: "k", 2: ""}.
+        (
+            one(&[("k", "")], &[]),
+            &[0x2a, 0x05, 0x0a, 0x01, 0x6b, 0x12, 0x00],
+        ),
+        // Field 5, entry {1: "", 2: "v"}.
+        (
+            one(&[("", "v")], &[]),
+            &[0x2a, 0x05, 0x0a, 0x00, 0x12, 0x01, 0x76],
+        ),
+        // Field 6, entry {1: 0, 2: Inner {}}.
+        (
+            one(&[], &[(0, Inner::default())]),
+            &[0x32, 0x04, 0x08, 0x00, 0x12, 0x00],
+        ),
+        // A value that is not the default, for comparison.
+        (
+            one(&[("k", "v")], &[]),
+            &[0x2a, 0x06, 0x0a, 0x01, 0x6b, 0x12, 0x01, 0x76],
+        ),
+    ];
+    for (m, want) in cases {
+        assert_eq!(&encode(&m)[..], want, "{m:?}");
+        assert_eq!(weft::protobuf::encoded_len(&m), want.len(), "{m:?}");
+        let back: Outer = weft::protobuf::decode(encode(&m)).unwrap();
+        assert_eq!(back, m);
+    }
+}

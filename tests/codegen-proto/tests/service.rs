@@ -153,3 +153,56 @@ async fn every_method_shape_over_loopback() {
     assert_eq!(err.code(), weft::core::Code::Unimplemented, "{err}");
     handle.shutdown().await;
 }
+
+mod collisions {
+    //! A service `Echo` beside messages named `EchoRequest`,
+    //! `EchoResponse`, `EchoServer` and `EchoClient`: the generated items
+    //! take `EchoService…` names (the module did not compile before).
+    use weft::{
+        core::{Context, ServerBuilder, Status},
+        protobuf::{GrpcClient, ServiceRequest as _},
+    };
+    use weft_codegen_proto_tests::pb_collisions::weft::collisions::{
+        Echo, EchoClient, EchoRequest, EchoResponse, EchoServer, EchoServiceClient,
+        EchoServiceRequest, EchoServiceServer,
+    };
+
+    struct Handler;
+
+    impl Echo for Handler {
+        async fn echo(&self, _cx: &mut Context, req: EchoRequest) -> Result<EchoResponse, Status> {
+            Ok(EchoResponse {
+                text: format!("re: {}", req.text).into(),
+            })
+        }
+
+        async fn who(&self, _cx: &mut Context, req: EchoServer) -> Result<EchoClient, Status> {
+            Ok(EchoClient {
+                name: format!("client of {}", req.name).into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn generated_items_are_named_clear_of_the_files_messages() {
+        assert_eq!(EchoServiceRequest::SERVICE, "weft.collisions.Echo");
+        let handle = EchoServiceServer::new(Handler)
+            .serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = EchoServiceClient::new(GrpcClient::new(handle.local_addr().clone()));
+        let got = client
+            .echo(Context::default(), &EchoRequest { text: "hi".into() })
+            .await
+            .unwrap()
+            .message;
+        assert_eq!(got.text, "re: hi");
+        let got = client
+            .who(Context::default(), &EchoServer { name: "s".into() })
+            .await
+            .unwrap()
+            .message;
+        assert_eq!(got.name, "client of s");
+        handle.shutdown().await;
+    }
+}

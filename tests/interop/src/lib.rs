@@ -107,6 +107,8 @@ pub mod __private {
 #[cfg(feature = "volo")]
 pub mod volo;
 
+pub mod grpc;
+
 entry_message!(
     /// The arguments of every `Echo` method.
     EchoRequest {

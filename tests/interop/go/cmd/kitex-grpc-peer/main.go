@@ -3,13 +3,13 @@
 // tests/interop/idl/echo.proto, code from Kitex's own generator:
 //
 //	kitex-grpc-peer server                    prints "listening on ADDR"
-//	kitex-grpc-peer client -addr ADDR -case CASE
+//	kitex-grpc-peer client -addr ADDR -case CASE [-server weft|kitex]
 //
 // The client runs one case against a Weft server, printing "ok CASE" or a
 // "FAIL ..." line per failed check. Both servers (this one and the Weft one
 // in the test) answer alike: Unary echoes the message and reports what the
 // call carried (metadata "x-*" as md:KEY, metainfo as persist:KEY and
-// transient:KEY) and its deadline; a nonzero code is answered with that
+// transient:KEY, the caller's service name as caller) and its deadline; a nonzero code is answered with that
 // status, message "echo status: MESSAGE"; sleep_ms sleeps first.
 // ServerStream sends count replies "MESSAGE#i"; ClientStream answers the
 // messages joined by ","; Bidi echoes each message as it comes.
@@ -34,6 +34,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/remote/trans/nphttp2/codes"
 	"github.com/cloudwego/kitex/pkg/remote/trans/nphttp2/metadata"
 	"github.com/cloudwego/kitex/pkg/remote/trans/nphttp2/status"
+	"github.com/cloudwego/kitex/pkg/rpcinfo"
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
 	"github.com/cloudwego/kitex/transport"
@@ -77,6 +78,9 @@ func seen(ctx context.Context) map[string]string {
 	}
 	for k, v := range metainfo.GetAllValues(ctx) {
 		out["transient:"+k] = v
+	}
+	if ri := rpcinfo.GetRPCInfo(ctx); ri != nil && ri.From() != nil && ri.From().ServiceName() != "" {
+		out["caller"] = ri.From().ServiceName()
 	}
 	return out
 }
@@ -183,6 +187,13 @@ func serve() {
 
 var failed bool
 
+// serverKind is whose server answers, "kitex" or "weft".
+var serverKind string
+
+// callerName is the service name this client calls as: Kitex sends it as
+// source-service metadata.
+const callerName = "kitex-grpc-peer"
+
 func fail(format string, args ...any) {
 	failed = true
 	fmt.Printf("FAIL "+format+"\n", args...)
@@ -192,9 +203,12 @@ func runClient(args []string) {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	addr := fs.String("addr", "", "server host:port")
 	c := fs.String("case", "", "unary|deadline|status|server-stream|client-stream|bidi|stream-status")
+	srv := fs.String("server", "kitex", "whose server answers: kitex|weft (how it names metainfo keys)")
 	_ = fs.Parse(args)
+	serverKind = *srv
 	cli, err := echosvc.NewClient("weft.interop.echo.Echo",
 		client.WithHostPorts(*addr),
+		client.WithClientBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: callerName}),
 		client.WithTransportProtocol(transport.GRPC),
 		client.WithMetaHandler(transmeta.ClientHTTP2Handler),
 	)
@@ -262,10 +276,16 @@ func caseUnary(ctx context.Context, cli echosvc.Client) {
 	}
 	expect("message", r.Message, "héllo, weft")
 	expect("md:x-plain", r.Seen["md:x-plain"], "from-kitex")
-	// Kitex's metainfo travels as rpc-persist-tenant / rpc-transit-hop
-	// and is read back in its upper-case key form.
-	expect("persist:TENANT", r.Seen["persist:TENANT"], "blue")
-	expect("transient:HOP", r.Seen["transient:HOP"], "one")
+	// Kitex's metainfo travels as rpc-persist-tenant / rpc-transit-hop.
+	// Kitex reads the names back in CGI form (TENANT, HOP); Weft keeps
+	// the header's lower-case name (tenant, hop).
+	persist, transient := "persist:TENANT", "transient:HOP"
+	if serverKind == "weft" {
+		persist, transient = "persist:tenant", "transient:hop"
+	}
+	expect(persist, r.Seen[persist], "blue")
+	expect(transient, r.Seen[transient], "one")
+	expect("caller", r.Seen["caller"], callerName)
 	if failed {
 		fmt.Printf("FAIL (the server saw: %s)\n", dump(r.Seen))
 	}
