@@ -1,0 +1,72 @@
+//! The Go binding (`ffi/go`): `go test -race ./...` against Weft Rust
+//! servers this test starts, and a Go server the tests start answering a
+//! Weft Rust client (the relay). Needs the Go toolchain (scripts/test.sh
+//! puts /usr/local/go/bin on PATH); without it the test fails.
+
+mod support;
+
+use std::time::Instant;
+
+use support::{go, DeadlineReporter, Relay};
+use weft_core::Address;
+
+#[test]
+fn go_binding_tests_pass_with_the_race_detector() {
+    let rt = support::runtime();
+    let dir = std::env::temp_dir().join(format!("weft-ffi-go-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let go_server = format!("unix:{}", dir.join("go-server.sock").display());
+    let (echo, relay) = rt.block_on(async {
+        let echo = support::serve("127.0.0.1:0", DeadlineReporter::default()).await;
+        // Connections are made by the first call, once the Go test listens.
+        let relay = support::serve(
+            "127.0.0.1:0",
+            Relay::to(&go_server.parse::<Address>().unwrap()),
+        )
+        .await;
+        (echo, relay)
+    });
+    let start = Instant::now();
+    let out = go(&["test", "-race", "-count=1", "-v", "./..."])
+        .env("WEFT_ECHO_ADDR", echo.local_addr().to_string())
+        .env("WEFT_RELAY_ADDR", relay.local_addr().to_string())
+        .env("WEFT_GO_SERVER_ADDR", &go_server)
+        .output()
+        .expect("running go test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}\n(go test took {:?})", start.elapsed());
+    assert!(out.status.success(), "go test failed:\n{stdout}\n{stderr}");
+    rt.block_on(async {
+        relay.shutdown().await;
+        echo.shutdown().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go_code_is_gofmt_clean_and_vets() {
+    let out = go(&["vet", "./..."]).output().expect("running go vet");
+    assert!(
+        out.status.success(),
+        "go vet:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gofmt = support::go_dir();
+    let gofmt_bin = if std::path::Path::new("/usr/local/go/bin/gofmt").exists() {
+        "/usr/local/go/bin/gofmt"
+    } else {
+        "gofmt"
+    };
+    let out = std::process::Command::new(gofmt_bin)
+        .arg("-l")
+        .arg(&gofmt)
+        .output()
+        .expect("running gofmt");
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "not gofmt-clean:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
