@@ -365,10 +365,14 @@ func TestErrorsAreTyped(t *testing.T) {
 	c2.Close()
 	_, err := c2.Call(context.Background(), "ping", args)
 	var we *weft.Error
-	if !errors.As(err, &we) || we.Code != weft.FailedPrecondition && we.Code != weft.InvalidArgument {
-		t.Fatalf("freed client: got %v", err)
+	if !errors.As(err, &we) || we.Code != weft.FailedPrecondition {
+		t.Fatalf("freed client: got %v, want FAILED_PRECONDITION", err)
 	}
 	c2.Close()
+	// A client that was never made is a null handle to Weft.
+	if _, err := new(weft.Client).Call(context.Background(), "ping", args); weft.CodeOf(err) != weft.InvalidArgument {
+		t.Fatalf("zero client: got %v, want INVALID_ARGUMENT", err)
+	}
 	if _, err := weft.Serve(rt, "not an address", weft.HandlerFunc(func(context.Context, *weft.Call) {}), nil); weft.CodeOf(err) != weft.InvalidArgument {
 		t.Fatalf("Serve on a bad address: %v", err)
 	}
@@ -453,6 +457,38 @@ func TestGoClientCallsGoServer(t *testing.T) {
 	args, _ := weftthrift.Encode(c.Protocol(), &echo.EchoPingArgs{})
 	if _, err := c.Call(context.Background(), "nope", args); weft.CodeOf(err) != weft.Unimplemented {
 		t.Fatalf("unknown method: %v", err)
+	}
+	// A second answer, and metainfo set after the answer, are refused; an
+	// answer after the caller's deadline ended the call is refused by Weft.
+	late := make(chan [3]error, 1)
+	tsrv, err := weft.Serve(rt, "127.0.0.1:0", weft.HandlerFunc(func(ctx context.Context, call *weft.Call) {
+		if call.Method == "late" {
+			<-ctx.Done() // the caller's deadline
+			time.Sleep(50 * time.Millisecond)
+			late <- [3]error{call.Reply([]byte{0}), nil, nil}
+			return
+		}
+		first := call.Reply([]byte{0})
+		late <- [3]error{first, call.Fail(weft.Internal, "again"), call.SetBackward("k", "v")}
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tsrv.Close()
+	tc := client(t, weft.ClientOptions{Addresses: []string{tsrv.Addr()}})
+	if _, err := tc.Call(context.Background(), "ping", args); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-late; got[0] != nil || weft.CodeOf(got[1]) != weft.FailedPrecondition || weft.CodeOf(got[2]) != weft.FailedPrecondition {
+		t.Fatalf("answer, second answer, backward after answer: %v", got)
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer lcancel()
+	if _, err := tc.Call(lctx, "late", args); weft.CodeOf(err) != weft.DeadlineExceeded {
+		t.Fatalf("late: %v", err)
+	}
+	if got := <-late; got[0] == nil {
+		t.Fatal("an answer after the call ended was accepted")
 	}
 	psrv, err := weft.Serve(rt, "127.0.0.1:0", weft.HandlerFunc(func(context.Context, *weft.Call) { panic("boom") }), nil)
 	if err != nil {

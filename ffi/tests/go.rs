@@ -70,3 +70,52 @@ fn go_code_is_gofmt_clean_and_vets() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `WEFT_FFI_BENCH=1 cargo test -p weft-ffi --release --test go go_bench --
+/// --nocapture`: QPS of Go calls through the shim and of Apache Thrift's
+/// own Go client against the same Weft Rust echo server, in one run
+/// (`WEFT_FFI_BENCH_C` goroutines, default 16; `WEFT_FFI_BENCH_D` per
+/// cell, default 3s). Skipped without `WEFT_FFI_BENCH`.
+#[test]
+fn go_bench() {
+    if std::env::var_os("WEFT_FFI_BENCH").is_none() {
+        return;
+    }
+    let bin = support::lib_dir().join("go-bench");
+    let out = go(&["build", "-o"])
+        .arg(&bin)
+        .arg("./internal/cmd/bench")
+        .output()
+        .expect("running go build");
+    assert!(
+        out.status.success(),
+        "go build:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = support::runtime();
+    let server = rt.block_on(support::serve(
+        "127.0.0.1:0",
+        weft_interop::EchoHandler::default(),
+    ));
+    let c = std::env::var("WEFT_FFI_BENCH_C").unwrap_or_else(|_| "16".into());
+    let d = std::env::var("WEFT_FFI_BENCH_D").unwrap_or_else(|_| "3s".into());
+    let out = std::process::Command::new(&bin)
+        .args([
+            "-addr",
+            &server.local_addr().to_string(),
+            "-c",
+            &c,
+            "-d",
+            &d,
+        ])
+        .env("LD_LIBRARY_PATH", support::lib_dir())
+        .output()
+        .expect("running the Go bench");
+    println!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the Go bench failed");
+    rt.block_on(server.shutdown());
+}
