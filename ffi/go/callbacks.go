@@ -22,8 +22,11 @@ import (
 //export weftGoCallDone
 func weftGoCallDone(_ unsafe.Pointer, c *C.weft_completion) {
 	h := cgo.Handle(c.tag)
-	done := h.Value().(chan callResult)
+	p := h.Value().(*pending)
 	h.Delete()
+	if p.ctx != nil {
+		C.weft_ctx_free(p.ctx)
+	}
 	var r callResult
 	if c.code != C.WEFT_OK {
 		r.err = &Error{Code: Code(c.code), Message: C.GoString(C.weft_error_message(c.error))}
@@ -46,7 +49,7 @@ func weftGoCallDone(_ unsafe.Pointer, c *C.weft_completion) {
 		r.reply = rep
 	}
 	C.weft_completion_release(c)
-	done <- r
+	p.done <- r
 }
 
 // weftGoDispatch receives a call for a Server: it copies the request and

@@ -277,8 +277,10 @@ type callResult struct {
 // the time left), and its metainfo (WithPersistent, WithTransient, or a
 // server handler's incoming values) goes with the call. Cancelling ctx, or
 // its deadline passing, makes Call return at once with an *Error
-// (Cancelled or DeadlineExceeded) that unwraps to ctx.Err(); Weft then
-// drops the answer when it comes. Call waits without holding an OS thread.
+// (Cancelled or DeadlineExceeded) that unwraps to ctx.Err(), and ends the
+// call in Weft (weft_ctx_cancel: its connection slot and buffers are
+// released, a late answer is dropped; the server is not told). Call waits
+// without holding an OS thread.
 //
 // The error is an *Error for a failed call, or an *Exception, together
 // with a non-nil Reply, when the server answered with a declared
@@ -290,49 +292,57 @@ func (c *Client) Call(ctx context.Context, method string, args []byte) (*Reply, 
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(err)
 	}
-	cctx, err := callContext(ctx)
+	// A context that can end (ctx.Done() != nil) always gets a weft_ctx,
+	// for weft_ctx_cancel.
+	cctx, err := callContext(ctx, ctx.Done() != nil)
 	if err != nil {
 		return nil, err
 	}
 	m, owned := methodName(method)
-	done := make(chan callResult, 1)
-	h := cgo.NewHandle(done)
+	p := &pending{done: make(chan callResult, 1), ctx: cctx}
+	h := cgo.NewHandle(p)
 	var e *C.weft_error
 	code := C.weft_go_call(c.p, m, bytesPtr(args), C.size_t(len(args)), cctx, C.uint64_t(h), &e)
 	runtime.KeepAlive(args)
 	if owned {
 		free(m)
 	}
-	if cctx != nil {
-		// The call copied what it needs from the context.
-		C.weft_ctx_free(cctx)
-	}
 	if err := check(code, e); err != nil {
 		h.Delete()
+		C.weft_ctx_free(cctx)
 		return nil, err
 	}
+	// From here the completion callback owns cctx and frees it.
 	select {
-	case r := <-done:
+	case r := <-p.done:
 		return r.reply, r.err
 	case <-ctx.Done():
 		// The answer may have arrived at the same moment: prefer it.
 		select {
-		case r := <-done:
+		case r := <-p.done:
 			return r.reply, r.err
 		default:
 		}
-		// The completion still arrives later into the buffered channel,
-		// and is released there.
+		// Weft ends the call at once (its completion, CANCELLED, lands in
+		// the buffered channel and is released there). cctx may be freed
+		// already: Weft refuses a freed handle, harmlessly.
+		C.weft_ctx_cancel(cctx, nil)
 		return nil, ctxError(ctx.Err())
 	}
 }
 
+// pending is a call in flight, named by the cgo.Handle in its tag.
+type pending struct {
+	done chan callResult
+	ctx  *C.weft_ctx // freed by the completion callback; may be nil
+}
+
 // callContext returns a weft_ctx carrying ctx's deadline and metainfo, or
-// nil when ctx has neither. The caller frees it.
-func callContext(ctx context.Context) (*C.weft_ctx, error) {
+// nil when ctx has neither and always is false. The caller frees it.
+func callContext(ctx context.Context, always bool) (*C.weft_ctx, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	persistent, transient := collect(ctx)
-	if !hasDeadline && persistent == nil && transient == nil {
+	if !always && !hasDeadline && persistent == nil && transient == nil {
 		return nil, nil
 	}
 	var cctx *C.weft_ctx

@@ -224,6 +224,7 @@ func TestCancelReturnsPromptly(t *testing.T) {
 	c := client(t, weft.ClientOptions{Addresses: []string{env(t, "WEFT_ECHO_ADDR")}})
 	args, _ := weftthrift.Encode(c.Protocol(), &echo.EchoSlowArgs{Payload: payload(), Millis: 5000})
 	const n = 50
+	live := weft.LiveHandles()
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, n)
 	var started sync.WaitGroup
@@ -252,6 +253,14 @@ func TestCancelReturnsPromptly(t *testing.T) {
 	}
 	if took := time.Since(at); took > 500*time.Millisecond {
 		t.Fatalf("cancelled calls took %v to return", took)
+	}
+	// Weft ended them too (well before the server's 5 s answers): every
+	// completion, context and buffer of theirs is freed.
+	for weft.LiveHandles() > live {
+		if time.Since(at) > time.Second {
+			t.Fatalf("a second after the cancel, %d Weft objects of the calls are alive", weft.LiveHandles()-live)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	// Cancelled before the call: refused at once.
 	if _, err := c.Call(ctx, "slow", args); weft.CodeOf(err) != weft.Cancelled {

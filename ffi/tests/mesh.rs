@@ -2,10 +2,11 @@
 //! ffi/python binding) calls a Weft Rust service, which calls a Go server
 //! behind the shim (ffi/go's internal/cmd/meshserver), with a deadline and
 //! persistent metainfo that cross all three hops. The Go server checks
-//! what arrived (the value, a deadline no later than the Python client's,
-//! no transient value two hops on) and the Python client checks the
-//! answer. Needs Go, python3 with Apache Thrift and the `thrift` compiler;
-//! `WEFT_FFI_SKIP_PY=1` skips it, as it does the Python binding's test.
+//! what arrived (the value, a deadline no later than the Python client's
+//! but for the hops' transit time, no transient value two hops on) and
+//! the Python client checks the answer. Needs Go, python3 with Apache
+//! Thrift and the `thrift` compiler; `WEFT_FFI_SKIP_PY=1` skips it, as it
+//! does the Python binding's test.
 
 mod support;
 

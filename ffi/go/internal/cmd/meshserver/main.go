@@ -3,8 +3,8 @@
 // through the shim. It prints "listening <addr>", serves until its stdin
 // closes, and for each `metainfo` call checks what crossed the hops: the
 // persistent value, and a deadline no later than the Python client's
-// (which the client sends as persistent "mesh-deadline-unix-ms", read just
-// before its call starts). It prints "mesh-call ok ..." or refuses the
+// (which the client sends as persistent "mesh-deadline-unix-ms", stamped
+// as its call enters the library) beyond the hops' transit time. It prints "mesh-call ok ..." or refuses the
 // call with the reason, and sends its deadline back as backward metainfo
 // "go-deadline-unix-ms".
 package main
@@ -23,8 +23,13 @@ import (
 	"github.com/weft-rpc/weft/ffi/go/internal/echoserver"
 )
 
-// slack allows for the client's clock read preceding its call's start.
-const slack = 2 * time.Millisecond
+// slack allows for the transit time of the two hops. Weft sends a
+// deadline downstream as the time left when the frame is encoded (rounded
+// down to a millisecond), and the receiver counts it from when it decodes
+// the frame: each hop's deadline moves later by the time the frame spent
+// in between (writer, loopback, reader), minus up to a millisecond. On a
+// loaded 2-core machine that was seen at +3 ms over two hops.
+const slack = 25 * time.Millisecond
 
 func main() {
 	rt, err := weft.NewRuntime(1)
