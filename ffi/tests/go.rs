@@ -75,7 +75,8 @@ fn go_code_is_gofmt_clean_and_vets() {
 /// --nocapture`: QPS of Go calls through the shim and of Apache Thrift's
 /// own Go client against the same Weft Rust echo server, in one run
 /// (`WEFT_FFI_BENCH_C` goroutines, default 16; `WEFT_FFI_BENCH_D` per
-/// cell, default 3s). Skipped without `WEFT_FFI_BENCH`.
+/// cell, default 3s; more flags in `WEFT_FFI_BENCH_ARGS`, e.g. `-only shim
+/// -cpuprofile /tmp/cpu.out`). Skipped without `WEFT_FFI_BENCH`.
 #[test]
 fn go_bench() {
     if std::env::var_os("WEFT_FFI_BENCH").is_none() {
@@ -108,6 +109,11 @@ fn go_bench() {
             "-d",
             &d,
         ])
+        .args(
+            std::env::var("WEFT_FFI_BENCH_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("LD_LIBRARY_PATH", support::lib_dir())
         .output()
         .expect("running the Go bench");

@@ -13,7 +13,9 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,8 @@ var (
 	addr     = flag.String("addr", "", "the Weft echo server")
 	conc     = flag.Int("c", 16, "concurrent callers")
 	duration = flag.Duration("d", 3*time.Second, "measured time per cell")
+	profile  = flag.String("cpuprofile", "", "write a CPU profile of the run here")
+	only     = flag.String("only", "", "run only the cells whose client name contains this")
 )
 
 func payload() *echo.Payload {
@@ -103,6 +107,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -addr is required")
 		os.Exit(2)
 	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			panic(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rt, err := weft.NewRuntime(0)
 	if err != nil {
 		panic(err)
@@ -173,9 +187,13 @@ func main() {
 			{"weft-go shim, framed", shim(weft.Framed, m)},
 			{"apache go, framed", apache(m)},
 		} {
+			if !strings.Contains(cell.name, *only) {
+				continue
+			}
 			qps, p50, p99, err := measure(cell.mk)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench %s %s: %v\n", cell.name, m.name, err)
+				pprof.StopCPUProfile()
 				os.Exit(1)
 			}
 			fmt.Printf("%-28s %-10s %12.0f %10v %10v\n", cell.name, m.name, qps, p50.Round(time.Microsecond), p99.Round(time.Microsecond))
