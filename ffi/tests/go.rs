@@ -44,6 +44,53 @@ fn go_binding_tests_pass_with_the_race_detector() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The Echo code in `ffi/go/internal/gen/echo` is what `thrift --gen go`
+/// makes of `tests/interop/idl/echo.thrift` (regenerate with `go generate
+/// ./internal/gen` in ffi/go).
+#[test]
+fn generated_go_code_is_current() {
+    let dir = std::env::temp_dir().join(format!("weft-ffi-go-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let idl = support::go_dir().join("../../tests/interop/idl/echo.thrift");
+    let status = std::process::Command::new("thrift")
+        .arg("--gen")
+        .arg("go:package_prefix=github.com/weft-rpc/weft/ffi/go/internal/gen/,skip_remote")
+        .arg("-out")
+        .arg(&dir)
+        .arg(&idl)
+        .status()
+        .expect("running thrift (Debian's thrift-compiler; scripts/test.sh installs it)");
+    assert!(status.success());
+    let gofmt = gofmt_bin();
+    let status = std::process::Command::new(gofmt)
+        .arg("-w")
+        .arg(dir.join("echo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let checked_in = support::go_dir().join("internal/gen/echo");
+    for entry in std::fs::read_dir(dir.join("echo")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        let want = std::fs::read_to_string(&path).unwrap();
+        let got = std::fs::read_to_string(checked_in.join(name)).unwrap_or_default();
+        assert!(
+            got == want,
+            "ffi/go/internal/gen/echo/{} drifted from the IDL: run `go generate ./internal/gen` in ffi/go",
+            name.to_string_lossy()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn gofmt_bin() -> &'static str {
+    if std::path::Path::new("/usr/local/go/bin/gofmt").exists() {
+        "/usr/local/go/bin/gofmt"
+    } else {
+        "gofmt"
+    }
+}
+
 #[test]
 fn go_code_is_gofmt_clean_and_vets() {
     let out = go(&["vet", "./..."]).output().expect("running go vet");
@@ -53,12 +100,7 @@ fn go_code_is_gofmt_clean_and_vets() {
         String::from_utf8_lossy(&out.stderr)
     );
     let gofmt = support::go_dir();
-    let gofmt_bin = if std::path::Path::new("/usr/local/go/bin/gofmt").exists() {
-        "/usr/local/go/bin/gofmt"
-    } else {
-        "gofmt"
-    };
-    let out = std::process::Command::new(gofmt_bin)
+    let out = std::process::Command::new(gofmt_bin())
         .arg("-l")
         .arg(&gofmt)
         .output()

@@ -164,6 +164,9 @@ pub fn go(args: &[&str]) -> Command {
     cmd.args(args)
         .current_dir(go_dir())
         .env("CGO_ENABLED", "1")
+        // No VCS stamping of the binaries built here (a worktree or an
+        // exported tree must build alike).
+        .env("GOFLAGS", "-buildvcs=false")
         .env(
             "CGO_LDFLAGS",
             format!("-L{0} -Wl,-rpath,{0}", lib.display()),
