@@ -121,6 +121,7 @@ type Client struct {
 	p        *C.weft_client
 	protocol Protocol
 	once     sync.Once
+	cleanup  runtime.Cleanup
 }
 
 // NewClient makes a client on rt. Connections are made by the first calls,
@@ -235,6 +236,10 @@ func NewClient(rt *Runtime, o ClientOptions) (*Client, error) {
 	if err := check(C.weft_client_new(rt.p, opts, &c.p, &e), e); err != nil {
 		return nil, err
 	}
+	// A client nothing refers to any more is freed (calls in flight still
+	// end: Weft keeps what they need).
+	runtime.KeepAlive(rt)
+	c.cleanup = runtime.AddCleanup(c, func(p *C.weft_client) { C.weft_client_free(p) }, c.p)
 	return c, nil
 }
 
@@ -244,9 +249,14 @@ func (c *Client) Protocol() Protocol { return c.protocol }
 
 // Close frees the client. Calls in flight still end (with their answer or
 // error); calls made after Close get a FailedPrecondition error from
-// Weft, which refuses the freed handle. Closing twice is harmless.
+// Weft, which refuses the freed handle. Closing twice is harmless. A
+// client that is not closed is freed once the garbage collector finds it
+// unreachable.
 func (c *Client) Close() {
-	c.once.Do(func() { C.weft_client_free(c.p) })
+	c.once.Do(func() {
+		c.cleanup.Stop()
+		C.weft_client_free(c.p)
+	})
 }
 
 // Reply is the answer to a call.
@@ -303,6 +313,8 @@ func (c *Client) Call(ctx context.Context, method string, args []byte) (*Reply, 
 	h := cgo.NewHandle(p)
 	var e *C.weft_error
 	code := C.weft_go_call(c.p, m, bytesPtr(args), C.size_t(len(args)), cctx, C.uint64_t(h), &e)
+	// c (whose cleanup would free c.p) and args stay alive through the C call.
+	runtime.KeepAlive(c)
 	runtime.KeepAlive(args)
 	if owned {
 		free(m)

@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"sync"
 	"sync/atomic"
@@ -178,7 +179,9 @@ func Serve(rt *Runtime, address string, handler Handler, opts *ServerOptions) (*
 	s := &Server{h: cgo.NewHandle(&dispatcher{handler})}
 	ca := cString(address)
 	defer free(ca)
-	if err := check(C.weft_go_serve(rt.p, copts, ca, C.uintptr_t(s.h), &s.p, &e), e); err != nil {
+	code := C.weft_go_serve(rt.p, copts, ca, C.uintptr_t(s.h), &s.p, &e)
+	runtime.KeepAlive(rt)
+	if err := check(code, e); err != nil {
 		s.h.Delete()
 		return nil, err
 	}
