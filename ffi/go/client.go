@@ -285,7 +285,8 @@ type callResult struct {
 //
 // ctx's deadline becomes the call's Weft deadline (sent to the server as
 // the time left), and its metainfo (WithPersistent, WithTransient, or a
-// server handler's incoming values) goes with the call. Cancelling ctx, or
+// server handler's incoming values) and caller name (WithCaller) go with
+// the call. Cancelling ctx, or
 // its deadline passing, makes Call return at once with an *Error
 // (Cancelled or DeadlineExceeded) that unwraps to ctx.Err(), and ends the
 // call in Weft (weft_ctx_cancel: its connection slot and buffers are
@@ -354,7 +355,8 @@ type pending struct {
 func callContext(ctx context.Context, always bool) (*C.weft_ctx, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	persistent, transient := collect(ctx)
-	if !always && !hasDeadline && persistent == nil && transient == nil {
+	caller := callerOf(ctx)
+	if !always && !hasDeadline && persistent == nil && transient == nil && caller == "" {
 		return nil, nil
 	}
 	var cctx *C.weft_ctx
@@ -374,6 +376,14 @@ func callContext(ctx context.Context, always bool) (*C.weft_ctx, error) {
 			return fail(ctxError(context.DeadlineExceeded))
 		}
 		if err := check(C.weft_ctx_set_timeout_ms(cctx, C.int64_t(left), &e), e); err != nil {
+			return fail(err)
+		}
+	}
+	if caller != "" {
+		cs := cString(caller)
+		code := C.weft_ctx_set_caller(cctx, cs, &e)
+		free(cs)
+		if err := check(code, e); err != nil {
 			return fail(err)
 		}
 	}

@@ -73,3 +73,16 @@ func collect(ctx context.Context) (persistent, transient map[string]string) {
 	}
 	return persistent, transient
 }
+
+type callerKey struct{}
+
+// WithCaller returns a copy of ctx whose calls name caller as the calling
+// service (TTHeader's from-service).
+func WithCaller(ctx context.Context, caller string) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller)
+}
+
+func callerOf(ctx context.Context) string {
+	s, _ := ctx.Value(callerKey{}).(string)
+	return s
+}

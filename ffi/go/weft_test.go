@@ -4,7 +4,8 @@ package weft_test
 // (`cargo test -p weft-ffi --test go` runs them with the race detector):
 //   WEFT_ECHO_ADDR       weft-interop's Rust Echo server; every answer carries
 //                        backward metainfo "deadline-remaining-ms", the time
-//                        the server saw left before the call's deadline.
+//                        the server saw left before the call's deadline, and
+//                        "caller", the caller's name.
 //   WEFT_RELAY_ADDR      a Rust Echo service that forwards each call, with a
 //                        Weft Rust client, to WEFT_GO_SERVER_ADDR.
 //   WEFT_GO_SERVER_ADDR  where the Go server of these tests must listen.
@@ -138,9 +139,14 @@ func TestGoClientCallsRustServer(t *testing.T) {
 }
 
 func TestMetainfoGoesAndComesBack(t *testing.T) {
-	c := client(t, weft.ClientOptions{Addresses: []string{env(t, "WEFT_ECHO_ADDR")}})
+	// Consistent hashing on a metainfo key, with the other options set.
+	c := client(t, weft.ClientOptions{
+		Addresses: []string{env(t, "WEFT_ECHO_ADDR")}, LoadBalance: weft.ConsistentHash, HashKey: "trace",
+		AttemptTimeout: 5 * time.Second, AllIdempotent: true, MaxAttempts: 3, RetryBudget: 0.5, DisableBreakers: true,
+	})
 	ctx := weft.WithPersistent(context.Background(), "trace", "t-1")
 	ctx = weft.WithTransient(ctx, "hop", "h-1")
+	ctx = weft.WithCaller(ctx, "go-tests")
 	for key, want := range map[string]string{"trace": "t-1", "hop": "h-1", "absent": ""} {
 		args, _ := weftthrift.Encode(c.Protocol(), &echo.EchoMetainfoArgs{Key: key})
 		reply, err := c.Call(ctx, "metainfo", args)
@@ -153,6 +159,9 @@ func TestMetainfoGoesAndComesBack(t *testing.T) {
 		}
 		if res.GetSuccess() != want || reply.Backward["echo-"+key] != want {
 			t.Fatalf("%s: got %q, backward %v; want %q", key, res.GetSuccess(), reply.Backward, want)
+		}
+		if reply.Backward["caller"] != "go-tests" {
+			t.Fatalf("the server saw caller %q", reply.Backward["caller"])
 		}
 	}
 }

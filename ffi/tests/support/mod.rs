@@ -26,7 +26,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub const REMAINING_KEY: &str = "deadline-remaining-ms";
 
 /// weft-interop's echo handler, answering every call with the time left
-/// before its deadline as backward metainfo ([`REMAINING_KEY`]).
+/// before its deadline ([`REMAINING_KEY`]) and the caller's name
+/// (`caller`) as backward metainfo.
 #[derive(Debug, Clone, Default)]
 pub struct DeadlineReporter(pub EchoHandler);
 
@@ -41,6 +42,7 @@ impl Service<Request<EchoRequest>> for DeadlineReporter {
 
     fn call(&mut self, req: Request<EchoRequest>) -> Self::Future {
         let left = req.cx.remaining();
+        let caller = req.cx.caller.clone();
         let fut = self.0.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
@@ -49,6 +51,9 @@ impl Service<Request<EchoRequest>> for DeadlineReporter {
                     .metainfo
                     .backward
                     .insert(REMAINING_KEY, left.as_millis().to_string());
+            }
+            if !caller.is_empty() {
+                resp.cx.metainfo.backward.insert("caller", caller);
             }
             Ok(resp)
         })
