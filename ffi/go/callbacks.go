@@ -24,6 +24,9 @@ func weftGoCallDone(_ unsafe.Pointer, c *C.weft_completion) {
 	h := cgo.Handle(c.tag)
 	p := h.Value().(*pending)
 	h.Delete()
+	p.mu.Lock()
+	p.completed = true
+	p.mu.Unlock()
 	if p.ctx != nil {
 		C.weft_ctx_free(p.ctx)
 	}

@@ -337,9 +337,13 @@ func (c *Client) Call(ctx context.Context, method string, args []byte) (*Reply, 
 		default:
 		}
 		// Weft ends the call at once (its completion, CANCELLED, lands in
-		// the buffered channel and is released there). cctx may be freed
-		// already: Weft refuses a freed handle, harmlessly.
-		C.weft_ctx_cancel(cctx, nil)
+		// the buffered channel and is released there). Under p.mu, so
+		// that the callback cannot free cctx meanwhile.
+		p.mu.Lock()
+		if !p.completed {
+			C.weft_ctx_cancel(cctx, nil)
+		}
+		p.mu.Unlock()
 		return nil, ctxError(ctx.Err())
 	}
 }
@@ -348,6 +352,9 @@ func (c *Client) Call(ctx context.Context, method string, args []byte) (*Reply, 
 type pending struct {
 	done chan callResult
 	ctx  *C.weft_ctx // freed by the completion callback; may be nil
+
+	mu        sync.Mutex
+	completed bool // set by the callback before it frees ctx
 }
 
 // callContext returns a weft_ctx carrying ctx's deadline and metainfo, or
