@@ -389,7 +389,9 @@ void weft_reply_free(weft_reply *reply);
 // Call `method` with `args[0..args_len]`, the encoded args struct
 // (`method_args`) in the client's protocol, and wait for the answer.
 // `ctx` may be NULL; when given, its timeout and metainfo go with the
-// call and its backward metainfo is replaced by what the server sent back.
+// call, its backward metainfo is replaced by what the server sent back,
+// and `weft_ctx_cancel` on it (from another thread) ends the call with
+// `WEFT_CANCELLED`.
 //
 // `WEFT_OK`: `*reply` holds the result struct (which may hold a declared
 // exception: see `weft_reply.exception_id`); free it with
@@ -455,6 +457,16 @@ weft_code weft_ctx_new(weft_ctx **out,
 weft_code weft_ctx_child(const weft_ctx *parent,
                          weft_ctx **out,
                          weft_error **err);
+
+// Cancel the calls made with `ctx`: those in flight end at once with
+// `WEFT_CANCELLED` (a blocking call returns it, a callback or queued
+// completion still arrives, once, carrying it; the answer, if one comes,
+// is dropped, and the server is not told), and calls started with `ctx`
+// afterwards are refused with it. Cannot be undone; contexts made from it
+// with `weft_ctx_child` are not affected. Thread-safe: meant to be called
+// from a thread other than the one waiting.
+weft_code weft_ctx_cancel(weft_ctx *ctx,
+                          weft_error **err);
 
 // Free a context. NULL, freed and invalid handles are ignored. A server
 // handler's context belongs to its call: freeing it is refused (ignored);

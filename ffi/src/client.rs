@@ -24,7 +24,7 @@ use weft_thrift::{Protocol, ThriftClientCodec, Transport};
 
 use crate::{
     buf::{weft_bytes, UserData},
-    ctx::{weft_ctx, Ctx},
+    ctx::{weft_ctx, Cancel, Ctx},
     error::{
         bytes_arg, check_out, code_of, guard, quiet, str_arg, weft_code, weft_error, write_out,
     },
@@ -629,10 +629,20 @@ fn start_call(
     }
     let bytes = Bytes::copy_from_slice(bytes_arg(args, args_len, "args")?);
     validate_struct(client.protocol, &bytes, "args")?;
-    let cx = if ctx.is_null() {
-        Context::new(client.service.clone(), FastStr::new(method))
+    let (cx, cancel) = if ctx.is_null() {
+        (
+            Context::new(client.service.clone(), FastStr::new(method)),
+            None,
+        )
     } else {
-        weft_ctx::get(ctx)?.for_call(&client.service, method)
+        let ctx = weft_ctx::get(ctx)?;
+        if ctx.cancel.is_cancelled() {
+            return Err(crate::ctx::cancelled());
+        }
+        (
+            ctx.for_call(&client.service, method),
+            Some(ctx.cancel.clone()),
+        )
     };
     let req = Request::new(
         cx,
@@ -641,14 +651,16 @@ fn start_call(
             protocol: client.protocol,
         },
     );
-    let fut = client.stack.clone().oneshot(req);
+    let fut = Cancel::run(cancel, client.stack.clone().oneshot(req));
     Ok((client, fut))
 }
 
 /// Call `method` with `args[0..args_len]`, the encoded args struct
 /// (`method_args`) in the client's protocol, and wait for the answer.
 /// `ctx` may be NULL; when given, its timeout and metainfo go with the
-/// call and its backward metainfo is replaced by what the server sent back.
+/// call, its backward metainfo is replaced by what the server sent back,
+/// and `weft_ctx_cancel` on it (from another thread) ends the call with
+/// `WEFT_CANCELLED`.
 ///
 /// `WEFT_OK`: `*reply` holds the result struct (which may hold a declared
 /// exception: see `weft_reply.exception_id`); free it with

@@ -1,7 +1,14 @@
 //! The call context handle: deadline and metainfo going out with a call,
 //! and coming back with its answer.
 
-use std::{ffi::c_char, sync::Arc, time::Duration};
+use std::{
+    ffi::c_char,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use parking_lot::Mutex;
 use weft_core::{Code, Context, KvList, Status};
@@ -29,12 +36,69 @@ pub(crate) struct CtxState {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// What `weft_ctx_cancel` sets: the calls started with a context wait on
+/// it beside their answer.
+#[derive(Debug, Default)]
+pub(crate) struct Cancel {
+    cancelled: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once the context is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        loop {
+            // Registered before the flag is read, so a cancel between the
+            // two is not missed.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Run `fut`, or end it with `CANCELLED` when the context is cancelled
+    /// first (dropping it drops the call: its answer, when it comes, is
+    /// discarded).
+    pub(crate) async fn run<T>(
+        this: Option<Arc<Cancel>>,
+        fut: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let Some(this) = this else {
+            return fut.await;
+        };
+        tokio::select! {
+            biased;
+            r = fut => r,
+            () = this.cancelled() => Err(cancelled()),
+        }
+    }
+}
+
+pub(crate) fn cancelled() -> Status {
+    Status::cancelled("the call's context was cancelled (weft_ctx_cancel)")
+}
+
 /// A context: a `Context` and a timeout under one lock.
 #[derive(Debug, Default)]
 pub(crate) struct Ctx {
     pub(crate) state: Mutex<CtxState>,
     /// A server handler's context: it belongs to its call, not to C.
     pub(crate) call: bool,
+    /// Set by `weft_ctx_cancel`; shared by the calls made with it.
+    pub(crate) cancel: Arc<Cancel>,
 }
 
 impl Ctx {
@@ -42,6 +106,7 @@ impl Ctx {
         Arc::new(Ctx {
             state: Mutex::new(CtxState { cx, timeout: None }),
             call: false,
+            cancel: Arc::default(),
         })
     }
 
@@ -121,6 +186,21 @@ pub extern "C" fn weft_ctx_child(
             s.cx.child(s.cx.service.clone(), s.cx.method.clone())
         };
         write_out(out, "out", weft_ctx::register(Ctx::of(cx)))
+    })
+}
+
+/// Cancel the calls made with `ctx`: those in flight end at once with
+/// `WEFT_CANCELLED` (a blocking call returns it, a callback or queued
+/// completion still arrives, once, carrying it; the answer, if one comes,
+/// is dropped, and the server is not told), and calls started with `ctx`
+/// afterwards are refused with it. Cannot be undone; contexts made from it
+/// with `weft_ctx_child` are not affected. Thread-safe: meant to be called
+/// from a thread other than the one waiting.
+#[no_mangle]
+pub extern "C" fn weft_ctx_cancel(ctx: *mut weft_ctx, err: *mut *mut weft_error) -> weft_code {
+    guard(err, || {
+        weft_ctx::get(ctx)?.cancel.cancel();
+        Ok(())
     })
 }
 

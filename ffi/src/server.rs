@@ -418,6 +418,7 @@ async fn dispatch_call(d: Dispatcher, req: Request<Args>) -> Result<Response<Out
     let ctx = Arc::new(Ctx {
         state: Mutex::new(crate::ctx::CtxState { cx, timeout: None }),
         call: true,
+        cancel: Arc::default(),
     });
     let responder = Arc::new(Responder {
         pending: Mutex::new(Some(Pending {

@@ -327,6 +327,46 @@ static void queued(weft_client *c) {
     weft_queue_free(q);
 }
 
+/* weft_ctx_cancel: a queued 5 s call ends at once with WEFT_CANCELLED (its
+ * completion still arrives, once), a later call with the context is
+ * refused, and a NULL context is an invalid argument. */
+static void cancel(weft_client *c) {
+    buf args = {.len = 0};
+    bin_field(&args, T_STRUCT, 1);
+    put_u8(&args, T_STOP);
+    bin_i32(&args, 2, 5000);
+    put_u8(&args, T_STOP);
+    weft_queue *q = NULL;
+    MUST(weft_queue_new(&q, &err));
+    weft_ctx *ctx = NULL;
+    MUST(weft_ctx_new(&ctx, &err));
+    MUST(weft_client_call_queued(c, "slow", args.data, args.len, ctx, q, 7, &err));
+    weft_error *e = NULL;
+    CHECK(weft_queue_wait(q, 100, &e) == WEFT_DEADLINE_EXCEEDED, "a 5 s call completed early");
+    weft_error_free(e);
+    double t0 = now_ms();
+    MUST(weft_ctx_cancel(ctx, &err));
+    MUST(weft_queue_wait(q, 2000, &err));
+    double took = now_ms() - t0;
+    weft_completion done;
+    size_t n = 0;
+    MUST(weft_queue_take(q, &done, 1, &n, &err));
+    CHECK(n == 1 && done.tag == 7 && done.code == WEFT_CANCELLED, "cancelled call: %zu, code %s",
+          n, weft_code_name(done.code));
+    CHECK(took < 1000, "the cancel took %.0f ms", took);
+    weft_completion_release(&done);
+    weft_reply r;
+    e = NULL;
+    CHECK(weft_client_call(c, "slow", args.data, args.len, ctx, &r, &e) == WEFT_CANCELLED,
+          "a call with a cancelled context: %s", weft_error_message(e));
+    weft_error_free(e);
+    e = NULL;
+    CHECK(weft_ctx_cancel(NULL, &e) == WEFT_INVALID_ARGUMENT, "cancel(NULL)");
+    weft_error_free(e);
+    weft_ctx_free(ctx);
+    weft_queue_free(q);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: client TCP_ADDRESS UNIX_ADDRESS\n");
@@ -341,6 +381,7 @@ int main(int argc, char **argv) {
     callbacks(c);
     free_while_in_flight(argv[1]);
     queued(c);
+    cancel(c);
     weft_client_free(c);
     weft_runtime_free(rt);
     CHECK(weft_live_handles() == 0, "%zu Weft objects not freed", weft_live_handles());
