@@ -400,10 +400,11 @@ impl Builder {
         Ok(input)
     }
 
-    /// Re-export the first IDL's namespace module from the file's module,
-    /// so that users write `echo::EchoClient` rather than
-    /// `echo::weft_echo::EchoClient` (the long path keeps working).
-    fn flatten(&self, code: String) -> String {
+    /// Re-export the first IDL's namespace (Thrift) or package (protobuf)
+    /// module from the file's module, so that users write
+    /// `echo::EchoClient` rather than `echo::weft_echo::EchoClient` or
+    /// `echo::weft::interop::echo::EchoClient` (the long path keeps working).
+    fn flatten(&self, code: String, proto: bool) -> String {
         let Some(text) = self
             .idls
             .first()
@@ -411,12 +412,30 @@ impl Builder {
         else {
             return code;
         };
-        let namespace = text.lines().find_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some("namespace") && words.next() == Some("rs"))
-                .then(|| words.next().map(str::to_string))
-                .flatten()
-        });
+        let namespace = if proto {
+            // `package a.b.c;`, possibly with the `;` apart or a comment after.
+            let Some(package) = text.lines().find_map(|l| {
+                let rest = l.trim_start().strip_prefix("package")?;
+                rest.starts_with(char::is_whitespace).then(|| {
+                    rest.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .replace('.', "::")
+                })
+            }) else {
+                // No package: the items are the file's module's own.
+                return code;
+            };
+            Some(package)
+        } else {
+            text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("namespace") && words.next() == Some("rs"))
+                    .then(|| words.next().map(str::to_string))
+                    .flatten()
+            })
+        };
         let path = match namespace {
             Some(ns) => ns.replace('.', "::"),
             None => module_name(&self.idls[0]),
@@ -430,6 +449,9 @@ impl Builder {
         let first = path.split("::").next().unwrap_or("");
         let path = if children.contains(&first) {
             path.clone()
+        } else if proto {
+            // pilota named the package's modules otherwise: leave it.
+            return code;
         } else if let [only] = children.as_slice() {
             // pilota names a file without `namespace rs` its own way.
             only.to_string()
@@ -469,7 +491,7 @@ impl Builder {
         } else {
             code.replace("::pilota::", &format!("{pilota_path}::"))
         };
-        let code = if proto { code } else { self.flatten(code) };
+        let code = self.flatten(code, proto);
         let sources = self
             .idls
             .iter()

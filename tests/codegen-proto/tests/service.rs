@@ -162,7 +162,8 @@ mod collisions {
         core::{Context, ServerBuilder, Status},
         protobuf::{GrpcClient, ServiceRequest as _},
     };
-    use weft_codegen_proto_tests::pb_collisions::weft::collisions::{
+    // The flat path: the package's module is re-exported from the file's.
+    use weft_codegen_proto_tests::pb_collisions::{
         Echo, EchoClient, EchoRequest, EchoResponse, EchoServer, EchoServiceClient,
         EchoServiceRequest, EchoServiceServer,
     };

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
-use weft::{
+// `::weft`: the glob re-export below also brings the package's top module,
+// `weft` (from `weft.interop.echo`), into this one.
+use ::weft::{
     core::{faststr::FastStr, Code, Context, Status},
     protobuf::{Metadata, ResponseMetadata, ResponseStream, Streaming},
 };
@@ -26,7 +28,7 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/echo_grpc.rs"));
 }
 
-pub use gen::echo_grpc::weft::interop::echo::*;
+pub use gen::echo_grpc::*;
 
 /// The Weft side of the Kitex gRPC interop: see the module's docs.
 #[derive(Debug, Clone, Default)]
