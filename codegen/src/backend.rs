@@ -232,17 +232,35 @@ fn make_safe(stream: &mut String, start: usize) {
 /// Replace the derive with a `Debug` that prints the value's name (the
 /// first, when several share it) and document each constant; `stream`
 /// ends with the enum pilota just wrote.
-fn finish_int_enum(cx: &Context, def_id: DefId, stream: &mut String, e: &rir::Enum) {
+pub(crate) fn finish_int_enum(cx: &Context, def_id: DefId, stream: &mut String, e: &rir::Enum) {
     let name = cx.rust_name(def_id).to_string();
     let Some(decl) = stream.rfind(&format!("pub struct {name}(")) else {
         return;
     };
-    // The derive is among the attributes right before the declaration.
-    if let Some(at) = stream[..decl].rfind("#[derive(Debug)]") {
-        if !stream[at..decl].contains(['}', ';']) {
-            stream.replace_range(at..at + "#[derive(Debug)]".len(), "");
+    // The derives are among the attributes right before the declaration:
+    // `#[derive(Debug)]` apart (Thrift) or `Debug` in a list (protobuf).
+    let attrs_start = stream[..decl].rfind(['}', ';']).map_or(0, |i| i + 1);
+    let attrs = &stream[attrs_start..decl];
+    let mut rewritten = String::with_capacity(attrs.len());
+    let mut rest = attrs;
+    while let Some(at) = rest.find("#[derive(") {
+        let open = at + "#[derive(".len();
+        let Some(len) = rest[open..].find(")]") else {
+            break;
+        };
+        rewritten.push_str(&rest[..at]);
+        let kept: Vec<&str> = rest[open..open + len]
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != "Debug")
+            .collect();
+        if !kept.is_empty() {
+            rewritten.push_str(&format!("#[derive({})]", kept.join(", ")));
         }
+        rest = &rest[open + len + ")]".len()..];
     }
+    rewritten.push_str(rest);
+    stream.replace_range(attrs_start..decl, &rewritten);
     let mut arms = String::new();
     let mut seen = Vec::new();
     for v in &e.variants {
@@ -255,7 +273,9 @@ fn finish_int_enum(cx: &Context, def_id: DefId, stream: &mut String, e: &rir::En
         let Some(discr) = v.discr else { continue };
         if !seen.contains(&discr) {
             seen.push(discr);
-            arms.push_str(&format!("{discr} => f.write_str({vname:?}),\n"));
+            // The IDL's spelling (`Self`), not the Rust one (`Self_`).
+            let idl = v.name.raw_str();
+            arms.push_str(&format!("{discr} => f.write_str({idl:?}),\n"));
         }
     }
     stream.push_str(&format!(

@@ -205,6 +205,9 @@ impl CodegenBackend for WeftPbBackend {
     fn codegen_enum_impl(&self, def_id: DefId, stream: &mut String, e: &rir::Enum) {
         let name = self.cx().rust_name(def_id).to_string();
         if !self.cx().node_contains_tag::<OneOf>(def_id) {
+            if e.repr.is_some() {
+                crate::backend::finish_int_enum(self.cx(), def_id, stream, e);
+            }
             self.inner.codegen_enum_impl(def_id, stream, e);
             stream.push_str(&Self::validate_impl(&name, ""));
             return;

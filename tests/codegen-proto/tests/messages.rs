@@ -384,3 +384,19 @@ fn map_entries_carry_key_and_value_even_when_they_hold_the_default() {
         assert_eq!(back, m);
     }
 }
+
+#[test]
+fn enums_print_their_idl_names() {
+    assert_eq!(format!("{:?}", Color::RED), "RED");
+    assert_eq!(
+        format!("{:?}", Color::COLOR_UNSPECIFIED),
+        "COLOR_UNSPECIFIED"
+    );
+    // A value the IDL does not name (a newer peer's) prints as a number.
+    assert_eq!(format!("{:?}", Color::from(9)), "Color(9)");
+    let m = Outer {
+        color: Color::RED,
+        ..Default::default()
+    };
+    assert!(format!("{m:?}").contains("color: RED"), "{m:?}");
+}

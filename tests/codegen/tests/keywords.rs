@@ -127,6 +127,9 @@ async fn keyword_names_compile_and_travel_under_their_idl_names() {
     .map(|r| r.method())
     .collect();
     assert_eq!(names, ["match", "self", "Self"]);
-    assert_eq!(format!("{:?}", Kind::SUPER), "SUPER");
+    // Debug prints the IDL's spelling, not the Rust one (`SUPER`, `Self_`).
+    assert_eq!(format!("{:?}", Kind::SUPER), "super");
+    assert_eq!(format!("{:?}", Kind::Self_), "Self");
+    assert_eq!(format!("{:?}", Kind::self_), "self");
     server.shutdown().await;
 }
