@@ -771,6 +771,21 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
         let service = cx.service.clone();
         let (id, body) = with_input!(frame.protocol, &mut payload, self.limits, |p| {
             let id = p.read_message_begin().map_err(status_of)?;
+            // A reply names the method it answers (with the service before
+            // a `:` from a multiplexing server): another method's result
+            // decoded as this one's could pass for a value.
+            let answered = id
+                .name
+                .rsplit_once(MULTIPLEX_SEPARATOR)
+                .map_or(id.name.as_str(), |(_, m)| m);
+            if id.message_type == TMessageType::Reply && answered != method.as_str() {
+                return Err(Status::internal(format!(
+                    "the server answered method {:?} to a call of {:?} (sequence id {})",
+                    id.name.as_str(),
+                    method.as_str(),
+                    id.sequence_number
+                )));
+            }
             let body = match id.message_type {
                 TMessageType::Reply => Resp::decode(&mut p, &service, &method).map(Ok),
                 TMessageType::Exception => ApplicationException::decode(&mut p).map(Err),

@@ -163,13 +163,21 @@ impl EchoHandler {
             EchoRequest::Add(a) => EchoResponse::Add(EchoAddResultSend::Ok(a.a.wrapping_add(a.b))),
             EchoRequest::Metainfo(a) => {
                 let key = a.key.as_str();
-                let value = cx
-                    .metainfo
-                    .persistent
-                    .get(key)
-                    .or_else(|| cx.metainfo.upstream.get(key))
-                    .cloned()
-                    .unwrap_or_default();
+                let value = match key {
+                    // What the call itself carried, for tests that assert
+                    // the caller name and deadline a peer sends.
+                    "@caller" => cx.caller.clone(),
+                    "@timeout_ms" => cx
+                        .remaining()
+                        .map_or_else(FastStr::empty, |d| d.as_millis().to_string().into()),
+                    _ => cx
+                        .metainfo
+                        .persistent
+                        .get(key)
+                        .or_else(|| cx.metainfo.upstream.get(key))
+                        .cloned()
+                        .unwrap_or_default(),
+                };
                 out.metainfo
                     .backward
                     .insert(format!("echo-{key}"), value.clone());

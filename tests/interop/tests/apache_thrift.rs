@@ -109,12 +109,29 @@ async fn python_client_calls_weft_server() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Each of the five runs sent one one-way `notify`: exactly five
+    // arrived (waited for, bounded: a one-way call has no answer to wait on).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handler.notes.lock().await.len() < COMBOS.len() + 1
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let notes = handler.notes.lock().await.clone();
-    assert!(notes.len() <= 5 && notes.iter().all(|n| n == "from python"));
+    assert_eq!(notes, vec!["from python"; COMBOS.len() + 1]);
     server.shutdown().await;
 }
 
-async fn start_python_server(protocol: &str, transport: &str) -> (tokio::process::Child, Address) {
+/// A Python server on a free port, and the lines it prints after
+/// `serving` (its handler prints `notified TEXT` per one-way call).
+async fn start_python_server(
+    protocol: &str,
+    transport: &str,
+) -> (
+    tokio::process::Child,
+    Address,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     // Ask the kernel for a free port, then hand it to Python.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -129,14 +146,19 @@ async fn start_python_server(protocol: &str, transport: &str) -> (tokio::process
         .await
         .expect("python server did not start");
     assert_eq!(first.unwrap().as_deref(), Some("serving"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let _ = tx.send(l);
+        }
+    });
     let addr: Address = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return (child, addr);
+            return (child, addr, rx);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -147,7 +169,7 @@ async fn start_python_server(protocol: &str, transport: &str) -> (tokio::process
 async fn weft_client_calls_python_server() {
     for (proto_name, protocol, transport_name, transport) in COMBOS {
         let what = format!("{proto_name}/{transport_name}");
-        let (mut child, addr) = start_python_server(proto_name, transport_name).await;
+        let (mut child, addr, mut printed) = start_python_server(proto_name, transport_name).await;
         let client = EchoClient::new(&addr, transport, protocol, ConnectionMode::Pooled);
         let cx = Context::default;
 
@@ -177,6 +199,18 @@ async fn weft_client_calls_python_server() {
         assert_eq!(client.slow(cx(), small.clone(), 5).await.unwrap(), small);
         // Pooled connections were reused: the calls above still line up.
         assert_eq!(client.add(cx(), 2, 3).await.unwrap(), 5, "{what}");
+        // The one-way call reached Python's handler, once.
+        let notified = tokio::time::timeout(Duration::from_secs(10), printed.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: Python's handler never saw the one-way call"));
+        assert_eq!(notified.as_deref(), Some("notified from weft"), "{what}");
         child.kill().await.unwrap();
+        let _ = child.wait().await;
+        while let Ok(l) = printed.try_recv() {
+            assert!(
+                !l.starts_with("notified"),
+                "{what}: a second one-way call: {l}"
+            );
+        }
     }
 }

@@ -91,6 +91,22 @@ enum VoloCodec {
     TTHeader,
 }
 
+/// Volo's multiplexed client (TTHeader framed, every call on one
+/// connection, answers matched by sequence id).
+fn volo_mux_client(addr: SocketAddr) -> VoloClient {
+    VoloEchoClient(
+        volo_thrift::client::ClientBuilder::<_, _, _, VoloRequest, VoloResponse, _, _, _>::new(
+            "Echo",
+            MkVoloClient,
+        )
+        .address(addr)
+        .caller_name("volo-mux-interop")
+        .rpc_timeout(Some(Duration::from_secs(30)))
+        .multiplex(true)
+        .build(),
+    )
+}
+
 fn volo_client(addr: SocketAddr, codec: VoloCodec) -> VoloClient {
     let builder =
         volo_thrift::client::ClientBuilder::<_, _, _, VoloRequest, VoloResponse, _, _, _>::new(
@@ -171,6 +187,30 @@ where
         }
     }
 
+    /// One-way: resolves once Volo has sent it.
+    async fn notify(&self, text: &str) -> Result<(), ClientError> {
+        let mut cx = self.0.make_cx("notify", true);
+        let req = VoloRequest::Notify(EchoNotifyArgsSend {
+            text: FastStr::new(text),
+        });
+        let resp = Service::call(&self.0, &mut cx, req).await?;
+        assert!(resp.is_none(), "a one-way call got a response: {resp:?}");
+        Ok(())
+    }
+
+    async fn slow(&self, payload: Payload, millis: i32) -> Result<Payload, ClientError> {
+        match self
+            .call(
+                "slow",
+                VoloRequest::Slow(EchoSlowArgsSend { payload, millis }),
+            )
+            .await?
+        {
+            VoloResponse::Slow(EchoSlowResultSend::Ok(p)) => Ok(p),
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
     async fn ping(&self) -> Result<(), ClientError> {
         match self
             .call("ping", VoloRequest::Ping(EchoPingArgsSend {}))
@@ -186,8 +226,11 @@ where
 
 /// The `Echo` handler as a Volo server service, like the generated
 /// `EchoServer` wrapping a user's implementation.
-#[derive(Clone)]
-struct VoloEchoServer;
+#[derive(Clone, Default)]
+struct VoloEchoServer {
+    /// The texts of the one-way `notify` calls it received, in order.
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
 
 impl Service<ServerContext, VoloRequest> for VoloEchoServer {
     type Response = VoloResponse;
@@ -228,7 +271,10 @@ impl Service<ServerContext, VoloRequest> for VoloEchoServer {
                 VoloResponse::Metainfo(EchoMetainfoResultSend::Ok(value))
             }
             VoloRequest::Ping(_) => VoloResponse::Ping(EchoPingResultSend::Ok(())),
-            VoloRequest::Notify(_) => VoloResponse::Notify(EchoNotifyResultSend::Ok(())),
+            VoloRequest::Notify(a) => {
+                self.notes.lock().unwrap().push(a.text.to_string());
+                VoloResponse::Notify(EchoNotifyResultSend::Ok(()))
+            }
             VoloRequest::Slow(a) => {
                 tokio::time::sleep(Duration::from_millis(a.millis.max(0) as u64)).await;
                 VoloResponse::Slow(EchoSlowResultSend::Ok(a.payload))
@@ -241,6 +287,7 @@ impl Service<ServerContext, VoloRequest> for VoloEchoServer {
 /// tasks that spawned (accept loop, connections) end with the test's runtime.
 struct VoloServer {
     addr: SocketAddr,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -253,7 +300,9 @@ impl Drop for VoloServer {
 async fn volo_server() -> VoloServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = volo_thrift::server::Server::new(VoloEchoServer);
+    let service = VoloEchoServer::default();
+    let notes = service.notes.clone();
+    let server = volo_thrift::server::Server::new(service);
     let task = tokio::spawn(async move {
         if let Err(e) = server
             .run(volo::net::incoming::DefaultIncoming::from(listener))
@@ -262,7 +311,7 @@ async fn volo_server() -> VoloServer {
             panic!("volo server failed: {e}");
         }
     });
-    VoloServer { addr, task }
+    VoloServer { addr, notes, task }
 }
 
 fn socket_addr(a: &Address) -> SocketAddr {
@@ -444,4 +493,119 @@ async fn weft_client_metainfo_crosses_to_volo_server_and_back() {
         let (v, _) = client.metainfo(Context::default(), "k").await.unwrap();
         assert_eq!(v, "", "{mode:?}: a value leaked from an earlier call");
     }
+}
+
+/// Wait (bounded) until `notes` holds `n` entries; then what it holds.
+async fn notes_when(n: usize, notes: impl Fn() -> Vec<String>) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = notes();
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// One-way calls from a Volo client reach the Weft server, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volo_oneway_calls_reach_a_weft_server_exactly_once() {
+    for codec in [VoloCodec::TTHeaderFramed, VoloCodec::TTHeader] {
+        let handler = EchoHandler::default();
+        let notes = handler.notes.clone();
+        let server = serve("127.0.0.1:0", ServerBuilder::new(), handler)
+            .await
+            .unwrap();
+        let client = volo_client(socket_addr(server.local_addr()), codec);
+        let sent: Vec<String> = (0..16).map(|i| format!("note {i}")).collect();
+        for t in &sent {
+            client.notify(t).await.unwrap();
+        }
+        // A two-way call after them: the one-way ones were not answered
+        // into its place.
+        assert_eq!(client.add(1, 2).await.unwrap(), 3);
+        let got = notes_when(sent.len(), || {
+            notes.try_lock().map(|n| n.clone()).unwrap_or_default()
+        })
+        .await;
+        assert_eq!(sorted(got), sorted(sent.clone()), "{codec:?}");
+        // And no more arrive (a duplicate would show after a round trip).
+        client.ping().await.unwrap();
+        assert_eq!(notes.lock().await.len(), sent.len(), "{codec:?}");
+        server.shutdown().await;
+    }
+}
+
+/// One-way calls from a Weft client reach the Volo server, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_oneway_calls_reach_a_volo_server_exactly_once() {
+    let server = volo_server().await;
+    let addr = Address::Tcp(server.addr);
+    let mut all = Vec::new();
+    for mode in [ConnectionMode::Multiplexed, ConnectionMode::Pooled] {
+        let client = EchoClient::new(&addr, Transport::TTHeader, Protocol::Binary, mode);
+        for i in 0..16 {
+            let t = format!("{mode:?} note {i}");
+            client.notify(Context::default(), &t).await.unwrap();
+            all.push(t);
+        }
+        client.ping(Context::default()).await.unwrap();
+    }
+    let notes = server.notes.clone();
+    let got = notes_when(all.len(), || notes.lock().unwrap().clone()).await;
+    assert_eq!(sorted(got), sorted(all));
+}
+
+/// Volo's multiplexed client against a Weft server that answers out of
+/// order (each call sleeps less than the one before it): every call gets
+/// its own answer; the caller name and the deadline Volo sends arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volo_multiplexed_client_gets_its_own_answers_out_of_order() {
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default())
+        .await
+        .unwrap();
+    let client = volo_mux_client(socket_addr(server.local_addr()));
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answers = join_all((0..16i32).map(|i| {
+        let (client, order) = (client.clone(), order.clone());
+        async move {
+            let p = Payload {
+                text: Some(format!("call {i}").into()),
+                ..Default::default()
+            };
+            let got = client.slow(p, (16 - i) * 15).await.unwrap();
+            order.lock().unwrap().push(i);
+            got.text.map(|t| t.to_string()).unwrap_or_default()
+        }
+    }))
+    .await;
+    assert_eq!(
+        answers,
+        (0..16).map(|i| format!("call {i}")).collect::<Vec<_>>()
+    );
+    // The answers did come out of order: the last call sent finished first.
+    let order = order.lock().unwrap().clone();
+    assert_ne!(
+        order,
+        (0..16).collect::<Vec<_>>(),
+        "answered in order: {order:?}"
+    );
+
+    assert_eq!(
+        client.metainfo("@caller").await.unwrap(),
+        "volo-mux-interop"
+    );
+    let ms: u64 = client
+        .metainfo("@timeout_ms")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms > 0 && ms <= 30_000, "the server saw a {ms} ms deadline");
+    server.shutdown().await;
 }
