@@ -11,6 +11,7 @@ import (
 	"context"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"time"
 )
@@ -80,8 +81,17 @@ const NoTimeout time.Duration = -1
 // Weft's default.
 type ClientOptions struct {
 	// Addresses of the servers, "host:port" (an IP literal) or
-	// "unix:/path"; calls are balanced over them. At least one.
+	// "unix:/path"; calls are balanced over them. At least one, unless
+	// EtcdEndpoints is set.
 	Addresses []string
+	// EtcdEndpoints ("http://host:port" URLs) and EtcdService: find the
+	// servers in etcd, where they registered under EtcdService (a Weft
+	// server, or one made with ServerOptions.EtcdEndpoints), instead of
+	// at Addresses, following them as they come and go. NewClient waits
+	// up to 5 s for the first read (Unavailable when etcd does not
+	// answer by then).
+	EtcdEndpoints []string
+	EtcdService   string
 	// Service names the service called (TTHeader's to-service). Default
 	// empty.
 	Service string
@@ -149,6 +159,15 @@ func NewClient(rt *Runtime, o ClientOptions) (*Client, error) {
 			return str(func(s *C.char, e **C.weft_error) C.weft_code {
 				return C.weft_client_options_add_address(opts, s, e)
 			}, a)
+		})
+	}
+	if len(o.EtcdEndpoints) > 0 {
+		steps = append(steps, func() error {
+			ce := cString(strings.Join(o.EtcdEndpoints, ","))
+			defer free(ce)
+			cs := cString(o.EtcdService)
+			defer free(cs)
+			return check(C.weft_client_options_set_etcd(opts, ce, cs, &e), e)
 		})
 	}
 	steps = append(steps,

@@ -298,6 +298,22 @@ weft_code weft_client_options_add_address(weft_client_options *opts,
                                           const char *address,
                                           weft_error **err);
 
+// Find the servers to call in etcd instead of at static addresses:
+// `endpoints` is one or more etcd URLs, comma-separated
+// (`"http://127.0.0.1:2379,http://10.0.0.2:2379"`), and `service` the name
+// servers register under (`/weft/services/<service>/<address>`, Weft's
+// layout, as `weft_server_options_set_etcd` and Weft's `EtcdRegistry`
+// write it). The client follows the set as servers come and go, without
+// dropping calls in flight. `weft_client_new` waits up to 5 s for the
+// first read (`WEFT_UNAVAILABLE` if etcd does not answer by then).
+// Cannot be combined with `weft_client_options_add_address`. Empty or
+// non-URL endpoints, an empty service: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
+weft_code weft_client_options_set_etcd(weft_client_options *opts,
+                                       const char *endpoints,
+                                       const char *service,
+                                       weft_error **err);
+
 // Name the service called (TTHeader's to-service and the IDL service name
 // peers route by). Default empty. Thread-safe.
 weft_code weft_client_options_set_service(weft_client_options *opts,
@@ -631,6 +647,41 @@ weft_code weft_server_options_set_drain_timeout_ms(weft_server_options *opts,
 weft_code weft_server_options_set_max_concurrency(weft_server_options *opts,
                                                   size_t max,
                                                   weft_error **err);
+
+// Register the server in etcd once it listens, and deregister it first
+// thing in `weft_server_shutdown`: `endpoints` is one or more etcd URLs,
+// comma-separated (`"http://127.0.0.1:2379"`), `service` the name clients
+// look it up by (`weft_client_options_set_etcd`, Weft's `EtcdDiscover`),
+// `weight` its share of traffic (0: Weft's default, 100). The key is
+// `/weft/services/<service>/<address>` (the bound address, or the one
+// given to `weft_server_options_set_advertise`), under a lease kept
+// alive while the server runs: a server freed without a shutdown, or a
+// process that dies, leaves it until the lease expires (10 s). When etcd
+// refuses the registration, `weft_server_serve` fails with
+// `WEFT_UNAVAILABLE` and nothing is left serving. Empty or non-URL
+// endpoints, an empty service: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_set_etcd(weft_server_options *opts,
+                                       const char *endpoints,
+                                       const char *service,
+                                       uint32_t weight,
+                                       weft_error **err);
+
+// The address to register in etcd instead of the bound one (bound to
+// `0.0.0.0`, or behind NAT): `"host:port"` or `"unix:/path"`. Only
+// with `weft_server_options_set_etcd`. A malformed address:
+// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_set_advertise(weft_server_options *opts,
+                                            const char *address,
+                                            weft_error **err);
+
+// How long a shutdown keeps serving between deregistering from etcd and
+// draining, so that clients see the server leave before it refuses
+// calls: `grace_ms` >= 0. Default 1 s. Only with
+// `weft_server_options_set_etcd`. Negative: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
+weft_code weft_server_options_set_deregister_grace_ms(weft_server_options *opts,
+                                                      int64_t grace_ms,
+                                                      weft_error **err);
 
 // Answer with `result[0..result_len]`, the encoded result struct
 // (`method_result`, success or a declared exception set in it) in the

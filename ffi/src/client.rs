@@ -13,9 +13,10 @@ use faststr::FastStr;
 use parking_lot::Mutex;
 use tower::ServiceExt;
 use weft_core::{
-    Address, Client, ClientBuilder, ConnectionMode, Context, Instance, Limits, Request, Response,
-    StaticDiscover, Status,
+    Address, Client, ClientBuilder, ConnectionMode, Context, Discover, Instance, Instances, Limits,
+    Request, Response, StaticDiscover, Status,
 };
+use weft_discovery::{EtcdConfig, EtcdDiscover};
 use weft_middleware::{
     balance::{BalanceConfig, Strategy},
     ClientService, ClientStack, PerMethod, RetryBudget, RetryLayer, RetryPolicy,
@@ -28,6 +29,7 @@ use crate::{
     error::{
         bytes_arg, check_out, code_of, guard, quiet, str_arg, weft_code, weft_error, write_out,
     },
+    etcd::{EtcdTarget, ETCD_READY_TIMEOUT},
     handle::handle_type,
     queue::{weft_queue, Done},
     raw::{validate_struct, Args, Outcome},
@@ -87,6 +89,7 @@ pub(crate) struct ClientOptions {
     lb: i32,
     hash_key: Option<String>,
     breakers: bool,
+    etcd: Option<EtcdTarget>,
 }
 
 impl Default for ClientOptions {
@@ -106,6 +109,7 @@ impl Default for ClientOptions {
             lb: WEFT_LB_P2C,
             hash_key: None,
             breakers: true,
+            etcd: None,
         }
     }
 }
@@ -190,6 +194,32 @@ pub extern "C" fn weft_client_options_add_address(
             .parse::<Address>()
             .map_err(|e| Status::invalid_argument(format!("address {a:?}: {e}")))?;
         o.addresses.push(addr);
+        Ok(())
+    })
+}
+
+/// Find the servers to call in etcd instead of at static addresses:
+/// `endpoints` is one or more etcd URLs, comma-separated
+/// (`"http://127.0.0.1:2379,http://10.0.0.2:2379"`), and `service` the name
+/// servers register under (`/weft/services/<service>/<address>`, Weft's
+/// layout, as `weft_server_options_set_etcd` and Weft's `EtcdRegistry`
+/// write it). The client follows the set as servers come and go, without
+/// dropping calls in flight. `weft_client_new` waits up to 5 s for the
+/// first read (`WEFT_UNAVAILABLE` if etcd does not answer by then).
+/// Cannot be combined with `weft_client_options_add_address`. Empty or
+/// non-URL endpoints, an empty service: `WEFT_INVALID_ARGUMENT`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_client_options_set_etcd(
+    opts: *mut weft_client_options,
+    endpoints: *const c_char,
+    service: *const c_char,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    edit_options(opts, err, |o| {
+        let endpoints = str_arg(endpoints, "endpoints")?;
+        let service = str_arg(service, "service")?;
+        o.etcd = Some(EtcdTarget::parse(endpoints, service)?);
         Ok(())
     })
 }
@@ -402,6 +432,9 @@ pub(crate) struct ClientInner {
     service: FastStr,
     protocol: Protocol,
     stack: ClientService<Conn>,
+    /// The etcd discovery the balancer follows, and a subscription made
+    /// before the balancer's: kept for as long as the client.
+    _etcd: Option<(EtcdDiscover, tokio::sync::watch::Receiver<Instances>)>,
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -432,8 +465,18 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Status> {
-    if o.addresses.is_empty() {
-        return Err(Status::invalid_argument("the options name no address"));
+    match (&o.etcd, o.addresses.is_empty()) {
+        (None, true) => {
+            return Err(Status::invalid_argument(
+                "the options name no address and no etcd",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(Status::invalid_argument(
+                "the options name both addresses and etcd: choose one",
+            ))
+        }
+        _ => {}
     }
     let mode = o.mode.unwrap_or(match o.transport {
         Transport::TTHeader | Transport::THeader => ConnectionMode::Multiplexed,
@@ -490,11 +533,26 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         stack = stack.attempt_timeout(PerMethod::new(Some(t)));
     }
     stack = stack.total_timeout(PerMethod::new(timeout));
-    let discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+    let static_discover;
+    let etcd = match &o.etcd {
+        None => None,
+        Some(t) => Some(rt.block_on(async {
+            let d = EtcdDiscover::connect(&t.endpoints, EtcdConfig::default()).await?;
+            let rx = d.subscribe_ready(&t.service, ETCD_READY_TIMEOUT).await?;
+            Ok::<_, Status>((d, rx))
+        })??),
+    };
+    let (discover, discovered): (&dyn Discover, &str) = match (&etcd, &o.etcd) {
+        (Some((d, _)), Some(t)) => (d, &t.service),
+        _ => {
+            static_discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+            (&static_discover, &o.service)
+        }
+    };
     let service = FastStr::new(&o.service);
     // Balancer tasks are spawned as the stack is built.
     let _enter = rt.handle().enter();
-    let stack = stack.build(&discover, &o.service, move |inst: &Instance| {
+    let stack = stack.build(discover, discovered, move |inst: &Instance| {
         let codec = ThriftClientCodec::<Args, Outcome>::new(transport, protocol, &limits);
         ClientBuilder::new(inst.address.clone())
             .mode(mode)
@@ -507,6 +565,7 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         service,
         protocol,
         stack,
+        _etcd: etcd,
     })
 }
 

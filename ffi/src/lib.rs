@@ -35,6 +35,7 @@ pub mod buf;
 pub mod client;
 pub mod ctx;
 pub mod error;
+pub mod etcd;
 // Rust-only entry points for the fuzz targets, not part of the C ABI:
 // kept out of weft.h.
 /// cbindgen:ignore

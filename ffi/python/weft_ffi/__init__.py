@@ -101,6 +101,12 @@ def _load():
         "weft_client_options_set_timeout_ms": ([c_void_p, c_int64, E], c_int32),
         "weft_client_options_set_retries": ([c_void_p, c_uint32, c_double, E], c_int32),
         "weft_client_options_set_load_balance": ([c_void_p, c_int32, E], c_int32),
+        "weft_client_options_set_etcd": ([c_void_p, c_char_p, c_char_p, E], c_int32),
+        "weft_server_options_new": ([P, E], c_int32),
+        "weft_server_options_free": ([c_void_p], None),
+        "weft_server_options_set_etcd": ([c_void_p, c_char_p, c_char_p, c_uint32, E], c_int32),
+        "weft_server_options_set_advertise": ([c_void_p, c_char_p, E], c_int32),
+        "weft_server_options_set_deregister_grace_ms": ([c_void_p, c_int64, E], c_int32),
         "weft_client_new": ([c_void_p, c_void_p, P, E], c_int32),
         "weft_client_free": ([c_void_p], None),
         "weft_client_call": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p,
@@ -217,13 +223,22 @@ class Context:
         return out
 
 
+def _endpoints(endpoints):
+    """etcd endpoints as the C ABI takes them: one comma-separated string."""
+    return (endpoints if isinstance(endpoints, str) else ",".join(endpoints)).encode()
+
+
 class Client:
     """A Weft client of one service, balanced over `addresses`
-    (`"host:port"` or `"unix:/path"`). Thread-safe."""
+    (`"host:port"` or `"unix:/path"`), or over the instances registered in
+    etcd at `etcd_endpoints` (a URL, or a list of them) under
+    `etcd_service` (default: `service`), followed as they change.
+    Thread-safe."""
 
-    def __init__(self, addresses, service="", transport="ttheader", protocol="binary",
+    def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
-                 connection_mode=None, load_balance=None, runtime=None):
+                 connection_mode=None, load_balance=None, runtime=None,
+                 etcd_endpoints=None, etcd_service=None):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
         self._protocol = protocol
@@ -234,6 +249,9 @@ class Client:
         try:
             for a in addresses:
                 _call(_lib.weft_client_options_add_address, opts, a.encode())
+            if etcd_endpoints is not None:
+                _call(_lib.weft_client_options_set_etcd, opts, _endpoints(etcd_endpoints),
+                      (etcd_service or service).encode())
             _call(_lib.weft_client_options_set_service, opts, service.encode())
             _call(_lib.weft_client_options_set_codec, opts, _TRANSPORTS[transport],
                   _PROTOCOLS[protocol])
@@ -381,16 +399,36 @@ class Server:
     through Weft: every Thrift transport and protocol on one port. The
     handler runs on Weft's threads, one call at a time per thread (the GIL
     serialises Python anyway). Declared exceptions raised by the handler
-    travel as the IDL defines; anything else as an internal error."""
+    travel as the IDL defines; anything else as an internal error.
 
-    def __init__(self, processor, address="127.0.0.1:0", runtime=None):
+    With `etcd_endpoints` (a URL, or a list of them) and `etcd_service`, the
+    server registers in etcd once it listens (as `advertise`, default the
+    bound address, with `weight`) and deregisters first thing in
+    `shutdown`, `deregister_grace_ms` (default 1000) before it drains."""
+
+    def __init__(self, processor, address="127.0.0.1:0", runtime=None,
+                 etcd_endpoints=None, etcd_service=None, weight=0, advertise=None,
+                 deregister_grace_ms=None):
         self._runtime = runtime or _Runtime.shared()
         self._processor = processor
         # Kept referenced: the C side calls it until shutdown.
         self._dispatch = _DISPATCH(self._on_call)
         self._handle = c_void_p()
-        _call(_lib.weft_server_serve, self._runtime.handle, None, address.encode(),
-              self._dispatch, None, byref(self._handle))
+        opts = c_void_p()
+        _call(_lib.weft_server_options_new, byref(opts))
+        try:
+            if etcd_endpoints is not None:
+                _call(_lib.weft_server_options_set_etcd, opts, _endpoints(etcd_endpoints),
+                      (etcd_service or "").encode(), weight)
+                if advertise is not None:
+                    _call(_lib.weft_server_options_set_advertise, opts, advertise.encode())
+                if deregister_grace_ms is not None:
+                    _call(_lib.weft_server_options_set_deregister_grace_ms, opts,
+                          int(deregister_grace_ms))
+            _call(_lib.weft_server_serve, self._runtime.handle, opts, address.encode(),
+                  self._dispatch, None, byref(self._handle))
+        finally:
+            _lib.weft_server_options_free(opts)
         addr = _Bytes()
         _call(_lib.weft_server_local_addr, self._handle, byref(addr))
         self.address = ctypes.string_at(addr.data, addr.len).decode()
