@@ -38,11 +38,20 @@
 // Transport: Apache THeader.
 #define WEFT_TRANSPORT_THEADER 3
 
+// Transport: gRPC over HTTP/2 (unary calls; multiplexed), with
+// `WEFT_PROTOCOL_PROTOBUF`: a call's method is the path
+// `/package.Service/Method`, its args the encoded request message and its
+// reply the encoded response message.
+#define WEFT_TRANSPORT_GRPC 4
+
 // Protocol: `TBinaryProtocol` (the default).
 #define WEFT_PROTOCOL_BINARY 0
 
 // Protocol: `TCompactProtocol`.
 #define WEFT_PROTOCOL_COMPACT 1
+
+// Protocol: protobuf, with `WEFT_TRANSPORT_GRPC` only.
+#define WEFT_PROTOCOL_PROTOBUF 2
 
 // Load balancing: power of two choices on peak-EWMA latency (the default).
 #define WEFT_LB_P2C 0
@@ -77,6 +86,11 @@
 
 // Metainfo scope, server side: the transient values the caller sent.
 #define WEFT_SCOPE_UPSTREAM 3
+
+// The most distinct method paths one process may call: each is kept for
+// the life of the process (the gRPC client names methods by a `'static`
+// descriptor), so a caller that made up paths must not grow it forever.
+#define MAX_METHOD_PATHS 4096
 
 // What keeps a `weft_bytes` view alive (internal: C only passes it
 // back through `weft_bytes_free`).
@@ -139,7 +153,8 @@ typedef int32_t weft_code;
 typedef struct {
   // The encoded result struct (`method_result` in Apache's generated
   // code), in the client's protocol: what the caller's Thrift library
-  // decodes. Owns the bytes of `exception` too.
+  // decodes. Owns the bytes of `exception` too. On a gRPC client: the
+  // encoded response message (no exception: a failure is a status).
   weft_bytes result;
   // 0 when the result holds no declared exception; otherwise the field id
   // of the declared exception it holds (1 for the first `throws` entry).
@@ -322,7 +337,9 @@ weft_code weft_client_options_set_service(weft_client_options *opts,
 
 // Choose the transport (`WEFT_TRANSPORT_*`) and protocol
 // (`WEFT_PROTOCOL_*`); args and replies are encoded in that protocol.
-// Unknown values: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+// `WEFT_TRANSPORT_GRPC` goes with `WEFT_PROTOCOL_PROTOBUF` and only with
+// it. Unknown values or mismatched pairs: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
 weft_code weft_client_options_set_codec(weft_client_options *opts,
                                         int32_t transport,
                                         int32_t protocol,
@@ -403,7 +420,11 @@ void weft_client_free(weft_client *client);
 void weft_reply_free(weft_reply *reply);
 
 // Call `method` with `args[0..args_len]`, the encoded args struct
-// (`method_args`) in the client's protocol, and wait for the answer.
+// (`method_args`) in the client's protocol, and wait for the answer. On
+// a gRPC client `method` is the path `/package.Service/Method` (else
+// `WEFT_INVALID_ARGUMENT`) and `args` the encoded request message, sent
+// as is; the server's status other than OK is the call's error, code and
+// message as sent.
 // `ctx` may be NULL; when given, its timeout and metainfo go with the
 // call, its backward metainfo is replaced by what the server sent back,
 // and `weft_ctx_cancel` on it (from another thread) ends the call with

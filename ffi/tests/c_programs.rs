@@ -491,6 +491,26 @@ fn etcd_registration_and_discovery_from_c() {
     });
 }
 
+/// gRPC through the shim: a C client's unary calls (hand-encoded protobuf
+/// messages) to a Weft Rust gRPC server, tests/interop's echo.proto.
+#[test]
+fn a_c_grpc_client_calls_a_weft_rust_grpc_server() {
+    if skip() {
+        return;
+    }
+    use weft_interop::grpc::{EchoServer, GrpcEcho};
+    let bin = compile("grpc");
+    let rt = runtime();
+    let server = rt
+        .block_on(
+            EchoServer::new(GrpcEcho).serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+    let out = run(&bin, &[&server.local_addr().to_string()]);
+    assert!(out.contains("all checks passed"), "{out}");
+    rt.block_on(server.shutdown());
+}
+
 /// Join futures concurrently on the current task (no extra dependency).
 async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where

@@ -1,8 +1,9 @@
 //! The Python binding (`ffi/python`) against a Weft Rust echo server:
 //! Apache Thrift's generated Python structs round-trip through the shim;
 //! and with a real etcd, a Python server registers and Python clients find
-//! it. Needs `python3` with Apache Thrift's library, the `thrift` compiler
-//! (scripts/test.sh installs both) and etcd (`/usr/bin/etcd`);
+//! it; gRPC calls with `grpcio-tools` messages to a Weft Rust gRPC server.
+//! Needs `python3` with Apache Thrift's library and `grpcio-tools`, the
+//! `thrift` compiler (scripts/test.sh installs them) and etcd (`/usr/bin/etcd`);
 //! `WEFT_FFI_SKIP_PY=1` skips it.
 
 #[path = "support/etcd.rs"]
@@ -65,6 +66,25 @@ fn python_binding_calls_a_weft_rust_server() {
     run_python(
         "test_echo.py",
         &[("WEFT_ECHO_ADDR", &server.local_addr().to_string())],
+    );
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn python_grpc_calls_with_grpcio_tools_messages_reach_a_weft_rust_grpc_server() {
+    if skip() {
+        return;
+    }
+    use weft_interop::grpc::{EchoServer, GrpcEcho};
+    let rt = runtime();
+    let server = rt
+        .block_on(
+            EchoServer::new(GrpcEcho).serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+    run_python(
+        "test_grpc.py",
+        &[("WEFT_GRPC_ADDR", &server.local_addr().to_string())],
     );
     rt.block_on(server.shutdown());
 }

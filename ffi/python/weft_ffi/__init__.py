@@ -34,8 +34,8 @@ CODES = {
     9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
     13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 }
-_TRANSPORTS = {"ttheader": 0, "framed": 1, "buffered": 2, "theader": 3}
-_PROTOCOLS = {"binary": 0, "compact": 1}
+_TRANSPORTS = {"ttheader": 0, "framed": 1, "buffered": 2, "theader": 3, "grpc": 4}
+_PROTOCOLS = {"binary": 0, "compact": 1, "protobuf": 2}
 _MODES = {"multiplexed": 0, "pooled": 1}
 _LB = {"p2c": 0, "round_robin": 1, "weighted_random": 2, "consistent_hash": 3}
 SCOPE_PERSISTENT, SCOPE_TRANSIENT, SCOPE_BACKWARD = 0, 1, 2
@@ -233,7 +233,12 @@ class Client:
     (`"host:port"` or `"unix:/path"`), or over the instances registered in
     etcd at `etcd_endpoints` (a URL, or a list of them) under
     `etcd_service` (default: `service`), followed as they change.
-    Thread-safe."""
+
+    With `transport="grpc"` (protocol protobuf) calls are gRPC unary calls:
+    `call("/package.Service/Method", request, ReplyClass)` with messages of
+    protobuf's own generated classes (`grpcio-tools`), the reply decoded
+    with `ReplyClass.FromString`; a status other than OK is raised as
+    `WeftError` with its code and message. Thread-safe."""
 
     def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
@@ -241,6 +246,9 @@ class Client:
                  etcd_endpoints=None, etcd_service=None):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
+        self._grpc = transport == "grpc"
+        if self._grpc and protocol == "binary":
+            protocol = "protobuf"
         self._protocol = protocol
         self._factory = (TBinaryProtocol.TBinaryProtocolFactory() if protocol == "binary"
                          else TCompactProtocol.TCompactProtocolFactory())
@@ -292,11 +300,15 @@ class Client:
             self.close()
 
     def _encode(self, args):
+        if self._grpc:
+            return args.SerializeToString()
         buf = TTransport.TMemoryBuffer()
         args.write(self._factory.getProtocol(buf))
         return buf.getvalue()
 
     def _decode(self, data, result_cls):
+        if self._grpc:
+            return result_cls.FromString(data)
         result = result_cls()
         result.read(self._factory.getProtocol(TTransport.TMemoryBuffer(data)))
         # A void method's result struct has no fields at all.
