@@ -192,3 +192,44 @@ fn go_bench() {
     assert!(out.status.success(), "the Go bench failed");
     rt.block_on(server.shutdown());
 }
+
+/// `ffi/examples/go`: a Go server and client through the shim, a module of
+/// its own that uses the binding as a program outside it would.
+#[test]
+fn the_go_example_runs() {
+    let dir = support::go_dir().join("../examples/go");
+    let vet = go(&["vet", "."])
+        .current_dir(&dir)
+        .output()
+        .expect("running go vet");
+    assert!(
+        vet.status.success(),
+        "go vet on the example:\n{}",
+        String::from_utf8_lossy(&vet.stderr)
+    );
+    let gofmt = std::process::Command::new(gofmt_bin())
+        .arg("-l")
+        .arg(&dir)
+        .output()
+        .expect("running gofmt");
+    assert!(
+        gofmt.status.success() && gofmt.stdout.is_empty(),
+        "the example is not gofmt-clean:\n{}",
+        String::from_utf8_lossy(&gofmt.stdout)
+    );
+    let out = go(&["run", "."])
+        .current_dir(&dir)
+        .output()
+        .expect("running go run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Go example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("add(40, 2) = 42"), "{stdout}");
+    assert!(
+        stdout.contains("sub(40, 2): UNIMPLEMENTED - weft: UNIMPLEMENTED: only add here"),
+        "{stdout}"
+    );
+}

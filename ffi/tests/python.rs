@@ -29,25 +29,58 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Run `python/tests/<script>` with this build's library and `env`.
 fn run_python(script: &str, env: &[(&str, &str)]) {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().unwrap().join("libweft.so");
-    assert!(lib.exists(), "no {}", lib.display());
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python/tests")
         .join(script);
+    run_python_at(&script, env);
+}
+
+/// Run the Python program at `script`, the binding on its path; returns
+/// what it printed.
+fn run_python_at(script: &Path, env: &[(&str, &str)]) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("libweft.so");
+    assert!(lib.exists(), "no {}", lib.display());
     let out = Command::new("python3")
-        .arg(&script)
+        .env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
+        )
+        .arg(script)
         .env("WEFT_LIB", &lib)
         .envs(env.iter().copied())
         .output()
         .expect("running python3 (WEFT_FFI_SKIP_PY=1 skips this test)");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "the Python tests in {} failed:\n{stderr}",
+        "{} failed:\n{stdout}\n{stderr}",
         script.display()
     );
     println!("{stderr}");
+    stdout.into_owned()
+}
+
+/// `ffi/examples/hello.py`: a Python server and client through the shim.
+#[test]
+fn the_python_example_runs() {
+    if skip() {
+        return;
+    }
+    let out = run_python_at(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.py"),
+        &[],
+    );
+    for want in [
+        "add(40, 2) = 42",
+        "div(1, 0) raised DivByZero: 1 / 0",
+        "add(1, 2) = 3",
+        "mul: UNIMPLEMENTED",
+        "100 asyncio calls, sum = 9900",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
 }
 
 #[test]
