@@ -30,6 +30,11 @@ const (
 	Buffered Transport = C.WEFT_TRANSPORT_BUFFERED
 	// THeader is Apache's THeader.
 	THeader Transport = C.WEFT_TRANSPORT_THEADER
+	// GRPC is gRPC over HTTP/2 (unary calls), with Protobuf: a call's
+	// method is the path "/package.Service/Method", its args the encoded
+	// request message and Reply.Result the encoded response message; a
+	// status other than OK is the call's *Error.
+	GRPC Transport = C.WEFT_TRANSPORT_GRPC
 )
 
 // Protocol is a Thrift protocol: how args and results are encoded.
@@ -41,6 +46,8 @@ const (
 	Binary Protocol = C.WEFT_PROTOCOL_BINARY
 	// Compact is TCompactProtocol.
 	Compact Protocol = C.WEFT_PROTOCOL_COMPACT
+	// Protobuf goes with GRPC, and only with it.
+	Protobuf Protocol = C.WEFT_PROTOCOL_PROTOBUF
 )
 
 // ConnectionMode says how calls share connections.

@@ -47,8 +47,15 @@ fn go_binding_tests_pass_with_the_race_detector() {
             .await
             .unwrap()
     });
+    let grpc = rt
+        .block_on(
+            weft_interop::grpc::EchoServer::new(weft_interop::grpc::GrpcEcho)
+                .serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
     let start = Instant::now();
     let out = go(&["test", "-race", "-count=1", "-v", "./..."])
+        .env("WEFT_GRPC_ADDR", grpc.local_addr().to_string())
         .env("WEFT_ETCD_URL", &etcd.url)
         .env("WEFT_ETCD_RUST_SERVICE", "EchoRustGo")
         .env("WEFT_ECHO_ADDR", echo.local_addr().to_string())
@@ -63,6 +70,7 @@ fn go_binding_tests_pass_with_the_race_detector() {
     rt.block_on(async {
         assert!(etcd.instances("EchoGo").await.is_empty());
         registered.shutdown().await;
+        grpc.shutdown().await;
         relay.shutdown().await;
         echo.shutdown().await;
     });

@@ -156,3 +156,31 @@ fn python_servers_register_in_etcd_and_python_clients_find_them() {
         rust.shutdown().await;
     });
 }
+
+/// The shim from Python beside Apache Thrift's own Python client
+/// (`TSocket` + `TFramedTransport` + `TBinaryProtocol`) against the same
+/// Weft Rust echo server, in one run (`ffi/python/tests/bench.py`). Long,
+/// so behind `WEFT_FFI_BENCH=1`; run it in release:
+/// `WEFT_FFI_BENCH=1 cargo test --release -p weft-ffi --test python python_bench -- --nocapture`
+/// (`WEFT_FFI_BENCH_D`: seconds per cell, default 3).
+#[test]
+fn python_bench() {
+    if skip() || std::env::var_os("WEFT_FFI_BENCH").is_none() {
+        return;
+    }
+    let rt = runtime();
+    let server = rt
+        .block_on(weft_interop::serve(
+            "127.0.0.1:0",
+            ServerBuilder::new(),
+            EchoHandler::default(),
+        ))
+        .unwrap();
+    let out = run_python_at(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tests/bench.py"),
+        &[("WEFT_ECHO_ADDR", &server.local_addr().to_string())],
+    );
+    println!("{out}");
+    assert!(out.contains("python_bench:"), "{out}");
+    rt.block_on(server.shutdown());
+}

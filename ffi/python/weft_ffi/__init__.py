@@ -223,6 +223,24 @@ class Context:
         return out
 
 
+try:  # Apache Thrift's C extension, when the `thrift` package was built with it
+    from thrift.protocol import fastbinary as _fastbinary  # noqa: F401
+    _ACCELERATED = True
+except ImportError:
+    _ACCELERATED = False
+
+
+def _factory(protocol, accelerated):
+    """The protocol factory Apache's generated structs encode and decode
+    with: its C-accelerated one when available and wanted (the bytes are
+    the same), else the pure-Python one."""
+    if accelerated and _ACCELERATED:
+        return (TBinaryProtocol.TBinaryProtocolAcceleratedFactory() if protocol == "binary"
+                else TCompactProtocol.TCompactProtocolAcceleratedFactory())
+    return (TBinaryProtocol.TBinaryProtocolFactory() if protocol == "binary"
+            else TCompactProtocol.TCompactProtocolFactory())
+
+
 def _endpoints(endpoints):
     """etcd endpoints as the C ABI takes them: one comma-separated string."""
     return (endpoints if isinstance(endpoints, str) else ",".join(endpoints)).encode()
@@ -238,20 +256,23 @@ class Client:
     `call("/package.Service/Method", request, ReplyClass)` with messages of
     protobuf's own generated classes (`grpcio-tools`), the reply decoded
     with `ReplyClass.FromString`; a status other than OK is raised as
-    `WeftError` with its code and message. Thread-safe."""
+    `WeftError` with its code and message.
+
+    `accelerated` (default True) encodes and decodes Thrift structs with
+    Apache's C extension (`fastbinary`) when the `thrift` package has it,
+    else in pure Python; the bytes are the same. Thread-safe."""
 
     def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
                  connection_mode=None, load_balance=None, runtime=None,
-                 etcd_endpoints=None, etcd_service=None):
+                 etcd_endpoints=None, etcd_service=None, accelerated=True):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
         self._grpc = transport == "grpc"
         if self._grpc and protocol == "binary":
             protocol = "protobuf"
         self._protocol = protocol
-        self._factory = (TBinaryProtocol.TBinaryProtocolFactory() if protocol == "binary"
-                         else TCompactProtocol.TCompactProtocolFactory())
+        self._factory = _factory(protocol, accelerated)
         opts = c_void_p()
         _call(_lib.weft_client_options_new, byref(opts))
         try:
@@ -451,8 +472,7 @@ class Server:
             r = request.contents
             method = ctypes.string_at(r.method, r.method_len).decode()
             args = ctypes.string_at(r.args, r.args_len)
-            factory = (TBinaryProtocol.TBinaryProtocolFactory() if r.protocol == 0
-                       else TCompactProtocol.TCompactProtocolFactory())
+            factory = _factory("binary" if r.protocol == 0 else "compact", True)
             # Apache's processor reads and writes whole messages: give it an
             # envelope around the args, and take the result out of its own.
             inbuf = TTransport.TMemoryBuffer()
