@@ -162,7 +162,8 @@ fn python_servers_register_in_etcd_and_python_clients_find_them() {
 /// Weft Rust echo server, in one run (`ffi/python/tests/bench.py`). Long,
 /// so behind `WEFT_FFI_BENCH=1`; run it in release:
 /// `WEFT_FFI_BENCH=1 cargo test --release -p weft-ffi --test python python_bench -- --nocapture`
-/// (`WEFT_FFI_BENCH_D`: seconds per cell, default 3).
+/// (`WEFT_FFI_BENCH_D`: seconds per cell, default 3;
+/// `WEFT_FFI_BENCH_PROFILE=1`: a cProfile of the shim's cells instead).
 #[test]
 fn python_bench() {
     if skip() || std::env::var_os("WEFT_FFI_BENCH").is_none() {
@@ -178,9 +179,14 @@ fn python_bench() {
         .unwrap();
     let out = run_python_at(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tests/bench.py"),
-        &[("WEFT_ECHO_ADDR", &server.local_addr().to_string())],
+        &[
+            ("WEFT_ECHO_ADDR", &server.local_addr().to_string()),
+            ("PYTHONUNBUFFERED", "1"),
+        ],
     );
     println!("{out}");
-    assert!(out.contains("python_bench:"), "{out}");
+    if std::env::var_os("WEFT_FFI_BENCH_PROFILE").is_none() {
+        assert!(out.contains("python_bench:"), "{out}");
+    }
     rt.block_on(server.shutdown());
 }

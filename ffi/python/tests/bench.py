@@ -87,6 +87,17 @@ def shim_asyncio(concurrency, accelerated):
 
 
 def main():
+    if os.environ.get("WEFT_FFI_BENCH_PROFILE"):
+        # Where the Python side of the shim spends its time (asyncio add).
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        prof.runcall(shim_asyncio, 64, True)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+        prof = cProfile.Profile()
+        prof.runcall(shim, "ttheader", True)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+        return
     cells = [
         ("Apache TSocket+TFramedTransport+TBinaryProtocol (pure Python)",
          lambda: apache(TBinaryProtocol.TBinaryProtocol, "pure")),

@@ -224,10 +224,23 @@ class Context:
 
 
 try:  # Apache Thrift's C extension, when the `thrift` package was built with it
-    from thrift.protocol import fastbinary as _fastbinary  # noqa: F401
+    from thrift.protocol import fastbinary as _fastbinary
     _ACCELERATED = True
 except ImportError:
+    _fastbinary = None
     _ACCELERATED = False
+
+
+class _FastIn:
+    """What Apache's C decoder reads of a protocol: its transport and
+    limits (a whole TBinaryProtocolAccelerated costs more to make than the
+    decode of a small struct)."""
+    __slots__ = ("trans", "string_length_limit", "container_length_limit")
+
+    def __init__(self, data):
+        self.trans = TTransport.TMemoryBuffer(data)
+        self.string_length_limit = None
+        self.container_length_limit = None
 
 
 def _factory(protocol, accelerated):
@@ -273,6 +286,12 @@ class Client:
             protocol = "protobuf"
         self._protocol = protocol
         self._factory = _factory(protocol, accelerated)
+        # The C extension's own encoder and decoder, called directly.
+        self._fast = None
+        if accelerated and _ACCELERATED and not self._grpc:
+            self._fast = ((_fastbinary.encode_binary, _fastbinary.decode_binary)
+                          if protocol == "binary"
+                          else (_fastbinary.encode_compact, _fastbinary.decode_compact))
         opts = c_void_p()
         _call(_lib.weft_client_options_new, byref(opts))
         try:
@@ -323,6 +342,8 @@ class Client:
     def _encode(self, args):
         if self._grpc:
             return args.SerializeToString()
+        if self._fast is not None and args.thrift_spec is not None:
+            return self._fast[0](args, [args.__class__, args.thrift_spec])
         buf = TTransport.TMemoryBuffer()
         args.write(self._factory.getProtocol(buf))
         return buf.getvalue()
@@ -331,7 +352,10 @@ class Client:
         if self._grpc:
             return result_cls.FromString(data)
         result = result_cls()
-        result.read(self._factory.getProtocol(TTransport.TMemoryBuffer(data)))
+        if self._fast is not None and result_cls.thrift_spec is not None:
+            self._fast[1](result, _FastIn(data), [result_cls, result_cls.thrift_spec])
+        else:
+            result.read(self._factory.getProtocol(TTransport.TMemoryBuffer(data)))
         # A void method's result struct has no fields at all.
         spec = result_cls.thrift_spec or (None,)
         for field in spec[1:]:
