@@ -67,9 +67,12 @@ def shim(transport, accelerated):
                 "echo": timed(lambda: c.call("echo", echo_args, Echo.echo_result))}
 
 
-def shim_asyncio(concurrency, accelerated):
+def shim_asyncio(concurrency, accelerated, workers=None):
+    import weft_ffi
+    rt = weft_ffi._Runtime(workers) if workers else None
+
     async def run(make):
-        with Client([ADDR], service="Echo", accelerated=accelerated) as c:
+        with Client([ADDR], service="Echo", accelerated=accelerated, runtime=rt) as c:
             n = 0
 
             async def worker(deadline):
@@ -106,6 +109,8 @@ def main():
         ("shim, framed, blocking, C-ext codec", lambda: shim("framed", True)),
         ("shim, TTHeader, asyncio c=64, pure-Python codec", lambda: shim_asyncio(64, False)),
         ("shim, TTHeader, asyncio c=64, C-ext codec", lambda: shim_asyncio(64, True)),
+        ("shim, TTHeader, asyncio c=16, C-ext codec", lambda: shim_asyncio(16, True)),
+        ("shim, TTHeader, asyncio c=256, C-ext codec", lambda: shim_asyncio(256, True)),
         ("Apache TSocket+TFramedTransport+TBinaryProtocolAccelerated (C ext)",
          lambda: apache(TBinaryProtocol.TBinaryProtocolAccelerated, "accel")),
     ]
