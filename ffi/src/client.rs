@@ -81,7 +81,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ===== options =====
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientOptions {
     addresses: Vec<Address>,
     service: String,
@@ -629,8 +629,10 @@ pub extern "C" fn weft_client_new(
     guard(err, || {
         check_out(out, "out")?;
         let rt = weft_runtime::get(rt)?;
-        let opts = weft_client_options::get(opts)?;
-        let inner = build_client(rt, &opts.lock())?;
+        // A copy: building may wait on etcd, and other threads may edit
+        // the options meanwhile.
+        let opts = weft_client_options::get(opts)?.lock().clone();
+        let inner = build_client(rt, &opts)?;
         write_out(out, "out", weft_client::register(Arc::new(inner)))
     })
 }
@@ -741,13 +743,14 @@ fn start_call(
     let args = bytes_arg(args, args_len, "args")?;
     // gRPC names the method by its path; the context (which retries,
     // breakers and the server see) by its name.
-    let (grpc, name) = match &client.stack {
+    let grpc = match &client.stack {
         Stack::Grpc(_) => {
             let desc = crate::grpc::method(method)?;
-            (Some(crate::grpc::call(desc, args)?), desc.name)
+            Some((crate::grpc::call(desc, args)?, desc.name))
         }
-        Stack::Thrift(_) => (None, method),
+        Stack::Thrift(_) => None,
     };
+    let name = grpc.as_ref().map_or(method, |(_, name)| name);
     let (mut cx, cancel) = if ctx.is_null() {
         (
             Context::new(client.service.clone(), FastStr::new(name)),
@@ -764,7 +767,7 @@ fn start_call(
         )
     };
     let call = match (&client.stack, grpc) {
-        (Stack::Grpc(stack), Some(call)) => {
+        (Stack::Grpc(stack), Some((call, _))) => {
             if cx.service.is_empty() {
                 let (service, _) = crate::grpc::split_path(method)?;
                 cx.service = FastStr::new(service);
@@ -783,7 +786,9 @@ fn start_call(
             );
             Call::Thrift(stack.clone().oneshot(req))
         }
-        (Stack::Grpc(_), None) => unreachable!("a gRPC client's call is framed above"),
+        (Stack::Grpc(_), None) => {
+            return Err(Status::internal("a gRPC call was not framed"));
+        }
     };
     let fut = Cancel::run(cancel, async move {
         match call {

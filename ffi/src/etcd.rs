@@ -19,7 +19,7 @@ pub(crate) struct EtcdTarget {
 
 impl EtcdTarget {
     /// Parse `endpoints` (comma-separated `http://host:port` URLs) and
-    /// check `service` (not empty, no `/`).
+    /// check `service` (not empty; a `/` in it is escaped in the key).
     pub(crate) fn parse(endpoints: &str, service: &str) -> Result<EtcdTarget, Status> {
         let endpoints: Vec<String> = endpoints
             .split(',')
