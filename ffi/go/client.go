@@ -11,6 +11,7 @@ import (
 	"context"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,6 +30,11 @@ const (
 	Buffered Transport = C.WEFT_TRANSPORT_BUFFERED
 	// THeader is Apache's THeader.
 	THeader Transport = C.WEFT_TRANSPORT_THEADER
+	// GRPC is gRPC over HTTP/2 (unary calls), with Protobuf: a call's
+	// method is the path "/package.Service/Method", its args the encoded
+	// request message and Reply.Result the encoded response message; a
+	// status other than OK is the call's *Error.
+	GRPC Transport = C.WEFT_TRANSPORT_GRPC
 )
 
 // Protocol is a Thrift protocol: how args and results are encoded.
@@ -40,6 +46,8 @@ const (
 	Binary Protocol = C.WEFT_PROTOCOL_BINARY
 	// Compact is TCompactProtocol.
 	Compact Protocol = C.WEFT_PROTOCOL_COMPACT
+	// Protobuf goes with GRPC, and only with it.
+	Protobuf Protocol = C.WEFT_PROTOCOL_PROTOBUF
 )
 
 // ConnectionMode says how calls share connections.
@@ -80,8 +88,17 @@ const NoTimeout time.Duration = -1
 // Weft's default.
 type ClientOptions struct {
 	// Addresses of the servers, "host:port" (an IP literal) or
-	// "unix:/path"; calls are balanced over them. At least one.
+	// "unix:/path"; calls are balanced over them. At least one, unless
+	// EtcdEndpoints is set.
 	Addresses []string
+	// EtcdEndpoints ("http://host:port" URLs) and EtcdService: find the
+	// servers in etcd, where they registered under EtcdService (a Weft
+	// server, or one made with ServerOptions.EtcdEndpoints), instead of
+	// at Addresses, following them as they come and go. NewClient waits
+	// up to 5 s for the first read (Unavailable when etcd does not
+	// answer by then).
+	EtcdEndpoints []string
+	EtcdService   string
 	// Service names the service called (TTHeader's to-service). Default
 	// empty.
 	Service string
@@ -149,6 +166,15 @@ func NewClient(rt *Runtime, o ClientOptions) (*Client, error) {
 			return str(func(s *C.char, e **C.weft_error) C.weft_code {
 				return C.weft_client_options_add_address(opts, s, e)
 			}, a)
+		})
+	}
+	if len(o.EtcdEndpoints) > 0 {
+		steps = append(steps, func() error {
+			ce := cString(strings.Join(o.EtcdEndpoints, ","))
+			defer free(ce)
+			cs := cString(o.EtcdService)
+			defer free(cs)
+			return check(C.weft_client_options_set_etcd(opts, ce, cs, &e), e)
 		})
 	}
 	steps = append(steps,

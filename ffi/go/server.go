@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +135,21 @@ type ServerOptions struct {
 	// MaxConcurrency sheds calls beyond it in flight with
 	// ResourceExhausted: default no limit.
 	MaxConcurrency int
+	// EtcdEndpoints ("http://host:port" URLs) and EtcdService: register
+	// in etcd once listening, as Advertise (default the bound address)
+	// with Weight (default 100), and deregister first thing in Shutdown,
+	// DeregisterGrace before draining (default 1 s; NoGrace for none).
+	// Serve fails with Unavailable when etcd refuses the registration.
+	EtcdEndpoints   []string
+	EtcdService     string
+	Weight          uint32
+	Advertise       string
+	DeregisterGrace time.Duration
 }
+
+// NoGrace as ServerOptions.DeregisterGrace drains at once after
+// deregistering.
+const NoGrace time.Duration = -1
 
 // Server is a running Weft server whose calls a Go Handler answers. Safe
 // for concurrent use.
@@ -174,6 +189,9 @@ func Serve(rt *Runtime, address string, handler Handler, opts *ServerOptions) (*
 			if err := check(C.weft_server_options_set_max_concurrency(copts, C.size_t(opts.MaxConcurrency), &e), e); err != nil {
 				return nil, err
 			}
+		}
+		if err := etcdOptions(copts, opts); err != nil {
+			return nil, err
 		}
 	}
 	s := &Server{h: cgo.NewHandle(&dispatcher{handler})}
@@ -221,4 +239,35 @@ func (s *Server) Close() {
 		C.weft_server_free(s.p)
 		s.h.Delete()
 	})
+}
+
+func etcdOptions(copts *C.weft_server_options, opts *ServerOptions) error {
+	if len(opts.EtcdEndpoints) == 0 {
+		return nil
+	}
+	var e *C.weft_error
+	ce := cString(strings.Join(opts.EtcdEndpoints, ","))
+	defer free(ce)
+	cs := cString(opts.EtcdService)
+	defer free(cs)
+	if err := check(C.weft_server_options_set_etcd(copts, ce, cs, C.uint32_t(opts.Weight), &e), e); err != nil {
+		return err
+	}
+	if opts.Advertise != "" {
+		ca := cString(opts.Advertise)
+		defer free(ca)
+		if err := check(C.weft_server_options_set_advertise(copts, ca, &e), e); err != nil {
+			return err
+		}
+	}
+	grace := opts.DeregisterGrace
+	switch {
+	case grace == NoGrace:
+		grace = 0
+	case grace == 0:
+		return nil
+	case grace < 0:
+		return &Error{Code: InvalidArgument, Message: "DeregisterGrace is negative"}
+	}
+	return check(C.weft_server_options_set_deregister_grace_ms(copts, C.int64_t(ceilMillis(grace)), &e), e)
 }

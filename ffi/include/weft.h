@@ -38,11 +38,20 @@
 // Transport: Apache THeader.
 #define WEFT_TRANSPORT_THEADER 3
 
+// Transport: gRPC over HTTP/2 (unary calls; multiplexed), with
+// `WEFT_PROTOCOL_PROTOBUF`: a call's method is the path
+// `/package.Service/Method`, its args the encoded request message and its
+// reply the encoded response message.
+#define WEFT_TRANSPORT_GRPC 4
+
 // Protocol: `TBinaryProtocol` (the default).
 #define WEFT_PROTOCOL_BINARY 0
 
 // Protocol: `TCompactProtocol`.
 #define WEFT_PROTOCOL_COMPACT 1
+
+// Protocol: protobuf, with `WEFT_TRANSPORT_GRPC` only.
+#define WEFT_PROTOCOL_PROTOBUF 2
 
 // Load balancing: power of two choices on peak-EWMA latency (the default).
 #define WEFT_LB_P2C 0
@@ -77,6 +86,11 @@
 
 // Metainfo scope, server side: the transient values the caller sent.
 #define WEFT_SCOPE_UPSTREAM 3
+
+// The most distinct method paths one process may call: each is kept for
+// the life of the process (the gRPC client names methods by a `'static`
+// descriptor), so a caller that made up paths must not grow it forever.
+#define MAX_METHOD_PATHS 4096
 
 // What keeps a `weft_bytes` view alive (internal: C only passes it
 // back through `weft_bytes_free`).
@@ -139,7 +153,8 @@ typedef int32_t weft_code;
 typedef struct {
   // The encoded result struct (`method_result` in Apache's generated
   // code), in the client's protocol: what the caller's Thrift library
-  // decodes. Owns the bytes of `exception` too.
+  // decodes. Owns the bytes of `exception` too. On a gRPC client: the
+  // encoded response message (no exception: a failure is a status).
   weft_bytes result;
   // 0 when the result holds no declared exception; otherwise the field id
   // of the declared exception it holds (1 for the first `throws` entry).
@@ -298,6 +313,22 @@ weft_code weft_client_options_add_address(weft_client_options *opts,
                                           const char *address,
                                           weft_error **err);
 
+// Find the servers to call in etcd instead of at static addresses:
+// `endpoints` is one or more etcd URLs, comma-separated
+// (`"http://127.0.0.1:2379,http://10.0.0.2:2379"`), and `service` the name
+// servers register under (`/weft/services/<service>/<address>`, Weft's
+// layout, as `weft_server_options_set_etcd` and Weft's `EtcdRegistry`
+// write it). The client follows the set as servers come and go, without
+// dropping calls in flight. `weft_client_new` waits up to 5 s for the
+// first read (`WEFT_UNAVAILABLE` if etcd does not answer by then).
+// Cannot be combined with `weft_client_options_add_address`. Empty or
+// non-URL endpoints, an empty service: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
+weft_code weft_client_options_set_etcd(weft_client_options *opts,
+                                       const char *endpoints,
+                                       const char *service,
+                                       weft_error **err);
+
 // Name the service called (TTHeader's to-service and the IDL service name
 // peers route by). Default empty. Thread-safe.
 weft_code weft_client_options_set_service(weft_client_options *opts,
@@ -306,7 +337,9 @@ weft_code weft_client_options_set_service(weft_client_options *opts,
 
 // Choose the transport (`WEFT_TRANSPORT_*`) and protocol
 // (`WEFT_PROTOCOL_*`); args and replies are encoded in that protocol.
-// Unknown values: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+// `WEFT_TRANSPORT_GRPC` goes with `WEFT_PROTOCOL_PROTOBUF` and only with
+// it. Unknown values or mismatched pairs: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
 weft_code weft_client_options_set_codec(weft_client_options *opts,
                                         int32_t transport,
                                         int32_t protocol,
@@ -387,7 +420,11 @@ void weft_client_free(weft_client *client);
 void weft_reply_free(weft_reply *reply);
 
 // Call `method` with `args[0..args_len]`, the encoded args struct
-// (`method_args`) in the client's protocol, and wait for the answer.
+// (`method_args`) in the client's protocol, and wait for the answer. On
+// a gRPC client `method` is the path `/package.Service/Method` (else
+// `WEFT_INVALID_ARGUMENT`) and `args` the encoded request message, sent
+// as is; the server's status other than OK is the call's error, code and
+// message as sent.
 // `ctx` may be NULL; when given, its timeout and metainfo go with the
 // call, its backward metainfo is replaced by what the server sent back,
 // and `weft_ctx_cancel` on it (from another thread) ends the call with
@@ -631,6 +668,41 @@ weft_code weft_server_options_set_drain_timeout_ms(weft_server_options *opts,
 weft_code weft_server_options_set_max_concurrency(weft_server_options *opts,
                                                   size_t max,
                                                   weft_error **err);
+
+// Register the server in etcd once it listens, and deregister it first
+// thing in `weft_server_shutdown`: `endpoints` is one or more etcd URLs,
+// comma-separated (`"http://127.0.0.1:2379"`), `service` the name clients
+// look it up by (`weft_client_options_set_etcd`, Weft's `EtcdDiscover`),
+// `weight` its share of traffic (0: Weft's default, 100). The key is
+// `/weft/services/<service>/<address>` (the bound address, or the one
+// given to `weft_server_options_set_advertise`), under a lease kept
+// alive while the server runs: a server freed without a shutdown, or a
+// process that dies, leaves it until the lease expires (10 s). When etcd
+// refuses the registration, `weft_server_serve` fails with
+// `WEFT_UNAVAILABLE` and nothing is left serving. Empty or non-URL
+// endpoints, an empty service: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_set_etcd(weft_server_options *opts,
+                                       const char *endpoints,
+                                       const char *service,
+                                       uint32_t weight,
+                                       weft_error **err);
+
+// The address to register in etcd instead of the bound one (bound to
+// `0.0.0.0`, or behind NAT): `"host:port"` or `"unix:/path"`. Only
+// with `weft_server_options_set_etcd`. A malformed address:
+// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_set_advertise(weft_server_options *opts,
+                                            const char *address,
+                                            weft_error **err);
+
+// How long a shutdown keeps serving between deregistering from etcd and
+// draining, so that clients see the server leave before it refuses
+// calls: `grace_ms` >= 0. Default 1 s. Only with
+// `weft_server_options_set_etcd`. Negative: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
+weft_code weft_server_options_set_deregister_grace_ms(weft_server_options *opts,
+                                                      int64_t grace_ms,
+                                                      weft_error **err);
 
 // Answer with `result[0..result_len]`, the encoded result struct
 // (`method_result`, success or a declared exception set in it) in the

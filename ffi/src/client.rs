@@ -13,13 +13,15 @@ use faststr::FastStr;
 use parking_lot::Mutex;
 use tower::ServiceExt;
 use weft_core::{
-    Address, Client, ClientBuilder, ConnectionMode, Context, Instance, Limits, Request, Response,
-    StaticDiscover, Status,
+    Address, Client, ClientBuilder, ConnectionMode, Context, Discover, Instance, Instances, Limits,
+    Request, Response, StaticDiscover, Status,
 };
+use weft_discovery::{EtcdConfig, EtcdDiscover};
 use weft_middleware::{
     balance::{BalanceConfig, Strategy},
     ClientService, ClientStack, PerMethod, RetryBudget, RetryLayer, RetryPolicy,
 };
+use weft_protobuf::GrpcClient;
 use weft_thrift::{Protocol, ThriftClientCodec, Transport};
 
 use crate::{
@@ -28,6 +30,7 @@ use crate::{
     error::{
         bytes_arg, check_out, code_of, guard, quiet, str_arg, weft_code, weft_error, write_out,
     },
+    etcd::{EtcdTarget, ETCD_READY_TIMEOUT},
     handle::handle_type,
     queue::{weft_queue, Done},
     raw::{validate_struct, Args, Outcome},
@@ -42,11 +45,18 @@ pub const WEFT_TRANSPORT_FRAMED: i32 = 1;
 pub const WEFT_TRANSPORT_BUFFERED: i32 = 2;
 /// Transport: Apache THeader.
 pub const WEFT_TRANSPORT_THEADER: i32 = 3;
+/// Transport: gRPC over HTTP/2 (unary calls; multiplexed), with
+/// `WEFT_PROTOCOL_PROTOBUF`: a call's method is the path
+/// `/package.Service/Method`, its args the encoded request message and its
+/// reply the encoded response message.
+pub const WEFT_TRANSPORT_GRPC: i32 = 4;
 
 /// Protocol: `TBinaryProtocol` (the default).
 pub const WEFT_PROTOCOL_BINARY: i32 = 0;
 /// Protocol: `TCompactProtocol`.
 pub const WEFT_PROTOCOL_COMPACT: i32 = 1;
+/// Protocol: protobuf, with `WEFT_TRANSPORT_GRPC` only.
+pub const WEFT_PROTOCOL_PROTOBUF: i32 = 2;
 
 /// Load balancing: power of two choices on peak-EWMA latency (the default).
 pub const WEFT_LB_P2C: i32 = 0;
@@ -71,12 +81,13 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ===== options =====
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientOptions {
     addresses: Vec<Address>,
     service: String,
     transport: Transport,
     protocol: Protocol,
+    grpc: bool,
     mode: Option<ConnectionMode>,
     timeout: Option<Duration>,
     attempt_timeout: Option<Duration>,
@@ -87,6 +98,7 @@ pub(crate) struct ClientOptions {
     lb: i32,
     hash_key: Option<String>,
     breakers: bool,
+    etcd: Option<EtcdTarget>,
 }
 
 impl Default for ClientOptions {
@@ -96,6 +108,7 @@ impl Default for ClientOptions {
             service: String::new(),
             transport: Transport::TTHeader,
             protocol: Protocol::Binary,
+            grpc: false,
             mode: None,
             timeout: Some(DEFAULT_CALL_TIMEOUT),
             attempt_timeout: None,
@@ -106,6 +119,7 @@ impl Default for ClientOptions {
             lb: WEFT_LB_P2C,
             hash_key: None,
             breakers: true,
+            etcd: None,
         }
     }
 }
@@ -194,6 +208,32 @@ pub extern "C" fn weft_client_options_add_address(
     })
 }
 
+/// Find the servers to call in etcd instead of at static addresses:
+/// `endpoints` is one or more etcd URLs, comma-separated
+/// (`"http://127.0.0.1:2379,http://10.0.0.2:2379"`), and `service` the name
+/// servers register under (`/weft/services/<service>/<address>`, Weft's
+/// layout, as `weft_server_options_set_etcd` and Weft's `EtcdRegistry`
+/// write it). The client follows the set as servers come and go, without
+/// dropping calls in flight. `weft_client_new` waits up to 5 s for the
+/// first read (`WEFT_UNAVAILABLE` if etcd does not answer by then).
+/// Cannot be combined with `weft_client_options_add_address`. Empty or
+/// non-URL endpoints, an empty service: `WEFT_INVALID_ARGUMENT`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_client_options_set_etcd(
+    opts: *mut weft_client_options,
+    endpoints: *const c_char,
+    service: *const c_char,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    edit_options(opts, err, |o| {
+        let endpoints = str_arg(endpoints, "endpoints")?;
+        let service = str_arg(service, "service")?;
+        o.etcd = Some(EtcdTarget::parse(endpoints, service)?);
+        Ok(())
+    })
+}
+
 /// Name the service called (TTHeader's to-service and the IDL service name
 /// peers route by). Default empty. Thread-safe.
 #[no_mangle]
@@ -210,7 +250,9 @@ pub extern "C" fn weft_client_options_set_service(
 
 /// Choose the transport (`WEFT_TRANSPORT_*`) and protocol
 /// (`WEFT_PROTOCOL_*`); args and replies are encoded in that protocol.
-/// Unknown values: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+/// `WEFT_TRANSPORT_GRPC` goes with `WEFT_PROTOCOL_PROTOBUF` and only with
+/// it. Unknown values or mismatched pairs: `WEFT_INVALID_ARGUMENT`.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn weft_client_options_set_codec(
     opts: *mut weft_client_options,
@@ -219,6 +261,22 @@ pub extern "C" fn weft_client_options_set_codec(
     err: *mut *mut weft_error,
 ) -> weft_code {
     edit_options(opts, err, |o| {
+        match (
+            transport == WEFT_TRANSPORT_GRPC,
+            protocol == WEFT_PROTOCOL_PROTOBUF,
+        ) {
+            (true, true) => {
+                o.grpc = true;
+                return Ok(());
+            }
+            (false, false) => o.grpc = false,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "gRPC (WEFT_TRANSPORT_GRPC) goes with protobuf (WEFT_PROTOCOL_PROTOBUF) \
+                     and protobuf only with gRPC",
+                ))
+            }
+        }
         o.transport = match transport {
             WEFT_TRANSPORT_TTHEADER => Transport::TTHeader,
             WEFT_TRANSPORT_FRAMED => Transport::Framed,
@@ -397,11 +455,20 @@ pub extern "C" fn weft_client_options_set_breakers(
 
 type Conn = Client<ThriftClientCodec<Args, Outcome>>;
 
+/// The middleware stack over a client's connections: Thrift or gRPC.
+enum Stack {
+    Thrift(ClientService<Conn>),
+    Grpc(ClientService<GrpcClient>),
+}
+
 pub(crate) struct ClientInner {
     rt: Arc<Runtime>,
     service: FastStr,
     protocol: Protocol,
-    stack: ClientService<Conn>,
+    stack: Stack,
+    /// The etcd discovery the balancer follows, and a subscription made
+    /// before the balancer's: kept for as long as the client.
+    _etcd: Option<(EtcdDiscover, tokio::sync::watch::Receiver<Instances>)>,
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -432,8 +499,18 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Status> {
-    if o.addresses.is_empty() {
-        return Err(Status::invalid_argument("the options name no address"));
+    match (&o.etcd, o.addresses.is_empty()) {
+        (None, true) => {
+            return Err(Status::invalid_argument(
+                "the options name no address and no etcd",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(Status::invalid_argument(
+                "the options name both addresses and etcd: choose one",
+            ))
+        }
+        _ => {}
     }
     let mode = o.mode.unwrap_or(match o.transport {
         Transport::TTHeader | Transport::THeader => ConnectionMode::Multiplexed,
@@ -490,23 +567,50 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         stack = stack.attempt_timeout(PerMethod::new(Some(t)));
     }
     stack = stack.total_timeout(PerMethod::new(timeout));
-    let discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+    let static_discover;
+    let etcd = match &o.etcd {
+        None => None,
+        Some(t) => Some(rt.block_on(async {
+            let d = EtcdDiscover::connect(&t.endpoints, EtcdConfig::default()).await?;
+            let rx = d.subscribe_ready(&t.service, ETCD_READY_TIMEOUT).await?;
+            Ok::<_, Status>((d, rx))
+        })??),
+    };
+    let (discover, discovered): (&dyn Discover, &str) = match (&etcd, &o.etcd) {
+        (Some((d, _)), Some(t)) => (d, &t.service),
+        _ => {
+            static_discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+            (&static_discover, &o.service)
+        }
+    };
     let service = FastStr::new(&o.service);
     // Balancer tasks are spawned as the stack is built.
     let _enter = rt.handle().enter();
-    let stack = stack.build(&discover, &o.service, move |inst: &Instance| {
-        let codec = ThriftClientCodec::<Args, Outcome>::new(transport, protocol, &limits);
-        ClientBuilder::new(inst.address.clone())
-            .mode(mode)
-            .timeout(timeout)
-            .build(codec)
-    })?;
+    let stack = if o.grpc {
+        Stack::Grpc(stack.build(discover, discovered, move |inst: &Instance| {
+            let b = GrpcClient::builder(inst.address.clone());
+            match timeout {
+                Some(t) => b.timeout(t),
+                None => b.no_timeout(),
+            }
+            .build()
+        })?)
+    } else {
+        Stack::Thrift(stack.build(discover, discovered, move |inst: &Instance| {
+            let codec = ThriftClientCodec::<Args, Outcome>::new(transport, protocol, &limits);
+            ClientBuilder::new(inst.address.clone())
+                .mode(mode)
+                .timeout(timeout)
+                .build(codec)
+        })?)
+    };
     drop(_enter);
     Ok(ClientInner {
         rt,
         service,
         protocol,
         stack,
+        _etcd: etcd,
     })
 }
 
@@ -525,8 +629,10 @@ pub extern "C" fn weft_client_new(
     guard(err, || {
         check_out(out, "out")?;
         let rt = weft_runtime::get(rt)?;
-        let opts = weft_client_options::get(opts)?;
-        let inner = build_client(rt, &opts.lock())?;
+        // A copy: building may wait on etcd, and other threads may edit
+        // the options meanwhile.
+        let opts = weft_client_options::get(opts)?.lock().clone();
+        let inner = build_client(rt, &opts)?;
         write_out(out, "out", weft_client::register(Arc::new(inner)))
     })
 }
@@ -549,7 +655,8 @@ pub extern "C" fn weft_client_free(client: *mut weft_client) {
 pub struct weft_reply {
     /// The encoded result struct (`method_result` in Apache's generated
     /// code), in the client's protocol: what the caller's Thrift library
-    /// decodes. Owns the bytes of `exception` too.
+    /// decodes. Owns the bytes of `exception` too. On a gRPC client: the
+    /// encoded response message (no exception: a failure is a status).
     pub result: weft_bytes,
     /// 0 when the result holds no declared exception; otherwise the field id
     /// of the declared exception it holds (1 for the first `throws` entry).
@@ -607,6 +714,12 @@ pub extern "C" fn weft_reply_free(reply: *mut weft_reply) {
 
 pub(crate) type CallResult = Result<Response<Outcome>, Status>;
 
+/// A call's future, on whichever stack the client has.
+enum Call<T, G> {
+    Thrift(T),
+    Grpc(G),
+}
+
 /// Validate the arguments of a call and return its future. The args are
 /// copied: C's buffer is only borrowed for the duration of the call.
 fn start_call(
@@ -627,11 +740,20 @@ fn start_call(
     if method.is_empty() {
         return Err(Status::invalid_argument("method is empty"));
     }
-    let bytes = Bytes::copy_from_slice(bytes_arg(args, args_len, "args")?);
-    validate_struct(client.protocol, &bytes, "args")?;
-    let (cx, cancel) = if ctx.is_null() {
+    let args = bytes_arg(args, args_len, "args")?;
+    // gRPC names the method by its path; the context (which retries,
+    // breakers and the server see) by its name.
+    let grpc = match &client.stack {
+        Stack::Grpc(_) => {
+            let desc = crate::grpc::method(method)?;
+            Some((crate::grpc::call(desc, args)?, desc.name))
+        }
+        Stack::Thrift(_) => None,
+    };
+    let name = grpc.as_ref().map_or(method, |(_, name)| name);
+    let (mut cx, cancel) = if ctx.is_null() {
         (
-            Context::new(client.service.clone(), FastStr::new(method)),
+            Context::new(client.service.clone(), FastStr::new(name)),
             None,
         )
     } else {
@@ -640,23 +762,59 @@ fn start_call(
             return Err(crate::ctx::cancelled());
         }
         (
-            ctx.for_call(&client.service, method),
+            ctx.for_call(&client.service, name),
             Some(ctx.cancel.clone()),
         )
     };
-    let req = Request::new(
-        cx,
-        Args {
-            bytes,
-            protocol: client.protocol,
-        },
-    );
-    let fut = Cancel::run(cancel, client.stack.clone().oneshot(req));
+    let call = match (&client.stack, grpc) {
+        (Stack::Grpc(stack), Some((call, _))) => {
+            if cx.service.is_empty() {
+                let (service, _) = crate::grpc::split_path(method)?;
+                cx.service = FastStr::new(service);
+            }
+            Call::Grpc(stack.clone().oneshot(Request::new(cx, call)))
+        }
+        (Stack::Thrift(stack), _) => {
+            let bytes = Bytes::copy_from_slice(args);
+            validate_struct(client.protocol, &bytes, "args")?;
+            let req = Request::new(
+                cx,
+                Args {
+                    bytes,
+                    protocol: client.protocol,
+                },
+            );
+            Call::Thrift(stack.clone().oneshot(req))
+        }
+        (Stack::Grpc(_), None) => {
+            return Err(Status::internal("a gRPC call was not framed"));
+        }
+    };
+    let fut = Cancel::run(cancel, async move {
+        match call {
+            Call::Thrift(f) => f.await,
+            // An encoded response message: what the caller's protobuf
+            // library decodes, with no declared exception in it.
+            Call::Grpc(f) => f.await.map(|resp| {
+                Response::new(
+                    resp.cx,
+                    Outcome::Result {
+                        bytes: resp.message,
+                        exception: None,
+                    },
+                )
+            }),
+        }
+    });
     Ok((client, fut))
 }
 
 /// Call `method` with `args[0..args_len]`, the encoded args struct
-/// (`method_args`) in the client's protocol, and wait for the answer.
+/// (`method_args`) in the client's protocol, and wait for the answer. On
+/// a gRPC client `method` is the path `/package.Service/Method` (else
+/// `WEFT_INVALID_ARGUMENT`) and `args` the encoded request message, sent
+/// as is; the server's status other than OK is the call's error, code and
+/// message as sent.
 /// `ctx` may be NULL; when given, its timeout and metainfo go with the
 /// call, its backward metainfo is replaced by what the server sent back,
 /// and `weft_ctx_cancel` on it (from another thread) ends the call with

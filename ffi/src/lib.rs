@@ -24,6 +24,11 @@
 //! with a declared exception in it pointed out; a server's C dispatcher gets
 //! the encoded args and answers through a responder, at once or later from
 //! any thread.
+//!
+//! A client may speak gRPC instead (`WEFT_TRANSPORT_GRPC`): a unary call
+//! then names the method's path and carries the encoded protobuf request
+//! message; the reply is the encoded response message. Clients find their
+//! servers at static addresses or in etcd, and servers register in etcd.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 // The `extern "C"` functions take C's pointers and are safe to call from C
 // as the header documents: checking what can be checked (null, handles)
@@ -35,6 +40,8 @@ pub mod buf;
 pub mod client;
 pub mod ctx;
 pub mod error;
+pub mod etcd;
+pub mod grpc;
 // Rust-only entry points for the fuzz targets, not part of the C ABI:
 // kept out of weft.h.
 /// cbindgen:ignore

@@ -10,7 +10,10 @@ use std::{
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
-use weft_core::{Address, Code, Request, Response, ServerBuilder, ServerHandle, Status};
+use weft_core::{
+    Address, Code, Instance, Request, Response, ServerBuilder, ServerHandle, Status, DEFAULT_WEIGHT,
+};
+use weft_discovery::{EtcdConfig, EtcdRegistry};
 use weft_middleware::ServerStack;
 
 use crate::{
@@ -18,6 +21,7 @@ use crate::{
     client::protocol_id,
     ctx::{weft_ctx, Ctx, CTXS},
     error::{bytes_arg, check_out, guard, quiet, str_arg, weft_code, weft_error, write_out},
+    etcd::EtcdTarget,
     handle::{handle_type, Refused},
     raw::{validate_struct, Args, FfiServerCodec, Outcome},
     runtime::{weft_runtime, Runtime},
@@ -34,6 +38,9 @@ pub(crate) struct ServerOptions {
     handler_timeout: Duration,
     drain_timeout: Option<Duration>,
     max_concurrency: Option<usize>,
+    etcd: Option<(EtcdTarget, u32)>,
+    advertise: Option<Address>,
+    deregister_grace: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +49,9 @@ impl Default for ServerOptions {
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             drain_timeout: None,
             max_concurrency: None,
+            etcd: None,
+            advertise: None,
+            deregister_grace: None,
         }
     }
 }
@@ -138,6 +148,79 @@ pub extern "C" fn weft_server_options_set_max_concurrency(
 ) -> weft_code {
     guard(err, || {
         weft_server_options::get(opts)?.lock().max_concurrency = (max > 0).then_some(max);
+        Ok(())
+    })
+}
+
+/// Register the server in etcd once it listens, and deregister it first
+/// thing in `weft_server_shutdown`: `endpoints` is one or more etcd URLs,
+/// comma-separated (`"http://127.0.0.1:2379"`), `service` the name clients
+/// look it up by (`weft_client_options_set_etcd`, Weft's `EtcdDiscover`),
+/// `weight` its share of traffic (0: Weft's default, 100). The key is
+/// `/weft/services/<service>/<address>` (the bound address, or the one
+/// given to `weft_server_options_set_advertise`), under a lease kept
+/// alive while the server runs: a server freed without a shutdown, or a
+/// process that dies, leaves it until the lease expires (10 s). When etcd
+/// refuses the registration, `weft_server_serve` fails with
+/// `WEFT_UNAVAILABLE` and nothing is left serving. Empty or non-URL
+/// endpoints, an empty service: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_etcd(
+    opts: *mut weft_server_options,
+    endpoints: *const c_char,
+    service: *const c_char,
+    weight: u32,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let endpoints = str_arg(endpoints, "endpoints")?;
+        let service = str_arg(service, "service")?;
+        let target = EtcdTarget::parse(endpoints, service)?;
+        let weight = if weight == 0 { DEFAULT_WEIGHT } else { weight };
+        weft_server_options::get(opts)?.lock().etcd = Some((target, weight));
+        Ok(())
+    })
+}
+
+/// The address to register in etcd instead of the bound one (bound to
+/// `0.0.0.0`, or behind NAT): `"host:port"` or `"unix:/path"`. Only
+/// with `weft_server_options_set_etcd`. A malformed address:
+/// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_advertise(
+    opts: *mut weft_server_options,
+    address: *const c_char,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let a = str_arg(address, "address")?;
+        let addr = a
+            .parse::<Address>()
+            .map_err(|e| Status::invalid_argument(format!("address {a:?}: {e}")))?;
+        weft_server_options::get(opts)?.lock().advertise = Some(addr);
+        Ok(())
+    })
+}
+
+/// How long a shutdown keeps serving between deregistering from etcd and
+/// draining, so that clients see the server leave before it refuses
+/// calls: `grace_ms` >= 0. Default 1 s. Only with
+/// `weft_server_options_set_etcd`. Negative: `WEFT_INVALID_ARGUMENT`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_deregister_grace_ms(
+    opts: *mut weft_server_options,
+    grace_ms: i64,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        if grace_ms < 0 {
+            return Err(Status::invalid_argument(format!(
+                "grace_ms {grace_ms} is negative"
+            )));
+        }
+        weft_server_options::get(opts)?.lock().deregister_grace =
+            Some(Duration::from_millis(grace_ms as u64));
         Ok(())
     })
 }
@@ -539,14 +622,18 @@ pub extern "C" fn weft_server_serve(
         let addr = a
             .parse::<Address>()
             .map_err(|e| Status::invalid_argument(format!("address {a:?}: {e}")))?;
-        let (handler_timeout, drain, max) = if opts.is_null() {
-            let d = ServerOptions::default();
-            (d.handler_timeout, d.drain_timeout, d.max_concurrency)
+        let o = if opts.is_null() {
+            ServerOptions::default()
         } else {
             let o = weft_server_options::get(opts)?;
             let o = o.lock();
-            (o.handler_timeout, o.drain_timeout, o.max_concurrency)
+            ServerOptions {
+                etcd: o.etcd.clone(),
+                advertise: o.advertise.clone(),
+                ..*o
+            }
         };
+        let (handler_timeout, drain, max) = (o.handler_timeout, o.drain_timeout, o.max_concurrency);
         let d = Dispatcher {
             f,
             user: UserData(user_data),
@@ -564,7 +651,27 @@ pub extern "C" fn weft_server_serve(
         let limits = builder.limits_ref().clone();
         let service = stack.build(handler);
         let handle = rt
-            .block_on(builder.serve(&addr, move || FfiServerCodec::new(&limits), service))?
+            .block_on(async {
+                if let Some((etcd, weight)) = &o.etcd {
+                    let registry = EtcdRegistry::connect(&etcd.endpoints, EtcdConfig::default())
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    builder = builder.register(
+                        Arc::new(registry),
+                        etcd.service.clone(),
+                        Instance::new(addr.clone()).with_weight(*weight),
+                    );
+                    if let Some(adv) = &o.advertise {
+                        builder = builder.advertise(adv.clone());
+                    }
+                    if let Some(grace) = o.deregister_grace {
+                        builder = builder.deregister_grace(grace);
+                    }
+                }
+                builder
+                    .serve(&addr, move || FfiServerCodec::new(&limits), service)
+                    .await
+            })?
             .map_err(|e| Status::unavailable(format!("serving on {a}: {e}")))?;
         let local_addr = handle.local_addr().clone();
         let inner = ServerInner {

@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use weft_core::{Address, Code, ConnectionMode, Context, ServerBuilder, ServerHandle};
+#[path = "support/etcd.rs"]
+mod etcd;
+
+use weft_core::{Address, Code, ConnectionMode, Context, Instance, ServerBuilder, ServerHandle};
 use weft_interop::{EchoClient, EchoHandler};
 use weft_thrift::{Protocol, Transport};
 
@@ -380,6 +383,132 @@ fn a_c_server_answers_weft_rust_clients_and_garbage_gets_typed_errors() {
     assert_eq!(counter(&out, "bad_code_refused"), 1, "{out}");
     assert_eq!(counter(&out, "late_answered"), 21, "{out}");
     assert_eq!(counter(&out, "failures"), 0, "{out}");
+}
+
+/// etcd through the shim, with a real etcd: a C server registers as it
+/// serves (and refuses to serve when etcd is down), C clients find it and a
+/// Rust-registered server through etcd, a Weft Rust client finds the C
+/// server through etcd, and the key is gone once the C server shut down.
+#[test]
+fn etcd_registration_and_discovery_from_c() {
+    if skip() {
+        return;
+    }
+    use weft_discovery::{EtcdConfig, EtcdDiscover, EtcdRegistry};
+    let bin = compile("etcd");
+    let rt = runtime();
+    let etcd = rt.block_on(etcd::Etcd::start());
+    let rust = rt.block_on(async {
+        let registry = EtcdRegistry::connect(&[&etcd.url], EtcdConfig::default())
+            .await
+            .unwrap();
+        let builder = ServerBuilder::new()
+            .register(
+                std::sync::Arc::new(registry),
+                "EchoRust",
+                Instance::new("127.0.0.1:0".parse().unwrap()),
+            )
+            .deregister_grace(Duration::ZERO);
+        weft_interop::serve("127.0.0.1:0", builder, EchoHandler::default())
+            .await
+            .unwrap()
+    });
+    let dead = format!("http://127.0.0.1:{}", etcd::free_port());
+    let mut child = sanitized(&mut Command::new(&bin))
+        .args([&etcd.url, "EchoRust", "EchoC", &dead])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: Address = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("the C program said {line:?}"))
+        .parse()
+        .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the C program said {line:?}");
+
+    let key = format!("/weft/services/EchoC/{addr}");
+    rt.block_on(async {
+        let registered = etcd.instances("EchoC").await;
+        assert_eq!(registered.len(), 1, "{registered:?}");
+        assert_eq!(registered[0].0, key);
+        assert!(registered[0].1.contains("\"weight\":50"), "{registered:?}");
+
+        // A Weft Rust client, balancing over what etcd holds.
+        let discover = EtcdDiscover::connect(&[&etcd.url], EtcdConfig::default())
+            .await
+            .unwrap();
+        let _ready = discover
+            .subscribe_ready("EchoC", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let client = weft_middleware::ClientStack::new()
+            .build(&discover, "EchoC", |i: &Instance| {
+                EchoClient::new(
+                    &i.address,
+                    Transport::TTHeader,
+                    Protocol::Binary,
+                    ConnectionMode::Multiplexed,
+                )
+                .inner
+            })
+            .unwrap();
+        for i in 0..10 {
+            use tower::ServiceExt;
+            let req = weft_core::Request::new(
+                Context::new("Echo", "add"),
+                weft_interop::EchoRequest::Add(weft_interop::EchoAddArgsSend { a: i, b: 100 }),
+            );
+            let resp = client.clone().oneshot(req).await.unwrap();
+            match resp.message {
+                weft_interop::EchoResponse::Add(weft_interop::EchoAddResultSend::Ok(v)) => {
+                    assert_eq!(v, i + 100)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+
+    writeln!(child.stdin.as_mut().unwrap(), "quit").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the C program failed ({status}):\n{rest}");
+    assert!(rest.contains("all checks passed"), "{rest}");
+    // The shutdown deregistered before it returned: no lease expiry waited for.
+    rt.block_on(async {
+        let left = etcd.instances("EchoC").await;
+        assert!(left.is_empty(), "still registered after shutdown: {left:?}");
+        rust.shutdown().await;
+        assert!(etcd.instances("EchoRust").await.is_empty());
+    });
+}
+
+/// gRPC through the shim: a C client's unary calls (hand-encoded protobuf
+/// messages) to a Weft Rust gRPC server, tests/interop's echo.proto.
+#[test]
+fn a_c_grpc_client_calls_a_weft_rust_grpc_server() {
+    if skip() {
+        return;
+    }
+    use weft_interop::grpc::{EchoServer, GrpcEcho};
+    let bin = compile("grpc");
+    let rt = runtime();
+    let server = rt
+        .block_on(
+            EchoServer::new(GrpcEcho).serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+    let out = run(&bin, &[&server.local_addr().to_string()]);
+    assert!(out.contains("all checks passed"), "{out}");
+    rt.block_on(server.shutdown());
 }
 
 /// Join futures concurrently on the current task (no extra dependency).

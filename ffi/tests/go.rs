@@ -3,12 +3,15 @@
 //! Weft Rust client (the relay). Needs the Go toolchain (scripts/test.sh
 //! puts /usr/local/go/bin on PATH); without it the test fails.
 
+#[path = "support/etcd.rs"]
+mod etcd;
 mod support;
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use support::{go, DeadlineReporter, Relay};
-use weft_core::Address;
+use weft_core::{Address, Instance, ServerBuilder};
+use weft_discovery::{EtcdConfig, EtcdRegistry};
 
 #[test]
 fn go_binding_tests_pass_with_the_race_detector() {
@@ -26,8 +29,35 @@ fn go_binding_tests_pass_with_the_race_detector() {
         .await;
         (echo, relay)
     });
+    // A real etcd, and a Weft Rust server registered in it, for the Go
+    // etcd test.
+    let etcd = rt.block_on(etcd::Etcd::start());
+    let registered = rt.block_on(async {
+        let registry = EtcdRegistry::connect(&[&etcd.url], EtcdConfig::default())
+            .await
+            .unwrap();
+        let builder = ServerBuilder::new()
+            .register(
+                Arc::new(registry),
+                "EchoRustGo",
+                Instance::new("127.0.0.1:0".parse().unwrap()),
+            )
+            .deregister_grace(std::time::Duration::ZERO);
+        weft_interop::serve("127.0.0.1:0", builder, weft_interop::EchoHandler::default())
+            .await
+            .unwrap()
+    });
+    let grpc = rt
+        .block_on(
+            weft_interop::grpc::EchoServer::new(weft_interop::grpc::GrpcEcho)
+                .serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
     let start = Instant::now();
     let out = go(&["test", "-race", "-count=1", "-v", "./..."])
+        .env("WEFT_GRPC_ADDR", grpc.local_addr().to_string())
+        .env("WEFT_ETCD_URL", &etcd.url)
+        .env("WEFT_ETCD_RUST_SERVICE", "EchoRustGo")
         .env("WEFT_ECHO_ADDR", echo.local_addr().to_string())
         .env("WEFT_RELAY_ADDR", relay.local_addr().to_string())
         .env("WEFT_GO_SERVER_ADDR", &go_server)
@@ -38,6 +68,9 @@ fn go_binding_tests_pass_with_the_race_detector() {
     println!("{stdout}\n{stderr}\n(go test took {:?})", start.elapsed());
     assert!(out.status.success(), "go test failed:\n{stdout}\n{stderr}");
     rt.block_on(async {
+        assert!(etcd.instances("EchoGo").await.is_empty());
+        registered.shutdown().await;
+        grpc.shutdown().await;
         relay.shutdown().await;
         echo.shutdown().await;
     });
@@ -166,4 +199,45 @@ fn go_bench() {
     );
     assert!(out.status.success(), "the Go bench failed");
     rt.block_on(server.shutdown());
+}
+
+/// `ffi/examples/go`: a Go server and client through the shim, a module of
+/// its own that uses the binding as a program outside it would.
+#[test]
+fn the_go_example_runs() {
+    let dir = support::go_dir().join("../examples/go");
+    let vet = go(&["vet", "."])
+        .current_dir(&dir)
+        .output()
+        .expect("running go vet");
+    assert!(
+        vet.status.success(),
+        "go vet on the example:\n{}",
+        String::from_utf8_lossy(&vet.stderr)
+    );
+    let gofmt = std::process::Command::new(gofmt_bin())
+        .arg("-l")
+        .arg(&dir)
+        .output()
+        .expect("running gofmt");
+    assert!(
+        gofmt.status.success() && gofmt.stdout.is_empty(),
+        "the example is not gofmt-clean:\n{}",
+        String::from_utf8_lossy(&gofmt.stdout)
+    );
+    let out = go(&["run", "."])
+        .current_dir(&dir)
+        .output()
+        .expect("running go run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Go example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("add(40, 2) = 42"), "{stdout}");
+    assert!(
+        stdout.contains("sub(40, 2): UNIMPLEMENTED - weft: UNIMPLEMENTED: only add here"),
+        "{stdout}"
+    );
 }

@@ -39,11 +39,12 @@ def payload():
 class Echoes(unittest.TestCase):
     def test_every_codec_round_trips_apache_structs(self):
         for transport in ("ttheader", "framed", "buffered", "theader"):
-            for protocol in ("binary", "compact"):
+            for protocol, accelerated in (("binary", True), ("binary", False),
+                                          ("compact", True), ("compact", False)):
                 with Client([ADDR], service="Echo", transport=transport,
-                            protocol=protocol) as c:
+                            protocol=protocol, accelerated=accelerated) as c:
                     got = c.call("echo", Echo.echo_args(payload=payload()), Echo.echo_result)
-                    self.assertEqual(got, payload(), f"{transport}/{protocol}")
+                    self.assertEqual(got, payload(), f"{transport}/{protocol}/{accelerated}")
                     self.assertEqual(c.call("add", Echo.add_args(a=2**40, b=-1),
                                             Echo.add_result), 2**40 - 1)
                     self.assertIsNone(c.call("ping", Echo.ping_args(), Echo.ping_result))

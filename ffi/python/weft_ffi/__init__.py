@@ -34,8 +34,8 @@ CODES = {
     9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
     13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 }
-_TRANSPORTS = {"ttheader": 0, "framed": 1, "buffered": 2, "theader": 3}
-_PROTOCOLS = {"binary": 0, "compact": 1}
+_TRANSPORTS = {"ttheader": 0, "framed": 1, "buffered": 2, "theader": 3, "grpc": 4}
+_PROTOCOLS = {"binary": 0, "compact": 1, "protobuf": 2}
 _MODES = {"multiplexed": 0, "pooled": 1}
 _LB = {"p2c": 0, "round_robin": 1, "weighted_random": 2, "consistent_hash": 3}
 SCOPE_PERSISTENT, SCOPE_TRANSIENT, SCOPE_BACKWARD = 0, 1, 2
@@ -101,6 +101,12 @@ def _load():
         "weft_client_options_set_timeout_ms": ([c_void_p, c_int64, E], c_int32),
         "weft_client_options_set_retries": ([c_void_p, c_uint32, c_double, E], c_int32),
         "weft_client_options_set_load_balance": ([c_void_p, c_int32, E], c_int32),
+        "weft_client_options_set_etcd": ([c_void_p, c_char_p, c_char_p, E], c_int32),
+        "weft_server_options_new": ([P, E], c_int32),
+        "weft_server_options_free": ([c_void_p], None),
+        "weft_server_options_set_etcd": ([c_void_p, c_char_p, c_char_p, c_uint32, E], c_int32),
+        "weft_server_options_set_advertise": ([c_void_p, c_char_p, E], c_int32),
+        "weft_server_options_set_deregister_grace_ms": ([c_void_p, c_int64, E], c_int32),
         "weft_client_new": ([c_void_p, c_void_p, P, E], c_int32),
         "weft_client_free": ([c_void_p], None),
         "weft_client_call": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p,
@@ -217,23 +223,83 @@ class Context:
         return out
 
 
+try:  # Apache Thrift's C extension, when the `thrift` package was built with it
+    from thrift.protocol import fastbinary as _fastbinary
+    _ACCELERATED = True
+except ImportError:
+    _fastbinary = None
+    _ACCELERATED = False
+
+
+class _FastIn:
+    """What Apache's C decoder reads of a protocol: its transport and
+    limits (a whole TBinaryProtocolAccelerated costs more to make than the
+    decode of a small struct)."""
+    __slots__ = ("trans", "string_length_limit", "container_length_limit")
+
+    def __init__(self, data):
+        self.trans = TTransport.TMemoryBuffer(data)
+        self.string_length_limit = None
+        self.container_length_limit = None
+
+
+def _factory(protocol, accelerated):
+    """The protocol factory Apache's generated structs encode and decode
+    with: its C-accelerated one when available and wanted (the bytes are
+    the same), else the pure-Python one."""
+    if accelerated and _ACCELERATED:
+        return (TBinaryProtocol.TBinaryProtocolAcceleratedFactory() if protocol == "binary"
+                else TCompactProtocol.TCompactProtocolAcceleratedFactory())
+    return (TBinaryProtocol.TBinaryProtocolFactory() if protocol == "binary"
+            else TCompactProtocol.TCompactProtocolFactory())
+
+
+def _endpoints(endpoints):
+    """etcd endpoints as the C ABI takes them: one comma-separated string."""
+    return (endpoints if isinstance(endpoints, str) else ",".join(endpoints)).encode()
+
+
 class Client:
     """A Weft client of one service, balanced over `addresses`
-    (`"host:port"` or `"unix:/path"`). Thread-safe."""
+    (`"host:port"` or `"unix:/path"`), or over the instances registered in
+    etcd at `etcd_endpoints` (a URL, or a list of them) under
+    `etcd_service` (default: `service`), followed as they change.
 
-    def __init__(self, addresses, service="", transport="ttheader", protocol="binary",
+    With `transport="grpc"` (protocol protobuf) calls are gRPC unary calls:
+    `call("/package.Service/Method", request, ReplyClass)` with messages of
+    protobuf's own generated classes (`grpcio-tools`), the reply decoded
+    with `ReplyClass.FromString`; a status other than OK is raised as
+    `WeftError` with its code and message.
+
+    `accelerated` (default True) encodes and decodes Thrift structs with
+    Apache's C extension (`fastbinary`) when the `thrift` package has it,
+    else in pure Python; the bytes are the same. Thread-safe."""
+
+    def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
-                 connection_mode=None, load_balance=None, runtime=None):
+                 connection_mode=None, load_balance=None, runtime=None,
+                 etcd_endpoints=None, etcd_service=None, accelerated=True):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
+        self._grpc = transport == "grpc"
+        if self._grpc and protocol == "binary":
+            protocol = "protobuf"
         self._protocol = protocol
-        self._factory = (TBinaryProtocol.TBinaryProtocolFactory() if protocol == "binary"
-                         else TCompactProtocol.TCompactProtocolFactory())
+        self._factory = _factory(protocol, accelerated)
+        # The C extension's own encoder and decoder, called directly.
+        self._fast = None
+        if accelerated and _ACCELERATED and not self._grpc:
+            self._fast = ((_fastbinary.encode_binary, _fastbinary.decode_binary)
+                          if protocol == "binary"
+                          else (_fastbinary.encode_compact, _fastbinary.decode_compact))
         opts = c_void_p()
         _call(_lib.weft_client_options_new, byref(opts))
         try:
             for a in addresses:
                 _call(_lib.weft_client_options_add_address, opts, a.encode())
+            if etcd_endpoints is not None:
+                _call(_lib.weft_client_options_set_etcd, opts, _endpoints(etcd_endpoints),
+                      (etcd_service or service).encode())
             _call(_lib.weft_client_options_set_service, opts, service.encode())
             _call(_lib.weft_client_options_set_codec, opts, _TRANSPORTS[transport],
                   _PROTOCOLS[protocol])
@@ -274,13 +340,22 @@ class Client:
             self.close()
 
     def _encode(self, args):
+        if self._grpc:
+            return args.SerializeToString()
+        if self._fast is not None and args.thrift_spec is not None:
+            return self._fast[0](args, [args.__class__, args.thrift_spec])
         buf = TTransport.TMemoryBuffer()
         args.write(self._factory.getProtocol(buf))
         return buf.getvalue()
 
     def _decode(self, data, result_cls):
+        if self._grpc:
+            return result_cls.FromString(data)
         result = result_cls()
-        result.read(self._factory.getProtocol(TTransport.TMemoryBuffer(data)))
+        if self._fast is not None and result_cls.thrift_spec is not None:
+            self._fast[1](result, _FastIn(data), [result_cls, result_cls.thrift_spec])
+        else:
+            result.read(self._factory.getProtocol(TTransport.TMemoryBuffer(data)))
         # A void method's result struct has no fields at all.
         spec = result_cls.thrift_spec or (None,)
         for field in spec[1:]:
@@ -381,16 +456,36 @@ class Server:
     through Weft: every Thrift transport and protocol on one port. The
     handler runs on Weft's threads, one call at a time per thread (the GIL
     serialises Python anyway). Declared exceptions raised by the handler
-    travel as the IDL defines; anything else as an internal error."""
+    travel as the IDL defines; anything else as an internal error.
 
-    def __init__(self, processor, address="127.0.0.1:0", runtime=None):
+    With `etcd_endpoints` (a URL, or a list of them) and `etcd_service`, the
+    server registers in etcd once it listens (as `advertise`, default the
+    bound address, with `weight`) and deregisters first thing in
+    `shutdown`, `deregister_grace_ms` (default 1000) before it drains."""
+
+    def __init__(self, processor, address="127.0.0.1:0", runtime=None,
+                 etcd_endpoints=None, etcd_service=None, weight=0, advertise=None,
+                 deregister_grace_ms=None):
         self._runtime = runtime or _Runtime.shared()
         self._processor = processor
         # Kept referenced: the C side calls it until shutdown.
         self._dispatch = _DISPATCH(self._on_call)
         self._handle = c_void_p()
-        _call(_lib.weft_server_serve, self._runtime.handle, None, address.encode(),
-              self._dispatch, None, byref(self._handle))
+        opts = c_void_p()
+        _call(_lib.weft_server_options_new, byref(opts))
+        try:
+            if etcd_endpoints is not None:
+                _call(_lib.weft_server_options_set_etcd, opts, _endpoints(etcd_endpoints),
+                      (etcd_service or "").encode(), weight)
+                if advertise is not None:
+                    _call(_lib.weft_server_options_set_advertise, opts, advertise.encode())
+                if deregister_grace_ms is not None:
+                    _call(_lib.weft_server_options_set_deregister_grace_ms, opts,
+                          int(deregister_grace_ms))
+            _call(_lib.weft_server_serve, self._runtime.handle, opts, address.encode(),
+                  self._dispatch, None, byref(self._handle))
+        finally:
+            _lib.weft_server_options_free(opts)
         addr = _Bytes()
         _call(_lib.weft_server_local_addr, self._handle, byref(addr))
         self.address = ctypes.string_at(addr.data, addr.len).decode()
@@ -401,8 +496,7 @@ class Server:
             r = request.contents
             method = ctypes.string_at(r.method, r.method_len).decode()
             args = ctypes.string_at(r.args, r.args_len)
-            factory = (TBinaryProtocol.TBinaryProtocolFactory() if r.protocol == 0
-                       else TCompactProtocol.TCompactProtocolFactory())
+            factory = _factory("binary" if r.protocol == 0 else "compact", True)
             # Apache's processor reads and writes whole messages: give it an
             # envelope around the args, and take the result out of its own.
             inbuf = TTransport.TMemoryBuffer()
