@@ -1008,3 +1008,47 @@ async fn an_unsampled_trace_makes_no_span_anywhere_and_a_sampled_parent_is_follo
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// The balancer reports its discovery set: its size, and how many sets it
+/// has taken, per service, as the set changes under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discovery_set_and_its_updates_are_reported_per_service() {
+    let svc = "HelloDiscovery";
+    let handle = prometheus();
+    let addr = |p: u16| -> Address { format!("127.0.0.1:{p}").parse().unwrap() };
+    let discover = StaticDiscover::from_addresses([addr(1), addr(2)]);
+    let _stack = ClientStack::new()
+        .build(&discover, svc, |inst: &Instance| {
+            let b = ClientBuilder::new(inst.address.clone());
+            let codec = ThriftClientCodec::<HelloRequest, HelloResponse>::new(
+                Transport::TTHeader,
+                Protocol::Binary,
+                b.limits_ref(),
+            );
+            b.build(codec)
+        })
+        .unwrap();
+    let read = || {
+        let samples = parse(&handle.render());
+        (
+            value(
+                &samples,
+                "weft_client_discovery_instances",
+                &[("service", svc)],
+            ),
+            value(
+                &samples,
+                "weft_client_discovery_updates_total",
+                &[("service", svc)],
+            ),
+        )
+    };
+    assert_eq!(read(), (Some(2.0), Some(1.0)));
+    discover.set([Instance::new(addr(3))]);
+    // The balancer follows the set in a task of its own: wait (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while read() != (Some(1.0), Some(2.0)) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(read(), (Some(1.0), Some(2.0)));
+}

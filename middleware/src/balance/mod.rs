@@ -465,6 +465,7 @@ where
             Strategy::ConsistentHash { .. } => ring::Ring::build(&endpoints, |e| &e.instance),
             _ => ring::Ring::default(),
         };
+        crate::observe::governance::discovery_update(&self.service, endpoints.len());
         self.snapshot
             .store(Arc::new(Snapshot::new(endpoints, ring)));
     }

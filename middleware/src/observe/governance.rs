@@ -107,3 +107,13 @@ pub(crate) fn breaker(scope: &'static str, name: &FastStr, from: BreakerState, t
     };
     metrics::gauge!("weft_breaker_state", "scope" => scope, "name" => name.to_string()).set(value);
 }
+
+/// The balancer of `service` took a new instance set of `instances`.
+pub(crate) fn discovery_update(service: &str, instances: usize) {
+    // Once per set change: the label's `String` is no per-call cost.
+    metrics::gauge!("weft_client_discovery_instances", "service" => service.to_owned())
+        .set(instances as f64);
+    metrics::counter!("weft_client_discovery_updates_total", "service" => service.to_owned())
+        .increment(1);
+    tracing::info!(rpc.service = service, instances, "instance set changed");
+}
