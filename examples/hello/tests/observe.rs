@@ -1052,3 +1052,60 @@ async fn the_discovery_set_and_its_updates_are_reported_per_service() {
     }
     assert_eq!(read(), (Some(1.0), Some(2.0)));
 }
+
+/// A watched server's connections, open and accepted, in `/metrics` and
+/// `/status`, following connections as they come and go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_connections_are_scraped_as_they_come_and_go() {
+    let _ = prometheus();
+    let server = serve(Scripted::default(), ServerStack::new()).await;
+    let admin = admin(&[], Some(&server)).await;
+    let label = server.local_addr().to_string();
+    let scrape = || async {
+        let (_, body) = get(admin.local_addr(), "/metrics").await;
+        let samples = parse(&body);
+        (
+            value(
+                &samples,
+                "weft_server_connections_open",
+                &[("addr", &label)],
+            ),
+            value(
+                &samples,
+                "weft_server_connections_accepted_total",
+                &[("addr", &label)],
+            ),
+        )
+    };
+    let until = |want: (Option<f64>, Option<f64>)| {
+        let scrape = &scrape;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = scrape().await;
+                if got == want || tokio::time::Instant::now() > deadline {
+                    return got;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let tcp = match server.local_addr() {
+        Address::Tcp(a) => *a,
+        other => panic!("not TCP: {other}"),
+    };
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(tokio::net::TcpStream::connect(tcp).await.unwrap());
+    }
+    assert_eq!(until((Some(3.0), Some(3.0))).await, (Some(3.0), Some(3.0)));
+    let (_, status) = get(admin.local_addr(), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["servers"][0]["open"], 3, "{status}");
+    assert_eq!(status["servers"][0]["address"], label.as_str(), "{status}");
+    conns.truncate(1);
+    assert_eq!(until((Some(1.0), Some(3.0))).await, (Some(1.0), Some(3.0)));
+    drop(conns);
+    admin.shutdown().await;
+    server.shutdown().await;
+}

@@ -301,11 +301,14 @@ fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
             }
         }
         "/metrics" => match &admin.prometheus {
-            Some(p) => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                p.render(),
-            ),
+            Some(p) => {
+                publish_servers(admin);
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    p.render(),
+                )
+            }
             None => text(StatusCode::NOT_FOUND, "no Prometheus recorder configured\n"),
         },
         "/status" => reply(StatusCode::OK, "application/json", status(state)),
@@ -386,6 +389,19 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("filter is not UTF-8: {s:?}\n"))
 }
 
+/// The watched servers' connection counts, read as the scrape happens
+/// (the accept loop keeps plain atomics; nothing is recorded per
+/// connection).
+fn publish_servers(admin: &Admin) {
+    for s in &admin.servers {
+        let addr = s.local_addr().to_string();
+        metrics::gauge!("weft_server_connections_open", "addr" => addr.clone())
+            .set(s.open() as f64);
+        metrics::counter!("weft_server_connections_accepted_total", "addr" => addr)
+            .absolute(s.accepted() as u64);
+    }
+}
+
 fn status(state: &State) -> String {
     let admin = &state.admin;
     let mut methods = Vec::new();
@@ -406,7 +422,9 @@ fn status(state: &State) -> String {
         .iter()
         .map(|s| {
             serde_json::json!({
+                "address": s.local_addr().to_string(),
                 "accepted": s.accepted(),
+                "open": s.open(),
                 "shutting_down": s.is_shutting_down(),
             })
         })

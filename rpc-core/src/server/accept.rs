@@ -54,15 +54,14 @@ pub(super) async fn accept_loop<C, F, S>(
                 shared
                     .accepted
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let open = Open::new(&shared.open);
                 let codec = make_codec();
-                conns.spawn(conn::serve(
-                    stream,
-                    peer,
-                    codec,
-                    service.clone(),
-                    shared.clone(),
-                    permit,
-                ));
+                let serve =
+                    conn::serve(stream, peer, codec, service.clone(), shared.clone(), permit);
+                conns.spawn(async move {
+                    let _open = open;
+                    serve.await
+                });
             }
             Err(e) => {
                 // Out of descriptors and similar: back off rather than spin.
@@ -93,6 +92,23 @@ pub(super) async fn accept_loop<C, F, S>(
     // Whatever is left (or everything, on abort) is dropped now.
     conns.abort_all();
     join_all(&mut conns).await;
+}
+
+/// Counts a connection as open until it is dropped, however its task ends
+/// (finished, or aborted at a hard stop).
+struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Open {
+    fn new(open: &Arc<std::sync::atomic::AtomicUsize>) -> Open {
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open(open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 async fn join_all(conns: &mut JoinSet<()>) {

@@ -276,10 +276,12 @@ impl ServerBuilder {
         let hard = CancellationToken::new();
         let aborted = CancellationToken::new();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let signalled = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             signalled: signalled.clone(),
             accepted: accepted.clone(),
+            open: open.clone(),
             budget: budget::Budget::new(&self.limits),
             limits: self.limits,
             graceful: graceful.clone(),
@@ -314,6 +316,7 @@ impl ServerBuilder {
         };
         Ok(ServerHandle {
             accepted,
+            open,
             local_addr,
             stopping: CancellationToken::new(),
             signalled,
@@ -330,6 +333,7 @@ impl ServerBuilder {
 pub struct ServerHandle {
     registration: Option<Registration>,
     accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
     local_addr: Address,
     /// Fired first thing in `shutdown` and `abort`, before deregistering.
     stopping: CancellationToken,
@@ -350,6 +354,8 @@ pub struct ServerHandle {
 pub struct ServerWatch {
     stopping: CancellationToken,
     accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    local_addr: Address,
 }
 
 impl ServerWatch {
@@ -367,6 +373,16 @@ impl ServerWatch {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
     }
+
+    /// Connections open now (draining ones included).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> &Address {
+        &self.local_addr
+    }
 }
 
 impl ServerHandle {
@@ -380,12 +396,19 @@ impl ServerHandle {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// A view of this server for readiness probes: whether shutdown has
-    /// begun, connections accepted.
+    /// Connections open now (draining ones included).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// A view of this server for readiness probes and status pages:
+    /// whether shutdown has begun, connections accepted and open.
     pub fn watch(&self) -> ServerWatch {
         ServerWatch {
             stopping: self.stopping.clone(),
             accepted: self.accepted.clone(),
+            open: self.open.clone(),
+            local_addr: self.local_addr.clone(),
         }
     }
 
@@ -425,6 +448,8 @@ impl ServerHandle {
 /// What every connection of one server shares.
 struct Shared {
     accepted: Arc<AtomicUsize>,
+    /// Connections open now.
+    open: Arc<AtomicUsize>,
     /// Set before `graceful` or `hard` fires. A connection polls those
     /// tokens' futures (a lock each) only when this is set or its waker
     /// changed, not on every turn of its loop: its waker, registered with
