@@ -161,6 +161,9 @@ impl ClientStack {
             attempt: self.attempt_timeout,
         };
         let balance = Balance::new(discover, service, endpoint, self.balance)?;
+        if let Some(o) = &self.observe {
+            o.add_balancer(service, balance.endpoints_view());
+        }
         let svc = match self.method_breaker {
             Some(config) => Either::Left(CircuitBreaker::new(balance, config)),
             None => Either::Right(balance),

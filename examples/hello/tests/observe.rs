@@ -1109,3 +1109,59 @@ async fn a_servers_connections_are_scraped_as_they_come_and_go() {
     admin.shutdown().await;
     server.shutdown().await;
 }
+
+/// `/status` shows the balancer of a client stack built with an observed
+/// layer: its instances with their breaker state, and no longer once the
+/// stack is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_balancers_instances_and_forgets_a_dropped_one() {
+    let svc = "HelloBalancers";
+    let _ = prometheus();
+    let a = serve(Scripted::default(), ServerStack::new()).await;
+    let b = serve(Scripted::default(), ServerStack::new()).await;
+    let layer = ObserveLayer::client(System::Thrift).service(svc);
+    let discover = StaticDiscover::from_addresses([a.local_addr().clone(), b.local_addr().clone()]);
+    let stack = ClientStack::new()
+        .observe(Some(layer.clone()))
+        .build(&discover, svc, |inst: &Instance| {
+            let b = ClientBuilder::new(inst.address.clone());
+            let codec = ThriftClientCodec::<HelloRequest, HelloResponse>::new(
+                Transport::TTHeader,
+                Protocol::Binary,
+                b.limits_ref(),
+            );
+            b.build(codec)
+        })
+        .unwrap();
+    let hello = HelloClient::from_service(stack);
+    hello.greet("world".into(), 1).await.unwrap();
+    let admin = admin(&[&layer], None).await;
+
+    let (_, body) = get(admin.local_addr(), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let balancers = status["balancers"].as_array().expect("a balancers list");
+    assert_eq!(balancers.len(), 1, "{status}");
+    assert_eq!(balancers[0]["service"], svc);
+    let mut addrs: Vec<String> = balancers[0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["breaker"], "closed", "{i}");
+            assert_eq!(i["in_flight"], 0, "{i}");
+            i["address"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    addrs.sort();
+    let mut want = vec![a.local_addr().to_string(), b.local_addr().to_string()];
+    want.sort();
+    assert_eq!(addrs, want);
+
+    drop(hello);
+    let (_, body) = get(admin.local_addr(), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["balancers"], serde_json::json!([]), "{status}");
+    admin.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

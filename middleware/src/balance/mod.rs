@@ -413,7 +413,25 @@ where
 
     /// Every endpoint's state.
     pub fn endpoints(&self) -> Vec<EndpointInfo> {
-        let snap = self.shared.snapshot.load_full();
+        endpoints_of(&self.shared.snapshot.load_full())
+    }
+
+    /// A view of [`endpoints`](Self::endpoints) that does not keep the
+    /// balancer alive: `None` once it is gone. For status pages.
+    pub(crate) fn endpoints_view(&self) -> crate::observe::EndpointsView
+    where
+        M: Send + Sync,
+    {
+        let weak = Arc::downgrade(&self.shared);
+        Box::new(move || {
+            weak.upgrade()
+                .map(|shared| endpoints_of(&shared.snapshot.load_full()))
+        })
+    }
+}
+
+fn endpoints_of<S>(snap: &Snapshot<S>) -> Vec<EndpointInfo> {
+    {
         snap.endpoints
             .iter()
             .map(|e| EndpointInfo {

@@ -125,6 +125,7 @@ pub struct Admin {
     prometheus: Option<PrometheusHandle>,
     tables: Vec<Arc<MethodTable>>,
     servers: Vec<ServerWatch>,
+    balancers: Vec<Arc<super::Balancers>>,
     readiness: Option<Readiness>,
     log_filter: Option<LogFilter>,
 }
@@ -154,9 +155,12 @@ impl Admin {
         self
     }
 
-    /// Report the methods `layer`'s services have seen in `/status`.
+    /// Report the methods `layer`'s services have seen in `/status`, and
+    /// the balancers of the client stacks built with it (their instances,
+    /// calls in flight, latency and breaker state).
     pub fn observe(mut self, layer: &ObserveLayer) -> Self {
         self.tables.push(layer.table().clone());
+        self.balancers.push(layer.balancers().clone());
         self
     }
 
@@ -429,8 +433,34 @@ fn status(state: &State) -> String {
             })
         })
         .collect();
+    let mut balancers = Vec::new();
+    for b in &admin.balancers {
+        for (service, eps) in b.live() {
+            let instances: Vec<_> = eps
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "address": e.instance.address.to_string(),
+                        "weight": e.instance.weight,
+                        "in_flight": e.in_flight,
+                        "latency_ms": e.latency.as_secs_f64() * 1e3,
+                        "breaker": match e.breaker {
+                            crate::breaker::BreakerState::Closed => "closed",
+                            crate::breaker::BreakerState::HalfOpen => "half_open",
+                            crate::breaker::BreakerState::Open => "open",
+                        },
+                    })
+                })
+                .collect();
+            balancers.push(serde_json::json!({
+                "service": service.as_str(),
+                "instances": instances,
+            }));
+        }
+    }
     let mut out = serde_json::json!({
         "ready": admin.ready(),
+        "balancers": balancers,
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "servers": servers,
         "methods": methods,

@@ -27,6 +27,7 @@ pub struct ObserveLayer {
     service: FastStr,
     max_methods: usize,
     table: Arc<MethodTable>,
+    balancers: Arc<super::Balancers>,
 }
 
 impl ObserveLayer {
@@ -57,7 +58,20 @@ impl ObserveLayer {
                 FastStr::empty(),
                 DEFAULT_MAX_METHODS,
             )),
+            balancers: Arc::default(),
         }
+    }
+
+    /// Show `service`'s balancer (built by `ClientStack` with this layer)
+    /// in the admin endpoint's `/status`.
+    pub(crate) fn add_balancer(&self, service: &str, view: super::EndpointsView) {
+        self.balancers.add(FastStr::new(service), view);
+    }
+
+    /// The balancers registered with [`add_balancer`](Self::add_balancer).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn balancers(&self) -> &Arc<super::Balancers> {
+        &self.balancers
     }
 
     /// The `service` label (and `rpc.service`) of every call through this
