@@ -961,8 +961,27 @@ impl Kept<'_> {
         limit: Duration,
         backoff: &mut Backoff,
     ) -> Result<(), Status> {
-        let (mut keeper, mut stream) =
-            timed(limit, "lease keep-alive", client.lease_keep_alive(self.id)).await?;
+        let opened = timed(limit, "lease keep-alive", client.lease_keep_alive(self.id)).await;
+        let (mut keeper, mut stream) = match opened {
+            Ok(s) => s,
+            // etcd-client reads a new stream's first answer itself and turns
+            // "no such lease" (TTL 0: it expired while etcd was out of reach,
+            // or a paused etcd expired it on resuming) into an error like any
+            // other; ask etcd which it was, rather than retry a dead lease
+            // forever.
+            Err(e) => {
+                let ttl = timed(
+                    limit,
+                    "reading a lease",
+                    client.lease_time_to_live(self.id, None),
+                )
+                .await;
+                return match ttl {
+                    Ok(r) if r.ttl() <= 0 => Ok(()),
+                    _ => Err(e),
+                };
+            }
+        };
         loop {
             timed(limit, "lease keep-alive", keeper.keep_alive()).await?;
             match timed(limit, "lease keep-alive", stream.message()).await? {

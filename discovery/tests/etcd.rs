@@ -450,6 +450,42 @@ async fn a_registered_key_deleted_behind_the_registrys_back_comes_back() {
     assert_eq!(registry.lease_id("Echo", &x), Some(lease));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_lease_expired_while_etcd_was_paused_comes_back() {
+    // Paused past the TTL, etcd expires the lease the moment it resumes;
+    // the keeper's next stream then opens on a lease etcd no longer knows
+    // (etcd-client reports that as an error, not as a TTL of 0), and must
+    // register again under a new lease rather than retry the dead one.
+    let etcd = Etcd::start().await;
+    let config = support::config();
+    let registry = EtcdRegistry::connect(&[&etcd.url], config.clone())
+        .await
+        .unwrap();
+    let x = instance(7001);
+    let key = instance_key(&config, "Echo", &x);
+    registry.register("Echo", &x).await.unwrap();
+    let lease = registry.lease_id("Echo", &x).unwrap();
+
+    etcd.pause();
+    tokio::time::sleep(TTL * 2).await;
+    etcd.resume();
+    let mut kv = etcd.client().await;
+    until_async(TTL * 5, "the key back under a new lease", || {
+        let (mut kv, key) = (kv.clone(), key.clone());
+        async move { lease_of(&mut kv, &key).await.is_some_and(|l| l != lease) }
+    })
+    .await;
+    let got = kv.get(key.as_str(), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), encode_instance(&x));
+    assert_eq!(registry.lease_id("Echo", &x), Some(got.kvs()[0].lease()));
+    let ttl = kv
+        .lease_time_to_live(got.kvs()[0].lease(), None)
+        .await
+        .unwrap()
+        .ttl();
+    assert!(ttl > 0, "the new lease is kept alive (ttl {ttl})");
+}
+
 // ===== discovery when etcd empties the set or goes silent, and followers (issue 10) =====
 
 /// Every length the set of `rx` takes from now on.

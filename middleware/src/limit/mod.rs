@@ -8,6 +8,12 @@
 //!   brpc's auto limiter do): when latency rises above the no-load latency
 //!   the limit shrinks, when it stays at it the limit grows; timeouts, sheds
 //!   by inner layers and abandoned calls cut it by [`OVERLOAD_BACKOFF`].
+//!
+//! Each limit is a folder as tower lays out `tower/src/limit/concurrency/`:
+//! `mod.rs` (its docs and state), `service.rs`, `layer.rs`, and for the
+//! adaptive limit its own `future.rs`. Concurrency and rate limits share
+//! [`ResponseFuture`] (`future.rs`); every shed carries [`Overloaded`]
+//! (`error.rs`).
 
 mod adaptive;
 mod concurrency;

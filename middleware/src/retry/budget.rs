@@ -48,9 +48,9 @@ pub struct RetryBudget {
     unlimited: bool,
 }
 
-/// The balance. Deposits (one per call) touch only atomics; the lock is
-/// taken to move to the next slot (once per `ttl / SLOTS`) and for
-/// withdrawals (one per retry), which must not overdraw.
+/// The balance. Deposits (one per call) and withdrawals (one per retry)
+/// touch only atomics; the lock is taken to move to the next slot (once per
+/// `ttl / SLOTS`).
 #[derive(Debug)]
 struct Shared {
     deposited: [AtomicU64; SLOTS],
@@ -134,24 +134,38 @@ impl RetryBudget {
     }
 
     /// Take one extra attempt from the budget; false when none is left.
+    ///
+    /// Lock-free but when a slot ends (as [`deposit`](Self::deposit)):
+    /// withdrawals compare-and-swap the current slot, so concurrent ones
+    /// are serialised there and never overdraw it; only a withdrawal racing
+    /// the move to the next slot can see a stale sum of the others.
     pub fn withdraw(&self) -> bool {
         if self.unlimited {
             return true;
         }
         let st = &*self.inner;
-        let _rotation = self.rotate();
-        let deposited: u64 = st.deposited.iter().map(|d| d.load(Ordering::Relaxed)).sum();
-        let withdrawn: u64 = st.withdrawn.iter().map(|w| w.load(Ordering::Relaxed)).sum();
-        if withdrawn + UNIT > deposited.max(self.floor) {
-            return false;
+        if st.now() >= st.slot_end.load(Ordering::Acquire) {
+            drop(self.rotate());
         }
+        let deposited: u64 = st.deposited.iter().map(|d| d.load(Ordering::Relaxed)).sum();
+        let limit = deposited.max(self.floor);
         let i = st.current.load(Ordering::Acquire);
-        st.withdrawn[i].fetch_add(UNIT, Ordering::Relaxed);
-        true
+        let others: u64 = st
+            .withdrawn
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, w)| w.load(Ordering::Relaxed))
+            .sum();
+        st.withdrawn[i]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (others + w + UNIT <= limit).then_some(w + UNIT)
+            })
+            .is_ok()
     }
 
     /// Move on to the slot `now` falls in, clearing the ones passed over.
-    /// Returns the lock, which serialises withdrawals.
+    /// Returns the lock, which serialises rotations.
     fn rotate(&self) -> parking_lot::MutexGuard<'_, Instant> {
         let st = &*self.inner;
         let mut slot_start = st.rotation.lock();
@@ -223,6 +237,29 @@ mod tests {
         b.deposit();
         assert!(b.withdraw());
         assert!(!b.withdraw());
+    }
+
+    #[test]
+    fn concurrent_withdrawals_never_overdraw() {
+        // Slots of 2.4 h: no rotation during the test.
+        let b = RetryBudget::new(Duration::from_secs(86_400), 0, 0.1);
+        for _ in 0..1000 {
+            b.deposit();
+        }
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let taken: usize = (0..8)
+            .map(|_| {
+                let (b, barrier) = (b.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (0..1000).filter(|_| b.withdraw()).count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(taken, 100, "1,000 calls at 10 % allow 100 extra attempts");
     }
 
     #[test]
