@@ -219,14 +219,16 @@ fn client_retrying(
             breaker: None,
             ..BalanceConfig::default()
         })
-        .build(&discover, "Hello", |inst: &Instance| {
-            let b = ClientBuilder::new(inst.address.clone());
-            let codec =
-                ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, b.limits_ref());
-            b.build(codec)
-        })
+        .build(&discover, "Hello", connect)
         .unwrap();
     HelloClient::from_service(stack)
+}
+
+/// The connection to one instance the stacks above balance over.
+fn connect(inst: &Instance) -> weft::core::Client<ThriftClientCodec<HelloRequest, HelloResponse>> {
+    let b = ClientBuilder::new(inst.address.clone());
+    let codec = ThriftClientCodec::new(Transport::TTHeader, Protocol::Binary, b.limits_ref());
+    b.build(codec)
 }
 
 async fn serve(handler: Scripted, stack: ServerStack) -> ServerHandle {
@@ -1017,17 +1019,7 @@ async fn the_discovery_set_and_its_updates_are_reported_per_service() {
     let handle = prometheus();
     let addr = |p: u16| -> Address { format!("127.0.0.1:{p}").parse().unwrap() };
     let discover = StaticDiscover::from_addresses([addr(1), addr(2)]);
-    let _stack = ClientStack::new()
-        .build(&discover, svc, |inst: &Instance| {
-            let b = ClientBuilder::new(inst.address.clone());
-            let codec = ThriftClientCodec::<HelloRequest, HelloResponse>::new(
-                Transport::TTHeader,
-                Protocol::Binary,
-                b.limits_ref(),
-            );
-            b.build(codec)
-        })
-        .unwrap();
+    let _stack = ClientStack::new().build(&discover, svc, connect).unwrap();
     let read = || {
         let samples = parse(&handle.render());
         (
@@ -1123,15 +1115,7 @@ async fn status_shows_the_balancers_instances_and_forgets_a_dropped_one() {
     let discover = StaticDiscover::from_addresses([a.local_addr().clone(), b.local_addr().clone()]);
     let stack = ClientStack::new()
         .observe(Some(layer.clone()))
-        .build(&discover, svc, |inst: &Instance| {
-            let b = ClientBuilder::new(inst.address.clone());
-            let codec = ThriftClientCodec::<HelloRequest, HelloResponse>::new(
-                Transport::TTHeader,
-                Protocol::Binary,
-                b.limits_ref(),
-            );
-            b.build(codec)
-        })
+        .build(&discover, svc, connect)
         .unwrap();
     let hello = HelloClient::from_service(stack);
     hello.greet("world".into(), 1).await.unwrap();
