@@ -141,15 +141,17 @@ fn allocations_per_call_through_the_generated_stacks() {
         // metrics none (their handles are resolved once per method); the
         // spans and trace propagation 2 on the server (48 and 256 bytes:
         // the upstream list growing for the traceparent header is the
-        // 256) and 4 on the client (48, the 55-byte traceparent value, 64,
-        // and 256 for the transient list). Fails if a change adds more.
+        // 256) and 4 on the client, among them the 55-byte traceparent
+        // value and the transient list that carries it. The retry layer
+        // no longer copies the request (and so that list) for a call
+        // that is not idempotent: 5 became 4. Fails if a change adds more.
         assert!(
             server <= 4.0 + SLACK,
             "{mode:?}, observed: server allocates {server:.3} per call, more than 4"
         );
         assert!(
-            client <= 5.0 + SLACK,
-            "{mode:?}, observed: client allocates {client:.3} per call, more than 5"
+            client <= 4.0 + SLACK,
+            "{mode:?}, observed: client allocates {client:.3} per call, more than 4"
         );
     }
 }

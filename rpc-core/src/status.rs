@@ -1,7 +1,11 @@
 //! The one error type: a [`Code`], a message, optional details, and whether the
 //! request may have reached the server.
 
-use std::{fmt, sync::Arc};
+use std::{
+    any::Any,
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use faststr::FastStr;
@@ -102,7 +106,14 @@ pub struct Status {
     delivery: Delivery,
     refusal: bool,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    unsent: Option<Unsent>,
 }
+
+/// The request a not-sent error hands back ([`Status::with_unsent`]).
+/// Shared by the status's clones, and taken at most once; only refusals
+/// make one, so the call that succeeds never pays for it.
+#[derive(Clone)]
+struct Unsent(Arc<Mutex<Option<Box<dyn Any + Send>>>>);
 
 impl Status {
     /// A status with the given code and message. The request is assumed to
@@ -115,6 +126,7 @@ impl Status {
             delivery: Delivery::MaybeSent,
             refusal: false,
             source: None,
+            unsent: None,
         }
     }
 
@@ -219,12 +231,46 @@ impl Status {
         self
     }
 
-    /// Mark whether the request may have reached the server.
+    /// Mark whether the request may have reached the server. A request
+    /// handed back ([`Status::with_unsent`]) is dropped when it may have.
     #[must_use]
     pub fn with_delivery(mut self, delivery: Delivery) -> Status {
         self.delivery = delivery;
         self.refusal &= delivery == Delivery::NotSent;
+        if delivery == Delivery::MaybeSent {
+            self.unsent = None;
+        }
         self
+    }
+
+    /// Hand back the request this error did not send, so that a retry can
+    /// send it again without having kept a copy of every call. Only a
+    /// [`Delivery::NotSent`] error carries one (on any other this does
+    /// nothing): a request that may have reached the server is no longer
+    /// the caller's to repeat unless the call is idempotent, and the retry
+    /// layer keeps its own copy of those.
+    ///
+    /// Every Weft client and layer that refuses a call hands back what it
+    /// was given, a `Request<T>` of the type it was called with; a service
+    /// of your own can do the same.
+    #[must_use]
+    pub fn with_unsent<T: Send + 'static>(mut self, request: T) -> Status {
+        if self.delivery == Delivery::NotSent {
+            self.unsent = Some(Unsent(Arc::new(Mutex::new(Some(Box::new(request))))));
+        }
+        self
+    }
+
+    /// Take back the request handed back with this error
+    /// ([`Status::with_unsent`]), when it is a `T`. Clones of a status share
+    /// it: the first to take it gets it.
+    pub fn take_unsent<T: 'static>(&self) -> Option<T> {
+        let unsent = self.unsent.as_ref()?;
+        let mut slot = unsent.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !slot.as_ref().is_some_and(|b| b.is::<T>()) {
+            return None;
+        }
+        slot.take()?.downcast().ok().map(|b| *b)
     }
 
     /// Whether the request may have reached the server.

@@ -553,6 +553,74 @@ async fn a_server_that_closes_fails_calls_in_flight_and_the_next_call_reconnects
     assert_eq!(&resp.message[..], b"again");
 }
 
+/// The request a failed call handed back, if any.
+fn handed_back(err: &weft_core::Status) -> Option<Request<Bytes>> {
+    err.take_unsent::<Request<Bytes>>()
+}
+
+#[tokio::test]
+async fn a_call_that_was_not_sent_hands_its_request_back() {
+    // Nothing listens on `closed`; `addr` echoes, and answers REFUSED with
+    // the codec's "not processed" refusal.
+    let closed = {
+        let (l, addr) = listener().await;
+        drop(l);
+        addr
+    };
+    let addr = echo_server().await;
+    for mode in [ConnectionMode::Multiplexed, ConnectionMode::Pooled] {
+        let client = ClientBuilder::new(closed.clone())
+            .mode(mode)
+            .build(TestCodec);
+        let err = within(client.clone().oneshot(req(b"to nobody")))
+            .await
+            .unwrap_err();
+        assert!(err.is_not_sent(), "{mode:?}: {err:?}");
+        let back = handed_back(&err).expect("a refused connect hands the request back");
+        assert_eq!(&back.message[..], b"to nobody", "{mode:?}");
+        assert_eq!(back.cx.method, "m");
+        assert!(handed_back(&err).is_none(), "taken once");
+
+        // Refused by the server: sent, but never run, and handed back too.
+        // Twice, so that the pooled client's second call takes the fast
+        // path on the connection the first left idle.
+        let client = ClientBuilder::new(addr.clone()).mode(mode).build(TestCodec);
+        for _ in 0..2 {
+            let err = within(client.clone().oneshot(Request::new(
+                Context::new("test", "m"),
+                Bytes::from_static(support::REFUSED),
+            )))
+            .await
+            .unwrap_err();
+            assert!(err.is_refusal() && err.is_not_sent(), "{mode:?}: {err:?}");
+            let back = handed_back(&err).expect("a refusal hands the request back");
+            assert_eq!(&back.message[..], support::REFUSED);
+        }
+        // Answered: nothing is kept.
+        let resp = within(client.clone().oneshot(req(b"fine"))).await.unwrap();
+        assert_eq!(&resp.message[..], b"fine");
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_may_have_been_sent_hands_nothing_back() {
+    let (l, addr) = listener().await;
+    tokio::spawn(async move {
+        // Reads each call and closes without answering.
+        while let Ok((mut s, _)) = l.accept().await {
+            let _ = read_frame(&mut s).await;
+        }
+    });
+    for mode in [ConnectionMode::Multiplexed, ConnectionMode::Pooled] {
+        let client = ClientBuilder::new(addr.clone()).mode(mode).build(TestCodec);
+        let err = within(client.clone().oneshot(req(b"lost")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.delivery(), Delivery::MaybeSent, "{mode:?}: {err:?}");
+        assert!(handed_back(&err).is_none(), "{mode:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_call_that_times_out_after_its_frame_was_written_may_have_been_sent() {
     let (l, addr) = listener().await;

@@ -6,7 +6,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use http::HeaderValue;
-use weft_core::{Code, Context, Delivery, Response, Status};
+use weft_core::{Code, Context, Delivery, Request, Response, Status};
 
 use super::conn::Inner;
 use crate::{
@@ -18,34 +18,45 @@ use crate::{
 
 const USER_AGENT: &str = concat!("weft-grpc/", env!("CARGO_PKG_VERSION"));
 
-/// A unary call: `message` is framed already.
+/// A unary call: `message` is framed already. A call that fails unsent
+/// hands its request back ([`Status::with_unsent`]), for a retry to send
+/// again without having kept a copy.
 pub(crate) async fn unary(
     inner: std::sync::Arc<Inner>,
-    cx: Context,
+    mut cx: Context,
     call: super::GrpcCall,
 ) -> Result<Response<Bytes>, Status> {
     let deadline = cx.deadline;
-    let call = unary_inner(&inner, cx, call);
-    match deadline {
-        Some(d) => match tokio::time::timeout_at(d, call).await {
+    let exchange = unary_inner(&inner, &mut cx, &call);
+    let result = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, exchange).await {
             Ok(r) => r,
             // Dropping the call reset its stream: the server is told.
             Err(_) => Err(Status::deadline_exceeded("grpc: deadline exceeded")
                 .with_delivery(Delivery::MaybeSent)),
         },
-        None => call.await,
+        None => exchange.await,
+    };
+    match result {
+        Ok(message) => Ok(Response::new(cx, message)),
+        Err(status) if status.is_not_sent() => Err(status.with_unsent(Request::new(cx, call))),
+        Err(status) => Err(status),
     }
 }
 
 async fn unary_inner(
     inner: &Inner,
-    mut cx: Context,
-    call: super::GrpcCall,
-) -> Result<Response<Bytes>, Status> {
+    cx: &mut Context,
+    call: &super::GrpcCall,
+) -> Result<Bytes, Status> {
     // Compressed before the stream opens: a message too large to send is
     // refused without the server ever seeing a stream.
-    let body = recompress(call.message, inner.compress, inner.limits.max_send_message)?;
-    let (response, mut send) = open(inner, &cx, call.method).await?;
+    let body = recompress(
+        call.message.clone(),
+        inner.compress,
+        inner.limits.max_send_message,
+    )?;
+    let (response, mut send) = open(inner, cx, call.method).await?;
     // A server may answer from the headers alone (an unknown service, a
     // refusal) and close the stream before the message is queued; then
     // sending fails, but the answer it gave is the call's outcome. Only
@@ -83,8 +94,8 @@ async fn unary_inner(
             )
         }
     }
-    metadata::response_into_cx(headers, raw.take_trailers(), &mut cx);
-    Ok(Response::new(cx, message))
+    metadata::response_into_cx(headers, raw.take_trailers(), cx);
+    Ok(message)
 }
 
 /// A streaming call: the requests (framed) are sent by a task of their own

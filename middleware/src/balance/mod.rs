@@ -629,6 +629,7 @@ impl<S, M, T, R> Service<Request<T>> for Balance<S, M>
 where
     S: Service<Request<T>, Response = R, Error = Status> + Clone + Send + Sync + 'static,
     M: MakeService<S>,
+    T: Send + 'static,
 {
     type Response = R;
     type Error = Status;
@@ -679,13 +680,14 @@ where
                     shared.service
                 ))
                 .with_delivery(Delivery::NotSent)
-                .with_source(NoInstance(())),
+                .with_source(NoInstance(()))
+                .with_unsent(req),
             );
         };
         let permit = match &ep.breaker {
             Some(b) => match b.try_acquire() {
                 Ok(p) => Some(p),
-                Err(status) => return ResponseFuture::refused(status),
+                Err(status) => return ResponseFuture::refused(status.with_unsent(req)),
             },
             None => None,
         };

@@ -67,6 +67,7 @@ impl<S> CircuitBreaker<S> {
 impl<S, T, R> Service<Request<T>> for CircuitBreaker<S>
 where
     S: Service<Request<T>, Response = R, Error = Status>,
+    T: Send + 'static,
 {
     type Response = R;
     type Error = Status;
@@ -80,7 +81,9 @@ where
         let breaker = self.lookup(&req.cx.service, &req.cx.method).clone();
         match breaker.try_acquire() {
             Ok(permit) => ResponseFuture::new(self.inner.call(req), breaker, permit),
-            Err(e) => ResponseFuture::refused(e),
+            // Handed back: a retry may send it to the next method's try
+            // without having kept a copy.
+            Err(e) => ResponseFuture::refused(e.with_unsent(req)),
         }
     }
 }

@@ -103,7 +103,17 @@ enum Timer {
 
 /// Bookkeeping of one call, apart from the futures.
 struct State<T> {
+    /// The request the next attempt sends. An idempotent call keeps a copy
+    /// from the start, as any attempt may have reached the server; any
+    /// other call is only ever sent again when an attempt was not sent,
+    /// and then that attempt's refusal hands its request back
+    /// ([`Status::take_unsent`]), so it is never copied.
     template: Option<Request<T>>,
+    /// Whether `template` is a copy to clone for each attempt (idempotent
+    /// calls) rather than the request itself.
+    keep: bool,
+    method: FastStr,
+    deadline: Option<Instant>,
     policy: RetryPolicy,
     idempotent: bool,
     shared: Arc<Shared>,
@@ -163,9 +173,9 @@ enum Next {
     Fail(Status),
 }
 
-impl<T: Clone> State<T> {
+impl<T: Clone + 'static> State<T> {
     fn deadline(&self) -> Option<Instant> {
-        self.template.as_ref().and_then(|r| r.cx.deadline)
+        self.deadline
     }
 
     fn can_issue(&self) -> bool {
@@ -174,7 +184,12 @@ impl<T: Clone> State<T> {
 
     /// The next attempt's request.
     fn next_request(&mut self) -> Option<Request<T>> {
-        let mut req = self.template.as_ref()?.clone();
+        // The last attempt the policy allows takes the copy itself.
+        let mut req = if self.keep && self.issued + 1 < self.policy.max_attempts {
+            self.template.as_ref()?.clone()
+        } else {
+            self.template.take()?
+        };
         if self.issued > 0 {
             req.cx
                 .metainfo
@@ -191,8 +206,7 @@ impl<T: Clone> State<T> {
         else {
             return Next::Wait;
         };
-        let method = self.template.as_ref().map(|r| r.cx.method.as_str());
-        let at = Instant::now() + self.shared.latencies.delay(method.unwrap_or(""), &hedge);
+        let at = Instant::now() + self.shared.latencies.delay(&self.method, &hedge);
         if self.deadline().is_some_and(|d| at >= d) {
             return Next::Wait;
         }
@@ -203,6 +217,10 @@ impl<T: Clone> State<T> {
     fn on_failure(&mut self, status: Status, others: bool) -> Next {
         if self.policy.max_attempts > 1 {
             self.failed.push(FastStr::new(status.message()));
+        }
+        if self.template.is_none() {
+            // Only an unsent attempt's refusal has one to give.
+            self.template = status.take_unsent::<Request<T>>();
         }
         let safe = self.idempotent || status.is_not_sent();
         if !safe || !self.policy.retries_code(&status) {
@@ -230,7 +248,7 @@ impl<T: Clone> State<T> {
         }
         // Withdraw now rather than after the backoff: a call the budget
         // will not retry fails at once instead of waiting for nothing.
-        let method = self.template.as_ref().map_or("", |r| r.cx.method.as_str());
+        let method = self.method.as_str();
         if !self.shared.budget.withdraw() {
             governance::budget_exhausted(method);
             return give_up();
@@ -248,10 +266,7 @@ impl<T: Clone> State<T> {
             && (kind == Timer::Backoff || self.shared.budget.withdraw());
         if allowed {
             if kind == Timer::Hedge {
-                governance::backup(
-                    self.template.as_ref().map_or("", |r| r.cx.method.as_str()),
-                    self.issued + 1,
-                );
+                governance::backup(&self.method, self.issued + 1);
                 self.backup = true;
             }
             self.want_issue = true;
@@ -292,7 +307,7 @@ fn gone() -> Status {
 impl<S, T> ResponseFuture<S, T>
 where
     S: Service<Request<T>, Error = Status>,
-    T: Clone,
+    T: Clone + 'static,
 {
     pub(super) fn new(
         mut svc: S,
@@ -301,9 +316,12 @@ where
         idempotent: bool,
         shared: Arc<Shared>,
     ) -> Self {
-        let may_repeat = policy.max_attempts > 1;
+        let keep = idempotent && policy.max_attempts > 1;
         let mut state = State {
             template: None,
+            keep,
+            method: req.cx.method.clone(),
+            deadline: req.cx.deadline,
             policy,
             idempotent,
             shared,
@@ -317,7 +335,7 @@ where
         };
         // The service was made ready by `poll_ready`: the first attempt
         // starts now.
-        if may_repeat {
+        if keep {
             state.template = Some(req.clone());
         }
         let first = Attempt::start(1, false, || svc.call(req));
@@ -341,7 +359,7 @@ where
 impl<S, T> Future for ResponseFuture<S, T>
 where
     S: Service<Request<T>, Error = Status>,
-    T: Clone,
+    T: Clone + 'static,
 {
     type Output = Result<S::Response, Status>;
 
@@ -395,10 +413,8 @@ where
             }
             match done {
                 Some((Ok(resp), started)) => {
-                    if let (Some(_), Some(req)) = (st.policy.hedge, &st.template) {
-                        st.shared
-                            .latencies
-                            .record(&req.cx.method, started.elapsed());
+                    if st.policy.hedge.is_some() {
+                        st.shared.latencies.record(&st.method, started.elapsed());
                     }
                     // The first answer wins: drop (cancel) the others now.
                     this.first.set(None);

@@ -17,6 +17,16 @@
 //!   have ([`Delivery::MaybeSent`](weft_core::Delivery), e.g. an attempt
 //!   timed out after the write), it is not.
 //!
+//! # Copies
+//!
+//! Only an idempotent call is copied (once, then once per extra attempt but
+//! the last): any of its attempts may be repeated. Any other call is sent
+//! again only after an attempt that was not sent, and that attempt's
+//! refusal hands the request back ([`Status::with_unsent`]), so the layer
+//! never copies it. Weft's clients, balancer and breakers all hand back
+//! what they refuse; a service of your own that does not is still safe:
+//! its unsent failures are just not retried.
+//!
 //! # Idempotency
 //!
 //! `Context` says nothing about idempotency, so the layer decides, per
@@ -98,7 +108,8 @@ pub const PREVIOUS_ATTEMPTS: &str = "previous-rpc-attempts";
 // ===== impl Retry =====
 
 /// Retries and hedges calls of the inner service. See the
-/// [module docs](self). Requests must be `Clone`: each attempt sends a copy.
+/// [module docs](self). Requests must be `Clone`, though only idempotent
+/// calls are copied (see "Copies" there).
 #[derive(Debug, Clone)]
 pub struct Retry<S> {
     inner: S,
@@ -157,7 +168,7 @@ impl<S> Retry<S> {
 impl<S, T> Service<Request<T>> for Retry<S>
 where
     S: Service<Request<T>, Error = Status> + Clone,
-    T: Clone,
+    T: Clone + 'static,
 {
     type Response = S::Response;
     type Error = Status;

@@ -1,4 +1,10 @@
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tokio::time::Instant;
 use tower::{Layer, ServiceBuilder, ServiceExt};
@@ -223,4 +229,118 @@ async fn percentile_hedge_follows_recent_latency() {
     layer.layer(slow.clone()).oneshot(req("get")).await.unwrap();
     assert_eq!(start.elapsed(), ms(20));
     assert_eq!(slow.cancelled(), 1);
+}
+
+/// A request message that counts its copies.
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(self.0.clone())
+    }
+}
+
+/// Refuses its first `refusals` calls as not sent, then answers; hands
+/// the request back with each refusal when `hand_back`.
+#[derive(Clone)]
+struct Refuses {
+    refusals: usize,
+    hand_back: bool,
+    calls: Arc<AtomicUsize>,
+}
+
+impl tower::Service<Request<Counted>> for Refuses {
+    type Response = weft_core::Response<()>;
+    type Error = Status;
+    type Future = std::future::Ready<Result<Self::Response, Status>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Status>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Counted>) -> Self::Future {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.refusals {
+            let refused =
+                Status::unavailable("connection refused").with_delivery(Delivery::NotSent);
+            let refused = if self.hand_back {
+                refused.with_unsent(req)
+            } else {
+                refused
+            };
+            return std::future::ready(Err(refused));
+        }
+        std::future::ready(Ok(weft_core::Response::new(req.cx, ())))
+    }
+}
+
+fn counted(method: &'static str) -> (Request<Counted>, Arc<AtomicUsize>) {
+    let copies = Arc::new(AtomicUsize::new(0));
+    (
+        Request::new(Context::new("svc", method), Counted(copies.clone())),
+        copies,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_is_not_idempotent_is_sent_again_without_a_copy() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = Refuses {
+        refusals: 2,
+        hand_back: true,
+        calls: calls.clone(),
+    };
+    let svc = RetryLayer::new(fast_policy().max_attempts(3)).layer(inner);
+    let (req, copies) = counted("add");
+    svc.oneshot(req).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "two refusals, then the answer"
+    );
+    assert_eq!(
+        copies.load(Ordering::SeqCst),
+        0,
+        "each refusal handed the request back: nothing to copy"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idempotent_call_is_copied_for_every_attempt_but_the_last() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = Refuses {
+        refusals: 2,
+        hand_back: false,
+        calls: calls.clone(),
+    };
+    let svc = RetryLayer::new(fast_policy().max_attempts(3))
+        .idempotent(["get"])
+        .layer(inner);
+    let (req, copies) = counted("get");
+    svc.oneshot(req).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // The kept copy, and the second attempt's; the third takes the copy.
+    assert_eq!(copies.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsent_refusal_that_keeps_its_request_ends_a_call_that_is_not_idempotent() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = Refuses {
+        refusals: 2,
+        hand_back: false,
+        calls: calls.clone(),
+    };
+    let svc = RetryLayer::new(fast_policy().max_attempts(3)).layer(inner);
+    let (req, copies) = counted("add");
+    let err = svc.oneshot(req).await.unwrap_err();
+    assert!(err.is_not_sent(), "{err:?}");
+    // Nothing to send again, and no copy made to send.
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(copies.load(Ordering::SeqCst), 0);
 }

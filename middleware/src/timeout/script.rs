@@ -126,7 +126,9 @@ impl Service<Request<u32>> for Scripted {
                 }
                 Step::Err(d, status) => {
                     tokio::time::sleep(d).await;
-                    Err(status)
+                    // As Weft's own services do: an unsent call's request
+                    // goes back with its error (a retry sends it again).
+                    Err(status.with_unsent(req))
                 }
             };
             guard.done = true;

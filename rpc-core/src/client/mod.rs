@@ -16,7 +16,7 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
-    task::{Context as TaskContext, Poll},
+    task::{ready, Context as TaskContext, Poll},
     time::Duration,
 };
 
@@ -362,12 +362,11 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
         if cx.is_expired() {
             let status = Status::deadline_exceeded("deadline passed before the call was sent")
                 .with_delivery(Delivery::NotSent);
-            return ResponseFuture::failed(inner, status);
+            return ResponseFuture::failed(inner, status, cx, message);
         }
         if inner.cfg.mode == ConnectionMode::Pooled {
             // An idle connection at hand: the call runs in this future.
             if let Some(fast) = pool::FastCall::start(&inner, &mut cx, &message) {
-                drop(message);
                 let state = match fast {
                     Ok(call) => State::PoolFast(call),
                     Err(status) => State::Failed(Some(status)),
@@ -376,6 +375,7 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
                     sleep: cx.deadline.map(tokio::time::sleep_until),
                     inner,
                     cx: Some(cx),
+                    req: Some(message),
                     state,
                 };
             }
@@ -383,6 +383,7 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
                 state: State::Pooled(Box::pin(pool::call(inner.clone(), cx, message))),
                 inner,
                 cx: None,
+                req: None,
                 sleep: None,
             };
         }
@@ -403,7 +404,7 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
                 inner.cfg.max_pending, inner.cfg.addr
             ))
             .with_delivery(Delivery::NotSent);
-            return ResponseFuture::failed(inner, status);
+            return ResponseFuture::failed(inner, status, cx, message);
         };
         let sleep = cx.deadline.map(tokio::time::sleep_until);
         let state = match inner.slots[index].ready_conn() {
@@ -416,13 +417,13 @@ impl<C: ClientCodec> Service<Request<C::Req>> for Client<C> {
             },
             None => State::Connecting {
                 fut: Box::pin(mux::connection(inner.clone(), index)),
-                req: Some(message),
                 permit: Some(permit),
             },
         };
         ResponseFuture {
             inner,
             cx: Some(cx),
+            req: Some(message),
             state,
             sleep,
         }
@@ -443,18 +444,29 @@ fn start<C: ClientCodec>(
     Ok(call)
 }
 
-/// The response from an answer frame, or the one-way response.
-fn finish<C: ClientCodec>(
+/// The response message from an answer frame, or the one-way response;
+/// `cx` takes in what the frame says about the call.
+fn decode<C: ClientCodec>(
     inner: &Inner<C>,
-    mut cx: Context,
+    cx: &mut Context,
     frame: Option<Bytes>,
-) -> Result<Response<C::Resp>, Status> {
+) -> Result<C::Resp, Status> {
     cx.peer = Some(inner.cfg.addr.clone());
-    let message = match frame {
-        Some(frame) => inner.codec.decode(&mut cx, frame)?,
-        None => inner.codec.oneway_response(&cx)?,
-    };
-    Ok(Response { cx, message })
+    match frame {
+        Some(frame) => inner.codec.decode(cx, frame),
+        None => inner.codec.oneway_response(cx),
+    }
+}
+
+/// A call's error, carrying its request back when it was not sent
+/// ([`Status::with_unsent`]): a retry sends it again without having kept
+/// a copy. A server's "not processed" answer is such an error too, which is
+/// why a call keeps its request until its answer is decoded.
+fn hand_back<T: Send + 'static>(status: Status, cx: Option<Context>, req: Option<T>) -> Status {
+    match (status.is_not_sent(), cx, req) {
+        (true, Some(cx), Some(req)) => status.with_unsent(Request::new(cx, req)),
+        _ => status,
+    }
 }
 
 // ===== impl ResponseFuture =====
@@ -465,7 +477,6 @@ enum State<C: ClientCodec> {
     /// No open connection yet (the slow path, so boxed).
     Connecting {
         fut: BoxFuture<Result<Arc<mux::MuxConn>, Status>>,
-        req: Option<C::Req>,
         permit: Option<OwnedSemaphorePermit>,
     },
     /// Queued or in flight on a multiplexed connection. The call's entry
@@ -485,9 +496,14 @@ enum State<C: ClientCodec> {
 
 pin_project! {
     /// The future of a client call.
+    #[project = Projection]
     pub struct ResponseFuture<C: ClientCodec> {
         inner: Arc<Inner<C>>,
         cx: Option<Context>,
+        // Kept until the answer is decoded, to be handed back when the
+        // call fails unsent (see `hand_back`). Not there for
+        // `State::Pooled`, which hands back its own.
+        req: Option<C::Req>,
         state: State<C>,
         #[pin]
         sleep: Option<Sleep>,
@@ -509,11 +525,12 @@ impl<C: ClientCodec> fmt::Debug for ResponseFuture<C> {
 }
 
 impl<C: ClientCodec> ResponseFuture<C> {
-    fn failed(inner: Arc<Inner<C>>, status: Status) -> Self {
+    fn failed(inner: Arc<Inner<C>>, status: Status, cx: Context, req: C::Req) -> Self {
         ResponseFuture {
             inner,
             cx: None,
-            state: State::Failed(Some(status)),
+            req: None,
+            state: State::Failed(Some(hand_back(status, Some(cx), Some(req)))),
             sleep: None,
         }
     }
@@ -524,97 +541,102 @@ impl<C: ClientCodec> Future for ResponseFuture<C> {
 
     fn poll(self: Pin<&mut Self>, tcx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state {
-                State::Failed(status) => {
-                    return Poll::Ready(Err(status
-                        .take()
-                        .unwrap_or_else(|| Status::internal("polled after completion"))))
-                }
-                State::Pooled(fut) => return fut.as_mut().poll(tcx),
-                State::PoolFast(call) => {
-                    let oneway = this.cx.as_ref().is_some_and(|cx| cx.oneway);
-                    let outcome = match call.poll(this.inner, oneway, tcx) {
-                        Poll::Ready(r) => r,
-                        Poll::Pending => {
-                            if !expired(this.sleep.as_mut(), tcx) {
-                                return Poll::Pending;
-                            }
-                            let delivery = call.delivery();
-                            *this.state = State::Failed(None);
-                            return Poll::Ready(Err(timed_out(
-                                this.inner,
-                                this.cx.as_ref(),
-                                delivery,
-                            )));
-                        }
-                    };
-                    *this.state = State::Failed(None);
-                    let Some(cx) = this.cx.take() else {
-                        return Poll::Ready(Err(Status::internal("polled after completion")));
-                    };
-                    return Poll::Ready(outcome.and_then(|frame| finish(this.inner, cx, frame)));
-                }
-                State::Connecting { fut, req, permit } => {
-                    let conn = match fut.as_mut().poll(tcx) {
-                        Poll::Ready(Ok(conn)) => conn,
-                        Poll::Ready(Err(status)) => {
-                            *this.state = State::Failed(None);
-                            return Poll::Ready(Err(status));
-                        }
-                        Poll::Pending => {
-                            if expired(this.sleep.as_mut(), tcx) {
-                                *this.state = State::Failed(None);
-                                return Poll::Ready(Err(timed_out(
-                                    this.inner,
-                                    this.cx.as_ref(),
-                                    Delivery::NotSent,
-                                )));
-                            }
-                            return Poll::Pending;
-                        }
-                    };
-                    let (Some(req), Some(permit), Some(cx)) =
-                        (req.take(), permit.take(), this.cx.as_mut())
-                    else {
-                        *this.state = State::Failed(None);
-                        return Poll::Ready(Err(Status::internal("polled after completion")));
-                    };
-                    *this.state = match start(this.inner, conn, cx, &req) {
-                        Ok(call) => State::Waiting {
-                            call,
-                            _permit: permit,
-                        },
-                        Err(status) => State::Failed(Some(status)),
-                    };
-                }
-                State::Waiting { call, .. } => {
-                    let outcome = match call.poll(tcx) {
-                        Poll::Ready(r) => r,
-                        Poll::Pending => {
-                            if !expired(this.sleep.as_mut(), tcx) {
-                                return Poll::Pending;
-                            }
-                            let State::Waiting { call, .. } =
-                                std::mem::replace(this.state, State::Failed(None))
-                            else {
-                                unreachable!()
-                            };
-                            let delivery = call.cancel();
-                            return Poll::Ready(Err(timed_out(
-                                this.inner,
-                                this.cx.as_ref(),
-                                delivery,
-                            )));
-                        }
-                    };
-                    // Frees the permit: the entry is already released.
-                    *this.state = State::Failed(None);
-                    let Some(cx) = this.cx.take() else {
-                        return Poll::Ready(Err(Status::internal("polled after completion")));
-                    };
-                    return Poll::Ready(outcome.and_then(|frame| finish(this.inner, cx, frame)));
-                }
+        let outcome = match ready!(poll_answer(&mut this, tcx)) {
+            Answer::Done(r) => return Poll::Ready(r),
+            Answer::Frame(outcome) => outcome,
+        };
+        // The call's state is over: its permit and entry are released.
+        *this.state = State::Failed(None);
+        let message = match this.cx.as_mut() {
+            Some(cx) => outcome.and_then(|frame| decode(this.inner, cx, frame)),
+            None => Err(Status::internal("polled after completion")),
+        };
+        Poll::Ready(match message {
+            Ok(message) => match this.cx.take() {
+                Some(cx) => Ok(Response { cx, message }),
+                None => Err(Status::internal("polled after completion")),
+            },
+            Err(status) => Err(hand_back(status, this.cx.take(), this.req.take())),
+        })
+    }
+}
+
+/// How a call's state ended: a frame (or a one-way write) to decode, or
+/// the call's whole outcome.
+enum Answer<C: ClientCodec> {
+    Frame(Result<Option<Bytes>, Status>),
+    Done(Result<Response<C::Resp>, Status>),
+}
+
+/// Drive the call's state until it has an answer or fails; an error that
+/// says the call was not sent takes its request back with it.
+fn poll_answer<C: ClientCodec>(
+    this: &mut Projection<'_, C>,
+    tcx: &mut TaskContext<'_>,
+) -> Poll<Answer<C>> {
+    fn fail<C: ClientCodec>(this: &mut Projection<'_, C>, status: Status) -> Poll<Answer<C>> {
+        *this.state = State::Failed(None);
+        let status = hand_back(status, this.cx.take(), this.req.take());
+        Poll::Ready(Answer::Done(Err(status)))
+    }
+    loop {
+        match this.state {
+            State::Failed(status) => {
+                let status = status
+                    .take()
+                    .unwrap_or_else(|| Status::internal("polled after completion"));
+                return fail(this, status);
+            }
+            State::Pooled(fut) => return fut.as_mut().poll(tcx).map(Answer::Done),
+            State::PoolFast(call) => {
+                let oneway = this.cx.as_ref().is_some_and(|cx| cx.oneway);
+                return match call.poll(this.inner, oneway, tcx) {
+                    Poll::Ready(r) => Poll::Ready(Answer::Frame(r)),
+                    Poll::Pending if !expired(this.sleep.as_mut(), tcx) => Poll::Pending,
+                    Poll::Pending => {
+                        let status = timed_out(this.inner, this.cx.as_ref(), call.delivery());
+                        fail(this, status)
+                    }
+                };
+            }
+            State::Connecting { fut, permit } => {
+                let conn = match fut.as_mut().poll(tcx) {
+                    Poll::Ready(Ok(conn)) => conn,
+                    Poll::Ready(Err(status)) => return fail(this, status),
+                    Poll::Pending if !expired(this.sleep.as_mut(), tcx) => return Poll::Pending,
+                    Poll::Pending => {
+                        let status = timed_out(this.inner, this.cx.as_ref(), Delivery::NotSent);
+                        return fail(this, status);
+                    }
+                };
+                let (Some(req), Some(permit), Some(cx)) =
+                    (this.req.as_ref(), permit.take(), this.cx.as_mut())
+                else {
+                    return fail(this, Status::internal("polled after completion"));
+                };
+                *this.state = match start(this.inner, conn, cx, req) {
+                    Ok(call) => State::Waiting {
+                        call,
+                        _permit: permit,
+                    },
+                    Err(status) => State::Failed(Some(status)),
+                };
+            }
+            State::Waiting { call, .. } => {
+                return match call.poll(tcx) {
+                    Poll::Ready(r) => Poll::Ready(Answer::Frame(r)),
+                    Poll::Pending if !expired(this.sleep.as_mut(), tcx) => Poll::Pending,
+                    Poll::Pending => {
+                        let State::Waiting { call, .. } =
+                            std::mem::replace(this.state, State::Failed(None))
+                        else {
+                            unreachable!()
+                        };
+                        let delivery = call.cancel();
+                        let status = timed_out(this.inner, this.cx.as_ref(), delivery);
+                        fail(this, status)
+                    }
+                };
             }
         }
     }

@@ -178,6 +178,22 @@ pub(super) async fn call<C: ClientCodec>(
     mut cx: Context,
     req: C::Req,
 ) -> Result<Response<C::Resp>, Status> {
+    let answer = exchange(&inner, &mut cx, &req).await;
+    match answer.and_then(|frame| super::decode(&inner, &mut cx, frame)) {
+        Ok(message) => Ok(Response { cx, message }),
+        // Unsent (no connection, or the server's "not processed"): the
+        // request goes back to the caller, who may send it elsewhere.
+        Err(status) => Err(super::hand_back(status, Some(cx), Some(req))),
+    }
+}
+
+/// Write the request on a pooled connection and read its answer frame
+/// (none for a one-way call).
+async fn exchange<C: ClientCodec>(
+    inner: &Inner<C>,
+    cx: &mut Context,
+    req: &C::Req,
+) -> Result<Option<Bytes>, Status> {
     let cfg = &inner.cfg;
     let deadline = cx.deadline;
     let mut conn = inner.pool.checkout(cfg, deadline).await?;
@@ -186,12 +202,12 @@ pub(super) async fn call<C: ClientCodec>(
     cx.seq_id = seq;
     let frame = inner
         .codec
-        .encode(seq, &cx, &req)
+        .encode(seq, cx, req)
         .map_err(|s| s.with_delivery(Delivery::NotSent))?;
-    drop(req);
+    let oneway = cx.oneway;
     let io = async {
         write(&mut conn, &frame, cfg).await?;
-        if cx.oneway {
+        if oneway {
             return Ok(None);
         }
         read(&mut conn, &*inner.codec, seq, cfg).await.map(Some)
@@ -209,7 +225,7 @@ pub(super) async fn call<C: ClientCodec>(
     if conn.buf.is_empty() && !answer.as_ref().is_some_and(|a| inner.codec.closing(a)) {
         inner.pool.checkin(conn, cfg);
     }
-    super::finish(&inner, cx, answer)
+    Ok(answer)
 }
 
 async fn write(conn: &mut PooledConn, frame: &Bytes, cfg: &ClientBuilder) -> Result<(), Status> {

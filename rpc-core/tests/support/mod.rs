@@ -13,7 +13,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use weft_core::{ClientCodec, Context, Status};
+use weft_core::{ClientCodec, Code, Context, Status};
 
 /// Frames are a 4-byte big-endian length of the rest, a 4-byte sequence id
 /// and the payload. Requests and responses are raw payload bytes.
@@ -21,6 +21,10 @@ use weft_core::{ClientCodec, Context, Status};
 pub struct TestCodec;
 
 pub const HEADER: usize = 8;
+
+/// An answer the codec decodes as the server's "not processed" refusal
+/// (an echo server answers it to a request of these bytes).
+pub const REFUSED: &[u8] = b"refused: not processed";
 
 pub fn frame(seq: i32, payload: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(HEADER + payload.len());
@@ -54,6 +58,10 @@ impl ClientCodec for TestCodec {
 
     fn decode(&self, cx: &mut Context, frame: Bytes) -> Result<Bytes, Status> {
         cx.metainfo.upstream.insert("decoded", "yes");
+        // What a server says when it refuses a call before running it.
+        if &frame[..] == REFUSED {
+            return Err(Status::refused(Code::ResourceExhausted, "busy"));
+        }
         Ok(frame)
     }
 
