@@ -74,6 +74,11 @@
 // on framed and buffered, which Apache servers answer in order).
 #define WEFT_CONN_POOLED 1
 
+// The most threads that get a stack of their own for blocking calls
+// (each with its connections); blocking calls from further threads go
+// through the shared runtime.
+#define MAX_BLOCKING_THREADS 16
+
 // Metainfo scope: values sent to every hop downstream.
 #define WEFT_SCOPE_PERSISTENT 0
 
@@ -402,6 +407,17 @@ weft_code weft_client_options_set_breakers(weft_client_options *opts,
                                            bool enabled,
                                            weft_error **err);
 
+// Whether blocking calls (`weft_client_call`) do their I/O on the calling
+// thread (`enabled`, the default): each calling thread then has its own
+// connections, balancer, breakers and retry budget for its blocking calls
+// (see `weft_client_call`), and a call costs no hop to a runtime thread
+// and back. Off: blocking calls share the client's stack with the other
+// call forms and wait for the runtime's threads to do their I/O. Etcd
+// clients always share. Thread-safe.
+weft_code weft_client_options_set_caller_io(weft_client_options *opts,
+                                            bool enabled,
+                                            weft_error **err);
+
 // Create a client on `rt` from `opts` (which stay the caller's) and set
 // `*out` to it; free with `weft_client_free`. Connections are made on the
 // first calls, so an unreachable server shows in calls, not here. No
@@ -441,8 +457,17 @@ void weft_reply_free(weft_reply *reply);
 // unreachable servers (`WEFT_UNAVAILABLE`) get their codes.
 //
 // Blocks the calling thread, which must not be one of Weft's (inside a
-// callback: `WEFT_FAILED_PRECONDITION`). Thread-safe: any number of
-// threads may call one client at once.
+// callback: `WEFT_FAILED_PRECONDITION`). The calling thread does the
+// call's I/O itself while it waits, so the call needs none of the
+// runtime's threads and costs no hop to one and back: on a client of
+// static addresses each calling thread (up to 16; calls from more go
+// through the runtime's threads) gets its own connections, balancer,
+// breakers and retry budget for its blocking calls, made on its first
+// call and kept until the client is freed; the other call forms share
+// the client's. An etcd client's blocking calls, and all with
+// `weft_client_options_set_caller_io` off, go through the runtime's
+// threads. Thread-safe: any number of threads may call one client at
+// once.
 weft_code weft_client_call(const weft_client *client,
                            const char *method,
                            const uint8_t *args,

@@ -109,6 +109,7 @@ def _load():
         "weft_client_options_set_retries": ([c_void_p, c_uint32, c_double, E], c_int32),
         "weft_client_options_set_load_balance": ([c_void_p, c_int32, E], c_int32),
         "weft_client_options_set_etcd": ([c_void_p, c_char_p, c_char_p, E], c_int32),
+        "weft_client_options_set_caller_io": ([c_void_p, c_bool, E], c_int32),
         "weft_server_options_new": ([P, E], c_int32),
         "weft_server_options_free": ([c_void_p], None),
         "weft_server_options_set_etcd": ([c_void_p, c_char_p, c_char_p, c_uint32, E], c_int32),
@@ -288,12 +289,18 @@ class Client:
 
     `accelerated` (default True) encodes and decodes Thrift structs with
     Apache's C extension (`fastbinary`) when the `thrift` package has it,
-    else in pure Python; the bytes are the same. Thread-safe."""
+    else in pure Python; the bytes are the same.
+
+    `call` does its I/O on the calling thread (`caller_io`, default True):
+    each thread that calls gets its own connections for its blocking calls
+    (up to 16 threads), so a call costs no hop to one of Weft's threads and
+    back; `caller_io=False` shares the client's (see
+    `weft_client_options_set_caller_io`). Thread-safe."""
 
     def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
                  connection_mode=None, load_balance=None, runtime=None,
-                 etcd_endpoints=None, etcd_service=None, accelerated=True):
+                 etcd_endpoints=None, etcd_service=None, accelerated=True, caller_io=True):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
         self._grpc = transport == "grpc"
@@ -327,6 +334,8 @@ class Client:
                       _MODES[connection_mode])
             if load_balance is not None:
                 _call(_lib.weft_client_options_set_load_balance, opts, _LB[load_balance])
+            if not caller_io:
+                _call(_lib.weft_client_options_set_caller_io, opts, False)
             _call(_lib.weft_client_new, self._runtime.handle, opts, byref(self._handle))
         finally:
             _lib.weft_client_options_free(opts)
