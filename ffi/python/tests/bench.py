@@ -99,6 +99,49 @@ def shim_asyncio(concurrency, accelerated, workers=None):
     return {"add": asyncio.run(run(add)), "echo": asyncio.run(run(echo))}
 
 
+def interleaved(rounds=15):
+    """Apache pure Python and the shim's blocking call with and without
+    caller I/O, round by round in turn (add, C-ext codec), so that the
+    machine's load, which drifts over seconds, weighs on all three alike:
+    the median calls/s of each over `rounds` rounds of SECONDS / ROUNDS."""
+    host, port = ADDR.rsplit(":", 1)
+    sock = TSocket.TSocket(host, int(port))
+    sock.setTimeout(30000)
+    t = TTransport.TFramedTransport(sock)
+    t.open()
+    apache_c = Echo.Client(TBinaryProtocol.TBinaryProtocol(t))
+    on = Client([ADDR], service="Echo")
+    off = Client([ADDR], service="Echo", caller_io=False)
+    args = Echo.add_args(a=20, b=22)
+    calls = {
+        "Apache pure Python": lambda: apache_c.add(20, 22),
+        "shim blocking, caller I/O": lambda: on.call("add", args, Echo.add_result),
+        "shim blocking, caller_io=False": lambda: off.call("add", args, Echo.add_result),
+    }
+    rates = {k: [] for k in calls}
+    try:
+        for f in calls.values():
+            for _ in range(200):
+                f()
+        for _ in range(rounds):
+            for name, f in calls.items():
+                n, t0 = 0, time.perf_counter()
+                deadline = t0 + SECONDS / ROUNDS
+                while True:
+                    for _ in range(50):
+                        f()
+                    n += 50
+                    now = time.perf_counter()
+                    if now >= deadline:
+                        rates[name].append(n / (now - t0))
+                        break
+    finally:
+        t.close()
+        on.close()
+        off.close()
+    return {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+
+
 def main():
     if os.environ.get("WEFT_FFI_BENCH_PROFILE"):
         # Where the Python side of the shim spends its time (asyncio add).
@@ -136,6 +179,11 @@ def main():
         row = "  ".join(f"{m} {r[m]:8.0f}/s ({1e6 / r[m]:6.1f} us) x{r[m] / base[m]:.2f}"
                         for m in ("add", "echo"))
         print(f"  {name:<70} {row}")
+    mid = interleaved()
+    base = mid["Apache pure Python"]
+    print("python_bench interleaved: add, C-ext codec, the three in turn, median of 15 rounds")
+    for name, r in mid.items():
+        print(f"  {name:<70} add {r:8.0f}/s ({1e6 / r:6.1f} us) x{r / base:.2f}")
 
 
 if __name__ == "__main__":
