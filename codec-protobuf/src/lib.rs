@@ -46,7 +46,7 @@ pub use frame::PREFIX_LEN;
 pub use limits::GrpcLimits;
 pub use message::{decode, encode_into, encoded_len, validate, Message, PbMessage, Validate};
 pub use metadata::{Metadata, ResponseMetadata};
-pub use server::{Compress, Compressed, GrpcServer};
+pub use server::{Compress, Compressed, GrpcServer, RawRequest};
 pub use service::{
     MethodDesc, MethodKind, RequestBody, ResponseSink, ResponseStream, ServiceRequest,
     ServiceResponse,

@@ -37,13 +37,17 @@ func (f HandlerFunc) ServeWeft(ctx context.Context, call *Call) { f(ctx, call) }
 // from any goroutine; the first answer wins and later ones get a
 // FailedPrecondition error.
 type Call struct {
-	// Method is the method called.
+	// Method is the method called; for a gRPC call its path,
+	// "/package.Service/Method".
 	Method string
-	// Service is the IDL service the caller named, possibly empty.
+	// Service is the IDL service the caller named, possibly empty; for a
+	// gRPC call the service in the path.
 	Service string
-	// Args is the encoded args struct (`method_args`) in Protocol.
+	// Args is the encoded args struct (`method_args`) in Protocol; for a
+	// gRPC call the encoded request message.
 	Args []byte
-	// Protocol is the protocol of Args, which the answer must use too.
+	// Protocol is the protocol of Args, which the answer must use too:
+	// Protobuf for a gRPC call.
 	Protocol Protocol
 	// Oneway is true for a one-way call: its answer is dropped, but it
 	// must still be given to end the call.
@@ -83,9 +87,10 @@ func (c *Call) answer(f func(e **C.weft_error) C.weft_code) error {
 }
 
 // Reply answers with result, the encoded result struct (`method_result`,
-// with its success field or a declared exception set) in c.Protocol.
-// Bytes that are not one struct get an InvalidArgument error here, and the
-// caller an Internal one.
+// with its success field or a declared exception set) in c.Protocol; for a
+// gRPC call, the encoded reply message. Bytes that are not one struct (for
+// gRPC: not protobuf's wire format) get an InvalidArgument error here, and
+// the caller an Internal one.
 func (c *Call) Reply(result []byte) error {
 	return c.answer(func(e **C.weft_error) C.weft_code {
 		return C.weft_responder_reply(c.resp, bytesPtr(result), C.size_t(len(result)), e)
@@ -94,7 +99,8 @@ func (c *Call) Reply(result []byte) error {
 
 // Exception answers with a declared exception: exception is the exception
 // struct alone, encoded in c.Protocol, and fieldID (> 0) its field in the
-// method's result struct.
+// method's result struct. gRPC has no declared exceptions: for a gRPC call
+// it is refused with InvalidArgument (use Fail).
 func (c *Call) Exception(fieldID int16, exception []byte) error {
 	return c.answer(func(e **C.weft_error) C.weft_code {
 		return C.weft_responder_exception(c.resp, C.int16_t(fieldID), bytesPtr(exception), C.size_t(len(exception)), e)
@@ -102,7 +108,8 @@ func (c *Call) Exception(fieldID int16, exception []byte) error {
 }
 
 // Fail answers with an error: code (not OK) and message, which the caller
-// receives as a TApplicationException (a Weft caller as the same code).
+// receives as a TApplicationException (a Weft caller as the same code); a
+// gRPC caller as grpc-status and grpc-message.
 func (c *Call) Fail(code Code, message string) error {
 	return c.answer(func(e **C.weft_error) C.weft_code {
 		m := cString(message)
@@ -145,6 +152,17 @@ type ServerOptions struct {
 	Weight          uint32
 	Advertise       string
 	DeregisterGrace time.Duration
+	// GRPC serves gRPC too, on the same port: each unary call reaches the
+	// Handler with Protocol Protobuf, Method its path and Args the encoded
+	// request message; it answers with Reply (the encoded reply message)
+	// or Fail (the call's grpc-status). GRPCServices, when not empty,
+	// limits the services that reach the Handler ("package.Service"; it
+	// implies GRPC); calls to others get Unimplemented from Weft.
+	// GRPCMaxMessage bounds a request message (default 4 MiB); larger ones
+	// get ResourceExhausted.
+	GRPC           bool
+	GRPCServices   []string
+	GRPCMaxMessage int
 }
 
 // NoGrace as ServerOptions.DeregisterGrace drains at once after
@@ -193,6 +211,9 @@ func Serve(rt *Runtime, address string, handler Handler, opts *ServerOptions) (*
 		if err := etcdOptions(copts, opts); err != nil {
 			return nil, err
 		}
+		if err := grpcOptions(copts, opts); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{h: cgo.NewHandle(&dispatcher{handler})}
 	ca := cString(address)
@@ -239,6 +260,30 @@ func (s *Server) Close() {
 		C.weft_server_free(s.p)
 		s.h.Delete()
 	})
+}
+
+func grpcOptions(copts *C.weft_server_options, opts *ServerOptions) error {
+	var e *C.weft_error
+	if opts.GRPC {
+		if err := check(C.weft_server_options_set_grpc(copts, C.bool(true), &e), e); err != nil {
+			return err
+		}
+	}
+	for _, name := range opts.GRPCServices {
+		cn := cString(name)
+		err := check(C.weft_server_options_add_grpc_service(copts, cn, &e), e)
+		free(cn)
+		if err != nil {
+			return err
+		}
+	}
+	if opts.GRPCMaxMessage < 0 {
+		return &Error{Code: InvalidArgument, Message: "GRPCMaxMessage is negative"}
+	}
+	if opts.GRPCMaxMessage > 0 {
+		return check(C.weft_server_options_set_grpc_max_message(copts, C.size_t(opts.GRPCMaxMessage), &e), e)
+	}
+	return nil
 }
 
 func etcdOptions(copts *C.weft_server_options, opts *ServerOptions) error {

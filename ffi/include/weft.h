@@ -74,6 +74,11 @@
 // on framed and buffered, which Apache servers answer in order).
 #define WEFT_CONN_POOLED 1
 
+// The most threads that get a stack of their own for blocking calls
+// (each with its connections); blocking calls from further threads go
+// through the shared runtime.
+#define MAX_BLOCKING_THREADS 16
+
 // Metainfo scope: values sent to every hop downstream.
 #define WEFT_SCOPE_PERSISTENT 0
 
@@ -196,21 +201,23 @@ typedef void (*weft_call_cb)(void *user_data,
 // the call is answered or ends. `method` and `service` are UTF-8, not
 // NUL-terminated.
 typedef struct {
-  // The method called.
+  // The method called; for gRPC its whole path,
+  // `/package.Service/Method`.
   const uint8_t *method;
   // Its length in bytes.
   size_t method_len;
   // The IDL service named by the caller (multiplexed name or TTHeader),
-  // possibly empty.
+  // possibly empty; for gRPC the service in the path (`package.Service`).
   const uint8_t *service;
   // Its length in bytes.
   size_t service_len;
-  // The encoded args struct (`method_args`), in `protocol`.
+  // The encoded args struct (`method_args`), in `protocol`; for gRPC the
+  // encoded request message.
   const uint8_t *args;
   // Its length in bytes.
   size_t args_len;
   // The protocol of `args`, which the answer must be encoded in too
-  // (`WEFT_PROTOCOL_*`).
+  // (`WEFT_PROTOCOL_*`): `WEFT_PROTOCOL_PROTOBUF` for a gRPC call.
   int32_t protocol;
   // True for a one-way call: its answer is dropped, but it must still be
   // given (or the responder freed) to end the call.
@@ -400,6 +407,17 @@ weft_code weft_client_options_set_breakers(weft_client_options *opts,
                                            bool enabled,
                                            weft_error **err);
 
+// Whether blocking calls (`weft_client_call`) do their I/O on the calling
+// thread (`enabled`, the default): each calling thread then has its own
+// connections, balancer, breakers and retry budget for its blocking calls
+// (see `weft_client_call`), and a call costs no hop to a runtime thread
+// and back. Off: blocking calls share the client's stack with the other
+// call forms and wait for the runtime's threads to do their I/O. Etcd
+// clients always share. Thread-safe.
+weft_code weft_client_options_set_caller_io(weft_client_options *opts,
+                                            bool enabled,
+                                            weft_error **err);
+
 // Create a client on `rt` from `opts` (which stay the caller's) and set
 // `*out` to it; free with `weft_client_free`. Connections are made on the
 // first calls, so an unreachable server shows in calls, not here. No
@@ -439,8 +457,17 @@ void weft_reply_free(weft_reply *reply);
 // unreachable servers (`WEFT_UNAVAILABLE`) get their codes.
 //
 // Blocks the calling thread, which must not be one of Weft's (inside a
-// callback: `WEFT_FAILED_PRECONDITION`). Thread-safe: any number of
-// threads may call one client at once.
+// callback: `WEFT_FAILED_PRECONDITION`). The calling thread does the
+// call's I/O itself while it waits, so the call needs none of the
+// runtime's threads and costs no hop to one and back: on a client of
+// static addresses each calling thread (up to 16; calls from more go
+// through the runtime's threads) gets its own connections, balancer,
+// breakers and retry budget for its blocking calls, made on its first
+// call and kept until the client is freed; the other call forms share
+// the client's. An etcd client's blocking calls, and all with
+// `weft_client_options_set_caller_io` off, go through the runtime's
+// threads. Thread-safe: any number of threads may call one client at
+// once.
 weft_code weft_client_call(const weft_client *client,
                            const char *method,
                            const uint8_t *args,
@@ -704,12 +731,50 @@ weft_code weft_server_options_set_deregister_grace_ms(weft_server_options *opts,
                                                       int64_t grace_ms,
                                                       weft_error **err);
 
+// Serve gRPC too (`enabled` true), on the same port as Thrift: a
+// connection that opens with HTTP/2's preface is gRPC, any other Thrift.
+// Each unary gRPC call reaches the dispatcher with `protocol`
+// `WEFT_PROTOCOL_PROTOBUF`, `method` the call's path
+// (`/package.Service/Method`, as a `WEFT_TRANSPORT_GRPC` client names
+// it), `service` the service's name and `args` the encoded request
+// message (decompressed); the dispatcher answers with the encoded reply
+// message (`weft_responder_reply`) or an error (`weft_responder_error`,
+// sent as `grpc-status` and `grpc-message`). Calls to services not
+// named with `weft_server_options_add_grpc_service` (when any are) and
+// malformed paths get `UNIMPLEMENTED` without reaching the dispatcher;
+// messages over the limit (`weft_server_options_set_grpc_max_message`)
+// get `RESOURCE_EXHAUSTED`; streaming calls are not served. Default
+// off. Thread-safe.
+weft_code weft_server_options_set_grpc(weft_server_options *opts,
+                                       bool enabled,
+                                       weft_error **err);
+
+// Serve gRPC (as `weft_server_options_set_grpc` does) for the service
+// `service` (`"package.Service"`, NUL-terminated): once one is added,
+// only the added services reach the dispatcher and calls to others get
+// `UNIMPLEMENTED`. Adding the same name twice is harmless. An empty or
+// malformed name (not letters, digits, `.`, `_`, `-`):
+// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_add_grpc_service(weft_server_options *opts,
+                                               const char *service,
+                                               weft_error **err);
+
+// The largest gRPC request message accepted, in bytes, after
+// decompression (> 0): a larger one is answered `RESOURCE_EXHAUSTED`
+// before the dispatcher sees it. Default 4 MiB, as every gRPC
+// implementation's. Thrift calls are bounded by the frame limit (16 MiB)
+// instead. 0: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+weft_code weft_server_options_set_grpc_max_message(weft_server_options *opts,
+                                                   size_t max_bytes,
+                                                   weft_error **err);
+
 // Answer with `result[0..result_len]`, the encoded result struct
 // (`method_result`, success or a declared exception set in it) in the
-// call's protocol. Uses the responder up whatever happens: bytes that are
-// not one struct in that protocol get `WEFT_INVALID_ARGUMENT` here and the
-// caller gets `INTERNAL`. A used or ended responder:
-// `WEFT_FAILED_PRECONDITION`. Thread-safe.
+// call's protocol; for a gRPC call, the encoded reply message. Uses the
+// responder up whatever happens: bytes that are not one struct in that
+// protocol (for gRPC: not protobuf's wire format, or over the 16 MiB send
+// limit) get `WEFT_INVALID_ARGUMENT` here and the caller gets `INTERNAL`.
+// A used or ended responder: `WEFT_FAILED_PRECONDITION`. Thread-safe.
 weft_code weft_responder_reply(weft_responder *responder,
                                const uint8_t *result,
                                size_t result_len,
@@ -718,8 +783,10 @@ weft_code weft_responder_reply(weft_responder *responder,
 // Answer with the declared exception `exception[0..exception_len]` (the
 // exception struct alone, in the call's protocol), which is field
 // `field_id` (> 0) of the method's result struct. Uses the responder up
-// whatever happens; invalid bytes or a field id not above 0:
-// `WEFT_INVALID_ARGUMENT` here, `INTERNAL` for the caller. Thread-safe.
+// whatever happens; invalid bytes, a field id not above 0, or a gRPC
+// call (gRPC has no declared exceptions: answer with
+// `weft_responder_error`): `WEFT_INVALID_ARGUMENT` here, `INTERNAL` for
+// the caller. Thread-safe.
 weft_code weft_responder_exception(weft_responder *responder,
                                    int16_t field_id,
                                    const uint8_t *exception,
@@ -728,7 +795,8 @@ weft_code weft_responder_exception(weft_responder *responder,
 
 // Answer with an error: `code` (`WEFT_CANCELLED` ... `WEFT_UNAUTHENTICATED`)
 // and `message` (NUL-terminated UTF-8, or NULL for none), which the caller
-// receives as a `TApplicationException` (Weft callers see the same code).
+// receives as a `TApplicationException` (Weft callers see the same code);
+// a gRPC caller receives them as `grpc-status` and `grpc-message`.
 // Uses the responder up; a code outside the set, or `WEFT_OK`, gets
 // `WEFT_INVALID_ARGUMENT` here and the caller `UNKNOWN`. Thread-safe.
 weft_code weft_responder_error(weft_responder *responder,
@@ -745,7 +813,8 @@ void weft_responder_free(weft_responder *responder);
 // `*out` to the server once it listens; `opts` may be NULL for the
 // defaults. Every transport and protocol is served on the one port
 // (TTHeader, THeader, framed, buffered; binary or compact), detected per
-// connection. `dispatch` and `user_data` must stay valid until
+// connection, and gRPC too when the options say so
+// (`weft_server_options_set_grpc`). `dispatch` and `user_data` must stay valid until
 // `weft_server_shutdown` (or `weft_server_free`) has returned; after that
 // `dispatch` is never called again. Blocks while binding, so not from a
 // Weft thread. A bind failure: `WEFT_UNAVAILABLE`; NULL `dispatch`, a bad

@@ -5,6 +5,7 @@ use std::{
     ffi::{c_char, c_void},
     future::Future,
     sync::Arc,
+    thread::ThreadId,
     time::Duration,
 };
 
@@ -99,6 +100,7 @@ pub(crate) struct ClientOptions {
     hash_key: Option<String>,
     breakers: bool,
     etcd: Option<EtcdTarget>,
+    caller_io: bool,
 }
 
 impl Default for ClientOptions {
@@ -120,6 +122,7 @@ impl Default for ClientOptions {
             hash_key: None,
             breakers: true,
             etcd: None,
+            caller_io: true,
         }
     }
 }
@@ -451,6 +454,25 @@ pub extern "C" fn weft_client_options_set_breakers(
     })
 }
 
+/// Whether blocking calls (`weft_client_call`) do their I/O on the calling
+/// thread (`enabled`, the default): each calling thread then has its own
+/// connections, balancer, breakers and retry budget for its blocking calls
+/// (see `weft_client_call`), and a call costs no hop to a runtime thread
+/// and back. Off: blocking calls share the client's stack with the other
+/// call forms and wait for the runtime's threads to do their I/O. Etcd
+/// clients always share. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_client_options_set_caller_io(
+    opts: *mut weft_client_options,
+    enabled: bool,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    edit_options(opts, err, |o| {
+        o.caller_io = enabled;
+        Ok(())
+    })
+}
+
 // ===== client =====
 
 type Conn = Client<ThriftClientCodec<Args, Outcome>>;
@@ -461,14 +483,97 @@ enum Stack {
     Grpc(ClientService<GrpcClient>),
 }
 
+/// The most threads that get a stack of their own for blocking calls
+/// (each with its connections); blocking calls from further threads go
+/// through the shared runtime.
+pub const MAX_BLOCKING_THREADS: usize = 16;
+
 pub(crate) struct ClientInner {
     rt: Arc<Runtime>,
     service: FastStr,
     protocol: Protocol,
     stack: Stack,
+    /// The options, to build the stacks of blocking callers' threads;
+    /// `None` when those use the shared stack (etcd: its watch must be
+    /// followed between calls too).
+    options: Option<ClientOptions>,
+    /// Per calling thread, the stack its blocking calls use.
+    blocking: Mutex<Vec<(ThreadId, Arc<Local>)>>,
     /// The etcd discovery the balancer follows, and a subscription made
     /// before the balancer's: kept for as long as the client.
     _etcd: Option<(EtcdDiscover, tokio::sync::watch::Receiver<Instances>)>,
+}
+
+/// The stack of one thread's blocking calls, on a current-thread runtime
+/// that the calling thread itself drives while it waits: the request is
+/// written, the socket polled and the reply read on that thread, with no
+/// hop to a worker and back (Apache Thrift's blocking socket makes none
+/// either). Its connections and tasks are driven only during that
+/// thread's calls.
+struct Local {
+    // Dropped before the runtime its connections belong to.
+    stack: Stack,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Local {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let rt = self.rt.as_ref().expect("present until dropped");
+        rt.block_on(async {
+            // The connections' tasks ran last during this thread's previous
+            // call: poll the socket once and let them run first, so that a
+            // connection the server closed meanwhile is seen closed before
+            // the call picks it (each yield polls the driver, then runs
+            // what became ready).
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            fut.await
+        })
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            // The client may go on one of the shared runtime's threads,
+            // where a runtime cannot be dropped in place.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                drop(rt);
+            }
+        }
+    }
+}
+
+impl ClientInner {
+    /// The stack for blocking calls from this thread: its own, made on
+    /// its first call, or the shared one.
+    fn local(&self) -> Result<Option<Arc<Local>>, Status> {
+        let Some(o) = &self.options else {
+            return Ok(None);
+        };
+        let me = std::thread::current().id();
+        let mut all = self.blocking.lock();
+        if let Some((_, l)) = all.iter().find(|(t, _)| *t == me) {
+            return Ok(Some(l.clone()));
+        }
+        if all.len() >= MAX_BLOCKING_THREADS {
+            return Ok(None);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Status::internal(format!("starting a blocking caller's runtime: {e}")))?;
+        let discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+        let stack = build_stack(rt.handle(), o, &discover, &o.service)?;
+        let local = Arc::new(Local {
+            stack,
+            rt: Some(rt),
+        });
+        all.push((me, local.clone()));
+        Ok(Some(local))
+    }
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -512,6 +617,43 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         }
         _ => {}
     }
+    let static_discover;
+    let etcd = match &o.etcd {
+        None => None,
+        Some(t) => Some(rt.block_on(async {
+            let d = EtcdDiscover::connect(&t.endpoints, EtcdConfig::default()).await?;
+            let rx = d.subscribe_ready(&t.service, ETCD_READY_TIMEOUT).await?;
+            Ok::<_, Status>((d, rx))
+        })??),
+    };
+    let (discover, discovered): (&dyn Discover, &str) = match (&etcd, &o.etcd) {
+        (Some((d, _)), Some(t)) => (d, &t.service),
+        _ => {
+            static_discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
+            (&static_discover, &o.service)
+        }
+    };
+    let service = FastStr::new(&o.service);
+    let stack = build_stack(rt.handle(), o, discover, discovered)?;
+    Ok(ClientInner {
+        rt,
+        service,
+        protocol: o.protocol,
+        stack,
+        options: (etcd.is_none() && o.caller_io).then(|| o.clone()),
+        blocking: Mutex::default(),
+        _etcd: etcd,
+    })
+}
+
+/// The middleware stack over the connections to what `discover` finds of
+/// `discovered`, its tasks on `rt`.
+fn build_stack(
+    rt: &tokio::runtime::Handle,
+    o: &ClientOptions,
+    discover: &dyn Discover,
+    discovered: &str,
+) -> Result<Stack, Status> {
     let mode = o.mode.unwrap_or(match o.transport {
         Transport::TTHeader | Transport::THeader => ConnectionMode::Multiplexed,
         _ => ConnectionMode::Pooled,
@@ -567,25 +709,8 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         stack = stack.attempt_timeout(PerMethod::new(Some(t)));
     }
     stack = stack.total_timeout(PerMethod::new(timeout));
-    let static_discover;
-    let etcd = match &o.etcd {
-        None => None,
-        Some(t) => Some(rt.block_on(async {
-            let d = EtcdDiscover::connect(&t.endpoints, EtcdConfig::default()).await?;
-            let rx = d.subscribe_ready(&t.service, ETCD_READY_TIMEOUT).await?;
-            Ok::<_, Status>((d, rx))
-        })??),
-    };
-    let (discover, discovered): (&dyn Discover, &str) = match (&etcd, &o.etcd) {
-        (Some((d, _)), Some(t)) => (d, &t.service),
-        _ => {
-            static_discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
-            (&static_discover, &o.service)
-        }
-    };
-    let service = FastStr::new(&o.service);
     // Balancer tasks are spawned as the stack is built.
-    let _enter = rt.handle().enter();
+    let _enter = rt.enter();
     let stack = if o.grpc {
         Stack::Grpc(stack.build(discover, discovered, move |inst: &Instance| {
             let b = GrpcClient::builder(inst.address.clone());
@@ -605,13 +730,7 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         })?)
     };
     drop(_enter);
-    Ok(ClientInner {
-        rt,
-        service,
-        protocol,
-        stack,
-        _etcd: etcd,
-    })
+    Ok(stack)
 }
 
 /// Create a client on `rt` from `opts` (which stay the caller's) and set
@@ -720,8 +839,9 @@ enum Call<T, G> {
     Grpc(G),
 }
 
-/// Validate the arguments of a call and return its future. The args are
-/// copied: C's buffer is only borrowed for the duration of the call.
+/// Validate the arguments of a call and return its future, on the
+/// client's shared stack. The args are copied: C's buffer is only borrowed
+/// for the duration of the call.
 fn start_call(
     client: *const weft_client,
     method: *const c_char,
@@ -736,6 +856,19 @@ fn start_call(
     Status,
 > {
     let client = weft_client::get(client)?;
+    let fut = start_call_on(&client, &client.stack, method, args, args_len, ctx)?;
+    Ok((client, fut))
+}
+
+/// [`start_call`] on `stack`, one of `client`'s.
+fn start_call_on(
+    client: &ClientInner,
+    stack: &Stack,
+    method: *const c_char,
+    args: *const u8,
+    args_len: usize,
+    ctx: *const weft_ctx,
+) -> Result<impl Future<Output = CallResult> + Send + 'static, Status> {
     let method = str_arg(method, "method")?;
     if method.is_empty() {
         return Err(Status::invalid_argument("method is empty"));
@@ -743,7 +876,7 @@ fn start_call(
     let args = bytes_arg(args, args_len, "args")?;
     // gRPC names the method by its path; the context (which retries,
     // breakers and the server see) by its name.
-    let grpc = match &client.stack {
+    let grpc = match stack {
         Stack::Grpc(_) => {
             let desc = crate::grpc::method(method)?;
             Some((crate::grpc::call(desc, args)?, desc.name))
@@ -766,7 +899,7 @@ fn start_call(
             Some(ctx.cancel.clone()),
         )
     };
-    let call = match (&client.stack, grpc) {
+    let call = match (stack, grpc) {
         (Stack::Grpc(stack), Some((call, _))) => {
             if cx.service.is_empty() {
                 let (service, _) = crate::grpc::split_path(method)?;
@@ -806,7 +939,7 @@ fn start_call(
             }),
         }
     });
-    Ok((client, fut))
+    Ok(fut)
 }
 
 /// Call `method` with `args[0..args_len]`, the encoded args struct
@@ -829,8 +962,17 @@ fn start_call(
 /// unreachable servers (`WEFT_UNAVAILABLE`) get their codes.
 ///
 /// Blocks the calling thread, which must not be one of Weft's (inside a
-/// callback: `WEFT_FAILED_PRECONDITION`). Thread-safe: any number of
-/// threads may call one client at once.
+/// callback: `WEFT_FAILED_PRECONDITION`). The calling thread does the
+/// call's I/O itself while it waits, so the call needs none of the
+/// runtime's threads and costs no hop to one and back: on a client of
+/// static addresses each calling thread (up to 16; calls from more go
+/// through the runtime's threads) gets its own connections, balancer,
+/// breakers and retry budget for its blocking calls, made on its first
+/// call and kept until the client is freed; the other call forms share
+/// the client's. An etcd client's blocking calls, and all with
+/// `weft_client_options_set_caller_io` off, go through the runtime's
+/// threads. Thread-safe: any number of threads may call one client at
+/// once.
 #[no_mangle]
 pub extern "C" fn weft_client_call(
     client: *const weft_client,
@@ -844,8 +986,26 @@ pub extern "C" fn weft_client_call(
     guard(err, || {
         check_out(reply, "reply")?;
         write_out(reply, "reply", weft_reply::EMPTY)?;
-        let (client, fut) = start_call(client, method, args, args_len, ctx)?;
-        let resp = client.rt.block_on(fut)??;
+        let client = weft_client::get(client)?;
+        crate::runtime::not_on_weft_thread()?;
+        let resp = match client.local()? {
+            Some(local) => local.block_on(start_call_on(
+                &client,
+                &local.stack,
+                method,
+                args,
+                args_len,
+                ctx,
+            )?)?,
+            None => client.rt.block_on(start_call_on(
+                &client,
+                &client.stack,
+                method,
+                args,
+                args_len,
+                ctx,
+            )?)??,
+        };
         if !ctx.is_null() {
             if let Ok(ctx) = weft_ctx::get(ctx) {
                 ctx.state.lock().cx.metainfo.backward = resp.cx.metainfo.backward;

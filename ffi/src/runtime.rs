@@ -25,15 +25,22 @@ impl Runtime {
     /// Run `fut` to completion on the calling thread, which must not be one
     /// of a runtime's own (blocking there would stall the tasks it runs).
     pub(crate) fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, Status> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Status::new(
-                Code::FailedPrecondition,
-                "a blocking weft call on one of Weft's own threads (inside a callback) \
-                 would stall it: use the callback or queue form there",
-            ));
-        }
+        not_on_weft_thread()?;
         Ok(self.handle().block_on(fut))
     }
+}
+
+/// Refuse a blocking call on one of Weft's own threads (inside a
+/// callback), where it would stall the tasks that thread runs.
+pub(crate) fn not_on_weft_thread() -> Result<(), Status> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Status::new(
+            Code::FailedPrecondition,
+            "a blocking weft call on one of Weft's own threads (inside a callback) \
+             would stall it: use the callback or queue form there",
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Runtime {

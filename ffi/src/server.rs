@@ -1,5 +1,6 @@
 //! Server options, the server handle, the C dispatcher and the responder it
-//! answers through (at once, or later from any thread).
+//! answers through (at once, or later from any thread). One dispatcher
+//! serves Thrift and, when asked, gRPC on the same port.
 
 use std::{
     ffi::{c_char, c_void},
@@ -8,6 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use faststr::FastStr;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use weft_core::{
@@ -15,10 +17,11 @@ use weft_core::{
 };
 use weft_discovery::{EtcdConfig, EtcdRegistry};
 use weft_middleware::ServerStack;
+use weft_protobuf::{GrpcLimits, GrpcServer, RawRequest};
 
 use crate::{
     buf::{weft_bytes, UserData},
-    client::protocol_id,
+    client::{protocol_id, WEFT_PROTOCOL_PROTOBUF},
     ctx::{weft_ctx, Ctx, CTXS},
     error::{bytes_arg, check_out, guard, quiet, str_arg, weft_code, weft_error, write_out},
     etcd::EtcdTarget,
@@ -41,6 +44,10 @@ pub(crate) struct ServerOptions {
     etcd: Option<(EtcdTarget, u32)>,
     advertise: Option<Address>,
     deregister_grace: Option<Duration>,
+    grpc: bool,
+    /// The gRPC services routed to the dispatcher; empty: all.
+    grpc_services: Vec<String>,
+    grpc_max_message: usize,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +59,9 @@ impl Default for ServerOptions {
             etcd: None,
             advertise: None,
             deregister_grace: None,
+            grpc: false,
+            grpc_services: Vec::new(),
+            grpc_max_message: weft_protobuf::limits::DEFAULT_MAX_RECV_MESSAGE,
         }
     }
 }
@@ -225,6 +235,81 @@ pub extern "C" fn weft_server_options_set_deregister_grace_ms(
     })
 }
 
+/// Serve gRPC too (`enabled` true), on the same port as Thrift: a
+/// connection that opens with HTTP/2's preface is gRPC, any other Thrift.
+/// Each unary gRPC call reaches the dispatcher with `protocol`
+/// `WEFT_PROTOCOL_PROTOBUF`, `method` the call's path
+/// (`/package.Service/Method`, as a `WEFT_TRANSPORT_GRPC` client names
+/// it), `service` the service's name and `args` the encoded request
+/// message (decompressed); the dispatcher answers with the encoded reply
+/// message (`weft_responder_reply`) or an error (`weft_responder_error`,
+/// sent as `grpc-status` and `grpc-message`). Calls to services not
+/// named with `weft_server_options_add_grpc_service` (when any are) and
+/// malformed paths get `UNIMPLEMENTED` without reaching the dispatcher;
+/// messages over the limit (`weft_server_options_set_grpc_max_message`)
+/// get `RESOURCE_EXHAUSTED`; streaming calls are not served. Default
+/// off. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_grpc(
+    opts: *mut weft_server_options,
+    enabled: bool,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        weft_server_options::get(opts)?.lock().grpc = enabled;
+        Ok(())
+    })
+}
+
+/// Serve gRPC (as `weft_server_options_set_grpc` does) for the service
+/// `service` (`"package.Service"`, NUL-terminated): once one is added,
+/// only the added services reach the dispatcher and calls to others get
+/// `UNIMPLEMENTED`. Adding the same name twice is harmless. An empty or
+/// malformed name (not letters, digits, `.`, `_`, `-`):
+/// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_add_grpc_service(
+    opts: *mut weft_server_options,
+    service: *const c_char,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        let name = str_arg(service, "service")?;
+        crate::grpc::split_path(&format!("/{name}/m")).map_err(|_| {
+            Status::invalid_argument(format!(
+                "gRPC service {name:?} is not a name package.Service"
+            ))
+        })?;
+        let o = weft_server_options::get(opts)?;
+        let mut o = o.lock();
+        o.grpc = true;
+        if !o.grpc_services.iter().any(|s| s == name) {
+            o.grpc_services.push(name.to_owned());
+        }
+        Ok(())
+    })
+}
+
+/// The largest gRPC request message accepted, in bytes, after
+/// decompression (> 0): a larger one is answered `RESOURCE_EXHAUSTED`
+/// before the dispatcher sees it. Default 4 MiB, as every gRPC
+/// implementation's. Thrift calls are bounded by the frame limit (16 MiB)
+/// instead. 0: `WEFT_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn weft_server_options_set_grpc_max_message(
+    opts: *mut weft_server_options,
+    max_bytes: usize,
+    err: *mut *mut weft_error,
+) -> weft_code {
+    guard(err, || {
+        if max_bytes == 0 {
+            return Err(Status::invalid_argument("max_bytes is 0"));
+        }
+        weft_server_options::get(opts)?.lock().grpc_max_message = max_bytes;
+        Ok(())
+    })
+}
+
 // ===== the dispatcher and the responder =====
 
 /// A call as the dispatcher sees it. Everything in it is borrowed and valid
@@ -234,21 +319,23 @@ pub extern "C" fn weft_server_options_set_deregister_grace_ms(
 #[repr(C)]
 #[derive(Debug)]
 pub struct weft_request {
-    /// The method called.
+    /// The method called; for gRPC its whole path,
+    /// `/package.Service/Method`.
     pub method: *const u8,
     /// Its length in bytes.
     pub method_len: usize,
     /// The IDL service named by the caller (multiplexed name or TTHeader),
-    /// possibly empty.
+    /// possibly empty; for gRPC the service in the path (`package.Service`).
     pub service: *const u8,
     /// Its length in bytes.
     pub service_len: usize,
-    /// The encoded args struct (`method_args`), in `protocol`.
+    /// The encoded args struct (`method_args`), in `protocol`; for gRPC the
+    /// encoded request message.
     pub args: *const u8,
     /// Its length in bytes.
     pub args_len: usize,
     /// The protocol of `args`, which the answer must be encoded in too
-    /// (`WEFT_PROTOCOL_*`).
+    /// (`WEFT_PROTOCOL_*`): `WEFT_PROTOCOL_PROTOBUF` for a gRPC call.
     pub protocol: i32,
     /// True for a one-way call: its answer is dropped, but it must still be
     /// given (or the responder freed) to end the call.
@@ -275,9 +362,17 @@ pub type weft_dispatch_fn = Option<
     ),
 >;
 
+/// What a call's answer is encoded in.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Thrift(weft_thrift::Protocol),
+    /// A gRPC call: a protobuf message, no declared exceptions.
+    Protobuf,
+}
+
 struct Pending {
     tx: oneshot::Sender<Result<Outcome, Status>>,
-    protocol: weft_thrift::Protocol,
+    wire: Wire,
 }
 
 /// One call's way back; `None` once answered.
@@ -288,9 +383,7 @@ pub(crate) struct Responder {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("protocol", &self.protocol)
-            .finish()
+        f.debug_struct("Pending").field("wire", &self.wire).finish()
     }
 }
 
@@ -317,7 +410,7 @@ handle_type!(
 /// ended already.
 fn answer(
     responder: *mut weft_responder,
-    answer: impl FnOnce(weft_thrift::Protocol) -> (Result<Outcome, Status>, Result<(), Status>),
+    answer: impl FnOnce(Wire) -> (Result<Outcome, Status>, Result<(), Status>),
 ) -> Result<(), Status> {
     let r = weft_responder::take(responder).map_err(|e| {
         if e.code() == Code::FailedPrecondition {
@@ -334,7 +427,7 @@ fn answer(
         r.pending.lock().take().ok_or_else(|| {
             Status::new(Code::FailedPrecondition, "the responder was already used")
         })?;
-    let (sent, verdict) = answer(pending.protocol);
+    let (sent, verdict) = answer(pending.wire);
     if pending.tx.send(sent).is_err() {
         verdict?;
         return Err(Status::new(
@@ -357,10 +450,11 @@ fn invalid_answer(e: Status) -> (Result<Outcome, Status>, Result<(), Status>) {
 
 /// Answer with `result[0..result_len]`, the encoded result struct
 /// (`method_result`, success or a declared exception set in it) in the
-/// call's protocol. Uses the responder up whatever happens: bytes that are
-/// not one struct in that protocol get `WEFT_INVALID_ARGUMENT` here and the
-/// caller gets `INTERNAL`. A used or ended responder:
-/// `WEFT_FAILED_PRECONDITION`. Thread-safe.
+/// call's protocol; for a gRPC call, the encoded reply message. Uses the
+/// responder up whatever happens: bytes that are not one struct in that
+/// protocol (for gRPC: not protobuf's wire format, or over the 16 MiB send
+/// limit) get `WEFT_INVALID_ARGUMENT` here and the caller gets `INTERNAL`.
+/// A used or ended responder: `WEFT_FAILED_PRECONDITION`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn weft_responder_reply(
     responder: *mut weft_responder,
@@ -370,12 +464,18 @@ pub extern "C" fn weft_responder_reply(
 ) -> weft_code {
     guard(err, || {
         let bytes = bytes_arg(result, result_len, "result").map(Bytes::copy_from_slice);
-        answer(responder, |protocol| {
-            let bytes =
-                match bytes.and_then(|b| validate_struct(protocol, &b, "result").map(|()| b)) {
-                    Ok(b) => b,
-                    Err(e) => return invalid_answer(e),
-                };
+        answer(responder, |wire| {
+            let checked = bytes.and_then(|b| {
+                match wire {
+                    Wire::Thrift(protocol) => validate_struct(protocol, &b, "result"),
+                    Wire::Protobuf => reply_message(&b),
+                }
+                .map(|()| b)
+            });
+            let bytes = match checked {
+                Ok(b) => b,
+                Err(e) => return invalid_answer(e),
+            };
             (
                 Ok(Outcome::Result {
                     bytes,
@@ -390,8 +490,10 @@ pub extern "C" fn weft_responder_reply(
 /// Answer with the declared exception `exception[0..exception_len]` (the
 /// exception struct alone, in the call's protocol), which is field
 /// `field_id` (> 0) of the method's result struct. Uses the responder up
-/// whatever happens; invalid bytes or a field id not above 0:
-/// `WEFT_INVALID_ARGUMENT` here, `INTERNAL` for the caller. Thread-safe.
+/// whatever happens; invalid bytes, a field id not above 0, or a gRPC
+/// call (gRPC has no declared exceptions: answer with
+/// `weft_responder_error`): `WEFT_INVALID_ARGUMENT` here, `INTERNAL` for
+/// the caller. Thread-safe.
 #[no_mangle]
 pub extern "C" fn weft_responder_exception(
     responder: *mut weft_responder,
@@ -402,7 +504,14 @@ pub extern "C" fn weft_responder_exception(
 ) -> weft_code {
     guard(err, || {
         let bytes = bytes_arg(exception, exception_len, "exception").map(Bytes::copy_from_slice);
-        answer(responder, |protocol| {
+        answer(responder, |wire| {
+            let protocol =
+                match wire {
+                    Wire::Thrift(p) => p,
+                    Wire::Protobuf => return invalid_answer(Status::invalid_argument(
+                        "a gRPC call has no declared exceptions: answer with weft_responder_error",
+                    )),
+                };
             if field_id <= 0 {
                 return invalid_answer(Status::invalid_argument(format!(
                     "field_id {field_id} is not a declared exception's (> 0)"
@@ -426,7 +535,8 @@ pub extern "C" fn weft_responder_exception(
 
 /// Answer with an error: `code` (`WEFT_CANCELLED` ... `WEFT_UNAUTHENTICATED`)
 /// and `message` (NUL-terminated UTF-8, or NULL for none), which the caller
-/// receives as a `TApplicationException` (Weft callers see the same code).
+/// receives as a `TApplicationException` (Weft callers see the same code);
+/// a gRPC caller receives them as `grpc-status` and `grpc-message`.
 /// Uses the responder up; a code outside the set, or `WEFT_OK`, gets
 /// `WEFT_INVALID_ARGUMENT` here and the caller `UNKNOWN`. Thread-safe.
 #[no_mangle]
@@ -493,21 +603,59 @@ struct Dispatcher {
     handler_timeout: Duration,
 }
 
-async fn dispatch_call(d: Dispatcher, req: Request<Args>) -> Result<Response<Outcome>, Status> {
+/// The largest reply message a gRPC dispatcher may give: the gRPC
+/// server's send limit, checked at the responder so the C caller hears of it.
+const MAX_GRPC_REPLY: usize = weft_protobuf::limits::DEFAULT_MAX_SEND_MESSAGE;
+
+fn reply_message(b: &[u8]) -> Result<(), Status> {
+    if b.len() > MAX_GRPC_REPLY {
+        return Err(Status::invalid_argument(format!(
+            "the reply message is {} bytes, over the {MAX_GRPC_REPLY}-byte limit",
+            b.len()
+        )));
+    }
+    crate::grpc::validate_message(b, "the reply")
+}
+
+async fn dispatch_thrift(d: Dispatcher, req: Request<Args>) -> Result<Response<Outcome>, Status> {
     let Request { cx, message } = req;
+    let method = cx.method.clone();
+    let wire = Wire::Thrift(message.protocol);
+    let (out, outcome) = dispatch(d, cx, method, message.bytes, wire).await?;
+    Ok(Response::new(out, outcome))
+}
+
+async fn dispatch_grpc(d: Dispatcher, req: Request<RawRequest>) -> Result<Response<Bytes>, Status> {
+    let Request { cx, message } = req;
+    let (out, outcome) = dispatch(d, cx, message.path, message.message, Wire::Protobuf).await?;
+    match outcome {
+        Outcome::Result { bytes, .. } => Ok(Response::new(out, bytes)),
+        // Refused by the responder before it is sent.
+        Outcome::Exception { .. } => Err(Status::internal(
+            "the handler answered a gRPC call with an exception",
+        )),
+    }
+}
+
+/// Hand one call to the C dispatcher and wait for its answer: `method` is
+/// what the dispatcher is told (the name, or a gRPC call's path).
+async fn dispatch(
+    d: Dispatcher,
+    cx: weft_core::Context,
+    method: FastStr,
+    args: Bytes,
+    wire: Wire,
+) -> Result<(weft_core::Context, Outcome), Status> {
     let (tx, rx) = oneshot::channel();
     let deadline = cx.deadline;
-    let (method, service, oneway) = (cx.method.clone(), cx.service.clone(), cx.oneway);
+    let (service, oneway) = (cx.service.clone(), cx.oneway);
     let ctx = Arc::new(Ctx {
         state: Mutex::new(crate::ctx::CtxState { cx, timeout: None }),
         call: true,
         cancel: Arc::default(),
     });
     let responder = Arc::new(Responder {
-        pending: Mutex::new(Some(Pending {
-            tx,
-            protocol: message.protocol,
-        })),
+        pending: Mutex::new(Some(Pending { tx, wire })),
     });
     // The handles are raw pointers: they stay inside this block, so the
     // future holds none of them across the wait below.
@@ -523,9 +671,12 @@ async fn dispatch_call(d: Dispatcher, req: Request<Args>) -> Result<Response<Out
             method_len: method.len(),
             service: service.as_ptr(),
             service_len: service.len(),
-            args: message.bytes.as_ptr(),
-            args_len: message.bytes.len(),
-            protocol: protocol_id(message.protocol),
+            args: args.as_ptr(),
+            args_len: args.len(),
+            protocol: match wire {
+                Wire::Thrift(p) => protocol_id(p),
+                Wire::Protobuf => WEFT_PROTOCOL_PROTOBUF,
+            },
             oneway,
             ctx: ctx_handle,
         };
@@ -543,7 +694,7 @@ async fn dispatch_call(d: Dispatcher, req: Request<Args>) -> Result<Response<Out
         Ok(Ok(Ok(outcome))) => {
             let mut out = weft_core::Context::default();
             out.metainfo.backward = std::mem::take(&mut ctx.state.lock().cx.metainfo.backward);
-            Ok(Response::new(out, outcome))
+            Ok((out, outcome))
         }
         Ok(Ok(Err(status))) => Err(status),
         Ok(Err(_)) => Err(Status::internal(
@@ -599,7 +750,8 @@ handle_type!(weft_server, ServerInner, SERVERS, 0x42, "weft_server");
 /// `*out` to the server once it listens; `opts` may be NULL for the
 /// defaults. Every transport and protocol is served on the one port
 /// (TTHeader, THeader, framed, buffered; binary or compact), detected per
-/// connection. `dispatch` and `user_data` must stay valid until
+/// connection, and gRPC too when the options say so
+/// (`weft_server_options_set_grpc`). `dispatch` and `user_data` must stay valid until
 /// `weft_server_shutdown` (or `weft_server_free`) has returned; after that
 /// `dispatch` is never called again. Blocks while binding, so not from a
 /// Weft thread. A bind failure: `WEFT_UNAVAILABLE`; NULL `dispatch`, a bad
@@ -630,6 +782,7 @@ pub extern "C" fn weft_server_serve(
             ServerOptions {
                 etcd: o.etcd.clone(),
                 advertise: o.advertise.clone(),
+                grpc_services: o.grpc_services.clone(),
                 ..*o
             }
         };
@@ -639,7 +792,6 @@ pub extern "C" fn weft_server_serve(
             user: UserData(user_data),
             handler_timeout,
         };
-        let handler = tower::service_fn(move |req: Request<Args>| dispatch_call(d.clone(), req));
         let mut stack = ServerStack::new();
         if let Some(max) = max {
             stack = stack.concurrency_limit(max);
@@ -648,6 +800,27 @@ pub extern "C" fn weft_server_serve(
         if let Some(t) = drain {
             builder = builder.drain_timeout(t);
         }
+        if o.grpc {
+            let d = d.clone();
+            let handler =
+                tower::service_fn(move |req: Request<RawRequest>| dispatch_grpc(d.clone(), req));
+            // A clone of the stack shares its limits: one concurrency
+            // bound for Thrift and gRPC calls together.
+            let service = stack.clone().build(handler);
+            let mut grpc = GrpcServer::new().limits(GrpcLimits {
+                max_recv_message: o.grpc_max_message,
+                ..GrpcLimits::default()
+            });
+            if o.grpc_services.is_empty() {
+                grpc = grpc.fallback(service);
+            } else {
+                for name in &o.grpc_services {
+                    grpc = grpc.add_raw_service(FastStr::new(name), service.clone());
+                }
+            }
+            builder = builder.protocol(grpc);
+        }
+        let handler = tower::service_fn(move |req: Request<Args>| dispatch_thrift(d.clone(), req));
         let limits = builder.limits_ref().clone();
         let service = stack.build(handler);
         let handle = rt

@@ -511,6 +511,148 @@ fn a_c_grpc_client_calls_a_weft_rust_grpc_server() {
     rt.block_on(server.shutdown());
 }
 
+/// A gRPC server with C callbacks (`tests/c/grpc_server.c`), on one port
+/// with Thrift: Weft Rust gRPC clients and a real grpcio client
+/// (`tests/grpcio_client.py`, grpcio-tools messages) call it; a status from
+/// the callback is the caller's grpc-status, garbage and a Thrift
+/// exception as the answer are refused in C and INTERNAL for the caller,
+/// late answers come from other threads, unknown methods and services are
+/// UNIMPLEMENTED, an oversize request RESOURCE_EXHAUSTED.
+#[test]
+fn a_c_grpc_server_answers_weft_rust_and_grpcio_clients() {
+    if skip() {
+        return;
+    }
+    use weft_interop::grpc::{EchoClient, EchoReply, EchoRequest};
+    use weft_protobuf::{GrpcClient, MethodDesc, MethodKind};
+    let bin = compile("grpc_server");
+    let server = CServer::start(&bin);
+    let rt = runtime();
+    let addr = server.addr.clone();
+    let req = |message: &str| EchoRequest {
+        message: message.to_owned().into(),
+        ..Default::default()
+    };
+    let late = rt.block_on(async {
+        let c = EchoClient::new(GrpcClient::new(addr.clone()));
+        let mut call = timed(3000);
+        call.metainfo.persistent.insert("tenant", "acme");
+        let resp = c.unary(call, &req("hello from Rust")).await.unwrap();
+        assert_eq!(resp.message.message, "hello from Rust");
+        assert_eq!(
+            resp.message.seen.get("persist:tenant").map(|v| &**v),
+            Some("acme")
+        );
+        assert!(
+            (1..=3000).contains(&resp.message.timeout_ms),
+            "the C callback saw a deadline of {} ms",
+            resp.message.timeout_ms
+        );
+        assert_eq!(
+            resp.cx.metainfo.backward.get("echo-tenant").map(|v| &**v),
+            Some("acme")
+        );
+
+        // The callback's error is the call's status.
+        let gone = EchoRequest {
+            code: Code::NotFound as i32,
+            ..req("gone")
+        };
+        let e = c.unary(timed(3000), &gone).await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::NotFound, "echo status: gone")
+        );
+        // Garbage and an exception as the answer: refused, INTERNAL here.
+        for bad in ["garbage", "exception"] {
+            let e = c.unary(timed(3000), &req(bad)).await.unwrap_err();
+            assert_eq!(e.code(), Code::Internal, "{bad}: {e}");
+            assert!(e.message().contains("garbage"), "{bad}: {e}");
+        }
+        // Answers from other threads, concurrently.
+        let late = futures_join((0..20).map(|i| {
+            let c = c.clone();
+            async move {
+                let r = EchoRequest {
+                    sleep_ms: 50,
+                    ..req(&format!("late{i}"))
+                };
+                c.unary(timed(3000), &r).await.map(|r| r.message.message)
+            }
+        }))
+        .await;
+        for (i, r) in late.into_iter().enumerate() {
+            assert_eq!(r.unwrap(), format!("late{i}"));
+        }
+        // A method the callback does not serve: its UNIMPLEMENTED; another
+        // service: Weft's, without reaching the callback.
+        static NOPE: MethodDesc = MethodDesc {
+            name: "Nope",
+            path: "/weft.interop.echo.Echo/Nope",
+            kind: MethodKind::Unary,
+        };
+        static OTHER: MethodDesc = MethodDesc {
+            name: "Unary",
+            path: "/other.Service/Unary",
+            kind: MethodKind::Unary,
+        };
+        let g = GrpcClient::new(addr.clone());
+        for (m, says) in [
+            (&NOPE, "no method /weft.interop.echo.Echo/Nope here"),
+            (&OTHER, "unknown service other.Service"),
+        ] {
+            let e = weft_protobuf::client::unary::<_, _, EchoReply>(&g, timed(3000), m, &req("?"))
+                .await
+                .unwrap_err();
+            assert_eq!((e.code(), e.message()), (Code::Unimplemented, says));
+        }
+        // Over the 64 KiB limit the C server set: refused before the callback.
+        let e = c
+            .unary(timed(3000), &req(&"x".repeat(100 * 1024)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+
+        // Thrift on the same port reaches the same dispatcher.
+        let thrift = weft_interop::EchoClient::new(
+            &addr,
+            Transport::TTHeader,
+            Protocol::Binary,
+            ConnectionMode::Multiplexed,
+        );
+        let e = thrift.add(cx(), 1, 2).await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::Unimplemented, "only gRPC here")
+        );
+        20
+    });
+
+    // A real grpcio client, when Python is there.
+    let grpcio = std::env::var_os("WEFT_FFI_SKIP_PY").is_none();
+    if grpcio {
+        let out = std::process::Command::new("python3")
+            .arg(manifest().join("tests/grpcio_client.py"))
+            .arg(addr.to_string())
+            .output()
+            .expect("running python3 (WEFT_FFI_SKIP_PY=1 skips the grpcio client)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("all checks passed"),
+            "the grpcio client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = server.stop();
+    let (py_bad, py_late) = if grpcio { (1, 10) } else { (0, 0) };
+    assert_eq!(counter(&out, "garbage_refused"), 1 + py_bad, "{out}");
+    assert_eq!(counter(&out, "exception_refused"), 1 + py_bad, "{out}");
+    assert_eq!(counter(&out, "late_answered"), late + py_late, "{out}");
+    assert_eq!(counter(&out, "thrift_calls"), 1, "{out}");
+    assert_eq!(counter(&out, "other_service_dispatched"), 0, "{out}");
+    assert_eq!(counter(&out, "failures"), 0, "{out}");
+}
+
 /// Join futures concurrently on the current task (no extra dependency).
 async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where

@@ -1,7 +1,8 @@
 //! The Python binding (`ffi/python`) against a Weft Rust echo server:
 //! Apache Thrift's generated Python structs round-trip through the shim;
 //! and with a real etcd, a Python server registers and Python clients find
-//! it; gRPC calls with `grpcio-tools` messages to a Weft Rust gRPC server.
+//! it; gRPC calls with `grpcio-tools` messages to a Weft Rust gRPC server,
+//! and a Python servicer served as gRPC to a grpcio client.
 //! Needs `python3` with Apache Thrift's library and `grpcio-tools`, the
 //! `thrift` compiler (scripts/test.sh installs them) and etcd (`/usr/bin/etcd`);
 //! `WEFT_FFI_SKIP_PY=1` skips it.
@@ -120,6 +121,17 @@ fn python_grpc_calls_with_grpcio_tools_messages_reach_a_weft_rust_grpc_server() 
         &[("WEFT_GRPC_ADDR", &server.local_addr().to_string())],
     );
     rt.block_on(server.shutdown());
+}
+
+/// A Python servicer class (grpcio-tools' generated base and
+/// `add_EchoServicer_to_server`) served as gRPC through the shim, called by
+/// a real grpcio client and by the binding's gRPC client.
+#[test]
+fn a_python_servicer_served_as_grpc_answers_grpcio() {
+    if skip() {
+        return;
+    }
+    run_python("test_grpc_server.py", &[]);
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub(crate) async fn serve(
         .and_then(Encoding::from_accept);
 
     let prepared = prepare(&shared, &parts.uri, &parts.headers, peer);
-    let (route, method, kind, mut cx, recv_encoding) = match prepared {
+    let (route, method, path, kind, mut cx, recv_encoding) = match prepared {
         Ok(p) => p,
         Err(status) => return trailers_only(&mut respond, &status, None),
     };
@@ -106,7 +106,7 @@ pub(crate) async fn serve(
         RequestBody::Stream(RawStreaming::new(recv, decoder, false).with_budget(held))
     };
 
-    let mut call = route.call(method, cx, body);
+    let mut call = route.call(method, path, cx, body);
     let (cx, answer) = match guard(
         call.as_mut(),
         &mut respond,
@@ -181,6 +181,7 @@ pub(crate) async fn serve(
 type Prepared = (
     Arc<dyn super::Route>,
     usize,
+    FastStr,
     MethodKind,
     Context,
     Option<Encoding>,
@@ -198,19 +199,41 @@ fn prepare(
         .strip_prefix('/')
         .and_then(|p| p.split_once('/'))
         .ok_or_else(|| Status::unimplemented(format!("malformed method name: {path:?}")))?;
-    let Some((route_name, route)) = shared.routes.get_key_value(service) else {
-        return Err(Status::unimplemented(format!("unknown service {service}")));
+    let (route_name, route) = match shared.routes.get_key_value(service) {
+        Some((name, route)) => (Some(name), route),
+        None => match &shared.fallback {
+            Some(route) => (None, route),
+            None => return Err(Status::unimplemented(format!("unknown service {service}"))),
+        },
     };
-    let Some((index, method_name, kind)) = route.method(method) else {
+    let Some(m) = route.method(method) else {
         return Err(Status::unimplemented(format!(
             "unknown method {method} for service {service}"
         )));
     };
+    // A generated route names its own methods; a raw one takes the names
+    // from the path, which it is handed too (one copy of it, the names
+    // slices of it).
+    let (path, service_name, method_name) = match m.name {
+        Some(name) => (
+            FastStr::empty(),
+            route_name.cloned().unwrap_or_default(),
+            FastStr::from_static_str(name),
+        ),
+        None => {
+            if service.is_empty() || method.is_empty() || method.contains('/') {
+                return Err(Status::unimplemented(format!(
+                    "malformed method name: {path:?}"
+                )));
+            }
+            let path = FastStr::new(path);
+            let s = path.slice_ref(&path[1..1 + service.len()]);
+            let m = path.slice_ref(&path[2 + service.len()..]);
+            (path, route_name.cloned().unwrap_or(s), m)
+        }
+    };
     let (encoding, timeout) = head(headers)?;
-    let mut cx = Context::new(
-        FastStr::from_static_str(route_name),
-        FastStr::from_static_str(method_name),
-    );
+    let mut cx = Context::new(service_name, method_name);
     cx.peer = peer;
     if let Some(timeout) = timeout {
         cx.set_timeout(timeout);
@@ -218,7 +241,7 @@ fn prepare(
             return Err(Status::deadline_exceeded("deadline exceeded on arrival"));
         }
     }
-    Ok((route.clone(), index, kind, cx, encoding))
+    Ok((route.clone(), m.index, path, m.kind, cx, encoding))
 }
 
 /// The compression and timeout a request's headers state.

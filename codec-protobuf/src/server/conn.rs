@@ -16,7 +16,8 @@ use crate::{compression::Encoding, limits::GrpcLimits};
 
 /// What every stream of one connection reads.
 pub(crate) struct Shared {
-    pub(crate) routes: Arc<HashMap<&'static str, Arc<dyn Route>>>,
+    pub(crate) routes: Arc<HashMap<faststr::FastStr, Arc<dyn Route>>>,
+    pub(crate) fallback: Option<Arc<dyn Route>>,
     pub(crate) limits: GrpcLimits,
     pub(crate) conn_limits: Limits,
     pub(crate) compress: Option<Encoding>,

@@ -4,12 +4,17 @@
 //! - `conn`: one HTTP/2 connection, its streams polled on its own task.
 //! - `call`: one stream: headers to context, the body, the handler, the
 //!   answer and its trailers.
+//! - `raw`: routes whose handler takes and gives encoded messages.
 
 mod call;
 mod conn;
+mod raw;
+
+pub use raw::RawRequest;
 
 use std::{collections::HashMap, fmt, future::Future, io, pin::Pin, sync::Arc};
 
+use faststr::FastStr;
 use futures::future::BoxFuture;
 use tower::{Service, ServiceExt};
 use weft_core::{
@@ -41,7 +46,9 @@ pub struct Compressed;
 #[derive(Clone)]
 #[must_use]
 pub struct GrpcServer {
-    routes: Arc<HashMap<&'static str, Arc<dyn Route>>>,
+    routes: Arc<HashMap<FastStr, Arc<dyn Route>>>,
+    /// Where a path that names no service in `routes` goes.
+    fallback: Option<Arc<dyn Route>>,
     limits: GrpcLimits,
     compress: Option<Encoding>,
     /// Request bytes held by all connections of this server.
@@ -52,6 +59,7 @@ impl fmt::Debug for GrpcServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcServer")
             .field("services", &self.routes.keys().collect::<Vec<_>>())
+            .field("fallback", &self.fallback.is_some())
             .field("limits", &self.limits)
             .finish()
     }
@@ -68,6 +76,7 @@ impl GrpcServer {
     pub fn new() -> GrpcServer {
         GrpcServer {
             routes: Arc::default(),
+            fallback: None,
             limits: GrpcLimits::default(),
             compress: None,
             in_flight: Arc::default(),
@@ -105,7 +114,46 @@ impl GrpcServer {
             service,
             _types: std::marker::PhantomData,
         });
-        Arc::make_mut(&mut self.routes).insert(Req::SERVICE, route);
+        Arc::make_mut(&mut self.routes).insert(FastStr::from_static_str(Req::SERVICE), route);
+        self
+    }
+
+    /// Serve every unary method of the service named `name`
+    /// (`package.Service`) with `service`, which takes each call's encoded
+    /// request message and answers with the encoded reply
+    /// ([`RawRequest`]): for services known only at run time. Limits,
+    /// deadlines, metadata, compression and status trailers are as for a
+    /// generated service; the handler sees every method name, and answers
+    /// [`Status::unimplemented`] for those it does not serve. A later
+    /// service of the same name, generated or raw, replaces an earlier one.
+    pub fn add_raw_service<S>(mut self, name: impl Into<FastStr>, service: S) -> Self
+    where
+        S: Service<Request<RawRequest>, Response = Response<bytes::Bytes>, Error = Status>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let route: Arc<dyn Route> = Arc::new(raw::RawRoute { service });
+        Arc::make_mut(&mut self.routes).insert(name.into(), route);
+        self
+    }
+
+    /// Serve every call whose path names no added service with `service`,
+    /// as [`GrpcServer::add_raw_service`] does (grpc-go's
+    /// `UnknownServiceHandler`). Default: such calls get `UNIMPLEMENTED`.
+    /// Paths that are not `/service/method` get `UNIMPLEMENTED` either way.
+    pub fn fallback<S>(mut self, service: S) -> Self
+    where
+        S: Service<Request<RawRequest>, Response = Response<bytes::Bytes>, Error = Status>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.fallback = Some(Arc::new(raw::RawRoute { service }));
         self
     }
 
@@ -129,6 +177,7 @@ impl Protocol for GrpcServer {
     fn serve(&self, conn: Accepted) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let shared = Arc::new(conn::Shared {
             routes: self.routes.clone(),
+            fallback: self.fallback.clone(),
             limits: self.limits.clone(),
             conn_limits: conn.limits.clone(),
             compress: self.compress,
@@ -150,15 +199,27 @@ pub(crate) enum Answer {
     Stream(EncodeStream),
 }
 
+/// A method a [`Route`] serves.
+pub(crate) struct RouteMethod {
+    /// Its index, handed back to [`Route::call`].
+    pub(crate) index: usize,
+    /// Its name for the context; `None`: the name in the path.
+    pub(crate) name: Option<&'static str>,
+    /// Its shape.
+    pub(crate) kind: MethodKind,
+}
+
 /// One service, its request and response types erased.
 pub(crate) trait Route: Send + Sync {
-    /// A method by name: its index and shape.
-    fn method(&self, name: &str) -> Option<(usize, &'static str, MethodKind)>;
+    /// A method by name, if served.
+    fn method(&self, name: &str) -> Option<RouteMethod>;
 
-    /// Run the call to its answer.
+    /// Run the call to its answer; `path` is the call's, for raw routes
+    /// (empty for generated ones, which know their paths).
     fn call(
         &self,
         method: usize,
+        path: FastStr,
         cx: Context,
         body: RequestBody,
     ) -> BoxFuture<'static, Result<(Context, Answer), Status>>;
@@ -180,17 +241,22 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    fn method(&self, name: &str) -> Option<(usize, &'static str, MethodKind)> {
+    fn method(&self, name: &str) -> Option<RouteMethod> {
         Req::METHODS
             .iter()
             .enumerate()
             .find(|(_, m)| m.name == name)
-            .map(|(i, m)| (i, m.name, m.kind))
+            .map(|(i, m)| RouteMethod {
+                index: i,
+                name: Some(m.name),
+                kind: m.kind,
+            })
     }
 
     fn call(
         &self,
         method: usize,
+        _path: FastStr,
         cx: Context,
         body: RequestBody,
     ) -> BoxFuture<'static, Result<(Context, Answer), Status>> {

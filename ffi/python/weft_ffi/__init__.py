@@ -1,4 +1,5 @@
-"""Weft's Thrift client from Python, through the C ABI shim (libweft).
+"""Weft's Thrift (and gRPC) clients and servers from Python, through the C
+ABI shim (libweft).
 
 Messages are Apache Thrift's own (`thrift --gen py`): the args struct is
 encoded here with Apache's protocol classes, Weft carries it (TTHeader,
@@ -12,6 +13,9 @@ failure as `WeftError` with Weft's status code.
     # asyncio: the completions arrive through a file descriptor the event
     # loop watches, not a thread per call.
     total = await client.call_async("add", Echo.add_args(a=1, b=2), Echo.add_result)
+
+gRPC too: `Client(addrs, transport="grpc")` calls with grpcio-tools
+messages, and `Server(None, grpc=True)` serves grpcio-tools servicers.
 """
 import asyncio
 import ctypes
@@ -26,7 +30,7 @@ from thrift.protocol import TBinaryProtocol, TCompactProtocol
 from thrift.Thrift import TApplicationException, TMessageType
 from thrift.transport import TTransport
 
-__all__ = ["Client", "Context", "Server", "WeftError", "CODES"]
+__all__ = ["Client", "Context", "Server", "ServicerContext", "WeftError", "CODES"]
 
 CODES = {
     0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
@@ -38,7 +42,10 @@ _TRANSPORTS = {"ttheader": 0, "framed": 1, "buffered": 2, "theader": 3, "grpc": 
 _PROTOCOLS = {"binary": 0, "compact": 1, "protobuf": 2}
 _MODES = {"multiplexed": 0, "pooled": 1}
 _LB = {"p2c": 0, "round_robin": 1, "weighted_random": 2, "consistent_hash": 3}
-SCOPE_PERSISTENT, SCOPE_TRANSIENT, SCOPE_BACKWARD = 0, 1, 2
+SCOPE_PERSISTENT, SCOPE_TRANSIENT, SCOPE_BACKWARD, SCOPE_UPSTREAM = 0, 1, 2, 3
+_PROTOBUF = 2
+# The codes of grpc.StatusCode by name, the same numbers as Weft's.
+_CODE_OF = {name: code for code, name in CODES.items()}
 
 
 class WeftError(Exception):
@@ -102,11 +109,16 @@ def _load():
         "weft_client_options_set_retries": ([c_void_p, c_uint32, c_double, E], c_int32),
         "weft_client_options_set_load_balance": ([c_void_p, c_int32, E], c_int32),
         "weft_client_options_set_etcd": ([c_void_p, c_char_p, c_char_p, E], c_int32),
+        "weft_client_options_set_caller_io": ([c_void_p, c_bool, E], c_int32),
         "weft_server_options_new": ([P, E], c_int32),
         "weft_server_options_free": ([c_void_p], None),
         "weft_server_options_set_etcd": ([c_void_p, c_char_p, c_char_p, c_uint32, E], c_int32),
         "weft_server_options_set_advertise": ([c_void_p, c_char_p, E], c_int32),
         "weft_server_options_set_deregister_grace_ms": ([c_void_p, c_int64, E], c_int32),
+        "weft_server_options_set_grpc": ([c_void_p, c_bool, E], c_int32),
+        "weft_server_options_add_grpc_service": ([c_void_p, c_char_p, E], c_int32),
+        "weft_server_options_set_grpc_max_message": ([c_void_p, c_size_t, E], c_int32),
+        "weft_ctx_remaining_ms": ([c_void_p, POINTER(c_int64), E], c_int32),
         "weft_client_new": ([c_void_p, c_void_p, P, E], c_int32),
         "weft_client_free": ([c_void_p], None),
         "weft_client_call": ([c_void_p, c_char_p, c_char_p, c_size_t, c_void_p,
@@ -211,12 +223,16 @@ class Context:
 
     @staticmethod
     def _read_backward(ctx):
+        return Context._read_scope(ctx, SCOPE_BACKWARD)
+
+    @staticmethod
+    def _read_scope(ctx, scope):
         n = c_size_t()
-        _call(_lib.weft_ctx_count, ctx, SCOPE_BACKWARD, byref(n))
+        _call(_lib.weft_ctx_count, ctx, scope, byref(n))
         out = {}
         for i in range(n.value):
             k, v = _Bytes(), _Bytes()
-            _call(_lib.weft_ctx_entry, ctx, SCOPE_BACKWARD, i, byref(k), byref(v))
+            _call(_lib.weft_ctx_entry, ctx, scope, i, byref(k), byref(v))
             out[ctypes.string_at(k.data, k.len).decode()] = ctypes.string_at(v.data, v.len).decode()
             _lib.weft_bytes_free(byref(k))
             _lib.weft_bytes_free(byref(v))
@@ -273,12 +289,18 @@ class Client:
 
     `accelerated` (default True) encodes and decodes Thrift structs with
     Apache's C extension (`fastbinary`) when the `thrift` package has it,
-    else in pure Python; the bytes are the same. Thread-safe."""
+    else in pure Python; the bytes are the same.
+
+    `call` does its I/O on the calling thread (`caller_io`, default True):
+    each thread that calls gets its own connections for its blocking calls
+    (up to 16 threads), so a call costs no hop to one of Weft's threads and
+    back; `caller_io=False` shares the client's (see
+    `weft_client_options_set_caller_io`). Thread-safe."""
 
     def __init__(self, addresses=(), service="", transport="ttheader", protocol="binary",
                  timeout_ms=None, max_attempts=None, retry_budget=0.1,
                  connection_mode=None, load_balance=None, runtime=None,
-                 etcd_endpoints=None, etcd_service=None, accelerated=True):
+                 etcd_endpoints=None, etcd_service=None, accelerated=True, caller_io=True):
         self._handle, self._queue, self._loop = c_void_p(), None, None
         self._runtime = runtime or _Runtime.shared()
         self._grpc = transport == "grpc"
@@ -312,6 +334,8 @@ class Client:
                       _MODES[connection_mode])
             if load_balance is not None:
                 _call(_lib.weft_client_options_set_load_balance, opts, _LB[load_balance])
+            if not caller_io:
+                _call(_lib.weft_client_options_set_caller_io, opts, False)
             _call(_lib.weft_client_new, self._runtime.handle, opts, byref(self._handle))
         finally:
             _lib.weft_client_options_free(opts)
@@ -450,6 +474,82 @@ class Client:
         return await fut
 
 
+class _HandlerCallDetails:
+    """What grpcio's generic handlers look a method up by."""
+    __slots__ = ("method", "invocation_metadata")
+
+    def __init__(self, method, invocation_metadata):
+        self.method = method
+        self.invocation_metadata = invocation_metadata
+
+
+class _Abort(Exception):
+    def __init__(self, code, details):
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
+class ServicerContext:
+    """The `context` a gRPC servicer method gets when served by Weft: the
+    parts of grpcio's `ServicerContext` that a unary call has. Valid only
+    while the method runs."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self._code, self._details = None, ""
+        self._metadata = None
+
+    def invocation_metadata(self):
+        """The caller's metadata as Weft received it: plain entries (Weft's
+        upstream metainfo) and `rpc-persist-KEY` for persistent metainfo."""
+        if self._metadata is None:
+            md = list(Context._read_scope(self._ctx, SCOPE_UPSTREAM).items())
+            md += [("rpc-persist-" + k, v)
+                   for k, v in Context._read_scope(self._ctx, SCOPE_PERSISTENT).items()]
+            self._metadata = tuple(md)
+        return self._metadata
+
+    def persistent(self):
+        """The caller's persistent metainfo, a dict."""
+        return Context._read_scope(self._ctx, SCOPE_PERSISTENT)
+
+    def time_remaining(self):
+        """Seconds left before the caller's deadline, or None without one."""
+        ms = c_int64()
+        _call(_lib.weft_ctx_remaining_ms, self._ctx, byref(ms))
+        return None if ms.value < 0 else ms.value / 1000.0
+
+    def send_initial_metadata(self, metadata):
+        """Send (key, value) pairs back with the reply's headers (Weft's
+        backward metainfo)."""
+        for k, v in metadata:
+            _call(_lib.weft_ctx_set, self._ctx, SCOPE_BACKWARD, k.encode(), v.encode())
+
+    def set_code(self, code):
+        """The status to answer with when the method returns (a
+        `grpc.StatusCode`)."""
+        self._code = code
+
+    def set_details(self, details):
+        """The status message to go with `set_code`."""
+        self._details = details
+
+    def abort(self, code, details):
+        """End the call now with `code` (not OK) and `details`."""
+        raise _Abort(code, details)
+
+    def is_active(self):
+        """True: the call is answered when the method returns."""
+        return True
+
+
+def _status_code(code):
+    """A `grpc.StatusCode` (or Weft's number) as Weft's number."""
+    if isinstance(code, int):
+        return code
+    return _CODE_OF.get(getattr(code, "name", ""), 2)
+
+
 class Server:
     """Serves an Apache-generated `Processor` (e.g. `Echo.Processor(handler)`,
     `handler` a plain class with one method per IDL method) on `address`
@@ -458,6 +558,21 @@ class Server:
     serialises Python anyway). Declared exceptions raised by the handler
     travel as the IDL defines; anything else as an internal error.
 
+    With `grpc=True` the same port serves gRPC too, to servicer classes
+    added as grpcio-tools' generated code adds them:
+    `echo_pb2_grpc.add_EchoServicer_to_server(MyServicer(), server)` (the
+    server has grpcio's `add_generic_rpc_handlers` and
+    `add_registered_method_handlers`). Unary methods are served: each gets
+    the request message and a `ServicerContext`; its return value is the
+    reply; `context.abort(code, details)` or `set_code` answer a status,
+    and any other exception is UNKNOWN, as in grpcio. Unknown methods and
+    streaming ones are UNIMPLEMENTED. `grpc_services` (names such as
+    `"pkg.Service"`) keeps calls to other services from reaching Python at
+    all; `grpc_max_message` bounds a request message (default 4 MiB). The
+    `grpc` package is needed only for servicers generated by grpcio-tools.
+    `processor` may be None for a gRPC-only server (Thrift calls are then
+    UNIMPLEMENTED).
+
     With `etcd_endpoints` (a URL, or a list of them) and `etcd_service`, the
     server registers in etcd once it listens (as `advertise`, default the
     bound address, with `weight`) and deregisters first thing in
@@ -465,9 +580,14 @@ class Server:
 
     def __init__(self, processor, address="127.0.0.1:0", runtime=None,
                  etcd_endpoints=None, etcd_service=None, weight=0, advertise=None,
-                 deregister_grace_ms=None):
+                 deregister_grace_ms=None, grpc=False, grpc_services=(),
+                 grpc_max_message=None):
+        if processor is None and not grpc:
+            raise ValueError("a Server needs a Thrift processor or grpc=True")
         self._runtime = runtime or _Runtime.shared()
         self._processor = processor
+        # gRPC method path -> grpcio RpcMethodHandler; generic handlers.
+        self._grpc_methods, self._grpc_generic = {}, []
         # Kept referenced: the C side calls it until shutdown.
         self._dispatch = _DISPATCH(self._on_call)
         self._handle = c_void_p()
@@ -482,6 +602,13 @@ class Server:
                 if deregister_grace_ms is not None:
                     _call(_lib.weft_server_options_set_deregister_grace_ms, opts,
                           int(deregister_grace_ms))
+            if grpc or grpc_services:
+                _call(_lib.weft_server_options_set_grpc, opts, True)
+                for name in grpc_services:
+                    _call(_lib.weft_server_options_add_grpc_service, opts, name.encode())
+                if grpc_max_message is not None:
+                    _call(_lib.weft_server_options_set_grpc_max_message, opts,
+                          int(grpc_max_message))
             _call(_lib.weft_server_serve, self._runtime.handle, opts, address.encode(),
                   self._dispatch, None, byref(self._handle))
         finally:
@@ -491,9 +618,77 @@ class Server:
         self.address = ctypes.string_at(addr.data, addr.len).decode()
         _lib.weft_bytes_free(byref(addr))
 
+    # ===== gRPC, as grpcio's server registers servicers =====
+
+    def add_registered_method_handlers(self, service, method_handlers):
+        """Serve `method_handlers` (method name -> grpcio RpcMethodHandler)
+        of `service`, as grpcio-tools' `add_XServicer_to_server` does."""
+        for name, handler in method_handlers.items():
+            self._grpc_methods[f"/{service}/{name}"] = handler
+
+    def add_generic_rpc_handlers(self, generic_handlers):
+        """Add grpcio GenericRpcHandlers, asked in order for a method the
+        registered handlers do not have."""
+        self._grpc_generic.extend(generic_handlers)
+
+    def _grpc_handler(self, path, ctx):
+        handler = self._grpc_methods.get(path)
+        if handler is None and self._grpc_generic:
+            details = _HandlerCallDetails(path, ctx.invocation_metadata())
+            for g in self._grpc_generic:
+                handler = g.service(details)
+                if handler is not None:
+                    break
+        return handler
+
+    def _on_grpc(self, r, responder):
+        path = ctypes.string_at(r.method, r.method_len).decode()
+        ctx = ServicerContext(r.ctx)
+        handler = self._grpc_handler(path, ctx)
+        if handler is None:
+            _lib.weft_responder_error(responder, 12, f"Method not found: {path}".encode(), None)
+            return
+        if handler.request_streaming or handler.response_streaming:
+            _lib.weft_responder_error(
+                responder, 12, f"{path} streams: only unary methods are served".encode(), None)
+            return
+        data = ctypes.string_at(r.args, r.args_len)
+        try:
+            req = handler.request_deserializer(data) if handler.request_deserializer else data
+        except Exception as e:
+            _lib.weft_responder_error(responder, 13,
+                                      f"decoding the request of {path}: {e!r}".encode(), None)
+            return
+        try:
+            resp = handler.unary_unary(req, ctx)
+        except _Abort as a:
+            _lib.weft_responder_error(responder, _status_code(a.code),
+                                      (a.details or "").encode(), None)
+            return
+        except Exception as e:
+            if ctx._code is not None and _status_code(ctx._code) != 0:
+                _lib.weft_responder_error(responder, _status_code(ctx._code),
+                                          (ctx._details or "").encode(), None)
+            else:
+                _lib.weft_responder_error(
+                    responder, 2, f"Exception calling application: {e}".encode(), None)
+            return
+        if ctx._code is not None and _status_code(ctx._code) != 0:
+            _lib.weft_responder_error(responder, _status_code(ctx._code),
+                                      (ctx._details or "").encode(), None)
+            return
+        out = handler.response_serializer(resp) if handler.response_serializer else resp
+        _lib.weft_responder_reply(responder, out, len(out), None)
+
     def _on_call(self, _user, request, responder):
         try:
             r = request.contents
+            if r.protocol == _PROTOBUF:
+                self._on_grpc(r, responder)
+                return
+            if self._processor is None:
+                _lib.weft_responder_error(responder, 12, b"this server serves gRPC only", None)
+                return
             method = ctypes.string_at(r.method, r.method_len).decode()
             args = ctypes.string_at(r.args, r.args_len)
             factory = _factory("binary" if r.protocol == 0 else "compact", True)
