@@ -161,6 +161,11 @@ fn size_hint<M: EntryMessage>(m: &M) -> usize {
     m.size(&mut TBinaryProtocol::new((), false))
 }
 
+/// A header value as text, when it is.
+fn text(value: Option<&[u8]>) -> Option<&str> {
+    value.and_then(|v| std::str::from_utf8(v).ok())
+}
+
 fn status_of(e: ThriftException) -> Status {
     status_from_exception(&e)
 }
@@ -320,19 +325,14 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         // A header names its own protocol; answer in the one the peer used.
         self.detected = Some((transport, protocol));
 
+        // Kitex and Volo name the IDL service in the "isn" header.
+        let isn = header.as_ref().and_then(|h| h.string(IDL_SERVICE_NAME));
         let (id, body) = with_input!(protocol, &mut payload, self.limits, |p| {
             // An unreadable envelope leaves nothing to answer to.
             let id = p.read_message_begin().map_err(status_of)?;
             let (service, method) = match id.name.split_once(MULTIPLEX_SEPARATOR) {
                 Some((s, m)) => (s, m),
-                // Kitex and Volo name the IDL service in the "isn" header.
-                None => (
-                    header
-                        .as_ref()
-                        .and_then(|h| h.string(IDL_SERVICE_NAME))
-                        .unwrap_or(""),
-                    id.name.as_str(),
-                ),
+                None => (isn.unwrap_or(""), id.name.as_str()),
             };
             let body = Req::decode(&mut p, service, method);
             (id, body)
@@ -341,10 +341,10 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         let (service, method) = match id.name.split_once(MULTIPLEX_SEPARATOR) {
             Some((s, m)) => (FastStr::new(s), FastStr::new(m)),
             None => (
-                header
-                    .as_ref()
-                    .and_then(|h| h.string(IDL_SERVICE_NAME).map(|s| h.fast(s)))
-                    .unwrap_or_default(),
+                match (&header, isn) {
+                    (Some(h), Some(isn)) => h.fast(isn),
+                    _ => FastStr::default(),
+                },
                 id.name.clone(),
             ),
         };
@@ -390,15 +390,27 @@ impl<Req: EntryMessage, Resp: EntryMessage> ServerCodec for ThriftServerCodec<Re
         cx.oneway = oneway;
         let mut timeout = None;
         if let Some(h) = &header {
-            if let Some(from) = h.int(int_key::FROM_SERVICE) {
+            // One walk over the int keys for the three read here. The first
+            // of a repeated key counts, as a lookup by key would find it.
+            let (mut from, mut to, mut rpc) = (None, None, None);
+            for (key, value) in h.raw_ints() {
+                let slot = match key {
+                    int_key::FROM_SERVICE => &mut from,
+                    int_key::TO_SERVICE => &mut to,
+                    int_key::RPC_TIMEOUT => &mut rpc,
+                    _ => continue,
+                };
+                slot.get_or_insert(value);
+            }
+            if let Some(from) = text(from) {
                 cx.caller = h.fast(from);
             }
-            if let Some(to) = h.int(int_key::TO_SERVICE) {
+            if let Some(to) = text(to) {
                 if cx.service.is_empty() {
                     cx.service = h.fast(to);
                 }
             }
-            timeout = h.int(int_key::RPC_TIMEOUT).and_then(rpc_timeout);
+            timeout = text(rpc).and_then(rpc_timeout);
             absorb_strings(h, transport, true, &mut cx);
         }
         Ok(Some(Inbound::Request {

@@ -186,7 +186,9 @@ impl Header {
         })
     }
 
-    fn raw_ints(&self) -> impl Iterator<Item = (u16, &[u8])> {
+    /// The integer-keyed values as bytes, in wire order: one walk for a
+    /// reader that wants several keys (a lookup per key walks them all).
+    pub(crate) fn raw_ints(&self) -> impl Iterator<Item = (u16, &[u8])> {
         self.index.iter().filter_map(|&at| {
             if at & header::INT_ENTRY == 0 {
                 return None;
