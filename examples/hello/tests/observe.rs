@@ -243,6 +243,62 @@ async fn serve(handler: Scripted, stack: ServerStack) -> ServerHandle {
         .unwrap()
 }
 
+/// Bytes a [`counting_proxy`] forwarded: client to server, server to client.
+#[derive(Clone, Default)]
+struct Forwarded {
+    up: Arc<std::sync::atomic::AtomicU64>,
+    down: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Forwarded {
+    fn get(&self) -> (f64, f64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.up.load(SeqCst) as f64, self.down.load(SeqCst) as f64)
+    }
+}
+
+/// A TCP proxy in front of `to` that counts every byte it forwards each
+/// way: what really crossed the wire, measured outside Weft.
+async fn counting_proxy(to: &Address) -> (Address, Forwarded) {
+    let Address::Tcp(to) = to.clone() else {
+        panic!("a TCP server")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = Address::Tcp(listener.local_addr().unwrap());
+    let counts = Forwarded::default();
+    let c = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(to).await.unwrap();
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, c.up.clone()));
+            tokio::spawn(pipe(sr, cw, c.down.clone()));
+        }
+    });
+    (addr, counts)
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        // Counted once forwarded: a count never runs ahead of the peer.
+        count.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+    let _ = to.shutdown().await;
+}
+
 fn cx(timeout: Duration) -> Context {
     let mut cx = Context::default();
     cx.set_timeout(timeout);
@@ -281,7 +337,8 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
     )
     .await;
     let client_layer = ObserveLayer::client(System::Thrift).service(svc);
-    let hello = client(server.local_addr(), client_layer.clone());
+    let (proxy, wire) = counting_proxy(server.local_addr()).await;
+    let hello = client(&proxy, client_layer.clone());
     let admin = admin(&[&server_layer, &client_layer], Some(&server)).await;
     let long = Duration::from_secs(10);
 
@@ -371,7 +428,8 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
     assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
 
     // The server ends the slow call at its own copy of the deadline; wait
-    // for it to be counted.
+    // for it to be counted, its late answer written and forwarded.
+    let greet = [("service", svc), ("method", "greet")];
     let mut text = String::new();
     for _ in 0..100 {
         let (code, body) = get(admin.local_addr(), "/metrics").await;
@@ -387,7 +445,18 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
                 ("code", "DEADLINE_EXCEEDED"),
             ],
         );
-        if done == Some(1.0) {
+        let answers = value(&s, "weft_server_response_bytes_count", &greet);
+        let sent: f64 = ["greet", "lookup"]
+            .iter()
+            .filter_map(|m| {
+                value(
+                    &s,
+                    "weft_server_response_bytes_sum",
+                    &[("service", svc), ("method", m)],
+                )
+            })
+            .sum();
+        if done == Some(1.0) && answers == Some(9.0) && wire.get().1 == sent {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -425,6 +494,53 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
             assert_eq!(value(&s, &gauge, &labels), Some(0.0), "{side} {method}");
         }
     }
+    // Message sizes: as many frames as crossed the wire each way, and the
+    // sums of their sizes equal to the bytes the proxy forwarded.
+    let sizes = |side: &str, dir: &str, method: &str| {
+        let labels = [("service", svc), ("method", method)];
+        let name = format!("weft_{side}_{dir}_bytes");
+        let count = value(&s, &format!("{name}_count"), &labels).unwrap_or(0.0);
+        let sum = value(&s, &format!("{name}_sum"), &labels).unwrap_or(0.0);
+        let inf = [("service", svc), ("method", method), ("le", "+Inf")];
+        let bucket = value(&s, &format!("{name}_bucket"), &inf).unwrap_or(0.0);
+        assert_eq!(bucket, count, "{name} {method}: a histogram\n{text}");
+        (count, sum)
+    };
+    // Requests: every call sent one frame and the server read each (the
+    // one-way `log` too, and the shed call, refused below the layer).
+    let (up, down) = wire.get();
+    let mut up_sum = [0.0, 0.0];
+    for (method, n) in [("greet", 9.0), ("lookup", 2.0), ("log", 1.0)] {
+        let (cc, cs) = sizes("client", "request", method);
+        let (sc, ss) = sizes("server", "request", method);
+        assert_eq!((cc, sc), (n, n), "request frames of {method}\n{text}");
+        assert_eq!(cs, ss, "request bytes of {method} as sent and as read");
+        assert!(cs > 0.0);
+        up_sum[0] += cs;
+        up_sum[1] += ss;
+    }
+    assert_eq!(up_sum, [up, up], "request bytes against the wire");
+    // Answers: the server answered all 9 greets (the one past its deadline
+    // included) and both lookups, the one-way call none.
+    let (sg, sg_sum) = sizes("server", "response", "greet");
+    let (sl, sl_sum) = sizes("server", "response", "lookup");
+    assert_eq!((sg, sl), (9.0, 2.0), "\n{text}");
+    assert_eq!(sizes("server", "response", "log").0, 0.0);
+    assert_eq!(sg_sum + sl_sum, down, "answer bytes against the wire");
+    let (cg, cg_sum) = sizes("client", "response", "greet");
+    let (cl, cl_sum) = sizes("client", "response", "lookup");
+    assert_eq!((cl, cl_sum), (2.0, sl_sum), "\n{text}");
+    assert_eq!(sizes("client", "response", "log").0, 0.0);
+    // The client read every answer, unless its own timer ended the slow
+    // call before the server's answer to it arrived (both sides time it
+    // out at the same deadline): then all but that one whole frame.
+    if cg == 9.0 {
+        assert_eq!(cg_sum, sg_sum, "greet answer bytes as sent and as read");
+    } else {
+        assert_eq!(cg, 8.0, "\n{text}");
+        assert!(cg_sum > 0.0 && cg_sum < sg_sum, "{cg_sum} of {sg_sum}");
+    }
+
     // The deadline-exceeded call took at least its 200 ms; the others far
     // less than the slow handler's 5 s.
     let hist = "weft_client_call_duration_seconds_bucket";

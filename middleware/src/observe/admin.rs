@@ -73,6 +73,12 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// Histogram buckets (bytes) for every `_bytes` metric: 64 B to 16 MiB
+/// (the default frame limit), a factor of four apart.
+pub const SIZE_BUCKETS: [f64; 10] = [
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
 /// How long a connection to the endpoint may take to send its request
 /// headers: a scraper sends them at once, a stuck peer should not hold a
 /// task.
@@ -83,11 +89,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// A Prometheus builder with [`LATENCY_BUCKETS`] for `_seconds` metrics
-/// (histograms, not summaries). Install it yourself
-/// (`install_recorder()`): the global recorder is the program's choice.
+/// and [`SIZE_BUCKETS`] for `_bytes` metrics (histograms, not summaries).
+/// Install it yourself (`install_recorder()`): the global recorder is the
+/// program's choice.
 pub fn prometheus_builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &SIZE_BUCKETS))
         .expect("the buckets are not empty")
 }
 

@@ -175,6 +175,7 @@ impl<S> Layer<S> for ObserveLayer {
                 access_seen: AtomicU64::new(0),
                 propagator: self.propagator.clone(),
                 table: self.table.clone(),
+                sizes: self.table.clone(),
             }),
         }
     }

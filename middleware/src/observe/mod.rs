@@ -20,6 +20,15 @@
 //! | `weft_client_calls_total` | counter | `service`, `method`, `code` | calls made, by status code (retries included in one call) |
 //! | `weft_client_call_duration_seconds` | histogram | `service`, `method` | time to the answer, retries included |
 //! | `weft_client_calls_in_flight` | gauge | `service`, `method` | calls waiting for an answer |
+//! | `weft_server_request_bytes` | histogram | `service`, `method` | request frames read, by size on the wire |
+//! | `weft_server_response_bytes` | histogram | `service`, `method` | answer frames written, by size on the wire |
+//! | `weft_client_request_bytes` | histogram | `service`, `method` | request frames written (one per attempt) |
+//! | `weft_client_response_bytes` | histogram | `service`, `method` | response frames read (one per attempt answered) |
+//!
+//! Sizes are the frames as the transport wrote or delimited them, reported
+//! through [`weft_core::wire`]: the client layer puts a sink in the
+//! request's context, the server layer offers one to the connection that
+//! calls it.
 //!
 //! `code` is the gRPC canonical name (`OK`, `DEADLINE_EXCEEDED`,
 //! `RESOURCE_EXHAUSTED`, …). A Thrift method's declared exception is an
@@ -98,7 +107,7 @@ use std::{
 
 use tower::Service;
 use tracing::field::{display, Empty};
-use weft_core::{Address, Request, Response, Status};
+use weft_core::{wire::SizeSink, Address, Request, Response, Status};
 
 use access::Who;
 use table::MethodTable;
@@ -155,6 +164,9 @@ pub(crate) struct Shared {
     pub(crate) access_seen: AtomicU64,
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
     pub(crate) table: Arc<MethodTable>,
+    /// `table` again, as the transports' size sink (coerced once here, so a
+    /// call clones an `Arc` and allocates nothing).
+    pub(crate) sizes: Arc<dyn weft_core::wire::RecordSizes>,
 }
 
 /// Records metrics, a span and an access-log line for each call through
@@ -212,6 +224,13 @@ where
         let entry = if sh.metrics {
             let (i, e) = sh.table.entry(&req.cx.service, &req.cx.method);
             e.start();
+            let sink = SizeSink::new(sh.sizes.clone(), i);
+            match sh.side {
+                // The client connection reports what it writes and reads.
+                Side::Client => req.cx.sizes = Some(sink),
+                // The server connection calling us takes it as we return.
+                Side::Server => weft_core::wire::offer(sink),
+            }
             Some(i)
         } else {
             None

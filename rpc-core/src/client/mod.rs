@@ -438,9 +438,23 @@ fn start<C: ClientCodec>(
 ) -> Result<MuxCall, Status> {
     let call = conn.enqueue(cx.oneway, |seq| {
         cx.seq_id = seq;
-        inner.codec.encode(seq, cx, req)
+        encode(inner, seq, cx, req)
     })?;
     Ok(call)
+}
+
+/// Encode the call's frame, reporting its size to the call's sink.
+fn encode<C: ClientCodec>(
+    inner: &Inner<C>,
+    seq: i32,
+    cx: &Context,
+    req: &C::Req,
+) -> Result<Bytes, Status> {
+    let frame = inner.codec.encode(seq, cx, req)?;
+    if let Some(sizes) = &cx.sizes {
+        sizes.request(frame.len());
+    }
+    Ok(frame)
 }
 
 /// The response from an answer frame, or the one-way response.
@@ -450,6 +464,11 @@ fn finish<C: ClientCodec>(
     frame: Option<Bytes>,
 ) -> Result<Response<C::Resp>, Status> {
     cx.peer = Some(inner.cfg.addr.clone());
+    // Reported whatever the frame decodes to (a message or an error), and
+    // taken off: the response's context must not report again if reused.
+    if let (Some(sizes), Some(frame)) = (cx.sizes.take(), &frame) {
+        sizes.response(frame.len());
+    }
     let message = match frame {
         Some(frame) => inner.codec.decode(&mut cx, frame)?,
         None => inner.codec.oneway_response(&cx)?,

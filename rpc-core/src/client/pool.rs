@@ -184,10 +184,8 @@ pub(super) async fn call<C: ClientCodec>(
     conn.seq = conn.seq.wrapping_add(1);
     let seq = conn.seq;
     cx.seq_id = seq;
-    let frame = inner
-        .codec
-        .encode(seq, &cx, &req)
-        .map_err(|s| s.with_delivery(Delivery::NotSent))?;
+    let frame =
+        super::encode(&inner, seq, &cx, &req).map_err(|s| s.with_delivery(Delivery::NotSent))?;
     drop(req);
     let io = async {
         write(&mut conn, &frame, cfg).await?;
@@ -288,7 +286,7 @@ impl FastCall {
         let mut conn = inner.pool.pop_idle(inner.cfg.idle_timeout)?;
         let seq = conn.seq.wrapping_add(1);
         cx.seq_id = seq;
-        let frame = match inner.codec.encode(seq, cx, req) {
+        let frame = match super::encode(inner, seq, cx, req) {
             Ok(f) => f,
             Err(s) => {
                 inner.pool.checkin(conn, &inner.cfg);
