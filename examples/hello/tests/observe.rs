@@ -1265,3 +1265,151 @@ async fn status_shows_the_balancers_instances_and_forgets_a_dropped_one() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Hold `n` calls of `greet("hold")` on `hello` in the handler until the
+/// returned release is called; returns once all `n` are in the handler.
+async fn hold<T>(
+    hello: &HelloClient<T>,
+    entered: &mut mpsc::UnboundedReceiver<()>,
+    n: usize,
+) -> tokio::task::JoinSet<()>
+where
+    HelloClient<T>: Clone + Send + 'static,
+    T: weft::core::tower::Service<
+            weft::core::Request<HelloRequest>,
+            Response = weft::core::Response<HelloResponse>,
+            Error = Status,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    T::Future: Send,
+{
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let hello = hello.clone();
+        calls.spawn(async move {
+            hello.greet("hold".into(), 0).await.unwrap();
+        });
+    }
+    for _ in 0..n {
+        entered.recv().await.unwrap();
+    }
+    calls
+}
+
+/// Let held calls go one at a time (a `Notify` keeps one wake-up at most)
+/// and wait for each to end.
+async fn release_all(release: &Notify, mut calls: tokio::task::JoinSet<()>) {
+    while !calls.is_empty() {
+        release.notify_one();
+        calls.join_next().await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_hits_and_misses_mux_calls_in_flight_and_the_connection_limit_are_scraped() {
+    let _ = prometheus();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let handler = Scripted {
+        entered: Some(entered_tx),
+        ..Scripted::default()
+    };
+    let release = handler.release.clone();
+    let limits = weft::core::Limits {
+        max_connections: 3,
+        ..weft::core::Limits::default()
+    };
+    let server = ServerBuilder::new()
+        .limits(limits.clone())
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || HelloServer::<Scripted>::codec(&limits),
+            HelloServer::new(handler),
+        )
+        .await
+        .unwrap();
+    let admin = admin(&[], Some(&server)).await;
+    let peer = server.local_addr().to_string();
+    let scrape = |names: &'static [&'static str]| {
+        let admin = admin.local_addr();
+        let peer = peer.clone();
+        async move {
+            let (_, body) = get(admin, "/metrics").await;
+            let s = parse(&body);
+            names
+                .iter()
+                .map(|n| {
+                    let label = if n.starts_with("weft_server") {
+                        "addr"
+                    } else {
+                        "peer"
+                    };
+                    value(&s, n, &[(label, &peer)])
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    const POOL: &[&str] = &[
+        "weft_client_pool_hits_total",
+        "weft_client_pool_misses_total",
+        "weft_client_pool_connections_open",
+        "weft_client_pool_connections_idle",
+    ];
+
+    // Pooled: the first call connects (a miss), the next two reuse it.
+    let pooled = HelloClient::new(
+        ClientBuilder::new(server.local_addr().clone()).mode(weft::core::ConnectionMode::Pooled),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    for i in 0..3 {
+        pooled.greet("pool".into(), i).await.unwrap();
+    }
+    let one = Some(1.0);
+    assert_eq!(scrape(POOL).await, [Some(2.0), one, one, one]);
+    // Two at once: one takes the idle connection, the other connects.
+    let calls = hold(&pooled, &mut entered, 2).await;
+    assert_eq!(
+        scrape(POOL).await,
+        [Some(3.0), Some(2.0), Some(2.0), Some(0.0)]
+    );
+    release_all(&release, calls).await;
+    assert_eq!(
+        scrape(POOL).await,
+        [Some(3.0), Some(2.0), Some(2.0), Some(2.0)]
+    );
+
+    // Multiplexed: calls in flight on the one connection, then none.
+    let mux = HelloClient::new(
+        ClientBuilder::new(server.local_addr().clone()),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    mux.greet("mux".into(), 0).await.unwrap();
+    const MUX: &[&str] = &["weft_client_mux_calls_in_flight"];
+    assert_eq!(scrape(MUX).await, [Some(0.0)]);
+    let calls = hold(&mux, &mut entered, 3).await;
+    assert_eq!(scrape(MUX).await, [Some(3.0)]);
+    release_all(&release, calls).await;
+    assert_eq!(scrape(MUX).await, [Some(0.0)]);
+
+    // Two pooled connections and the multiplexed one: the server is at its
+    // limit of 3 and has stopped accepting, once.
+    const LIMIT: &[&str] = &[
+        "weft_server_connections_open",
+        "weft_server_connection_limit_reached_total",
+    ];
+    let mut got = scrape(LIMIT).await;
+    for _ in 0..500 {
+        if got == [Some(3.0), Some(1.0)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        got = scrape(LIMIT).await;
+    }
+    assert_eq!(got, [Some(3.0), Some(1.0)]);
+    drop((pooled, mux));
+    admin.shutdown().await;
+    server.shutdown().await;
+}

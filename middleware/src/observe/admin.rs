@@ -315,6 +315,7 @@ fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
         "/metrics" => match &admin.prometheus {
             Some(p) => {
                 publish_servers(admin);
+                publish_clients();
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -409,8 +410,32 @@ fn publish_servers(admin: &Admin) {
         let addr = s.local_addr().to_string();
         metrics::gauge!("weft_server_connections_open", "addr" => addr.clone())
             .set(s.open() as f64);
-        metrics::counter!("weft_server_connections_accepted_total", "addr" => addr)
+        metrics::counter!("weft_server_connections_accepted_total", "addr" => addr.clone())
             .absolute(s.accepted() as u64);
+        metrics::counter!("weft_server_connection_limit_reached_total", "addr" => addr)
+            .absolute(s.limit_reached() as u64);
+    }
+}
+
+/// The connection counts of the process's clients, per peer, read as the
+/// scrape happens (`weft_core::client::peers`).
+fn publish_clients() {
+    for (peer, c) in weft_core::client::peers() {
+        let peer = peer.to_string();
+        if c.pool_hits + c.pool_misses > 0 || c.pooled_clients > 0 {
+            metrics::counter!("weft_client_pool_hits_total", "peer" => peer.clone())
+                .absolute(c.pool_hits);
+            metrics::counter!("weft_client_pool_misses_total", "peer" => peer.clone())
+                .absolute(c.pool_misses);
+            metrics::gauge!("weft_client_pool_connections_open", "peer" => peer.clone())
+                .set(c.pool_open as f64);
+            metrics::gauge!("weft_client_pool_connections_idle", "peer" => peer.clone())
+                .set(c.pool_idle as f64);
+        }
+        if c.mux_clients > 0 {
+            metrics::gauge!("weft_client_mux_calls_in_flight", "peer" => peer)
+                .set(c.mux_in_flight as f64);
+        }
     }
 }
 

@@ -40,6 +40,9 @@ use crate::{
 
 mod mux;
 mod pool;
+mod stats;
+
+pub use stats::{peers, PeerStats};
 
 use self::{mux::MuxCall, mux::MuxSlot, pool::Pool};
 
@@ -235,14 +238,17 @@ impl ClientBuilder {
                 .collect(),
             ConnectionMode::Pooled => Vec::new(),
         };
+        let inner = Arc::new(Inner {
+            codec: Arc::new(codec),
+            pool: Pool::new(self.max_connections, stats::counters(&self.addr)),
+            slots: slots.into_boxed_slice(),
+            next_slot: AtomicUsize::new(0),
+            cfg: self,
+        });
+        let weak: std::sync::Weak<dyn stats::Live> = Arc::downgrade(&inner) as _;
+        stats::register(&inner.cfg.addr, weak);
         Client {
-            inner: Arc::new(Inner {
-                codec: Arc::new(codec),
-                pool: Pool::new(self.max_connections),
-                slots: slots.into_boxed_slice(),
-                next_slot: AtomicUsize::new(0),
-                cfg: self,
-            }),
+            inner,
             reserved: None,
             acquiring: None,
         }
@@ -295,6 +301,27 @@ impl<C> Inner<C> {
         match self.slots.len() {
             1 => 0,
             n => self.next_slot.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+}
+
+impl<C: ClientCodec> stats::Live for Inner<C> {
+    fn add_to(&self, into: &mut PeerStats) {
+        match self.cfg.mode {
+            ConnectionMode::Pooled => {
+                let (open, idle) = self.pool.open_idle(self.cfg.max_connections);
+                into.pool_open += open;
+                into.pool_idle += idle;
+                into.pooled_clients += 1;
+            }
+            ConnectionMode::Multiplexed => {
+                into.mux_in_flight += self
+                    .slots
+                    .iter()
+                    .map(|s| self.cfg.max_pending - s.permits.available_permits())
+                    .sum::<usize>();
+                into.mux_clients += 1;
+            }
         }
     }
 }
