@@ -1413,3 +1413,108 @@ async fn pool_hits_and_misses_mux_calls_in_flight_and_the_connection_limit_are_s
     admin.shutdown().await;
     server.shutdown().await;
 }
+
+/// `/status` shows the server stack's limits (current value, calls in
+/// flight, sheds) and the client stack's method breakers (state per
+/// method), and forgets them once the stacks are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_limits_and_method_breakers_while_their_stacks_live() {
+    let svc = "HelloLimits";
+    let _ = prometheus();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let handler = Scripted {
+        entered: Some(entered_tx),
+        ..Scripted::default()
+    };
+    let release = handler.release.clone();
+    let server_layer = ObserveLayer::server(System::Thrift).service(svc);
+    let adaptive = weft::middleware::limit::AdaptiveConfig {
+        initial: 7,
+        ..weft::middleware::limit::AdaptiveConfig::default()
+    };
+    let server = serve(
+        handler,
+        ServerStack::new()
+            .observe(Some(server_layer.clone()))
+            .rate_limit(1000, Duration::from_secs(1), 50)
+            .concurrency_limit(1)
+            .adaptive_limit(adaptive),
+    )
+    .await;
+    let client_layer = ObserveLayer::client(System::Thrift).service(svc);
+    let discover = StaticDiscover::from_addresses([server.local_addr().clone()]);
+    let breaker = weft::middleware::breaker::BreakerConfig {
+        min_samples: 1000,
+        consecutive_failures: Some(2),
+        open_for: Duration::from_secs(60),
+        ..weft::middleware::breaker::BreakerConfig::default()
+    };
+    let hello = HelloClient::from_service(
+        ClientStack::new()
+            .observe(Some(client_layer.clone()))
+            .retry(None)
+            .method_breaker(Some(breaker))
+            .balance(BalanceConfig {
+                breaker: None,
+                ..BalanceConfig::default()
+            })
+            .build(&discover, svc, connect)
+            .unwrap(),
+    );
+    let admin = admin(&[&server_layer, &client_layer], None).await;
+    let status = || async {
+        let (_, body) = get(admin.local_addr(), "/status").await;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+
+    // One call held: in flight at the concurrency and the adaptive limit;
+    // the next is shed by the concurrency limit (the adaptive one, below
+    // it, never sees it).
+    let held = hold(&hello, &mut entered, 1).await;
+    let shed = hello.greet("x".into(), 0).await.unwrap_err();
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed}");
+    let s = status().await;
+    assert_eq!(
+        s["limits"],
+        serde_json::json!([
+            {"kind": "rate", "per_second": 1000.0, "burst": 50, "shed": 0},
+            {"kind": "concurrency", "limit": 1, "in_flight": 1, "shed": 1},
+            {"kind": "adaptive", "limit": 7, "in_flight": 1, "shed": 0},
+        ]),
+        "{s}"
+    );
+    release_all(&release, held).await;
+
+    // `lookup` answers; two failures in a row open `greet`'s breaker.
+    hello.lookup("weft".into()).await.unwrap();
+    for _ in 0..2 {
+        let e = hello.greet("fail".into(), 0).await.unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{e}");
+    }
+    let s = status().await;
+    let mut breakers: Vec<_> = s["method_breakers"]
+        .as_array()
+        .expect("a method_breakers list")
+        .iter()
+        .map(|b| {
+            // Keyed by the service the call names (the observe layer's
+            // `service` renames only its own series).
+            assert_eq!(b["service"], "Hello", "{b}");
+            (
+                b["method"].as_str().unwrap().to_owned(),
+                b["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    breakers.sort();
+    let want = [("greet", "open"), ("lookup", "closed")].map(|(m, s)| (m.into(), s.into()));
+    assert_eq!(breakers, want, "{s}");
+    assert_eq!(s["limits"][1]["in_flight"], 0, "{s}");
+
+    drop(hello);
+    server.shutdown().await;
+    let s = status().await;
+    assert_eq!(s["method_breakers"], serde_json::json!([]), "{s}");
+    assert_eq!(s["limits"], serde_json::json!([]), "{s}");
+    admin.shutdown().await;
+}

@@ -133,7 +133,7 @@ pub struct Admin {
     prometheus: Option<PrometheusHandle>,
     tables: Vec<Arc<MethodTable>>,
     servers: Vec<ServerWatch>,
-    balancers: Vec<Arc<super::Balancers>>,
+    views: Vec<Arc<super::views::Views>>,
     readiness: Option<Readiness>,
     log_filter: Option<LogFilter>,
 }
@@ -168,7 +168,7 @@ impl Admin {
     /// calls in flight, latency and breaker state).
     pub fn observe(mut self, layer: &ObserveLayer) -> Self {
         self.tables.push(layer.table().clone());
-        self.balancers.push(layer.balancers().clone());
+        self.views.push(layer.views().clone());
         self
     }
 
@@ -467,8 +467,34 @@ fn status(state: &State) -> String {
         })
         .collect();
     let mut balancers = Vec::new();
-    for b in &admin.balancers {
-        for (service, eps) in b.live() {
+    let mut limits = Vec::new();
+    let mut breakers = Vec::new();
+    for v in &admin.views {
+        for l in v.limits() {
+            let mut j = serde_json::json!({
+                "kind": l.kind,
+                "shed": l.shed,
+            });
+            if let Some(limit) = l.limit {
+                j["limit"] = limit.into();
+            }
+            if let Some(n) = l.in_flight {
+                j["in_flight"] = n.into();
+            }
+            if let Some((per_second, burst)) = l.rate {
+                j["per_second"] = per_second.into();
+                j["burst"] = burst.into();
+            }
+            limits.push(j);
+        }
+        for b in v.breakers() {
+            breakers.push(serde_json::json!({
+                "service": b.service.as_str(),
+                "method": b.method.as_str(),
+                "state": breaker_state(b.state),
+            }));
+        }
+        for (service, eps) in v.balancers() {
             let instances: Vec<_> = eps
                 .iter()
                 .map(|e| {
@@ -477,11 +503,7 @@ fn status(state: &State) -> String {
                         "weight": e.instance.weight,
                         "in_flight": e.in_flight,
                         "latency_ms": e.latency.as_secs_f64() * 1e3,
-                        "breaker": match e.breaker {
-                            crate::breaker::BreakerState::Closed => "closed",
-                            crate::breaker::BreakerState::HalfOpen => "half_open",
-                            crate::breaker::BreakerState::Open => "open",
-                        },
+                        "breaker": breaker_state(e.breaker),
                     })
                 })
                 .collect();
@@ -494,6 +516,8 @@ fn status(state: &State) -> String {
     let mut out = serde_json::json!({
         "ready": admin.ready(),
         "balancers": balancers,
+        "limits": limits,
+        "method_breakers": breakers,
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "servers": servers,
         "methods": methods,
@@ -501,6 +525,14 @@ fn status(state: &State) -> String {
     .to_string();
     let _ = writeln!(out);
     out
+}
+
+fn breaker_state(s: crate::breaker::BreakerState) -> &'static str {
+    match s {
+        crate::breaker::BreakerState::Closed => "closed",
+        crate::breaker::BreakerState::HalfOpen => "half_open",
+        crate::breaker::BreakerState::Open => "open",
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

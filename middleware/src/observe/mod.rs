@@ -51,44 +51,10 @@ mod access;
 mod future;
 pub(crate) mod governance;
 
-/// A balancer's endpoints as `/status` shows them; `None` once the balancer
-/// is gone (the view does not keep it alive).
-pub(crate) type EndpointsView =
-    Box<dyn Fn() -> Option<Vec<crate::balance::EndpointInfo>> + Send + Sync>;
-
-/// The balancers of the stacks a layer observes, by service, for `/status`.
-#[derive(Default)]
-pub(crate) struct Balancers(std::sync::Mutex<Vec<(faststr::FastStr, EndpointsView)>>);
-
-impl Balancers {
-    pub(crate) fn add(&self, service: faststr::FastStr, view: EndpointsView) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((service, view));
-    }
-
-    /// Each live balancer's service and endpoints; the dead are dropped.
-    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
-    pub(crate) fn live(&self) -> Vec<(faststr::FastStr, Vec<crate::balance::EndpointInfo>)> {
-        let mut all = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = Vec::new();
-        all.retain(|(service, view)| match view() {
-            Some(eps) => {
-                out.push((service.clone(), eps));
-                true
-            }
-            None => false,
-        });
-        out
-    }
-}
 mod layer;
 pub(crate) mod table;
 mod trace;
+pub(crate) mod views;
 
 #[cfg(feature = "admin")]
 pub mod admin;
