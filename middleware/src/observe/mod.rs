@@ -253,16 +253,17 @@ where
             tc.inject(&mut req.cx.metainfo.transient);
         }
         let trace = Some(tc.trace_id);
-        // The trace context is current while the call's future is polled
-        // (the layers below start their work there); not around the inner
-        // `call()`, which would move the whole future through a closure.
+        // The trace context is current while the inner call() runs and
+        // while the call's future is polled.
         if tc.flags & 1 == 0 {
             // Not sampled: no span, but the context stays current so the
             // calls this one makes carry the trace on, unsampled.
+            let fut = {
+                let _cx = tc.enter_call();
+                self.inner.call(req)
+            };
             return ResponseFuture::new(
-                Inner::Scoped {
-                    fut: tc.scope(self.inner.call(req)),
-                },
+                Inner::Scoped { fut: tc.scope(fut) },
                 None,
                 sh.clone(),
                 entry,
@@ -281,8 +282,10 @@ where
         // spans or events there (a retry's attempts, a shed).
         let fut = {
             let _in = span.enter();
-            tc.scope(self.inner.call(req))
+            let _cx = tc.enter_call();
+            self.inner.call(req)
         };
+        let fut = tc.scope(fut);
         ResponseFuture::new(
             Inner::Scoped { fut },
             Some(span),

@@ -29,6 +29,24 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
+thread_local! {
+    /// The context of the call whose inner `call()` runs on this thread
+    /// now; set only for that synchronous span by [`CallScope`], so it is
+    /// always the innermost.
+    static IN_CALL: std::cell::RefCell<Option<TraceContext>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Restores the context [`TraceContext::enter_call`] replaced.
+pub(crate) struct CallScope(Option<TraceContext>);
+
+impl Drop for CallScope {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        IN_CALL.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
 /// A position in a trace: the trace, the span, its flags and vendor state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
@@ -64,9 +82,20 @@ impl TraceContext {
     }
 
     /// The trace context current in this task: the server call or client
-    /// call being served or made; `None` outside any.
+    /// call being served or made (while its future is polled, and while
+    /// the observe layer calls the service below it); `None` outside any.
     pub fn current() -> Option<TraceContext> {
-        CURRENT.try_with(TraceContext::clone).ok()
+        IN_CALL
+            .with(|c| c.borrow().clone())
+            .or_else(|| CURRENT.try_with(TraceContext::clone).ok())
+    }
+
+    /// Make `self` current until the guard drops, for a synchronous
+    /// `Service::call` below the layer (a `service_fn` handler reads it
+    /// there). A guard rather than tokio's `sync_scope`, whose closure
+    /// would move the call's whole future out through it on every call.
+    pub(crate) fn enter_call(&self) -> CallScope {
+        CallScope(IN_CALL.with(|c| c.replace(Some(self.clone()))))
     }
 
     /// Run `fut` with `self` as the current trace context: for work that a
