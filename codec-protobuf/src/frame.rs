@@ -23,6 +23,8 @@ pub(crate) struct Decoder {
     max: usize,
     encoding: Option<Encoding>,
     last_compressed: bool,
+    /// The last message's size on the wire: prefix and (compressed) body.
+    last_wire_len: usize,
 }
 
 impl Decoder {
@@ -36,6 +38,7 @@ impl Decoder {
             max,
             encoding,
             last_compressed: false,
+            last_wire_len: 0,
         }
     }
 
@@ -47,6 +50,11 @@ impl Decoder {
     /// Whether the last message came compressed.
     pub(crate) fn last_compressed(&self) -> bool {
         self.last_compressed
+    }
+
+    /// The last message's size as it came over the wire, prefix included.
+    pub(crate) fn last_wire_len(&self) -> usize {
+        self.last_wire_len
     }
 
     /// Add a received chunk; call [`Decoder::next`] until it gives `None`
@@ -127,6 +135,7 @@ impl Decoder {
 
     fn finish(&mut self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
         self.last_compressed = compressed;
+        self.last_wire_len = PREFIX_LEN + msg.len();
         if !compressed {
             return Ok(msg);
         }

@@ -123,6 +123,11 @@ impl RawStreaming {
         self.decoder.last_compressed()
     }
 
+    /// The last message taken's size on the wire, prefix included.
+    pub(crate) fn last_wire_len(&self) -> usize {
+        self.decoder.last_wire_len()
+    }
+
     /// Take the trailers, once the stream ended (client side).
     pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
         self.trailers.take()

@@ -165,7 +165,13 @@ impl ClientStack {
             o.add_balancer(service, balance.endpoints_view());
         }
         let svc = match self.method_breaker {
-            Some(config) => Either::Left(CircuitBreaker::new(balance, config)),
+            Some(config) => {
+                let breaker = CircuitBreaker::new(balance, config);
+                if let Some(o) = &self.observe {
+                    o.add_breakers(breaker.view());
+                }
+                Either::Left(breaker)
+            }
             None => Either::Right(balance),
         };
         let svc = match self.retry {
@@ -306,6 +312,18 @@ impl ServerStack {
     where
         S: Service<Request<T>, Response = R, Error = Status>,
     {
+        if let Some(o) = &self.observe {
+            // Outside in, as calls meet them.
+            if let Some(r) = &self.rate {
+                o.add_limit(r.view());
+            }
+            if let Some(c) = &self.concurrency {
+                o.add_limit(c.view());
+            }
+            if let Some(a) = &self.adaptive {
+                o.add_limit(a.view());
+            }
+        }
         let svc = match self.deadline {
             Some(d) => Either::Left(d.layer(handler)),
             None => Either::Right(handler),

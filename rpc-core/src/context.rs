@@ -157,6 +157,11 @@ pub struct Context {
     /// trailers, say, beside the protocol-neutral [`Metainfo`]. Empty costs
     /// nothing; [`Context::child`] does not carry them to the next hop.
     pub extensions: http::Extensions,
+    /// Where the client connection reports the sizes of the frames it
+    /// writes and reads for this call (set by an observing layer; see
+    /// [`wire`](crate::wire)). Not carried to the next hop, and cleared from
+    /// the response's context once reported.
+    pub sizes: Option<crate::wire::SizeSink>,
 }
 
 impl Context {

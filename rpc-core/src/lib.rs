@@ -33,6 +33,7 @@ pub mod message;
 pub mod server;
 pub mod status;
 pub mod transport;
+pub mod wire;
 
 pub use client::{Client, ClientBuilder, ConnectionMode};
 pub use codec::{ClientCodec, Inbound, ServerCodec};

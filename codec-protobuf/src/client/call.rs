@@ -57,6 +57,9 @@ async fn unary_inner(
         inner.limits.max_send_message,
     )?;
     let (response, mut send) = open(inner, cx, call.method).await?;
+    if let Some(sizes) = &cx.sizes {
+        sizes.request(body.len());
+    }
     // A server may answer from the headers alone (an unknown service, a
     // refusal) and close the stream before the message is queued; then
     // sending fails, but the answer it gave is the call's outcome. Only
@@ -75,7 +78,15 @@ async fn unary_inner(
     let mut raw = RawStreaming::new(recv, decoder, true);
     let first = std::future::poll_fn(|tcx| raw.poll_message(tcx)).await;
     let message = match first {
-        Some(Ok(m)) => m,
+        Some(Ok(m)) => {
+            // The one message is the response's size; an error answer
+            // (trailers only) carries none. Taken off so that a reused
+            // response context reports nothing again.
+            if let Some(sizes) = cx.sizes.take() {
+                sizes.response(raw.last_wire_len());
+            }
+            m
+        }
         Some(Err(s)) => return Err(s),
         None => {
             return Err(

@@ -79,6 +79,7 @@ pub(crate) async fn serve(
 
     // The one request message of unary and server-streaming calls is read
     // before the handler runs, under the read timeout and the deadline.
+    let mut request_bytes = None;
     let body = if kind.one_request() {
         let read = read_one(&mut recv, decoder, &mut held);
         let read = pin!(read);
@@ -91,7 +92,8 @@ pub(crate) async fn serve(
         )
         .await
         {
-            Ok(Ok((m, compressed))) => {
+            Ok(Ok((m, compressed, wire_len))) => {
+                request_bytes = Some(wire_len);
                 if compressed {
                     cx.extensions.insert(super::Compressed);
                 }
@@ -106,8 +108,8 @@ pub(crate) async fn serve(
         RequestBody::Stream(RawStreaming::new(recv, decoder, false).with_budget(held))
     };
 
-    let mut call = route.call(method, path, cx, body);
-    let (cx, answer) = match guard(
+    let mut call = route.call(method, path, cx, body, request_bytes);
+    let (cx, answer, sizes) = match guard(
         call.as_mut(),
         &mut respond,
         deadline,
@@ -149,20 +151,40 @@ pub(crate) async fn serve(
     let max_send = shared.limits.max_send_message;
     let outcome = match answer {
         Answer::One(mut one) => match frame::seal(&mut one, 0, send_encoding, max_send) {
-            Ok(()) => send
-                .send_data(one.freeze(), false)
-                .map_err(|_| Ended::Reset),
+            Ok(()) => {
+                let len = one.len();
+                let sent = send
+                    .send_data(one.freeze(), false)
+                    .map_err(|_| Ended::Reset);
+                if let (Some(sizes), Ok(())) = (&sizes, &sent) {
+                    sizes.response(len);
+                }
+                sent
+            }
             Err(status) => Err(Ended::Status(status)),
         },
         Answer::Stream(mut stream) => {
+            let mut sent = 0;
             let pump = std::future::poll_fn(|tcx| {
-                pump(tcx, &mut stream, &mut send, send_encoding, max_send)
+                pump(
+                    tcx,
+                    &mut stream,
+                    &mut send,
+                    send_encoding,
+                    max_send,
+                    &mut sent,
+                )
             });
             let pump = pin!(pump);
-            match guard_send(pump, deadline, stopped.as_mut()).await {
+            let r = match guard_send(pump, deadline, stopped.as_mut()).await {
                 Ok(r) => r,
                 Err(e) => Err(e),
+            };
+            // Every message the stream sent, however it ended.
+            if let Some(sizes) = &sizes {
+                sizes.response(sent);
             }
+            r
         }
     };
     let status = match outcome {
@@ -268,17 +290,19 @@ pub(crate) fn head(headers: &HeaderMap) -> Result<(Option<Encoding>, Option<Dura
     Ok((encoding, timeout))
 }
 
-/// The one message of a unary or server-streaming request, and the end of
-/// the stream after it.
+/// The one message of a unary or server-streaming request (whether it came
+/// compressed, its size on the wire), and the end of the stream after it.
 async fn read_one(
     recv: &mut h2::RecvStream,
     mut decoder: Decoder,
     held: &mut Held,
-) -> Result<(Bytes, bool), Status> {
+) -> Result<(Bytes, bool, usize), Status> {
     let mut message = None;
     loop {
         match decoder.next()? {
-            Some(m) if message.is_none() => message = Some((m, decoder.last_compressed())),
+            Some(m) if message.is_none() => {
+                message = Some((m, decoder.last_compressed(), decoder.last_wire_len()))
+            }
             Some(_) => {
                 return Err(Status::unimplemented(
                     "grpc: a second message on a method that takes one",
@@ -307,7 +331,7 @@ async fn read_one(
                 "grpc: a second message on a method that takes one",
             ));
         }
-        message = Some((m, decoder.last_compressed()));
+        message = Some((m, decoder.last_compressed(), decoder.last_wire_len()));
     }
     if decoder.is_mid_message() {
         return Err(Status::internal("grpc: the request ended inside a message"));
@@ -397,6 +421,7 @@ fn pump(
     send: &mut h2::SendStream<Bytes>,
     encoding: Option<Encoding>,
     max_send: usize,
+    sent: &mut usize,
 ) -> Poll<Result<(), Ended>> {
     loop {
         if send.poll_reset(tcx).is_ready() {
@@ -417,9 +442,11 @@ fn pump(
                 if let Err(status) = frame::seal(&mut buf, start, encoding, max_send) {
                     return Poll::Ready(Err(Ended::Status(status)));
                 }
+                let len = buf.len();
                 if send.send_data(buf.freeze(), false).is_err() {
                     return Poll::Ready(Err(Ended::Reset));
                 }
+                *sent += len;
             }
         }
     }

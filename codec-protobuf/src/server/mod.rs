@@ -209,20 +209,28 @@ pub(crate) struct RouteMethod {
     pub(crate) kind: MethodKind,
 }
 
+/// A call's answer: its context, the message(s), and where to report the
+/// answer's size.
+pub(crate) type Routed = (Context, Answer, Option<weft_core::wire::SizeSink>);
+
 /// One service, its request and response types erased.
 pub(crate) trait Route: Send + Sync {
     /// A method by name, if served.
     fn method(&self, name: &str) -> Option<RouteMethod>;
 
     /// Run the call to its answer; `path` is the call's, for raw routes
-    /// (empty for generated ones, which know their paths).
+    /// (empty for generated ones, which know their paths). The answer
+    /// comes with the sink an observing layer of the service offered for
+    /// its sizes (told `request_bytes`, the one request message's size on
+    /// the wire, when there is one).
     fn call(
         &self,
         method: usize,
         path: FastStr,
         cx: Context,
         body: RequestBody,
-    ) -> BoxFuture<'static, Result<(Context, Answer), Status>>;
+        request_bytes: Option<usize>,
+    ) -> BoxFuture<'static, Result<Routed, Status>>;
 }
 
 struct ServiceRoute<Req, Resp, S> {
@@ -259,11 +267,21 @@ where
         _path: FastStr,
         cx: Context,
         body: RequestBody,
-    ) -> BoxFuture<'static, Result<(Context, Answer), Status>> {
-        let service = self.service.clone();
+        request_bytes: Option<usize>,
+    ) -> BoxFuture<'static, Result<Routed, Status>> {
+        let mut service = self.service.clone();
         Box::pin(async move {
             let req = Req::from_body(method, body)?;
-            let resp = service.oneshot(Request::new(cx, req)).await?;
+            service.ready().await?;
+            // A layer may offer a size sink from inside call(), which runs
+            // right here on this thread: see `weft_core::wire`.
+            drop(weft_core::wire::take());
+            let fut = service.call(Request::new(cx, req));
+            let sizes = weft_core::wire::take();
+            if let (Some(sizes), Some(n)) = (&sizes, request_bytes) {
+                sizes.request(n);
+            }
+            let resp = fut.await?;
             let mut one = bytes::BytesMut::new();
             let start = crate::frame::begin(&mut one);
             debug_assert_eq!(start, 0);
@@ -273,7 +291,7 @@ where
                 Some(stream) => Answer::Stream(stream),
                 None => Answer::One(one),
             };
-            Ok((resp.cx, answer))
+            Ok((resp.cx, answer, sizes))
         })
     }
 }

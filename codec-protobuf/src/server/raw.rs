@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tower::{Service, ServiceExt};
 use weft_core::{Context, Request, Response, Status};
 
-use super::{Answer, Route, RouteMethod};
+use super::{Answer, Route, RouteMethod, Routed};
 use crate::{
     frame::PREFIX_LEN,
     service::{MethodKind, RequestBody},
@@ -63,8 +63,9 @@ where
         path: FastStr,
         cx: Context,
         body: RequestBody,
-    ) -> BoxFuture<'static, Result<(Context, Answer), Status>> {
-        let service = self.service.clone();
+        request_bytes: Option<usize>,
+    ) -> BoxFuture<'static, Result<Routed, Status>> {
+        let mut service = self.service.clone();
         Box::pin(async move {
             let message = match body {
                 RequestBody::Message(m) => m,
@@ -72,15 +73,22 @@ where
                     return Err(Status::internal("a raw route got a streaming body"))
                 }
             };
-            let resp = service
-                .oneshot(Request::new(cx, RawRequest { path, message }))
-                .await?;
+            service.ready().await?;
+            // As for a generated route: a layer may offer a size sink from
+            // inside call() (see `weft_core::wire`).
+            drop(weft_core::wire::take());
+            let fut = service.call(Request::new(cx, RawRequest { path, message }));
+            let sizes = weft_core::wire::take();
+            if let (Some(sizes), Some(n)) = (&sizes, request_bytes) {
+                sizes.request(n);
+            }
+            let resp = fut.await?;
             // The reply goes out after its prefix in one DATA frame, so it
             // is copied once behind the reserved prefix.
             let mut one = BytesMut::with_capacity(PREFIX_LEN + resp.message.len());
             one.put_bytes(0, PREFIX_LEN);
             one.put_slice(&resp.message);
-            Ok((resp.cx, Answer::One(one)))
+            Ok((resp.cx, Answer::One(one), sizes))
         })
     }
 }

@@ -243,6 +243,62 @@ async fn serve(handler: Scripted, stack: ServerStack) -> ServerHandle {
         .unwrap()
 }
 
+/// Bytes a [`counting_proxy`] forwarded: client to server, server to client.
+#[derive(Clone, Default)]
+struct Forwarded {
+    up: Arc<std::sync::atomic::AtomicU64>,
+    down: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Forwarded {
+    fn get(&self) -> (f64, f64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.up.load(SeqCst) as f64, self.down.load(SeqCst) as f64)
+    }
+}
+
+/// A TCP proxy in front of `to` that counts every byte it forwards each
+/// way: what really crossed the wire, measured outside Weft.
+async fn counting_proxy(to: &Address) -> (Address, Forwarded) {
+    let Address::Tcp(to) = to.clone() else {
+        panic!("a TCP server")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = Address::Tcp(listener.local_addr().unwrap());
+    let counts = Forwarded::default();
+    let c = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(to).await.unwrap();
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, c.up.clone()));
+            tokio::spawn(pipe(sr, cw, c.down.clone()));
+        }
+    });
+    (addr, counts)
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        // Counted once forwarded: a count never runs ahead of the peer.
+        count.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+    let _ = to.shutdown().await;
+}
+
 fn cx(timeout: Duration) -> Context {
     let mut cx = Context::default();
     cx.set_timeout(timeout);
@@ -281,7 +337,8 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
     )
     .await;
     let client_layer = ObserveLayer::client(System::Thrift).service(svc);
-    let hello = client(server.local_addr(), client_layer.clone());
+    let (proxy, wire) = counting_proxy(server.local_addr()).await;
+    let hello = client(&proxy, client_layer.clone());
     let admin = admin(&[&server_layer, &client_layer], Some(&server)).await;
     let long = Duration::from_secs(10);
 
@@ -371,7 +428,8 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
     assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
 
     // The server ends the slow call at its own copy of the deadline; wait
-    // for it to be counted.
+    // for it to be counted, its late answer written and forwarded.
+    let greet = [("service", svc), ("method", "greet")];
     let mut text = String::new();
     for _ in 0..100 {
         let (code, body) = get(admin.local_addr(), "/metrics").await;
@@ -387,7 +445,18 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
                 ("code", "DEADLINE_EXCEEDED"),
             ],
         );
-        if done == Some(1.0) {
+        let answers = value(&s, "weft_server_response_bytes_count", &greet);
+        let sent: f64 = ["greet", "lookup"]
+            .iter()
+            .filter_map(|m| {
+                value(
+                    &s,
+                    "weft_server_response_bytes_sum",
+                    &[("service", svc), ("method", m)],
+                )
+            })
+            .sum();
+        if done == Some(1.0) && answers == Some(9.0) && wire.get().1 == sent {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -425,6 +494,53 @@ async fn every_outcome_is_counted_exactly_on_both_sides_and_scraped_over_http() 
             assert_eq!(value(&s, &gauge, &labels), Some(0.0), "{side} {method}");
         }
     }
+    // Message sizes: as many frames as crossed the wire each way, and the
+    // sums of their sizes equal to the bytes the proxy forwarded.
+    let sizes = |side: &str, dir: &str, method: &str| {
+        let labels = [("service", svc), ("method", method)];
+        let name = format!("weft_{side}_{dir}_bytes");
+        let count = value(&s, &format!("{name}_count"), &labels).unwrap_or(0.0);
+        let sum = value(&s, &format!("{name}_sum"), &labels).unwrap_or(0.0);
+        let inf = [("service", svc), ("method", method), ("le", "+Inf")];
+        let bucket = value(&s, &format!("{name}_bucket"), &inf).unwrap_or(0.0);
+        assert_eq!(bucket, count, "{name} {method}: a histogram\n{text}");
+        (count, sum)
+    };
+    // Requests: every call sent one frame and the server read each (the
+    // one-way `log` too, and the shed call, refused below the layer).
+    let (up, down) = wire.get();
+    let mut up_sum = [0.0, 0.0];
+    for (method, n) in [("greet", 9.0), ("lookup", 2.0), ("log", 1.0)] {
+        let (cc, cs) = sizes("client", "request", method);
+        let (sc, ss) = sizes("server", "request", method);
+        assert_eq!((cc, sc), (n, n), "request frames of {method}\n{text}");
+        assert_eq!(cs, ss, "request bytes of {method} as sent and as read");
+        assert!(cs > 0.0);
+        up_sum[0] += cs;
+        up_sum[1] += ss;
+    }
+    assert_eq!(up_sum, [up, up], "request bytes against the wire");
+    // Answers: the server answered all 9 greets (the one past its deadline
+    // included) and both lookups, the one-way call none.
+    let (sg, sg_sum) = sizes("server", "response", "greet");
+    let (sl, sl_sum) = sizes("server", "response", "lookup");
+    assert_eq!((sg, sl), (9.0, 2.0), "\n{text}");
+    assert_eq!(sizes("server", "response", "log").0, 0.0);
+    assert_eq!(sg_sum + sl_sum, down, "answer bytes against the wire");
+    let (cg, cg_sum) = sizes("client", "response", "greet");
+    let (cl, cl_sum) = sizes("client", "response", "lookup");
+    assert_eq!((cl, cl_sum), (2.0, sl_sum), "\n{text}");
+    assert_eq!(sizes("client", "response", "log").0, 0.0);
+    // The client read every answer, unless its own timer ended the slow
+    // call before the server's answer to it arrived (both sides time it
+    // out at the same deadline): then all but that one whole frame.
+    if cg == 9.0 {
+        assert_eq!(cg_sum, sg_sum, "greet answer bytes as sent and as read");
+    } else {
+        assert_eq!(cg, 8.0, "\n{text}");
+        assert!(cg_sum > 0.0 && cg_sum < sg_sum, "{cg_sum} of {sg_sum}");
+    }
+
     // The deadline-exceeded call took at least its 200 ms; the others far
     // less than the slow handler's 5 s.
     let hist = "weft_client_call_duration_seconds_bucket";
@@ -1148,4 +1264,257 @@ async fn status_shows_the_balancers_instances_and_forgets_a_dropped_one() {
     admin.shutdown().await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Hold `n` calls of `greet("hold")` on `hello` in the handler until the
+/// returned release is called; returns once all `n` are in the handler.
+async fn hold<T>(
+    hello: &HelloClient<T>,
+    entered: &mut mpsc::UnboundedReceiver<()>,
+    n: usize,
+) -> tokio::task::JoinSet<()>
+where
+    HelloClient<T>: Clone + Send + 'static,
+    T: weft::core::tower::Service<
+            weft::core::Request<HelloRequest>,
+            Response = weft::core::Response<HelloResponse>,
+            Error = Status,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    T::Future: Send,
+{
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let hello = hello.clone();
+        calls.spawn(async move {
+            hello.greet("hold".into(), 0).await.unwrap();
+        });
+    }
+    for _ in 0..n {
+        entered.recv().await.unwrap();
+    }
+    calls
+}
+
+/// Let held calls go one at a time (a `Notify` keeps one wake-up at most)
+/// and wait for each to end.
+async fn release_all(release: &Notify, mut calls: tokio::task::JoinSet<()>) {
+    while !calls.is_empty() {
+        release.notify_one();
+        calls.join_next().await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_hits_and_misses_mux_calls_in_flight_and_the_connection_limit_are_scraped() {
+    let _ = prometheus();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let handler = Scripted {
+        entered: Some(entered_tx),
+        ..Scripted::default()
+    };
+    let release = handler.release.clone();
+    let limits = weft::core::Limits {
+        max_connections: 3,
+        ..weft::core::Limits::default()
+    };
+    let server = ServerBuilder::new()
+        .limits(limits.clone())
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || HelloServer::<Scripted>::codec(&limits),
+            HelloServer::new(handler),
+        )
+        .await
+        .unwrap();
+    let admin = admin(&[], Some(&server)).await;
+    let peer = server.local_addr().to_string();
+    let scrape = |names: &'static [&'static str]| {
+        let admin = admin.local_addr();
+        let peer = peer.clone();
+        async move {
+            let (_, body) = get(admin, "/metrics").await;
+            let s = parse(&body);
+            names
+                .iter()
+                .map(|n| {
+                    let label = if n.starts_with("weft_server") {
+                        "addr"
+                    } else {
+                        "peer"
+                    };
+                    value(&s, n, &[(label, &peer)])
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    const POOL: &[&str] = &[
+        "weft_client_pool_hits_total",
+        "weft_client_pool_misses_total",
+        "weft_client_pool_connections_open",
+        "weft_client_pool_connections_idle",
+    ];
+
+    // Pooled: the first call connects (a miss), the next two reuse it.
+    let pooled = HelloClient::new(
+        ClientBuilder::new(server.local_addr().clone()).mode(weft::core::ConnectionMode::Pooled),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    for i in 0..3 {
+        pooled.greet("pool".into(), i).await.unwrap();
+    }
+    let one = Some(1.0);
+    assert_eq!(scrape(POOL).await, [Some(2.0), one, one, one]);
+    // Two at once: one takes the idle connection, the other connects.
+    let calls = hold(&pooled, &mut entered, 2).await;
+    assert_eq!(
+        scrape(POOL).await,
+        [Some(3.0), Some(2.0), Some(2.0), Some(0.0)]
+    );
+    release_all(&release, calls).await;
+    assert_eq!(
+        scrape(POOL).await,
+        [Some(3.0), Some(2.0), Some(2.0), Some(2.0)]
+    );
+
+    // Multiplexed: calls in flight on the one connection, then none.
+    let mux = HelloClient::new(
+        ClientBuilder::new(server.local_addr().clone()),
+        Transport::TTHeader,
+        Protocol::Binary,
+    );
+    mux.greet("mux".into(), 0).await.unwrap();
+    const MUX: &[&str] = &["weft_client_mux_calls_in_flight"];
+    assert_eq!(scrape(MUX).await, [Some(0.0)]);
+    let calls = hold(&mux, &mut entered, 3).await;
+    assert_eq!(scrape(MUX).await, [Some(3.0)]);
+    release_all(&release, calls).await;
+    assert_eq!(scrape(MUX).await, [Some(0.0)]);
+
+    // Two pooled connections and the multiplexed one: the server is at its
+    // limit of 3 and has stopped accepting, once.
+    const LIMIT: &[&str] = &[
+        "weft_server_connections_open",
+        "weft_server_connection_limit_reached_total",
+    ];
+    let mut got = scrape(LIMIT).await;
+    for _ in 0..500 {
+        if got == [Some(3.0), Some(1.0)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        got = scrape(LIMIT).await;
+    }
+    assert_eq!(got, [Some(3.0), Some(1.0)]);
+    drop((pooled, mux));
+    admin.shutdown().await;
+    server.shutdown().await;
+}
+
+/// `/status` shows the server stack's limits (current value, calls in
+/// flight, sheds) and the client stack's method breakers (state per
+/// method), and forgets them once the stacks are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_limits_and_method_breakers_while_their_stacks_live() {
+    let svc = "HelloLimits";
+    let _ = prometheus();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let handler = Scripted {
+        entered: Some(entered_tx),
+        ..Scripted::default()
+    };
+    let release = handler.release.clone();
+    let server_layer = ObserveLayer::server(System::Thrift).service(svc);
+    let adaptive = weft::middleware::limit::AdaptiveConfig {
+        initial: 7,
+        ..weft::middleware::limit::AdaptiveConfig::default()
+    };
+    let server = serve(
+        handler,
+        ServerStack::new()
+            .observe(Some(server_layer.clone()))
+            .rate_limit(1000, Duration::from_secs(1), 50)
+            .concurrency_limit(1)
+            .adaptive_limit(adaptive),
+    )
+    .await;
+    let client_layer = ObserveLayer::client(System::Thrift).service(svc);
+    let discover = StaticDiscover::from_addresses([server.local_addr().clone()]);
+    let breaker = weft::middleware::breaker::BreakerConfig {
+        min_samples: 1000,
+        consecutive_failures: Some(2),
+        open_for: Duration::from_secs(60),
+        ..weft::middleware::breaker::BreakerConfig::default()
+    };
+    let hello = HelloClient::from_service(
+        ClientStack::new()
+            .observe(Some(client_layer.clone()))
+            .retry(None)
+            .method_breaker(Some(breaker))
+            .balance(BalanceConfig {
+                breaker: None,
+                ..BalanceConfig::default()
+            })
+            .build(&discover, svc, connect)
+            .unwrap(),
+    );
+    let admin = admin(&[&server_layer, &client_layer], None).await;
+    let status = || async {
+        let (_, body) = get(admin.local_addr(), "/status").await;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+
+    // One call held: in flight at the concurrency and the adaptive limit;
+    // the next is shed by the concurrency limit (the adaptive one, below
+    // it, never sees it).
+    let held = hold(&hello, &mut entered, 1).await;
+    let shed = hello.greet("x".into(), 0).await.unwrap_err();
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed}");
+    let s = status().await;
+    assert_eq!(
+        s["limits"],
+        serde_json::json!([
+            {"kind": "rate", "per_second": 1000.0, "burst": 50, "shed": 0},
+            {"kind": "concurrency", "limit": 1, "in_flight": 1, "shed": 1},
+            {"kind": "adaptive", "limit": 7, "in_flight": 1, "shed": 0},
+        ]),
+        "{s}"
+    );
+    release_all(&release, held).await;
+
+    // `lookup` answers; two failures in a row open `greet`'s breaker.
+    hello.lookup("weft".into()).await.unwrap();
+    for _ in 0..2 {
+        let e = hello.greet("fail".into(), 0).await.unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{e}");
+    }
+    let s = status().await;
+    let mut breakers: Vec<_> = s["method_breakers"]
+        .as_array()
+        .expect("a method_breakers list")
+        .iter()
+        .map(|b| {
+            // Keyed by the service the call names (the observe layer's
+            // `service` renames only its own series).
+            assert_eq!(b["service"], "Hello", "{b}");
+            (
+                b["method"].as_str().unwrap().to_owned(),
+                b["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    breakers.sort();
+    let want = [("greet", "open"), ("lookup", "closed")].map(|(m, s)| (m.into(), s.into()));
+    assert_eq!(breakers, want, "{s}");
+    assert_eq!(s["limits"][1]["in_flight"], 0, "{s}");
+
+    drop(hello);
+    server.shutdown().await;
+    let s = status().await;
+    assert_eq!(s["method_breakers"], serde_json::json!([]), "{s}");
+    assert_eq!(s["limits"], serde_json::json!([]), "{s}");
+    admin.shutdown().await;
 }

@@ -418,7 +418,7 @@ where
 
     /// A view of [`endpoints`](Self::endpoints) that does not keep the
     /// balancer alive: `None` once it is gone. For status pages.
-    pub(crate) fn endpoints_view(&self) -> crate::observe::EndpointsView
+    pub(crate) fn endpoints_view(&self) -> crate::observe::views::EndpointsView
     where
         M: Send + Sync,
     {

@@ -46,6 +46,33 @@ impl<S> CircuitBreaker<S> {
         }
     }
 
+    /// A view of every method's breaker for `/status` that does not keep
+    /// them alive.
+    pub(crate) fn view(&self) -> crate::observe::views::BreakersView {
+        let weak = Arc::downgrade(&self.breakers);
+        Box::new(move || {
+            let map = weak.upgrade()?;
+            Some(
+                map.iter()
+                    .map(|(key, b)| {
+                        let (service, method) = match key {
+                            Some((s, m)) => (s.clone(), m.clone()),
+                            None => (
+                                FastStr::empty(),
+                                FastStr::from_static_str(crate::observe::OTHER_METHOD),
+                            ),
+                        };
+                        crate::observe::views::MethodBreaker {
+                            service,
+                            method,
+                            state: b.state(),
+                        }
+                    })
+                    .collect(),
+            )
+        })
+    }
+
     /// The breaker of `service`'s `method`, created closed on first use.
     pub fn breaker(&self, service: &str, method: &str) -> Arc<Breaker> {
         self.lookup(&FastStr::new(service), &FastStr::new(method))

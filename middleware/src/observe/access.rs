@@ -18,7 +18,8 @@ use super::{table::code_name, trace::TraceId, Shared};
 /// call's span when tracing is on, with the fields `side`, `rpc.system`,
 /// `rpc.service`, `rpc.method`, `peer`, `code`, `latency_us` and
 /// `trace_id` (Weft's W3C id, when it keeps one). Message sizes are not
-/// known at this layer (the codec sees the bytes) and are not logged.
+/// logged: the transport reports them to the metrics, a server's answer
+/// only once encoded, after this line is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessLog {
     every: NonZeroU64,

@@ -73,6 +73,12 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// Histogram buckets (bytes) for every `_bytes` metric: 64 B to 16 MiB
+/// (the default frame limit), a factor of four apart.
+pub const SIZE_BUCKETS: [f64; 10] = [
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
 /// How long a connection to the endpoint may take to send its request
 /// headers: a scraper sends them at once, a stuck peer should not hold a
 /// task.
@@ -83,11 +89,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// A Prometheus builder with [`LATENCY_BUCKETS`] for `_seconds` metrics
-/// (histograms, not summaries). Install it yourself
-/// (`install_recorder()`): the global recorder is the program's choice.
+/// and [`SIZE_BUCKETS`] for `_bytes` metrics (histograms, not summaries).
+/// Install it yourself (`install_recorder()`): the global recorder is the
+/// program's choice.
 pub fn prometheus_builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &SIZE_BUCKETS))
         .expect("the buckets are not empty")
 }
 
@@ -125,7 +133,7 @@ pub struct Admin {
     prometheus: Option<PrometheusHandle>,
     tables: Vec<Arc<MethodTable>>,
     servers: Vec<ServerWatch>,
-    balancers: Vec<Arc<super::Balancers>>,
+    views: Vec<Arc<super::views::Views>>,
     readiness: Option<Readiness>,
     log_filter: Option<LogFilter>,
 }
@@ -160,7 +168,7 @@ impl Admin {
     /// calls in flight, latency and breaker state).
     pub fn observe(mut self, layer: &ObserveLayer) -> Self {
         self.tables.push(layer.table().clone());
-        self.balancers.push(layer.balancers().clone());
+        self.views.push(layer.views().clone());
         self
     }
 
@@ -307,6 +315,7 @@ fn answer(state: &State, req: &Request<Incoming>) -> Response<Body> {
         "/metrics" => match &admin.prometheus {
             Some(p) => {
                 publish_servers(admin);
+                publish_clients();
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -401,8 +410,32 @@ fn publish_servers(admin: &Admin) {
         let addr = s.local_addr().to_string();
         metrics::gauge!("weft_server_connections_open", "addr" => addr.clone())
             .set(s.open() as f64);
-        metrics::counter!("weft_server_connections_accepted_total", "addr" => addr)
+        metrics::counter!("weft_server_connections_accepted_total", "addr" => addr.clone())
             .absolute(s.accepted() as u64);
+        metrics::counter!("weft_server_connection_limit_reached_total", "addr" => addr)
+            .absolute(s.limit_reached() as u64);
+    }
+}
+
+/// The connection counts of the process's clients, per peer, read as the
+/// scrape happens (`weft_core::client::peers`).
+fn publish_clients() {
+    for (peer, c) in weft_core::client::peers() {
+        let peer = peer.to_string();
+        if c.pool_hits + c.pool_misses > 0 || c.pooled_clients > 0 {
+            metrics::counter!("weft_client_pool_hits_total", "peer" => peer.clone())
+                .absolute(c.pool_hits);
+            metrics::counter!("weft_client_pool_misses_total", "peer" => peer.clone())
+                .absolute(c.pool_misses);
+            metrics::gauge!("weft_client_pool_connections_open", "peer" => peer.clone())
+                .set(c.pool_open as f64);
+            metrics::gauge!("weft_client_pool_connections_idle", "peer" => peer.clone())
+                .set(c.pool_idle as f64);
+        }
+        if c.mux_clients > 0 {
+            metrics::gauge!("weft_client_mux_calls_in_flight", "peer" => peer)
+                .set(c.mux_in_flight as f64);
+        }
     }
 }
 
@@ -434,8 +467,34 @@ fn status(state: &State) -> String {
         })
         .collect();
     let mut balancers = Vec::new();
-    for b in &admin.balancers {
-        for (service, eps) in b.live() {
+    let mut limits = Vec::new();
+    let mut breakers = Vec::new();
+    for v in &admin.views {
+        for l in v.limits() {
+            let mut j = serde_json::json!({
+                "kind": l.kind,
+                "shed": l.shed,
+            });
+            if let Some(limit) = l.limit {
+                j["limit"] = limit.into();
+            }
+            if let Some(n) = l.in_flight {
+                j["in_flight"] = n.into();
+            }
+            if let Some((per_second, burst)) = l.rate {
+                j["per_second"] = per_second.into();
+                j["burst"] = burst.into();
+            }
+            limits.push(j);
+        }
+        for b in v.breakers() {
+            breakers.push(serde_json::json!({
+                "service": b.service.as_str(),
+                "method": b.method.as_str(),
+                "state": breaker_state(b.state),
+            }));
+        }
+        for (service, eps) in v.balancers() {
             let instances: Vec<_> = eps
                 .iter()
                 .map(|e| {
@@ -444,11 +503,7 @@ fn status(state: &State) -> String {
                         "weight": e.instance.weight,
                         "in_flight": e.in_flight,
                         "latency_ms": e.latency.as_secs_f64() * 1e3,
-                        "breaker": match e.breaker {
-                            crate::breaker::BreakerState::Closed => "closed",
-                            crate::breaker::BreakerState::HalfOpen => "half_open",
-                            crate::breaker::BreakerState::Open => "open",
-                        },
+                        "breaker": breaker_state(e.breaker),
                     })
                 })
                 .collect();
@@ -461,6 +516,8 @@ fn status(state: &State) -> String {
     let mut out = serde_json::json!({
         "ready": admin.ready(),
         "balancers": balancers,
+        "limits": limits,
+        "method_breakers": breakers,
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "servers": servers,
         "methods": methods,
@@ -468,6 +525,14 @@ fn status(state: &State) -> String {
     .to_string();
     let _ = writeln!(out);
     out
+}
+
+fn breaker_state(s: crate::breaker::BreakerState) -> &'static str {
+    match s {
+        crate::breaker::BreakerState::Closed => "closed",
+        crate::breaker::BreakerState::HalfOpen => "half_open",
+        crate::breaker::BreakerState::Open => "open",
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -10,37 +10,38 @@ use std::{
 
 use pin_project_lite::pin_project;
 use tokio::{task::futures::TaskLocalFuture, time::Instant};
-use tracing::{instrument::Instrumented, Instrument, Span};
+use tracing::Span;
 use weft_core::{Code, Response, Status};
 
 use super::{
     access::{self, Who},
     record_peer,
     table::code_name,
-    Shared, Side, System, TraceContext,
+    EndFields, Shared, Side, System, TraceContext,
 };
 
 pin_project! {
     #[project = InnerProj]
-    enum Inner<F> {
-        // Tracing off.
+    pub(super) enum Inner<F> {
+        // Tracing off, or a propagator keeps the trace context.
         Plain { #[pin] fut: F },
-        // A propagator keeps the trace context.
-        Spanned { #[pin] fut: Instrumented<F> },
-        // Weft keeps the trace context, current while the call runs; not
-        // sampled, so no span.
-        Scoped { #[pin] fut: TaskLocalFuture<TraceContext, F> },
         // Weft keeps the trace context, current while the call runs.
-        Traced { #[pin] fut: Instrumented<TaskLocalFuture<TraceContext, F>> },
+        Scoped { #[pin] fut: TaskLocalFuture<TraceContext, F> },
     }
 }
 
 pin_project! {
     /// Runs the call (inside its span, with its trace context current) and
     /// records how it ended.
+    ///
+    /// The span is entered around each poll of the call, by hand rather
+    /// than through `tracing::Instrumented`, which also enters it to drop
+    /// the finished call and is cloned to be read at the end: each is a
+    /// round trip into the subscriber per call.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Inner<F>,
+        span: Option<Span>,
         shared: Arc<Shared>,
         entry: Option<usize>,
         start: Instant,
@@ -63,68 +64,26 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    /// Keep who the call is between, for the access log.
-    pub(super) fn with_who(mut self, who: Option<Who>) -> Self {
-        self.who = who;
-        self
-    }
-
-    pub(super) fn plain(
-        fut: F,
-        shared: Arc<Shared>,
-        entry: Option<usize>,
-        trace: Option<u128>,
-    ) -> Self {
-        Self::new(Inner::Plain { fut }, shared, entry, trace)
-    }
-
-    pub(super) fn spanned(fut: F, shared: Arc<Shared>, entry: Option<usize>, span: Span) -> Self {
-        let fut = fut.instrument(span);
-        Self::new(Inner::Spanned { fut }, shared, entry, None)
-    }
-
-    pub(super) fn traced(
-        fut: F,
-        shared: Arc<Shared>,
-        entry: Option<usize>,
-        span: Span,
-        tc: TraceContext,
-    ) -> Self
-    where
-        F: Future,
-    {
-        let trace = Some(tc.trace_id);
-        let fut = tc.scope(fut).instrument(span);
-        Self::new(Inner::Traced { fut }, shared, entry, trace)
-    }
-
-    pub(super) fn scoped(
-        fut: F,
-        shared: Arc<Shared>,
-        entry: Option<usize>,
-        tc: TraceContext,
-    ) -> Self
-    where
-        F: Future,
-    {
-        let trace = Some(tc.trace_id);
-        let fut = tc.scope(fut);
-        Self::new(Inner::Scoped { fut }, shared, entry, trace)
-    }
-
-    fn new(
+    /// The future of a call whose inner future is `inner`, built in place
+    /// by `Observe::call`: the inner future is large (every layer below
+    /// nests its own), so it is moved as few times as possible.
+    #[inline(always)]
+    pub(super) fn new(
         inner: Inner<F>,
+        span: Option<Span>,
         shared: Arc<Shared>,
         entry: Option<usize>,
         trace: Option<u128>,
+        who: Option<Who>,
     ) -> Self {
         ResponseFuture {
             inner,
+            span,
             shared,
             entry,
             start: Instant::now(),
             trace,
-            who: None,
+            who,
             done: false,
         }
     }
@@ -138,18 +97,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (res, span) = match this.inner.project() {
-            InnerProj::Plain { fut } => (ready!(fut.poll(cx)), None),
-            InnerProj::Scoped { fut } => (ready!(fut.poll(cx)), None),
-            InnerProj::Spanned { mut fut } => {
-                let res = ready!(fut.as_mut().poll(cx));
-                (res, Some(fut.span().clone()))
-            }
-            InnerProj::Traced { mut fut } => {
-                let res = ready!(fut.as_mut().poll(cx));
-                (res, Some(fut.span().clone()))
+        let res = {
+            let _in = this.span.as_ref().map(Span::enter);
+            match this.inner.project() {
+                InnerProj::Plain { fut } => ready!(fut.poll(cx)),
+                InnerProj::Scoped { fut } => ready!(fut.poll(cx)),
             }
         };
+        let span = this.span.as_ref();
         *this.done = true;
         let sh = &**this.shared;
         let code = match &res {
@@ -160,12 +115,12 @@ where
         if let Some(e) = this.entry.and_then(|i| sh.table.at(i)) {
             e.end(code, elapsed.as_secs_f64());
         }
-        if let Some(span) = &span {
+        if let Some(span) = span {
             finish_span(span, sh, &res, code);
         }
         if let Some(log) = &sh.access {
             if log.sampled(&sh.access_seen, code) {
-                let _in_span = span.as_ref().map(Span::enter);
+                let _in_span = span.map(Span::enter);
                 if let Some(who) = this.who.as_ref() {
                     access::emit(sh, who, &res, code, elapsed, *this.trace);
                 }
@@ -176,21 +131,33 @@ where
 }
 
 fn finish_span<R>(span: &Span, sh: &Shared, res: &Result<Response<R>, Status>, code: Code) {
+    let Some(f) = EndFields::of(sh.side, span) else {
+        return;
+    };
     if sh.side == Side::Client {
         // The balancer picked the instance: the answer names it.
         if let Ok(r) = res {
             if let Some(peer) = &r.cx.peer {
-                record_peer(span, sh.side, peer);
+                record_peer(span, f, sh.side, peer);
             }
         }
     }
-    span.record("rpc.response.status_code", code_name(code));
+    let name = code_name(code);
+    if let Some(field) = &f.status {
+        span.record(field, name);
+    }
     if sh.system == System::Grpc {
-        span.record("rpc.grpc.status_code", code.as_i32());
+        if let Some(field) = &f.grpc_status {
+            span.record(field, code.as_i32());
+        }
     }
     if code != Code::Ok {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", code_name(code));
+        if let Some(field) = &f.otel_status {
+            span.record(field, "ERROR");
+        }
+        if let Some(field) = &f.error_type {
+            span.record(field, name);
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub struct ObserveLayer {
     service: FastStr,
     max_methods: usize,
     table: Arc<MethodTable>,
-    balancers: Arc<super::Balancers>,
+    views: Arc<super::views::Views>,
 }
 
 impl ObserveLayer {
@@ -58,20 +58,31 @@ impl ObserveLayer {
                 FastStr::empty(),
                 DEFAULT_MAX_METHODS,
             )),
-            balancers: Arc::default(),
+            views: Arc::default(),
         }
     }
 
     /// Show `service`'s balancer (built by `ClientStack` with this layer)
     /// in the admin endpoint's `/status`.
-    pub(crate) fn add_balancer(&self, service: &str, view: super::EndpointsView) {
-        self.balancers.add(FastStr::new(service), view);
+    pub(crate) fn add_balancer(&self, service: &str, view: super::views::EndpointsView) {
+        self.views.add_balancer(FastStr::new(service), view);
     }
 
-    /// The balancers registered with [`add_balancer`](Self::add_balancer).
+    /// Show a limit layer of a stack built with this layer in `/status`.
+    pub(crate) fn add_limit(&self, view: super::views::LimitView) {
+        self.views.add_limit(view);
+    }
+
+    /// Show the method breakers of a stack built with this layer in
+    /// `/status`.
+    pub(crate) fn add_breakers(&self, view: super::views::BreakersView) {
+        self.views.add_breakers(view);
+    }
+
+    /// What the stacks built with this layer registered for `/status`.
     #[cfg_attr(not(feature = "admin"), allow(dead_code))]
-    pub(crate) fn balancers(&self) -> &Arc<super::Balancers> {
-        &self.balancers
+    pub(crate) fn views(&self) -> &Arc<super::views::Views> {
+        &self.views
     }
 
     /// The `service` label (and `rpc.service`) of every call through this
@@ -175,6 +186,7 @@ impl<S> Layer<S> for ObserveLayer {
                 access_seen: AtomicU64::new(0),
                 propagator: self.propagator.clone(),
                 table: self.table.clone(),
+                sizes: self.table.clone(),
             }),
         }
     }

@@ -20,6 +20,15 @@
 //! | `weft_client_calls_total` | counter | `service`, `method`, `code` | calls made, by status code (retries included in one call) |
 //! | `weft_client_call_duration_seconds` | histogram | `service`, `method` | time to the answer, retries included |
 //! | `weft_client_calls_in_flight` | gauge | `service`, `method` | calls waiting for an answer |
+//! | `weft_server_request_bytes` | histogram | `service`, `method` | request frames read, by size on the wire |
+//! | `weft_server_response_bytes` | histogram | `service`, `method` | answer frames written, by size on the wire |
+//! | `weft_client_request_bytes` | histogram | `service`, `method` | request frames written (one per attempt) |
+//! | `weft_client_response_bytes` | histogram | `service`, `method` | response frames read (one per attempt answered) |
+//!
+//! Sizes are the frames as the transport wrote or delimited them, reported
+//! through [`weft_core::wire`]: the client layer puts a sink in the
+//! request's context, the server layer offers one to the connection that
+//! calls it.
 //!
 //! `code` is the gRPC canonical name (`OK`, `DEADLINE_EXCEEDED`,
 //! `RESOURCE_EXHAUSTED`, …). A Thrift method's declared exception is an
@@ -42,63 +51,29 @@ mod access;
 mod future;
 pub(crate) mod governance;
 
-/// A balancer's endpoints as `/status` shows them; `None` once the balancer
-/// is gone (the view does not keep it alive).
-pub(crate) type EndpointsView =
-    Box<dyn Fn() -> Option<Vec<crate::balance::EndpointInfo>> + Send + Sync>;
-
-/// The balancers of the stacks a layer observes, by service, for `/status`.
-#[derive(Default)]
-pub(crate) struct Balancers(std::sync::Mutex<Vec<(faststr::FastStr, EndpointsView)>>);
-
-impl Balancers {
-    pub(crate) fn add(&self, service: faststr::FastStr, view: EndpointsView) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((service, view));
-    }
-
-    /// Each live balancer's service and endpoints; the dead are dropped.
-    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
-    pub(crate) fn live(&self) -> Vec<(faststr::FastStr, Vec<crate::balance::EndpointInfo>)> {
-        let mut all = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = Vec::new();
-        all.retain(|(service, view)| match view() {
-            Some(eps) => {
-                out.push((service.clone(), eps));
-                true
-            }
-            None => false,
-        });
-        out
-    }
-}
 mod layer;
 pub(crate) mod table;
 mod trace;
+pub(crate) mod views;
 
 #[cfg(feature = "admin")]
 pub mod admin;
 
 pub use access::AccessLog;
+use future::Inner;
 pub use future::ResponseFuture;
 pub use layer::ObserveLayer;
 pub use table::{DEFAULT_MAX_METHODS, OTHER_METHOD};
 pub use trace::{Propagator, TraceContext, TRACEPARENT, TRACESTATE};
 
 use std::{
-    net::SocketAddr,
-    sync::{atomic::AtomicU64, Arc},
+    sync::{atomic::AtomicU64, Arc, OnceLock},
     task::{Context as TaskContext, Poll},
 };
 
 use tower::Service;
-use tracing::field::{display, Empty};
-use weft_core::{Address, Request, Response, Status};
+use tracing::field::{display, Empty, Field};
+use weft_core::{wire::SizeSink, Address, Request, Response, Status};
 
 use access::Who;
 use table::MethodTable;
@@ -155,6 +130,9 @@ pub(crate) struct Shared {
     pub(crate) access_seen: AtomicU64,
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
     pub(crate) table: Arc<MethodTable>,
+    /// `table` again, as the transports' size sink (coerced once here, so a
+    /// call clones an `Arc` and allocates nothing).
+    pub(crate) sizes: Arc<dyn weft_core::wire::RecordSizes>,
 }
 
 /// Records metrics, a span and an access-log line for each call through
@@ -212,25 +190,50 @@ where
         let entry = if sh.metrics {
             let (i, e) = sh.table.entry(&req.cx.service, &req.cx.method);
             e.start();
+            let sink = SizeSink::new(sh.sizes.clone(), i);
+            match sh.side {
+                // The client connection reports what it writes and reads.
+                Side::Client => req.cx.sizes = Some(sink),
+                // The server connection calling us takes it as we return.
+                Side::Server => weft_core::wire::offer(sink),
+            }
             Some(i)
         } else {
             None
         };
         if !sh.tracing {
-            let fut = self.inner.call(req);
-            return ResponseFuture::plain(fut, sh.clone(), entry, None).with_who(who);
+            return ResponseFuture::new(
+                Inner::Plain {
+                    fut: self.inner.call(req),
+                },
+                None,
+                sh.clone(),
+                entry,
+                None,
+                who,
+            );
         }
         if let Some(p) = &sh.propagator {
             let service = sh.table.service(&req.cx.service);
-            let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
+            let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref(), None);
             match sh.side {
                 Side::Server => p.extract(&req.cx.metainfo.upstream, &span),
                 Side::Client => p.inject(&span, &mut req.cx.metainfo.transient),
             }
             // Inside the span: layers below may make child spans or events
             // (a retry's attempts, a shed) before the first poll.
-            let fut = span.in_scope(|| self.inner.call(req));
-            return ResponseFuture::spanned(fut, sh.clone(), entry, span).with_who(who);
+            let fut = {
+                let _in = span.enter();
+                self.inner.call(req)
+            };
+            return ResponseFuture::new(
+                Inner::Plain { fut },
+                Some(span),
+                sh.clone(),
+                entry,
+                None,
+                who,
+            );
         }
         let parent = match sh.side {
             Side::Server => TraceContext::extract(&req.cx.metainfo.upstream),
@@ -249,28 +252,77 @@ where
         if sh.side == Side::Client {
             tc.inject(&mut req.cx.metainfo.transient);
         }
+        let trace = Some(tc.trace_id);
+        // The trace context is current while the inner call() runs and
+        // while the call's future is polled.
         if tc.flags & 1 == 0 {
             // Not sampled: no span, but the context stays current so the
             // calls this one makes carry the trace on, unsampled.
-            let fut = tc.sync_scope(|| self.inner.call(req));
-            return ResponseFuture::scoped(fut, sh.clone(), entry, tc).with_who(who);
+            let fut = {
+                let _cx = tc.enter_call();
+                self.inner.call(req)
+            };
+            return ResponseFuture::new(
+                Inner::Scoped { fut: tc.scope(fut) },
+                None,
+                sh.clone(),
+                entry,
+                trace,
+                who,
+            );
         }
         let service = sh.table.service(&req.cx.service);
-        let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref());
-        span.record("trace_id", display(TraceId(tc.trace_id)));
-        span.record("span_id", display(SpanId(tc.span_id)));
-        if let Some(p) = parent {
-            span.record("parent_span_id", display(SpanId(p.span_id)));
-        }
-        // Current for the inner call() too: layers below may start work there.
-        let fut = span.in_scope(|| tc.sync_scope(|| self.inner.call(req)));
-        ResponseFuture::traced(fut, sh.clone(), entry, span, tc).with_who(who)
+        let ids = Ids {
+            trace: tc.trace_id,
+            span: tc.span_id,
+            parent: parent.map(|p| p.span_id),
+        };
+        let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref(), Some(ids));
+        // Entered for the inner call() too: layers below may make child
+        // spans or events there (a retry's attempts, a shed).
+        let fut = {
+            let _in = span.enter();
+            let _cx = tc.enter_call();
+            self.inner.call(req)
+        };
+        let fut = tc.scope(fut);
+        ResponseFuture::new(
+            Inner::Scoped { fut },
+            Some(span),
+            sh.clone(),
+            entry,
+            trace,
+            who,
+        )
     }
 }
 
-/// The call's span, with what is known before it starts.
-fn new_span(sh: &Shared, service: &str, method: &str, peer: Option<&Address>) -> tracing::Span {
-    let span = match sh.side {
+/// Weft's W3C ids of a call's span.
+struct Ids {
+    trace: u128,
+    span: u64,
+    parent: Option<u64>,
+}
+
+/// The call's span, with everything known before it starts given at once:
+/// a field given a value when the span is made costs nothing more, where
+/// each `record` afterwards is a search of the field names and a call into
+/// the subscriber.
+fn new_span(
+    sh: &Shared,
+    service: &str,
+    method: &str,
+    peer: Option<&Address>,
+    ids: Option<Ids>,
+) -> tracing::Span {
+    let (host, port) = match peer {
+        Some(p) => (Some(display(Host(p))), port(p)),
+        None => (None, None),
+    };
+    let trace_id = ids.as_ref().map(|i| display(TraceId(i.trace)));
+    let span_id = ids.as_ref().map(|i| display(SpanId(i.span)));
+    let parent_span_id = ids.and_then(|i| i.parent).map(|p| display(SpanId(p)));
+    match sh.side {
         Side::Server => tracing::info_span!(
             "rpc.server",
             otel.name = %format_args!("{service}/{method}"),
@@ -278,15 +330,15 @@ fn new_span(sh: &Shared, service: &str, method: &str, peer: Option<&Address>) ->
             rpc.system = sh.system.as_str(),
             rpc.service = service,
             rpc.method = method,
-            network.peer.address = Empty,
-            network.peer.port = Empty,
+            network.peer.address = host,
+            network.peer.port = port,
             rpc.response.status_code = Empty,
             rpc.grpc.status_code = Empty,
             otel.status_code = Empty,
             error.type = Empty,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_span_id = Empty,
+            trace_id,
+            span_id,
+            parent_span_id,
         ),
         Side::Client => tracing::info_span!(
             "rpc.client",
@@ -295,58 +347,104 @@ fn new_span(sh: &Shared, service: &str, method: &str, peer: Option<&Address>) ->
             rpc.system = sh.system.as_str(),
             rpc.service = service,
             rpc.method = method,
-            server.address = Empty,
-            server.port = Empty,
-            network.peer.address = Empty,
-            network.peer.port = Empty,
+            server.address = host,
+            server.port = port,
+            network.peer.address = host,
+            network.peer.port = port,
             rpc.response.status_code = Empty,
             rpc.grpc.status_code = Empty,
             otel.status_code = Empty,
             error.type = Empty,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_span_id = Empty,
+            trace_id,
+            span_id,
+            parent_span_id,
         ),
-    };
-    if let Some(peer) = peer {
-        record_peer(&span, sh.side, peer);
     }
-    span
+}
+
+/// Where the peer is, as `network.peer.address` and `server.address` say:
+/// the IP of a socket address, the path of a Unix socket, or the name the
+/// caller asked for (what OpenTelemetry wants in `server.address`; the
+/// resolved IP is not known up here).
+#[derive(Clone, Copy)]
+struct Host<'a>(&'a Address);
+
+impl std::fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Address::Tcp(a) => std::fmt::Display::fmt(&a.ip(), f),
+            Address::Unix(p) => std::fmt::Display::fmt(&p.display(), f),
+            Address::Host(host, _) => f.write_str(host),
+        }
+    }
+}
+
+fn port(a: &Address) -> Option<u16> {
+    match a {
+        Address::Tcp(a) => Some(a.port()),
+        Address::Unix(_) => None,
+        Address::Host(_, port) => Some(*port),
+    }
+}
+
+/// The fields recorded as a call ends, found once per span callsite
+/// rather than searched by name on every call.
+pub(crate) struct EndFields {
+    server_address: Option<Field>,
+    server_port: Option<Field>,
+    peer_address: Option<Field>,
+    peer_port: Option<Field>,
+    status: Option<Field>,
+    grpc_status: Option<Field>,
+    otel_status: Option<Field>,
+    error_type: Option<Field>,
+}
+
+impl EndFields {
+    /// The fields of `span`'s callsite (one per side), cached.
+    pub(crate) fn of(side: Side, span: &tracing::Span) -> Option<&'static EndFields> {
+        static SERVER: OnceLock<EndFields> = OnceLock::new();
+        static CLIENT: OnceLock<EndFields> = OnceLock::new();
+        let meta = span.metadata()?;
+        let cell = match side {
+            Side::Server => &SERVER,
+            Side::Client => &CLIENT,
+        };
+        let f = cell.get_or_init(|| {
+            let fields = meta.fields();
+            EndFields {
+                server_address: fields.field("server.address"),
+                server_port: fields.field("server.port"),
+                peer_address: fields.field("network.peer.address"),
+                peer_port: fields.field("network.peer.port"),
+                status: fields.field("rpc.response.status_code"),
+                grpc_status: fields.field("rpc.grpc.status_code"),
+                otel_status: fields.field("otel.status_code"),
+                error_type: fields.field("error.type"),
+            }
+        });
+        Some(f)
+    }
 }
 
 /// Record where the peer is: `network.peer.*`, and `server.*` on a client.
-fn record_peer(span: &tracing::Span, side: Side, peer: &Address) {
-    match peer {
-        Address::Tcp(a) => {
-            let (ip, port) = split(a);
-            span.record("network.peer.address", display(ip));
-            span.record("network.peer.port", port);
-            if side == Side::Client {
-                span.record("server.address", display(ip));
-                span.record("server.port", port);
-            }
+fn record_peer(span: &tracing::Span, f: &EndFields, side: Side, peer: &Address) {
+    let host = Host(peer);
+    if let Some(field) = &f.peer_address {
+        span.record(field, display(host));
+    }
+    let port = port(peer);
+    if let (Some(field), Some(port)) = (&f.peer_port, port) {
+        span.record(field, port);
+    }
+    if side == Side::Client {
+        if let Some(field) = &f.server_address {
+            span.record(field, display(host));
         }
-        Address::Unix(p) => {
-            span.record("network.peer.address", display(p.display()));
-            if side == Side::Client {
-                span.record("server.address", display(p.display()));
-            }
-        }
-        // The name the caller asked for: what OpenTelemetry wants in
-        // `server.address` (the resolved IP is not known up here).
-        Address::Host(host, port) => {
-            span.record("network.peer.address", host.as_str());
-            span.record("network.peer.port", *port);
-            if side == Side::Client {
-                span.record("server.address", host.as_str());
-                span.record("server.port", *port);
-            }
+        if let (Some(field), Some(port)) = (&f.server_port, port) {
+            span.record(field, port);
         }
     }
-}
-
-fn split(a: &SocketAddr) -> (std::net::IpAddr, u16) {
-    (a.ip(), a.port())
 }
 
 #[cfg(test)]

@@ -60,18 +60,24 @@ struct Names {
     calls: &'static str,
     duration: &'static str,
     in_flight: &'static str,
+    request_bytes: &'static str,
+    response_bytes: &'static str,
 }
 
 const SERVER: Names = Names {
     calls: "weft_server_calls_total",
     duration: "weft_server_call_duration_seconds",
     in_flight: "weft_server_calls_in_flight",
+    request_bytes: "weft_server_request_bytes",
+    response_bytes: "weft_server_response_bytes",
 };
 
 const CLIENT: Names = Names {
     calls: "weft_client_calls_total",
     duration: "weft_client_call_duration_seconds",
     in_flight: "weft_client_calls_in_flight",
+    request_bytes: "weft_client_request_bytes",
+    response_bytes: "weft_client_response_bytes",
 };
 
 /// One service/method's handles and live counts.
@@ -84,6 +90,8 @@ pub(crate) struct MethodEntry {
     calls: [OnceLock<Counter>; CODES],
     duration: Histogram,
     in_flight_gauge: Gauge,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
     /// What `/status` reports, kept beside the recorder's copy because a
     /// `metrics` handle cannot be read back.
     pub(crate) in_flight: AtomicI64,
@@ -101,6 +109,8 @@ impl MethodEntry {
         MethodEntry {
             duration: metrics::histogram!(names.duration, &labels),
             in_flight_gauge: metrics::gauge!(names.in_flight, &labels),
+            request_bytes: metrics::histogram!(names.request_bytes, &labels),
+            response_bytes: metrics::histogram!(names.response_bytes, &labels),
             service,
             method,
             side,
@@ -162,6 +172,18 @@ pub(crate) fn describe(side: Side) {
         "Time from a call reaching the layer to its answer."
     );
     metrics::describe_gauge!(names.in_flight, format!("Calls being {what}."));
+    let (request, response) = match side {
+        Side::Server => (
+            "Request frames received, as read off the wire.",
+            "Answer frames sent, as encoded on the wire.",
+        ),
+        Side::Client => (
+            "Request frames sent, as encoded on the wire (one per attempt).",
+            "Response frames received, as read off the wire (one per attempt answered).",
+        ),
+    };
+    metrics::describe_histogram!(names.request_bytes, metrics::Unit::Bytes, request);
+    metrics::describe_histogram!(names.response_bytes, metrics::Unit::Bytes, response);
 }
 
 fn names(side: Side) -> &'static Names {
@@ -252,6 +274,21 @@ impl MethodTable {
             .iter()
             .filter_map(OnceLock::get)
             .chain(self.other.get())
+    }
+}
+
+/// The sizes the transports report, into the entry a sink names.
+impl weft_core::wire::RecordSizes for MethodTable {
+    fn request(&self, slot: usize, bytes: usize) {
+        if let Some(e) = self.at(slot) {
+            e.request_bytes.record(bytes as f64);
+        }
+    }
+
+    fn response(&self, slot: usize, bytes: usize) {
+        if let Some(e) = self.at(slot) {
+            e.response_bytes.record(bytes as f64);
+        }
     }
 }
 

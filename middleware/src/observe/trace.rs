@@ -29,6 +29,24 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
+thread_local! {
+    /// The context of the call whose inner `call()` runs on this thread
+    /// now; set only for that synchronous span by [`CallScope`], so it is
+    /// always the innermost.
+    static IN_CALL: std::cell::RefCell<Option<TraceContext>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Restores the context [`TraceContext::enter_call`] replaced.
+pub(crate) struct CallScope(Option<TraceContext>);
+
+impl Drop for CallScope {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        IN_CALL.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
 /// A position in a trace: the trace, the span, its flags and vendor state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
@@ -64,9 +82,20 @@ impl TraceContext {
     }
 
     /// The trace context current in this task: the server call or client
-    /// call being served or made; `None` outside any.
+    /// call being served or made (while its future is polled, and while
+    /// the observe layer calls the service below it); `None` outside any.
     pub fn current() -> Option<TraceContext> {
-        CURRENT.try_with(TraceContext::clone).ok()
+        IN_CALL
+            .with(|c| c.borrow().clone())
+            .or_else(|| CURRENT.try_with(TraceContext::clone).ok())
+    }
+
+    /// Make `self` current until the guard drops, for a synchronous
+    /// `Service::call` below the layer (a `service_fn` handler reads it
+    /// there). A guard rather than tokio's `sync_scope`, whose closure
+    /// would move the call's whole future out through it on every call.
+    pub(crate) fn enter_call(&self) -> CallScope {
+        CallScope(IN_CALL.with(|c| c.replace(Some(self.clone()))))
     }
 
     /// Run `fut` with `self` as the current trace context: for work that a
@@ -78,11 +107,6 @@ impl TraceContext {
         CURRENT.scope(self, fut)
     }
 
-    /// Run `f` with a copy of `self` as the current trace context.
-    pub(crate) fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self.clone(), f)
-    }
-
     /// Parse a `traceparent` value: `00-<32 hex>-<16 hex>-<2 hex>`, lower
     /// case, ids not all zero; a later version may append fields after a
     /// `-`. `None` for anything else (the call then starts a new trace).
@@ -91,14 +115,14 @@ impl TraceContext {
         if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let version = hex(&b[0..2])? as u8;
+        let version = hex64(&b[0..2])? as u8;
         // Version 00 is exactly 55 bytes; ff is forbidden.
         if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
             return None;
         }
-        let trace_id = hex(&b[3..35])?;
-        let span_id = hex(&b[36..52])? as u64;
-        let flags = hex(&b[53..55])? as u8;
+        let trace_id = (u128::from(hex64(&b[3..19])?) << 64) | u128::from(hex64(&b[19..35])?);
+        let span_id = hex64(&b[36..52])?;
+        let flags = hex64(&b[53..55])? as u8;
         if trace_id == 0 || span_id == 0 {
             return None;
         }
@@ -187,17 +211,34 @@ fn put_hex(out: &mut [u8], mut v: u128) {
     }
 }
 
-fn hex(b: &[u8]) -> Option<u128> {
-    let mut v: u128 = 0;
-    for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(d);
+/// Lower-case hex digit values; 0xff for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-    Some(v)
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Up to 16 lower-case hex digits (a table lookup each: this runs for
+/// every call a server serves).
+fn hex64(b: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut bad = 0u8;
+    for &c in b {
+        let d = HEX[c as usize];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0xf);
+    }
+    // Any invalid digit set the high bits.
+    (bad & 0xf0 == 0).then_some(v)
 }
 
 thread_local! {

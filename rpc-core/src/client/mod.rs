@@ -40,6 +40,9 @@ use crate::{
 
 mod mux;
 mod pool;
+mod stats;
+
+pub use stats::{peers, PeerStats};
 
 use self::{mux::MuxCall, mux::MuxSlot, pool::Pool};
 
@@ -235,14 +238,17 @@ impl ClientBuilder {
                 .collect(),
             ConnectionMode::Pooled => Vec::new(),
         };
+        let inner = Arc::new(Inner {
+            codec: Arc::new(codec),
+            pool: Pool::new(self.max_connections, stats::counters(&self.addr)),
+            slots: slots.into_boxed_slice(),
+            next_slot: AtomicUsize::new(0),
+            cfg: self,
+        });
+        let weak: std::sync::Weak<dyn stats::Live> = Arc::downgrade(&inner) as _;
+        stats::register(&inner.cfg.addr, weak);
         Client {
-            inner: Arc::new(Inner {
-                codec: Arc::new(codec),
-                pool: Pool::new(self.max_connections),
-                slots: slots.into_boxed_slice(),
-                next_slot: AtomicUsize::new(0),
-                cfg: self,
-            }),
+            inner,
             reserved: None,
             acquiring: None,
         }
@@ -295,6 +301,27 @@ impl<C> Inner<C> {
         match self.slots.len() {
             1 => 0,
             n => self.next_slot.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+}
+
+impl<C: ClientCodec> stats::Live for Inner<C> {
+    fn add_to(&self, into: &mut PeerStats) {
+        match self.cfg.mode {
+            ConnectionMode::Pooled => {
+                let (open, idle) = self.pool.open_idle(self.cfg.max_connections);
+                into.pool_open += open;
+                into.pool_idle += idle;
+                into.pooled_clients += 1;
+            }
+            ConnectionMode::Multiplexed => {
+                into.mux_in_flight += self
+                    .slots
+                    .iter()
+                    .map(|s| self.cfg.max_pending - s.permits.available_permits())
+                    .sum::<usize>();
+                into.mux_clients += 1;
+            }
         }
     }
 }
@@ -439,9 +466,23 @@ fn start<C: ClientCodec>(
 ) -> Result<MuxCall, Status> {
     let call = conn.enqueue(cx.oneway, |seq| {
         cx.seq_id = seq;
-        inner.codec.encode(seq, cx, req)
+        encode(inner, seq, cx, req)
     })?;
     Ok(call)
+}
+
+/// Encode the call's frame, reporting its size to the call's sink.
+fn encode<C: ClientCodec>(
+    inner: &Inner<C>,
+    seq: i32,
+    cx: &Context,
+    req: &C::Req,
+) -> Result<Bytes, Status> {
+    let frame = inner.codec.encode(seq, cx, req)?;
+    if let Some(sizes) = &cx.sizes {
+        sizes.request(frame.len());
+    }
+    Ok(frame)
 }
 
 /// The response message from an answer frame, or the one-way response;
@@ -452,6 +493,11 @@ fn decode<C: ClientCodec>(
     frame: Option<Bytes>,
 ) -> Result<C::Resp, Status> {
     cx.peer = Some(inner.cfg.addr.clone());
+    // Reported whatever the frame decodes to (a message or an error), and
+    // taken off: the response's context must not report again if reused.
+    if let (Some(sizes), Some(frame)) = (cx.sizes.take(), &frame) {
+        sizes.response(frame.len());
+    }
     match frame {
         Some(frame) => inner.codec.decode(cx, frame),
         None => inner.codec.oneway_response(cx),

@@ -6,7 +6,11 @@
 //! is handed out first: it is the one most likely still open at the peer,
 //! and the ones at the bottom age out instead of all being kept barely warm.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -16,7 +20,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::{ClientBuilder, Inner};
+use super::{stats::PeerCounters, ClientBuilder, Inner};
 use crate::{
     codec::ClientCodec,
     context::Context,
@@ -34,6 +38,9 @@ pub(super) struct Pool {
     permits: Arc<Semaphore>,
     /// Woken when a connection goes back on the stack.
     returned: Notify,
+    /// Checkouts that found an idle connection, and those that had to
+    /// connect or wait: the peer's, shared with its other clients.
+    counters: Arc<PeerCounters>,
 }
 
 struct PooledConn {
@@ -47,12 +54,26 @@ struct PooledConn {
 }
 
 impl Pool {
-    pub(super) fn new(max_connections: usize) -> Pool {
+    pub(super) fn new(max_connections: usize, counters: Arc<PeerCounters>) -> Pool {
         Pool {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max_connections)),
             returned: Notify::new(),
+            counters,
         }
+    }
+
+    /// Connections open (of at most `max`), and idle.
+    pub(super) fn open_idle(&self, max: usize) -> (usize, usize) {
+        let open = max.saturating_sub(self.permits.available_permits());
+        (open, self.idle.lock().len())
+    }
+
+    /// An idle connection for a call, counted as a hit.
+    fn take_idle(&self, idle_timeout: Duration) -> Option<PooledConn> {
+        let conn = self.pop_idle(idle_timeout)?;
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        Some(conn)
     }
 
     /// The most recently used idle connection that is still usable.
@@ -100,12 +121,22 @@ impl Pool {
         cfg: &ClientBuilder,
         deadline: Option<Instant>,
     ) -> Result<PooledConn, Status> {
+        let mut counted = false;
         loop {
             let returned = self.returned.notified();
             let mut returned = std::pin::pin!(returned);
             returned.as_mut().enable();
             if let Some(c) = self.pop_idle(cfg.idle_timeout) {
+                if !counted {
+                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                }
                 return Ok(c);
+            }
+            // No idle connection at hand (one that comes back while this
+            // call waits is still a miss: the call waited for it).
+            if !counted {
+                counted = true;
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
             }
             let permit = match self.permits.clone().try_acquire_owned() {
                 Ok(p) => p,
@@ -200,10 +231,8 @@ async fn exchange<C: ClientCodec>(
     conn.seq = conn.seq.wrapping_add(1);
     let seq = conn.seq;
     cx.seq_id = seq;
-    let frame = inner
-        .codec
-        .encode(seq, cx, req)
-        .map_err(|s| s.with_delivery(Delivery::NotSent))?;
+    let frame =
+        super::encode(inner, seq, cx, req).map_err(|s| s.with_delivery(Delivery::NotSent))?;
     let oneway = cx.oneway;
     let io = async {
         write(&mut conn, &frame, cfg).await?;
@@ -301,10 +330,10 @@ impl FastCall {
         cx: &mut Context,
         req: &C::Req,
     ) -> Option<Result<FastCall, Status>> {
-        let mut conn = inner.pool.pop_idle(inner.cfg.idle_timeout)?;
+        let mut conn = inner.pool.take_idle(inner.cfg.idle_timeout)?;
         let seq = conn.seq.wrapping_add(1);
         cx.seq_id = seq;
-        let frame = match inner.codec.encode(seq, cx, req) {
+        let frame = match super::encode(inner, seq, cx, req) {
             Ok(f) => f,
             Err(s) => {
                 inner.pool.checkin(conn, &inner.cfg);

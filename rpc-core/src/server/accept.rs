@@ -38,12 +38,22 @@ pub(super) async fn accept_loop<C, F, S>(
     loop {
         // Reap finished connections so the set stays small.
         while conns.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = shared.graceful.cancelled() => break,
-            p = conn_slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match conn_slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the limit: new connections wait in the listen backlog
+                // (they are held, not refused) until one closes.
+                shared
+                    .limit_reached
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = shared.graceful.cancelled() => break,
+                    p = conn_slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let accepted = tokio::select! {
             _ = shared.graceful.cancelled() => break,

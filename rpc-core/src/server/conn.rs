@@ -47,6 +47,7 @@ use crate::{
     message::{Request, Response},
     status::{Code, Delivery, Status},
     transport::{Address, Stream},
+    wire::{self, SizeSink},
 };
 
 /// Bytes read at most per read, and the step the read buffer grows by:
@@ -106,6 +107,7 @@ struct Parked<R, T> {
     reply: R,
     result: Result<T, Status>,
     bytes: usize,
+    sizes: Option<SizeSink>,
 }
 
 type CallOf<C, S> = Call<
@@ -293,7 +295,9 @@ where
         for call in Pin::new(&mut self.calls).iter_pin_mut().chain(inline) {
             let call = call.project();
             match call.reply.take() {
-                Some(reply) => cancelled.push((*call.index, reply, *call.bytes)),
+                Some(reply) => {
+                    cancelled.push((*call.index, reply, (*call.bytes, call.sizes.take())))
+                }
                 None => {
                     oneway.0 += 1;
                     oneway.1 += *call.bytes;
@@ -304,9 +308,9 @@ where
         self.inline.set(None);
         self.release(oneway.0, oneway.1);
         cancelled.sort_by_key(|c| c.0);
-        for (index, reply, bytes) in cancelled {
+        for (index, reply, held) in cancelled {
             let status = Status::unavailable("the server shut down before the call finished");
-            self.deliver(index, reply, Err(status), bytes, now);
+            self.deliver(index, reply, Err(status), held, now);
         }
     }
 
@@ -342,7 +346,13 @@ where
             }
             match done.reply {
                 None => self.release(1, done.bytes),
-                Some(reply) => self.deliver(done.index, reply, done.result, done.bytes, now),
+                Some(reply) => self.deliver(
+                    done.index,
+                    reply,
+                    done.result,
+                    (done.bytes, done.sizes),
+                    now,
+                ),
             }
         }
     }
@@ -356,11 +366,11 @@ where
         index: u64,
         reply: C::Reply,
         result: Result<Response<C::Resp>, Status>,
-        bytes: usize,
+        (bytes, sizes): (usize, Option<SizeSink>),
         now: Instant,
     ) {
         if self.ordered != Some(true) {
-            self.encode(reply, result, bytes, now);
+            self.encode(reply, result, bytes, sizes, now);
             return;
         }
         let slot = (index - self.next_answer) as usize;
@@ -371,13 +381,14 @@ where
             reply,
             result,
             bytes,
+            sizes,
         });
         while let Some(Some(_)) = self.parked.front() {
             let Some(Some(p)) = self.parked.pop_front() else {
                 break;
             };
             self.next_answer += 1;
-            self.encode(p.reply, p.result, p.bytes, now);
+            self.encode(p.reply, p.result, p.bytes, p.sizes, now);
         }
     }
 
@@ -386,10 +397,15 @@ where
         reply: C::Reply,
         result: Result<Response<C::Resp>, Status>,
         bytes: usize,
+        sizes: Option<SizeSink>,
         now: Instant,
     ) {
         let closing = self.state != State::Serving;
-        if !self.wbuf.answer::<C>(reply, result, closing, bytes, now) {
+        let encoded = self.wbuf.answer::<C>(reply, result, closing, bytes, now);
+        if let (Some(sizes), Some(n)) = (sizes, encoded) {
+            sizes.response(n);
+        }
+        if encoded.is_none() {
             tracing::warn!(peer = ?self.peer, "an answer could not be encoded; closing the connection");
             self.release(1, bytes);
             if matches!(self.state, State::Serving | State::Draining { .. }) {
@@ -479,7 +495,7 @@ where
                 }
                 Inbound::Reject(reply, status) => {
                     let index = self.next_index();
-                    self.deliver(index, reply, Err(status), bytes, now);
+                    self.deliver(index, reply, Err(status), (bytes, None), now);
                 }
                 Inbound::Request {
                     mut req,
@@ -499,7 +515,7 @@ where
                             let index = self.next_index();
                             let status =
                                 Status::refused(Code::Unavailable, "the server is shutting down");
-                            self.deliver(index, reply, Err(status), bytes, now);
+                            self.deliver(index, reply, Err(status), (bytes, None), now);
                             continue;
                         }
                         // A one-way call cannot be told it was refused: it runs.
@@ -509,7 +525,14 @@ where
                         None => u64::MAX,
                     };
                     self.service_ready = false;
+                    // A layer of the service may offer a sink for the
+                    // sizes while inside call(): see `wire`.
+                    drop(wire::take());
                     let fut = self.service.call(req);
+                    let sizes = wire::take();
+                    if let Some(s) = &sizes {
+                        s.request(bytes);
+                    }
                     let run = if self.shared.spawn_handlers {
                         Run::Spawned {
                             task: AbortOnDrop(tokio::spawn(fut)),
@@ -522,6 +545,7 @@ where
                         reply,
                         index,
                         bytes,
+                        sizes,
                     };
                     if self.inline.is_none() {
                         self.inline.set(Some(call));
@@ -854,6 +878,7 @@ pin_project! {
         reply: Option<R>,
         index: u64,
         bytes: usize,
+        sizes: Option<SizeSink>,
     }
 }
 
@@ -871,6 +896,7 @@ struct Finished<T, R> {
     reply: Option<R>,
     index: u64,
     bytes: usize,
+    sizes: Option<SizeSink>,
 }
 
 impl<F, T, R> Future for Call<F, T, R>
@@ -901,6 +927,7 @@ where
             reply: this.reply.take(),
             index: *this.index,
             bytes: *this.bytes,
+            sizes: this.sizes.take(),
         })
     }
 }

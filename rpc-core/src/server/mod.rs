@@ -277,11 +277,13 @@ impl ServerBuilder {
         let aborted = CancellationToken::new();
         let accepted = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));
+        let limit_reached = Arc::new(AtomicUsize::new(0));
         let signalled = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             signalled: signalled.clone(),
             accepted: accepted.clone(),
             open: open.clone(),
+            limit_reached: limit_reached.clone(),
             budget: budget::Budget::new(&self.limits),
             limits: self.limits,
             graceful: graceful.clone(),
@@ -317,6 +319,7 @@ impl ServerBuilder {
         Ok(ServerHandle {
             accepted,
             open,
+            limit_reached,
             local_addr,
             stopping: CancellationToken::new(),
             signalled,
@@ -334,6 +337,7 @@ pub struct ServerHandle {
     registration: Option<Registration>,
     accepted: Arc<AtomicUsize>,
     open: Arc<AtomicUsize>,
+    limit_reached: Arc<AtomicUsize>,
     local_addr: Address,
     /// Fired first thing in `shutdown` and `abort`, before deregistering.
     stopping: CancellationToken,
@@ -355,6 +359,7 @@ pub struct ServerWatch {
     stopping: CancellationToken,
     accepted: Arc<AtomicUsize>,
     open: Arc<AtomicUsize>,
+    limit_reached: Arc<AtomicUsize>,
     local_addr: Address,
 }
 
@@ -377,6 +382,13 @@ impl ServerWatch {
     /// Connections open now (draining ones included).
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Times the server reached `Limits::max_connections` and stopped
+    /// accepting until a connection closed (connections past the limit
+    /// wait in the listen backlog: none is refused).
+    pub fn limit_reached(&self) -> usize {
+        self.limit_reached.load(Ordering::Relaxed)
     }
 
     /// The address the server listens on.
@@ -408,6 +420,7 @@ impl ServerHandle {
             stopping: self.stopping.clone(),
             accepted: self.accepted.clone(),
             open: self.open.clone(),
+            limit_reached: self.limit_reached.clone(),
             local_addr: self.local_addr.clone(),
         }
     }
@@ -450,6 +463,8 @@ struct Shared {
     accepted: Arc<AtomicUsize>,
     /// Connections open now.
     open: Arc<AtomicUsize>,
+    /// Times the accept loop stopped at the connection limit.
+    limit_reached: Arc<AtomicUsize>,
     /// Set before `graceful` or `hard` fires. A connection polls those
     /// tokens' futures (a lock each) only when this is set or its waker
     /// changed, not on every turn of its loop: its waker, registered with

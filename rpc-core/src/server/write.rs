@@ -48,6 +48,7 @@ impl WriteBuf {
     /// nothing of that attempt behind and the error is encoded instead;
     /// `false` means not even the error could be encoded (the peer would
     /// lose its place in an ordered stream: close the connection).
+    /// Otherwise the size of the frame appended.
     pub(super) fn answer<C: ServerCodec>(
         &mut self,
         reply: C::Reply,
@@ -55,7 +56,7 @@ impl WriteBuf {
         closing: bool,
         request_bytes: usize,
         now: Instant,
-    ) -> bool {
+    ) -> Option<usize> {
         let mark = self.buf.len();
         let buf = &mut self.buf;
         let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -86,8 +87,9 @@ impl WriteBuf {
             }
             self.answers += 1;
             self.request_bytes += request_bytes;
+            return Some(self.buf.len() - mark);
         }
-        ok
+        None
     }
 
     /// Write as much as the socket takes. `Ready(Ok(released))` once the

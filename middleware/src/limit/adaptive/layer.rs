@@ -24,6 +24,21 @@ impl AdaptiveLimitLayer {
     pub fn limit(&self) -> usize {
         self.shared.limit.load(Ordering::Relaxed)
     }
+
+    /// A view for `/status` that does not keep the limit alive.
+    pub(crate) fn view(&self) -> crate::observe::views::LimitView {
+        let weak = Arc::downgrade(&self.shared);
+        Box::new(move || {
+            let s = weak.upgrade()?;
+            Some(crate::observe::views::LimitInfo {
+                kind: "adaptive",
+                limit: Some(s.limit.load(Ordering::Relaxed)),
+                in_flight: Some(s.in_flight.load(Ordering::Relaxed)),
+                rate: None,
+                shed: s.shed.load(Ordering::Relaxed),
+            })
+        })
+    }
 }
 
 impl<S> Layer<S> for AdaptiveLimitLayer {

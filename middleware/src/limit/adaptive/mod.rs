@@ -101,6 +101,8 @@ pub(super) struct Shared {
     config: AdaptiveConfig,
     pub(super) limit: AtomicUsize,
     pub(super) in_flight: Arc<AtomicUsize>,
+    /// Calls refused.
+    pub(super) shed: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
 }
 
@@ -109,6 +111,7 @@ impl Shared {
         Shared {
             limit: AtomicUsize::new(config.initial),
             in_flight: Arc::default(),
+            shed: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 limit: config.initial as f64,
                 no_load_rtt: None,

@@ -55,6 +55,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let limit = self.shared.limit.load(Ordering::Relaxed);
         let Some(slot) = try_take(&self.shared.in_flight, limit) else {
+            self.shared.shed.fetch_add(1, Ordering::Relaxed);
             return AdaptiveFuture {
                 inner: None,
                 sample: None,

@@ -1,6 +1,9 @@
 //! The [`ConcurrencyLimitLayer`].
 
-use std::sync::{atomic::AtomicUsize, Arc};
+use std::sync::{
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+    Arc,
+};
 
 use tower::Layer;
 
@@ -11,6 +14,7 @@ use super::ConcurrencyLimit;
 pub struct ConcurrencyLimitLayer {
     max: usize,
     in_flight: Arc<AtomicUsize>,
+    shed: Arc<AtomicU64>,
 }
 
 impl ConcurrencyLimitLayer {
@@ -19,7 +23,24 @@ impl ConcurrencyLimitLayer {
         ConcurrencyLimitLayer {
             max,
             in_flight: Arc::default(),
+            shed: Arc::default(),
         }
+    }
+
+    /// A view for `/status` that does not keep the limit alive.
+    pub(crate) fn view(&self) -> crate::observe::views::LimitView {
+        let max = self.max;
+        let in_flight = Arc::downgrade(&self.in_flight);
+        let shed = Arc::downgrade(&self.shed);
+        Box::new(move || {
+            Some(crate::observe::views::LimitInfo {
+                kind: "concurrency",
+                limit: Some(max),
+                in_flight: Some(in_flight.upgrade()?.load(Ordering::Relaxed)),
+                rate: None,
+                shed: shed.upgrade()?.load(Ordering::Relaxed),
+            })
+        })
     }
 }
 
@@ -31,6 +52,7 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
             inner,
             max: self.max,
             in_flight: self.in_flight.clone(),
+            shed: self.shed.clone(),
         }
     }
 }

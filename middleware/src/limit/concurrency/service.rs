@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context as TaskContext, Poll},
@@ -21,6 +21,7 @@ pub struct ConcurrencyLimit<S> {
     pub(super) inner: S,
     pub(super) max: usize,
     pub(super) in_flight: Arc<AtomicUsize>,
+    pub(super) shed: Arc<AtomicU64>,
 }
 
 impl<S> ConcurrencyLimit<S> {
@@ -30,6 +31,7 @@ impl<S> ConcurrencyLimit<S> {
             inner,
             max,
             in_flight: Arc::default(),
+            shed: Arc::default(),
         }
     }
 
@@ -53,6 +55,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(slot) = try_take(&self.in_flight, self.max) else {
+            self.shed.fetch_add(1, Ordering::Relaxed);
             return ResponseFuture::refused(shed("concurrency limit"));
         };
         ResponseFuture::new(self.inner.call(req), Some(slot))

@@ -19,6 +19,11 @@ impl RateLimitLayer {
             bucket: Arc::new(Bucket::new(f64::from(calls) / per.as_secs_f64(), burst)),
         }
     }
+
+    /// A view for `/status` that does not keep the limit alive.
+    pub(crate) fn view(&self) -> crate::observe::views::LimitView {
+        Bucket::view(&self.bucket)
+    }
 }
 
 impl<S> Layer<S> for RateLimitLayer {

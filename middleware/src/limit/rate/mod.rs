@@ -24,6 +24,11 @@ pub(super) struct Bucket {
     // Nanoseconds per call, and the slack a burst may use.
     interval: u64,
     tolerance: u64,
+    /// As configured, for `/status`.
+    rate: f64,
+    burst: u32,
+    /// Calls refused.
+    pub(super) shed: AtomicU64,
 }
 
 impl Bucket {
@@ -40,7 +45,25 @@ impl Bucket {
             origin: Instant::now(),
             interval,
             tolerance: interval.saturating_mul(u64::from(burst.max(1)) - 1),
+            rate,
+            burst,
+            shed: AtomicU64::new(0),
         }
+    }
+
+    /// What `/status` shows of a bucket that may be gone.
+    pub(super) fn view(bucket: &std::sync::Arc<Bucket>) -> crate::observe::views::LimitView {
+        let weak = std::sync::Arc::downgrade(bucket);
+        Box::new(move || {
+            let b = weak.upgrade()?;
+            Some(crate::observe::views::LimitInfo {
+                kind: "rate",
+                limit: None,
+                in_flight: None,
+                rate: Some((b.rate, b.burst)),
+                shed: b.shed.load(Ordering::Relaxed),
+            })
+        })
     }
 
     pub(super) fn take(&self) -> bool {

@@ -47,6 +47,9 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         if !self.take() {
+            self.bucket
+                .shed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return ResponseFuture::refused(shed("rate limit"));
         }
         ResponseFuture::new(self.inner.call(req), None)
