@@ -2,15 +2,18 @@
 # Runs every fuzz target in fuzz/ (cargo-fuzz, libFuzzer) for a while and
 # fails on any finding: a crash, a panic, a timeout or running out of memory.
 #
-#   scripts/fuzz.sh                  # short: 10 s per target (what scripts/test.sh runs)
+#   scripts/fuzz.sh                  # 10 s per target
 #   scripts/fuzz.sh 120              # 120 s per target
 #   scripts/fuzz.sh --long           # the deep pass: FUZZ_SECONDS (default 3600) per target
+#   scripts/fuzz.sh --smoke          # what scripts/test.sh runs: a quick build, then
+#                                    # FUZZ_RUNS (default 2000) inputs per target, 10 s at most
 #   FUZZ_TARGETS="frame header" scripts/fuzz.sh 60
 #
 # Installs cargo-fuzz (crates.io, pinned) and a C++ compiler (for libFuzzer)
 # if missing. Builds into CARGO_TARGET_DIR if set, else fuzz/target. Each
 # target starts from its checked-in seeds (fuzz/corpus/<target>) and the
-# corpus earlier runs grew (fuzz/work/corpus/<target>, not checked in), with
+# corpus earlier runs grew (fuzz/work/corpus/<target>, not checked in;
+# FUZZ_WORK moves fuzz/work elsewhere), with
 # its dictionary (fuzz/dict/<target>.dict) if there is one. A finding is
 # written to fuzz/artifacts/<target>/ and named in the summary; minimise it
 # with `cargo fuzz tmin --fuzz-dir fuzz -s none <target> <file>`.
@@ -18,8 +21,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET=10
+RUNS=""
+SMOKE=""
 if [ "${1:-}" = "--long" ]; then
   SECONDS_PER_TARGET="${FUZZ_SECONDS:-3600}"
+elif [ "${1:-}" = "--smoke" ]; then
+  SMOKE=1
+  RUNS="${FUZZ_RUNS:-2000}"
 elif [ -n "${1:-}" ]; then
   SECONDS_PER_TARGET="$1"
 elif [ -n "${FUZZ_SECONDS:-}" ]; then
@@ -46,20 +54,27 @@ fi
 # is sought is panics, overflows, hangs and unbounded memory), with debug
 # assertions and overflow checks. Several codegen units: cargo-fuzz's
 # default of one costs minutes of build on two cores for little speed.
-BUILD=(--fuzz-dir fuzz -s none --release --debug-assertions --codegen-units 16)
-echo "== building the fuzz targets"
+#
+# The smoke run builds unoptimised instead (--dev): it runs a few thousand
+# inputs per target, where compile time, not speed, is what counts.
+PROFILE=release
+[ -n "$SMOKE" ] && PROFILE=dev
+BUILD=(--fuzz-dir fuzz -s none "--$PROFILE" --debug-assertions --codegen-units 16)
+echo "== building the fuzz targets ($PROFILE)"
 cargo fuzz build "${BUILD[@]}"
 
 TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
-BIN="${CARGO_TARGET_DIR:-fuzz/target}/$TRIPLE/release"
+if [ "$PROFILE" = dev ]; then PROFILE_DIR=debug; else PROFILE_DIR=release; fi
+BIN="${CARGO_TARGET_DIR:-fuzz/target}/$TRIPLE/$PROFILE_DIR"
 TARGETS="${FUZZ_TARGETS:-$(cargo fuzz list --fuzz-dir fuzz)}"
 
+WORK="${FUZZ_WORK:-fuzz/work}"
 failed=()
 summary=()
 for t in $TARGETS; do
-  work="fuzz/work/corpus/$t"
+  work="$WORK/corpus/$t"
   artifacts="fuzz/artifacts/$t"
-  log="fuzz/work/$t.log"
+  log="$WORK/$t.log"
   mkdir -p "$work" "$artifacts" "fuzz/corpus/$t"
   args=(
     "-max_total_time=$SECONDS_PER_TARGET"
@@ -71,7 +86,12 @@ for t in $TARGETS; do
     "-artifact_prefix=$artifacts/"
   )
   [ -f "fuzz/dict/$t.dict" ] && args+=("-dict=fuzz/dict/$t.dict")
-  echo "== fuzzing $t for ${SECONDS_PER_TARGET}s"
+  if [ -n "$RUNS" ]; then
+    args+=("-runs=$RUNS")
+    echo "== fuzzing $t: $RUNS inputs (${SECONDS_PER_TARGET}s at most)"
+  else
+    echo "== fuzzing $t for ${SECONDS_PER_TARGET}s"
+  fi
   set +e
   "$BIN/$t" "${args[@]}" "$work" "fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
@@ -87,7 +107,11 @@ for t in $TARGETS; do
   fi
 done
 
-echo "== fuzz summary (${SECONDS_PER_TARGET}s per target)"
+if [ -n "$RUNS" ]; then
+  echo "== fuzz summary ($RUNS inputs per target, ${SECONDS_PER_TARGET}s at most)"
+else
+  echo "== fuzz summary (${SECONDS_PER_TARGET}s per target)"
+fi
 printf '  %s\n' "${summary[@]}"
 if [ "${#failed[@]}" -ne 0 ]; then
   echo "fuzzing found problems in: ${failed[*]}" >&2

@@ -45,14 +45,11 @@ pub fn code_for_kind(kind: K) -> Code {
         | K::MISSING_RESULT
         | K::INTERNAL_ERROR => Code::Internal,
         K::PROTOCOL_ERROR | K::VALIDATION_FAILED => Code::InvalidArgument,
-        other => {
-            let n = other.as_i32() - CODE_KIND_BASE;
-            if (1..=16).contains(&n) {
-                Code::from_i32(n)
-            } else {
-                Code::Unknown
-            }
-        }
+        // The kind comes from the peer: any i32, so no plain subtraction.
+        other => match other.as_i32().checked_sub(CODE_KIND_BASE) {
+            Some(n) if (1..=16).contains(&n) => Code::from_i32(n),
+            _ => Code::Unknown,
+        },
     }
 }
 
@@ -72,11 +69,14 @@ pub fn to_application_exception(status: &Status) -> ApplicationException {
 pub fn status_from_exception(e: &ThriftException) -> Status {
     match e {
         ThriftException::Application(a) => {
-            let n = a.kind().as_i32() - REFUSED_KIND_BASE;
-            if (1..=16).contains(&n) {
-                Status::new(Code::from_i32(n), a.message().clone()).with_delivery(Delivery::NotSent)
-            } else {
-                Status::new(code_for_kind(a.kind()), a.message().clone())
+            // The kind comes from the peer: any i32 (a fuzzer sent
+            // i32::MIN), so no plain subtraction.
+            match a.kind().as_i32().checked_sub(REFUSED_KIND_BASE) {
+                Some(n) if (1..=16).contains(&n) => {
+                    Status::new(Code::from_i32(n), a.message().clone())
+                        .with_delivery(Delivery::NotSent)
+                }
+                _ => Status::new(code_for_kind(a.kind()), a.message().clone()),
             }
         }
         ThriftException::Protocol(p) => {

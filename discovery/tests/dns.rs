@@ -5,7 +5,7 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -165,8 +165,9 @@ const ANSWER_ONE: u8 = 1;
 const ANSWER_SERVFAIL: u8 = 2;
 
 /// A DNS server on loopback UDP that answers SRV queries for
-/// `_echo._tcp.weft.test` as `mode` says.
-async fn fake_dns(ports: [u16; 3], mode: Arc<AtomicU8>) -> SocketAddr {
+/// `_echo._tcp.weft.test` as `mode` says, counting the failures it sends
+/// in `failed`.
+async fn fake_dns(ports: [u16; 3], mode: Arc<AtomicU8>, failed: Arc<AtomicUsize>) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
@@ -214,6 +215,9 @@ async fn fake_dns(ports: [u16; 3], mode: Arc<AtomicU8>) -> SocketAddr {
                 }
             }
             let _ = socket.send_to(&reply.to_vec().unwrap(), from).await;
+            if reply.response_code() == ResponseCode::ServFail {
+                failed.fetch_add(1, Ordering::SeqCst);
+            }
         }
     });
     addr
@@ -223,7 +227,8 @@ async fn fake_dns(ports: [u16; 3], mode: Arc<AtomicU8>) -> SocketAddr {
 async fn srv_records_give_ports_and_weights_of_the_best_priority_and_are_re_resolved() {
     let mode = Arc::new(AtomicU8::new(ANSWER_TWO));
     let ports = [7001, 7002, 7003];
-    let dns = fake_dns(ports, mode.clone()).await;
+    let failed = Arc::new(AtomicUsize::new(0));
+    let dns = fake_dns(ports, mode.clone(), failed.clone()).await;
     let mut config = ResolverConfig::new();
     config.add_name_server(NameServerConfig::new(dns, Protocol::Udp));
     let mut builder =
@@ -260,7 +265,16 @@ async fn srv_records_give_ports_and_weights_of_the_best_priority_and_are_re_reso
     .await;
 
     // The server fails: the last good set stays.
+    // Resolutions run one after another: once a third failure has been
+    // answered, the discover has already acted on the first two.
     mode.store(ANSWER_SERVFAIL, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while failed.load(Ordering::SeqCst) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed resolution"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(v4(&rx.borrow()), [(tcp([127, 0, 0, 1], 7003), 7)]);
 }

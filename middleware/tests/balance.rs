@@ -1,5 +1,5 @@
-//! Load balancing, instance circuit breakers and limits over real loopback
-//! sockets with several Weft servers.
+//! Load balancing, circuit breakers (per instance and per method) and
+//! limits over real loopback sockets with several Weft servers.
 
 use std::{
     collections::HashMap,
@@ -23,7 +23,7 @@ use weft::thrift::{Protocol, ThriftServerCodec, Transport};
 use weft_interop::{EchoAddArgsSend, EchoClient, EchoHandler, EchoRequest, EchoResponse};
 use weft_middleware::{
     balance::{Balance, BalanceConfig, HashKey, Strategy},
-    breaker::{BreakerConfig, BreakerState},
+    breaker::{BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker},
     limit::ConcurrencyLimitLayer,
     retry::RetryLayer,
     FaultConfig, FaultLayer,
@@ -221,6 +221,10 @@ fn no_breaker(strategy: Strategy) -> BalanceConfig {
 
 // ===== the cases =====
 
+/// Round robin gives each instance exactly its turn, counted where the
+/// calls land (each server's handler), and the client's view agrees; an
+/// instance of weight 0 gets none of them, and the others share its turns
+/// exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_spreads_evenly_and_weight_zero_gets_nothing() {
     let servers = [
@@ -230,29 +234,51 @@ async fn round_robin_spreads_evenly_and_weight_zero_gets_nothing() {
     ];
     let discover = StaticDiscover::from_addresses(servers.iter().map(TestServer::addr));
     let lb = balancer(&discover, no_breaker(Strategy::RoundRobin));
-    let (ok, failed, by) = drive(&lb, 10_000, 16, |_| Context::default()).await;
-    assert_eq!((ok, failed), (10_000, 0));
-    for s in &servers {
-        let share = by[&s.addr()] as f64 / 10_000.0;
-        assert!((share - 1.0 / 3.0).abs() <= 0.01, "share {share}");
+    let (ok, failed, by) = drive(&lb, 9_999, 16, |_| Context::default()).await;
+    assert_eq!((ok, failed), (9_999, 0));
+    for (i, s) in servers.iter().enumerate() {
+        assert_eq!(s.hits.load(Ordering::SeqCst), 3_333, "server {i}'s calls");
+        assert_eq!(s.calls(), 3_333, "server {i}'s handler");
+        assert_eq!(by[&s.addr()], 3_333, "answers from server {i}");
     }
 
-    // Weight 0: no traffic at all.
+    // Weight 0: no traffic at all, the other two an exact half each.
     discover.set(
         servers
             .iter()
             .enumerate()
             .map(|(i, s)| Instance::new(s.addr()).with_weight(if i == 0 { 0 } else { 100 })),
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let before = servers[0].calls();
+    until("the balancer sees weight 0", || {
+        lb.endpoints()
+            .iter()
+            .any(|e| e.instance.address == servers[0].addr() && e.instance.weight == 0)
+    })
+    .await;
+    let before: Vec<usize> = servers
+        .iter()
+        .map(|s| s.hits.load(Ordering::SeqCst))
+        .collect();
     let (ok, _, _) = drive(&lb, 1000, 8, |_| Context::default()).await;
     assert_eq!(ok, 1000);
-    assert_eq!(
-        servers[0].calls(),
-        before,
-        "a weight-0 instance got traffic"
-    );
+    let after: Vec<usize> = servers
+        .iter()
+        .map(|s| s.hits.load(Ordering::SeqCst))
+        .collect();
+    let delta: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, [0, 500, 500], "calls per server after weight 0");
+}
+
+/// Wait (polling, up to 10 s) until `cond` holds; panics naming `what`.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +365,10 @@ async fn consistent_hashing_keeps_keys_and_moves_few_when_one_leaves() {
             .filter(|s| s.addr() != leaving)
             .map(|s| Instance::new(s.addr())),
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("the balancer drops the instance that left", || {
+        lb.endpoints().iter().all(|e| e.instance.address != leaving)
+    })
+    .await;
     let mut moved = 0;
     for (k, before) in first.iter().enumerate() {
         let (_, _, by) = drive(&lb, 1, 1, move |_| keyed(k)).await;
@@ -502,11 +531,23 @@ async fn changing_the_instance_set_under_load_loses_no_call() {
         let lb = lb.clone();
         async move { drive(&lb, 3_000, 16, |_| Context::default()).await }
     });
+    // Each change once the load has made progress since the last (counted
+    // on the servers), so every change lands while calls are in flight.
     let sets: [&[usize]; 4] = [&[0, 1, 2], &[1, 2], &[2, 3], &[0, 1, 2, 3]];
-    for set in sets {
-        tokio::time::sleep(Duration::from_millis(60)).await;
+    let served = || {
+        servers
+            .iter()
+            .map(|s| s.hits.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
+    for (n, set) in sets.iter().enumerate() {
+        until("calls made since the last change", || {
+            served() >= (n + 1) * 500
+        })
+        .await;
         discover.set(set.iter().map(|&i| Instance::new(servers[i].addr())));
     }
+    assert!(!load.is_finished(), "the load ended before the last change");
     let (ok, failed, by) = load.await.unwrap();
     assert_eq!((ok, failed), (3_000, 0));
     assert!(by.len() == 4, "not every instance took part: {by:?}");
@@ -645,4 +686,177 @@ async fn errors_name_the_instances_and_the_attempts() {
         assert!(m.contains(&addr.to_string()), "{addr} not in {m}");
     }
     assert!(m.contains("refused"), "{m}");
+}
+
+// ===== the per-method breaker =====
+
+/// Fails `add` (only) while `failing` is set; counts each method's calls
+/// as they reach the server.
+#[derive(Clone)]
+struct FailAdd<S> {
+    inner: S,
+    failing: Arc<AtomicBool>,
+    adds: Arc<AtomicUsize>,
+    echoes: Arc<AtomicUsize>,
+}
+
+impl<S> Service<Request<EchoRequest>> for FailAdd<S>
+where
+    S: Service<Request<EchoRequest>, Response = Response<EchoResponse>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<EchoResponse>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<EchoResponse>, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<EchoRequest>) -> Self::Future {
+        let add = matches!(req.message, EchoRequest::Add(_));
+        if add {
+            self.adds.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.echoes.fetch_add(1, Ordering::SeqCst);
+        }
+        if add && self.failing.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Status::unavailable("add is down")) });
+        }
+        Box::pin(self.inner.clone().oneshot(req))
+    }
+}
+
+fn echo(cx: Context) -> Request<EchoRequest> {
+    let mut cx = cx;
+    cx.service = "Echo".into();
+    cx.method = "echo".into();
+    let payload = weft_interop::sample_payload(8);
+    Request::new(
+        cx,
+        EchoRequest::Echo(weft_interop::EchoEchoArgsSend { payload }),
+    )
+}
+
+/// One method failing opens its own breaker and no other: while `add`'s is
+/// open its calls fail fast without reaching the server, `echo` on the same
+/// instance keeps flowing (every call answered, counted on the server), and
+/// once `add` heals the breaker lets its probes through and closes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_breaker_opens_for_its_method_only_and_closes_when_it_heals() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let (adds, echoes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let svc = FailAdd {
+        inner: EchoHandler::default(),
+        failing: failing.clone(),
+        adds: adds.clone(),
+        echoes: echoes.clone(),
+    };
+    let limits = Limits::default();
+    let server = ServerBuilder::new()
+        .serve(
+            &"127.0.0.1:0".parse().unwrap(),
+            move || ThriftServerCodec::<EchoRequest, EchoResponse>::new(&limits),
+            svc,
+        )
+        .await
+        .unwrap();
+    let conn = EchoClient::new(
+        server.local_addr(),
+        Transport::TTHeader,
+        Protocol::Binary,
+        ConnectionMode::Multiplexed,
+    )
+    .inner;
+    let open_for = Duration::from_millis(300);
+    let client = CircuitBreaker::new(
+        conn,
+        BreakerConfig {
+            min_samples: 10,
+            error_rate: 0.5,
+            open_for,
+            probes: 2,
+            consecutive_failures: None,
+            ..BreakerConfig::default()
+        },
+    );
+    let (add_breaker, echo_breaker) = (
+        client.breaker("Echo", "add"),
+        client.breaker("Echo", "echo"),
+    );
+
+    // Ten failing adds, each followed by a good echo: add's window is all
+    // failures and opens on the tenth; echo's is all successes.
+    for i in 0..10 {
+        let e = client
+            .clone()
+            .oneshot(add(Context::default(), i))
+            .await
+            .unwrap_err();
+        assert_eq!(e.message(), "add is down", "add {i}");
+        client
+            .clone()
+            .oneshot(echo(Context::default()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(add_breaker.state(), BreakerState::Open);
+    assert_eq!(echo_breaker.state(), BreakerState::Closed);
+    assert_eq!(adds.load(Ordering::SeqCst), 10);
+
+    // Open: adds are refused before they are sent; echoes all get through.
+    for i in 0..100 {
+        let e = client
+            .clone()
+            .oneshot(add(Context::default(), i))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_sent(), "add {i} while open: {e:?}");
+        let by_breaker = std::error::Error::source(&e).is_some_and(|s| s.is::<BreakerOpen>());
+        assert!(by_breaker, "add {i} while open: {e:?}");
+        client
+            .clone()
+            .oneshot(echo(Context::default()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        adds.load(Ordering::SeqCst),
+        10,
+        "adds that reached the server"
+    );
+    assert_eq!(
+        echoes.load(Ordering::SeqCst),
+        110,
+        "echoes that reached the server"
+    );
+
+    // Heal add. Once `open_for` has passed the breaker reads half-open, its
+    // two probes succeed, and it closes: adds flow again.
+    failing.store(false, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + open_for + Duration::from_secs(10);
+    while add_breaker.state() == BreakerState::Open {
+        assert!(tokio::time::Instant::now() < deadline, "never half-open");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(add_breaker.state(), BreakerState::HalfOpen);
+    for i in 0..2 {
+        let r = client.clone().oneshot(add(Context::default(), i)).await;
+        assert!(r.is_ok(), "probe {i}: {r:?}");
+    }
+    assert_eq!(add_breaker.state(), BreakerState::Closed);
+    for i in 0..50 {
+        let r = client
+            .clone()
+            .oneshot(add(Context::default(), i))
+            .await
+            .unwrap();
+        assert!(matches!(r.message, EchoResponse::Add(_)), "add {i}");
+    }
+    assert_eq!(adds.load(Ordering::SeqCst), 10 + 2 + 50);
+    assert_eq!(echo_breaker.state(), BreakerState::Closed);
+    server.shutdown().await;
 }

@@ -21,7 +21,7 @@ use weft_middleware::{
     limit::ConcurrencyLimitLayer, Backoff, ClientStack, RetryBudget, RetryLayer, RetryPolicy,
 };
 
-use resilience::{connect, echo_request, serve, slow_request};
+use resilience::{connect, echo_request, serve, slow_request, until};
 
 /// A port nothing listens on: connecting to it is refused, NotSent.
 fn dead_address() -> weft::core::Address {
@@ -114,10 +114,11 @@ async fn a_downstream_not_sent_error_is_not_retried_upstream() {
 /// processed", and the caller's retry goes elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shed_call_is_still_retried_elsewhere() {
+    let busy_handler = EchoHandler::default();
     let busy = serve(
         ServiceBuilder::new()
             .layer(ConcurrencyLimitLayer::new(1))
-            .service(EchoHandler::default()),
+            .service(busy_handler.clone()),
     )
     .await;
     let free = serve(EchoHandler::default()).await;
@@ -125,7 +126,10 @@ async fn a_shed_call_is_still_retried_elsewhere() {
     let hold = tokio::spawn(
         connect(busy.local_addr()).oneshot(slow_request(Context::new("Echo", "slow"), 1_000)),
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("the slot is held", || {
+        busy_handler.calls.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
     let direct = connect(busy.local_addr())
         .oneshot(echo_request(Context::new("Echo", "echo")))
         .await

@@ -15,7 +15,9 @@ use weft_middleware::{
     RetryPolicy, TimeoutLayer,
 };
 
-use resilience::{connect, echo_request, quantile, serve, slow_request, ByAttempt, ProbeLayer};
+use resilience::{
+    connect, echo_request, quantile, serve, slow_request, until, ByAttempt, ProbeLayer,
+};
 
 fn quick_backoff() -> RetryPolicy {
     RetryPolicy::default().backoff(Backoff::exponential(
@@ -57,6 +59,55 @@ async fn budget_caps_attempts_against_a_failing_backend() {
     println!("{attempts} attempts for {calls} calls: {per_call:.3} per call");
     assert!(per_call <= 1.1, "{per_call} attempts per call");
     assert!(per_call > 1.0, "no retry at all: {per_call}");
+    server.shutdown().await;
+}
+
+/// The budget at a scale where its floor and its ratio give different
+/// answers, counted exactly on the server. Floor 100 retries (1 a second
+/// over 100 s), ratio 10 %, three attempts a call, every attempt failing,
+/// calls one after another: after 500 calls the floor binds (100 retries,
+/// where the ratio alone would allow 50 and floor plus ratio 150); after
+/// 2,000 the ratio does (200 retries, where the floor alone would allow
+/// 100 and floor plus ratio 300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_allows_its_floor_then_its_ratio_exactly() {
+    let probe = ProbeLayer::default();
+    let server = serve(
+        ServiceBuilder::new()
+            .layer(probe.clone())
+            .layer(FaultLayer::new(
+                FaultConfig::none().error(1.0, Status::unavailable("injected")),
+            ))
+            .service(EchoHandler::default()),
+    )
+    .await;
+    // A slot is a tenth of the ttl (10 s): nothing deposited here expires
+    // before the test ends.
+    let budget = RetryBudget::new(Duration::from_secs(100), 1, 0.1);
+    let client = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(quick_backoff().max_attempts(3))
+                .idempotent(["echo"])
+                .budget(budget),
+        )
+        .service(connect(server.local_addr()));
+    let mut made = 0;
+    for (calls, attempts) in [(500, 500 + 100), (2_000, 2_000 + 200)] {
+        while made < calls {
+            let e = client
+                .clone()
+                .oneshot(echo_request(Context::default()))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::Unavailable);
+            made += 1;
+        }
+        assert_eq!(
+            probe.0.calls(),
+            attempts,
+            "attempts the server saw for {calls} calls"
+        );
+    }
     server.shutdown().await;
 }
 
@@ -151,7 +202,10 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
 
     // The slow server got every first attempt and finished none: each
     // handler was dropped at its deadline (100 ms), not after its 200 ms.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    until("the slow server's handlers end", || {
+        slow_probe.0.completed() + slow_probe.0.dropped() == calls
+    })
+    .await;
     assert_eq!(slow_probe.0.calls(), calls);
     assert_eq!(slow_probe.0.completed(), 0);
     assert_eq!(slow_probe.0.dropped(), calls);
@@ -183,12 +237,17 @@ async fn non_idempotent_call_that_timed_out_after_sending_is_not_retried() {
             .service(EchoHandler::default()),
     )
     .await;
+    // One connection under both stacks: a call made on it after a retried
+    // one reaches the handler after every attempt of that one, so counting
+    // on the server once it has answered needs no waiting.
+    let conn = connect(server.local_addr());
     let stack = |layer: RetryLayer| {
         ServiceBuilder::new()
             .layer(layer)
             .layer(TimeoutLayer::new(Duration::from_millis(50)))
-            .service(connect(server.local_addr()))
+            .service(conn.clone())
     };
+    let marker = || conn.clone().oneshot(echo_request(Context::default()));
 
     let err = stack(RetryLayer::new(quick_backoff()))
         .oneshot(slow_request(Context::default(), 300))
@@ -196,16 +255,20 @@ async fn non_idempotent_call_that_timed_out_after_sending_is_not_retried() {
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert!(!err.is_not_sent());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(probe.0.calls(), 1, "a non-idempotent call was repeated");
+    marker().await.unwrap();
+    assert_eq!(probe.0.calls(), 1 + 1, "a non-idempotent call was repeated");
 
     let err = stack(RetryLayer::new(quick_backoff()).idempotent(["slow"]))
         .oneshot(slow_request(Context::default(), 300))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(probe.0.calls(), 1 + 3, "an idempotent call gets 3 attempts");
+    marker().await.unwrap();
+    assert_eq!(
+        probe.0.calls(),
+        2 + 3 + 1,
+        "an idempotent call gets 3 attempts"
+    );
     server.shutdown().await;
 }
 

@@ -144,12 +144,20 @@ async fn shutdown_under_load(transport: Transport, mode: ConnectionMode) {
         })
     };
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Counted in calls made, not waited for: the load is under way before
+    // the shutdown and goes on after it.
+    until("calls before the shutdown", || {
+        next.load(Ordering::SeqCst) >= 500
+    })
+    .await;
     let leaving = servers.remove(0);
     let before = next.load(Ordering::SeqCst);
     leaving.shutdown().await;
     let after = next.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until("calls after the shutdown", || {
+        next.load(Ordering::SeqCst) >= after + 500
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     let outcomes = load.await.unwrap();
     assert!(after > before, "calls were made while the server drained");
@@ -202,4 +210,16 @@ async fn shutdown_under_load_loses_nothing_over_ttheader_multiplexed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_loses_nothing_over_framed_pooled() {
     shutdown_under_load(Transport::Framed, ConnectionMode::Pooled).await;
+}
+
+/// Wait until `cond` holds, polling, for at most 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -12,7 +12,9 @@ use weft::core::{Code, Context, Request, Status};
 use weft_interop::{EchoHandler, EchoRequest, EchoSlowArgsSend};
 use weft_middleware::{DeadlineLayer, FaultConfig, FaultLayer, TimeoutLayer};
 
-use resilience::{connect, connect_without_timeout, serve, slow_request, EchoConn, ProbeLayer};
+use resilience::{
+    connect, connect_without_timeout, serve, slow_request, until, EchoConn, ProbeLayer,
+};
 
 /// Server A: spends `work` on its own, then calls B's `slow` (1 s) with the
 /// context of the call it serves, as a handler does with `cx.child`.
@@ -69,8 +71,11 @@ async fn deadline_two_hops_down_cancels_the_handler() {
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert!(start.elapsed() < Duration::from_millis(300));
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let stats = &b_probe.0;
+    until("B's handler ends", || {
+        stats.completed() + stats.dropped() == 1
+    })
+    .await;
     assert_eq!(stats.calls(), 1);
     assert_eq!(stats.completed(), 0, "B finished work nobody waits for");
     assert_eq!(stats.dropped(), 1);
@@ -115,7 +120,7 @@ async fn deadline_two_hops_down_refuses_expired_work() {
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("B answers", || outer.0.codes.lock().unwrap().len() == 1).await;
     assert_eq!(outer.0.calls(), 1);
     assert_eq!(
         outer.0.codes.lock().unwrap().as_slice(),

@@ -325,7 +325,8 @@ async fn connections_past_the_limit_wait_and_are_served() {
     let srv = start(ServerBuilder::new().limits(limits), false).await;
     let a = connect(&srv.handle).await;
     let b = connect(&srv.handle).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = &srv.handle;
+    wait_for("both connections accepted", 3, || h.open() == 2).await;
     let mut c = connect(&srv.handle).await;
     c.write_all(&frame(CALL, 1, 0, b"third")).await.unwrap();
     let mut buf = BytesMut::new();
@@ -440,7 +441,8 @@ async fn a_small_call_pipeline_passes_a_tiny_byte_bound() {
 async fn an_idle_connection_does_not_starve_others_of_the_byte_bound() {
     let srv = start(ServerBuilder::new().limits(tiny_bytes()), false).await;
     let _idle = connect(&srv.handle).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = &srv.handle;
+    wait_for("the idle connection accepted", 3, || h.open() == 1).await;
     let a = tokio::time::timeout(Duration::from_secs(2), call_once(&srv.handle, b"x"))
         .await
         .expect("a lone call on a second connection is served")

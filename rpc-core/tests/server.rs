@@ -166,7 +166,10 @@ async fn the_server_wide_bound_holds_across_connections() {
         s.write_all(&batch).await.unwrap();
         conns.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The bound fills; what is past it waits (the peak, checked at the
+    // end, covers the whole run).
+    let c = srv.counters.clone();
+    until("the bound fills", || c.running.load(Ordering::SeqCst) == 8).await;
     let running = srv.counters.running.load(Ordering::SeqCst);
     assert!(
         running <= 8,
@@ -428,7 +431,8 @@ async fn calls_past_the_drain_deadline_get_a_definite_error() {
     s.write_all(&frame(CALL, 1, 0, b"sleep:60000"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let c = srv.counters.clone();
+    until("the call runs", || c.running.load(Ordering::SeqCst) == 1).await;
     let stop = tokio::spawn(srv.handle.shutdown());
     let mut buf = BytesMut::new();
     let a = answer(&mut s, &mut buf)
@@ -440,4 +444,16 @@ async fn calls_past_the_drain_deadline_get_a_definite_error() {
     );
     assert_eq!(answer(&mut s, &mut buf).await, None);
     stop.await.unwrap();
+}
+
+/// Wait until `cond` holds, polling, for at most 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

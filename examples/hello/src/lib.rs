@@ -76,8 +76,25 @@ impl Hello for Greeter {
     }
 }
 
-/// The client side of the quickstart: every kind of call, printed.
-pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<()> {
+/// What the quickstart's calls returned, for its test to check against
+/// what [`Greeter`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// `greet("world", 3)`.
+    pub greeting: Greeting,
+    /// `lookup("weft")`.
+    pub found: FastStr,
+    /// The backward metainfo `served-by` that came back with it.
+    pub served_by: Option<FastStr>,
+    /// The instance that answered it.
+    pub answered_by: Option<weft::core::Address>,
+    /// The declared exception `lookup("nobody")` threw.
+    pub missing: NotFound,
+}
+
+/// The client side of the quickstart: every kind of call, printed, and
+/// what came back.
+pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<Transcript> {
     // The common case: governance built in (5 s timeout, retries of what
     // is safe, balancing, breakers), TTHeader over one multiplexed
     // connection per instance.
@@ -87,35 +104,41 @@ pub async fn talk(addr: &weft::core::Address) -> anyhow::Result<()> {
         .caller("quickstart-client")
         .build()?;
 
-    let g = client.greet("world".into(), 3).await?;
+    let greeting = client.greet("world".into(), 3).await?;
     println!(
         "client: greet(\"world\", 3) -> {:?} (count {:?})",
-        g.text, g.count
+        greeting.text, greeting.count
     );
 
     // A context of the caller's own goes in; the reply's comes back with
     // the answer (backward metainfo, the instance that answered).
     let mut cx = Context::default();
     cx.metainfo.persistent.insert("tenant", "demo");
-    match client.with_context(&cx).lookup("weft".into()).await {
-        Ok((v, reply)) => println!(
-            "client: lookup(\"weft\") -> {v:?} from {:?}, backward {:?}",
-            reply.peer,
-            reply.metainfo.backward.get("served-by")
-        ),
+    let (found, reply) = match client.with_context(&cx).lookup("weft".into()).await {
+        Ok(r) => r,
         Err(e) => anyhow::bail!("lookup(weft) failed: {e:?}"),
-    }
-    match client.lookup("nobody".into()).await {
-        Err(HelloLookupError::Missing(e)) => {
-            println!(
-                "client: lookup(\"nobody\") -> declared exception NotFound({:?})",
-                e.name
-            )
-        }
+    };
+    let served_by = reply.metainfo.backward.get("served-by").cloned();
+    println!(
+        "client: lookup(\"weft\") -> {found:?} from {:?}, backward {served_by:?}",
+        reply.peer,
+    );
+    let missing = match client.lookup("nobody".into()).await {
+        Err(HelloLookupError::Missing(e)) => e,
         other => anyhow::bail!("lookup(nobody) should throw NotFound, got {other:?}"),
-    }
+    };
+    println!(
+        "client: lookup(\"nobody\") -> declared exception NotFound({:?})",
+        missing.name
+    );
 
     client.log("one-way: no answer expected".into()).await?;
     println!("client: log(...) sent one-way");
-    Ok(())
+    Ok(Transcript {
+        greeting,
+        found,
+        served_by,
+        answered_by: reply.peer,
+        missing,
+    })
 }

@@ -250,3 +250,16 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     let i = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[i]
 }
+
+// ===== waiting =====
+
+/// Wait until `cond` holds, polling, for at most 10 s; panics naming
+/// `what` if it never does. Tests wait on what they need, never for a
+/// guessed time.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

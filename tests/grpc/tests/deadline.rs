@@ -169,7 +169,10 @@ async fn a_thrift_deadline_cancels_the_grpc_handler_two_hops_away() {
 
     // The gRPC handler saw what was left of the caller's 400 ms, and was
     // dropped when it ran out, long before its 30 s sleep.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until("the gRPC handler is dropped", || {
+        cancelled.load(Ordering::SeqCst)
+    })
+    .await;
     assert!(
         started.load(Ordering::SeqCst),
         "the call never reached the gRPC hop"
@@ -212,10 +215,25 @@ async fn dropping_a_client_call_cancels_the_handler() {
         .await
         .is_err());
     assert!(started.load(Ordering::SeqCst));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("the gRPC handler is dropped", || {
+        cancelled.load(Ordering::SeqCst)
+    })
+    .await;
     assert!(
         cancelled.load(Ordering::SeqCst),
         "the handler outlived the call"
     );
     grpc.abort().await;
+}
+
+/// Wait until `cond` holds, polling, for at most 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -103,10 +103,18 @@ async fn nothing_is_lost_when_the_server_drains_under_load() {
             }));
         }
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The load spans the drain: calls answered before it, and calls refused
+    // by it, waited for rather than timed.
+    until("calls answered before the drain", || {
+        ok.load(Ordering::SeqCst) >= 100
+    })
+    .await;
     let before = ok.load(Ordering::SeqCst);
     let shutdown = tokio::spawn(handle.shutdown());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until("calls refused by the drain", || {
+        refused.load(Ordering::SeqCst) >= 10
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     for c in callers {
         tokio::time::timeout(Duration::from_secs(15), c)
@@ -139,4 +147,16 @@ async fn nothing_is_lost_when_the_server_drains_under_load() {
 
 fn tokio_util_stop() -> Arc<std::sync::atomic::AtomicBool> {
     Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+/// Wait until `cond` holds, polling, for at most 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

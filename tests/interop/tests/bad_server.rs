@@ -354,3 +354,28 @@ async fn an_application_exception_keeps_its_kind_and_message() {
         works_after(&c, "an application exception").await;
     }
 }
+
+/// An application exception of a kind far outside Thrift's (i32::MIN, as
+/// a fuzzer found) is an error of code Unknown, not an arithmetic overflow
+/// in the client's codec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_exception_of_an_absurd_kind_is_unknown() {
+    // TApplicationException { 1: message "odd", 2: type i32::MIN }.
+    fn exception(c: Call) -> Vec<u8> {
+        let mut body = vec![11, 0, 1, 0, 0, 0, 3];
+        body.extend_from_slice(b"odd");
+        body.extend_from_slice(&[8, 0, 2]);
+        body.extend_from_slice(&i32::MIN.to_be_bytes());
+        body.push(0);
+        message(3, "add", c.seq, &body)
+    }
+    for mode in [ConnectionMode::Pooled, ConnectionMode::Multiplexed] {
+        let addr = first_answer_is(exception).await;
+        let c = client(&addr, mode);
+        let (r, took) = add(&c, 1, 2, TIMEOUT).await;
+        let e = prompt_error("an exception of kind i32::MIN", r, took);
+        assert_eq!(e.code(), Code::Unknown, "{e}");
+        assert!(e.message().contains("odd"), "{e}");
+        works_after(&c, "an exception of kind i32::MIN").await;
+    }
+}

@@ -123,10 +123,11 @@ async fn shutdown_finishes_in_flight_calls_and_refuses_new_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_deadline_closes_calls_that_outlive_it() {
+    let handler = EchoHandler::default();
     let server = serve(
         "127.0.0.1:0",
         ServerBuilder::new().drain_timeout(Duration::from_millis(200)),
-        EchoHandler::default(),
+        handler.clone(),
     )
     .await
     .unwrap();
@@ -145,7 +146,7 @@ async fn the_drain_deadline_closes_calls_that_outlive_it() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    in_handler(&handler, 2).await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .expect("shutdown did not respect its drain deadline");
@@ -222,7 +223,8 @@ async fn a_call_whose_deadline_passes_gets_deadline_exceeded_and_the_connection_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_vanishes_mid_call_gives_a_definite_error() {
-    let server = serve("127.0.0.1:0", ServerBuilder::new(), EchoHandler::default())
+    let handler = EchoHandler::default();
+    let server = serve("127.0.0.1:0", ServerBuilder::new(), handler.clone())
         .await
         .unwrap();
     let addr = server.local_addr().clone();
@@ -244,7 +246,7 @@ async fn a_server_that_vanishes_mid_call_gives_a_definite_error() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    in_handler(&handler, 4).await;
     server.abort().await;
     let err = tokio::time::timeout(Duration::from_secs(10), pending)
         .await
@@ -341,4 +343,17 @@ async fn max_connections_holds_new_connections_until_one_closes() {
     second.ping(cx).await.unwrap();
     assert_eq!(server.accepted(), 2);
     server.shutdown().await;
+}
+
+/// Wait until `handler` has been called `n` times (the last call is then
+/// inside it), polling, for at most 10 s.
+async fn in_handler(handler: &EchoHandler, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handler.calls.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never reached the handler"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -4,5 +4,6 @@ use weft_example_hello::{talk, ADDRESS};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    talk(&ADDRESS.parse()?).await
+    talk(&ADDRESS.parse()?).await?;
+    Ok(())
 }
