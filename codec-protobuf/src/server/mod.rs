@@ -272,16 +272,8 @@ where
         let mut service = self.service.clone();
         Box::pin(async move {
             let req = Req::from_body(method, body)?;
-            service.ready().await?;
-            // A layer may offer a size sink from inside call(), which runs
-            // right here on this thread: see `weft_core::wire`.
-            drop(weft_core::wire::take());
-            let fut = service.call(Request::new(cx, req));
-            let sizes = weft_core::wire::take();
-            if let (Some(sizes), Some(n)) = (&sizes, request_bytes) {
-                sizes.request(n);
-            }
-            let resp = fut.await?;
+            let (resp, sizes) =
+                call_observed(&mut service, Request::new(cx, req), request_bytes).await?;
             let mut one = bytes::BytesMut::new();
             let start = crate::frame::begin(&mut one);
             debug_assert_eq!(start, 0);
@@ -294,6 +286,27 @@ where
             Ok((resp.cx, answer, sizes))
         })
     }
+}
+
+/// Call `service` with `req`, taking the size sink an observing layer of
+/// the service offers from inside `call()`, which runs right here on this
+/// thread (see `weft_core::wire`), and telling it `request_bytes`.
+pub(crate) async fn call_observed<S, T, U>(
+    service: &mut S,
+    req: Request<T>,
+    request_bytes: Option<usize>,
+) -> Result<(Response<U>, Option<weft_core::wire::SizeSink>), Status>
+where
+    S: Service<Request<T>, Response = Response<U>, Error = Status>,
+{
+    service.ready().await?;
+    drop(weft_core::wire::take());
+    let fut = service.call(req);
+    let sizes = weft_core::wire::take();
+    if let (Some(sizes), Some(n)) = (&sizes, request_bytes) {
+        sizes.request(n);
+    }
+    Ok((fut.await?, sizes))
 }
 
 pub(crate) use call::head as request_head;

@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use faststr::FastStr;
 use futures::future::BoxFuture;
-use tower::{Service, ServiceExt};
+use tower::Service;
 use weft_core::{Context, Request, Response, Status};
 
 use super::{Answer, Route, RouteMethod, Routed};
@@ -73,16 +73,8 @@ where
                     return Err(Status::internal("a raw route got a streaming body"))
                 }
             };
-            service.ready().await?;
-            // As for a generated route: a layer may offer a size sink from
-            // inside call() (see `weft_core::wire`).
-            drop(weft_core::wire::take());
-            let fut = service.call(Request::new(cx, RawRequest { path, message }));
-            let sizes = weft_core::wire::take();
-            if let (Some(sizes), Some(n)) = (&sizes, request_bytes) {
-                sizes.request(n);
-            }
-            let resp = fut.await?;
+            let req = Request::new(cx, RawRequest { path, message });
+            let (resp, sizes) = super::call_observed(&mut service, req, request_bytes).await?;
             // The reply goes out after its prefix in one DATA frame, so it
             // is copied once behind the reserved prefix.
             let mut one = BytesMut::with_capacity(PREFIX_LEN + resp.message.len());
