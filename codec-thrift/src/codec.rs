@@ -173,11 +173,7 @@ fn status_of(e: ThriftException) -> Status {
 /// Put string headers into the scopes of `metainfo` they belong to, in
 /// time linear in their number (a header may carry thousands).
 fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &mut Context) {
-    let scoped = |pre: &'static str| {
-        header
-            .strings()
-            .filter_map(move |(k, v)| Some((header.fast(k.strip_prefix(pre)?), header.fast(v))))
-    };
+    let scoped = |pre: &'static str| header.scoped(pre);
     if on_server {
         cx.metainfo
             .persistent

@@ -174,6 +174,29 @@ impl Header {
             .filter_map(|(k, v)| Some((k, std::str::from_utf8(v).ok()?)))
     }
 
+    /// The string key/values whose key starts with `prefix`, the key
+    /// without it, as strings sharing the frame's bytes. Each key and value
+    /// is checked as UTF-8 once here (the check [`Header::strings`] and then
+    /// [`Header::fast`] would make twice); `read_header` let no other kind
+    /// through, so none is dropped.
+    pub(crate) fn scoped(
+        &self,
+        prefix: &'static str,
+    ) -> impl Iterator<Item = (FastStr, FastStr)> + '_ {
+        self.raw_strings().filter_map(move |(k, v)| {
+            let k = k.strip_prefix(prefix.as_bytes())?;
+            Some((self.shared(k)?, self.shared(v)?))
+        })
+    }
+
+    /// Bytes of this header's info block as a string sharing them.
+    fn shared(&self, part: &[u8]) -> Option<FastStr> {
+        if part.is_empty() {
+            return Some(FastStr::empty());
+        }
+        FastStr::from_bytes(self.info.slice_ref(part)).ok()
+    }
+
     fn raw_strings(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.index.iter().filter_map(|&at| {
             if at & header::INT_ENTRY != 0 {

@@ -9,7 +9,7 @@ use std::{
 };
 
 use pin_project_lite::pin_project;
-use tokio::{task::futures::TaskLocalFuture, time::Instant};
+use tokio::time::Instant;
 use tracing::Span;
 use weft_core::{Code, Response, Status};
 
@@ -17,18 +17,9 @@ use super::{
     access::{self, Who},
     record_peer,
     table::code_name,
+    trace::PollScope,
     EndFields, Shared, Side, System, TraceContext,
 };
-
-pin_project! {
-    #[project = InnerProj]
-    pub(super) enum Inner<F> {
-        // Tracing off, or a propagator keeps the trace context.
-        Plain { #[pin] fut: F },
-        // Weft keeps the trace context, current while the call runs.
-        Scoped { #[pin] fut: TaskLocalFuture<TraceContext, F> },
-    }
-}
 
 pin_project! {
     /// Runs the call (inside its span, with its trace context current) and
@@ -38,9 +29,18 @@ pin_project! {
     /// than through `tracing::Instrumented`, which also enters it to drop
     /// the finished call and is cloned to be read at the end: each is a
     /// round trip into the subscriber per call.
+    ///
+    /// The trace context (when Weft keeps it) is made current the same
+    /// way, by hand around each poll (`trace::PollScope`), rather than by
+    /// wrapping the call in tokio's `TaskLocalFuture`: that moves the
+    /// call's whole future once more and swaps the task-local through its
+    /// own machinery on every poll, about 2k instructions per call.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: Inner<F>,
+        inner: F,
+        // Weft's trace context of the call, current while it is polled
+        // (`None` while a poll runs: it is in the thread-local then).
+        tc: Option<TraceContext>,
         span: Option<Span>,
         shared: Arc<Shared>,
         entry: Option<usize>,
@@ -69,7 +69,8 @@ impl<F> ResponseFuture<F> {
     /// nests its own), so it is moved as few times as possible.
     #[inline(always)]
     pub(super) fn new(
-        inner: Inner<F>,
+        inner: F,
+        tc: Option<TraceContext>,
         span: Option<Span>,
         shared: Arc<Shared>,
         entry: Option<usize>,
@@ -78,6 +79,7 @@ impl<F> ResponseFuture<F> {
     ) -> Self {
         ResponseFuture {
             inner,
+            tc,
             span,
             shared,
             entry,
@@ -99,10 +101,8 @@ where
         let this = self.project();
         let res = {
             let _in = this.span.as_ref().map(Span::enter);
-            match this.inner.project() {
-                InnerProj::Plain { fut } => ready!(fut.poll(cx)),
-                InnerProj::Scoped { fut } => ready!(fut.poll(cx)),
-            }
+            let _cx = PollScope::enter(this.tc);
+            ready!(this.inner.poll(cx))
         };
         let span = this.span.as_ref();
         *this.done = true;

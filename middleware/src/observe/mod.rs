@@ -60,7 +60,6 @@ pub(crate) mod views;
 pub mod admin;
 
 pub use access::AccessLog;
-use future::Inner;
 pub use future::ResponseFuture;
 pub use layer::ObserveLayer;
 pub use table::{DEFAULT_MAX_METHODS, OTHER_METHOD};
@@ -77,7 +76,7 @@ use weft_core::{wire::SizeSink, Address, Request, Response, Status};
 
 use access::Who;
 use table::MethodTable;
-use trace::{SpanId, TraceId};
+use trace::{PollScope, SpanId, TraceId};
 
 /// Which end of calls a layer observes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,9 +202,8 @@ where
         };
         if !sh.tracing {
             return ResponseFuture::new(
-                Inner::Plain {
-                    fut: self.inner.call(req),
-                },
+                self.inner.call(req),
+                None,
                 None,
                 sh.clone(),
                 entry,
@@ -226,14 +224,7 @@ where
                 let _in = span.enter();
                 self.inner.call(req)
             };
-            return ResponseFuture::new(
-                Inner::Plain { fut },
-                Some(span),
-                sh.clone(),
-                entry,
-                None,
-                who,
-            );
+            return ResponseFuture::new(fut, None, Some(span), sh.clone(), entry, None, who);
         }
         let parent = match sh.side {
             Side::Server => TraceContext::extract(&req.cx.metainfo.upstream),
@@ -258,18 +249,12 @@ where
         if tc.flags & 1 == 0 {
             // Not sampled: no span, but the context stays current so the
             // calls this one makes carry the trace on, unsampled.
+            let mut tc = Some(tc);
             let fut = {
-                let _cx = tc.enter_call();
+                let _cx = PollScope::enter(&mut tc);
                 self.inner.call(req)
             };
-            return ResponseFuture::new(
-                Inner::Scoped { fut: tc.scope(fut) },
-                None,
-                sh.clone(),
-                entry,
-                trace,
-                who,
-            );
+            return ResponseFuture::new(fut, tc, None, sh.clone(), entry, trace, who);
         }
         let service = sh.table.service(&req.cx.service);
         let ids = Ids {
@@ -280,20 +265,13 @@ where
         let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref(), Some(ids));
         // Entered for the inner call() too: layers below may make child
         // spans or events there (a retry's attempts, a shed).
+        let mut tc = Some(tc);
         let fut = {
             let _in = span.enter();
-            let _cx = tc.enter_call();
+            let _cx = PollScope::enter(&mut tc);
             self.inner.call(req)
         };
-        let fut = tc.scope(fut);
-        ResponseFuture::new(
-            Inner::Scoped { fut },
-            Some(span),
-            sh.clone(),
-            entry,
-            trace,
-            who,
-        )
+        ResponseFuture::new(fut, tc, Some(span), sh.clone(), entry, trace, who)
     }
 }
 

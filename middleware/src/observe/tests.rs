@@ -194,3 +194,60 @@ async fn a_propagator_replaces_weft_s_own_trace_context() {
     server.oneshot(r).await.unwrap();
     assert_eq!(marker.0.load(Ordering::Relaxed), 1);
 }
+
+/// A call's trace context is current only while its future is polled (a
+/// client call made inside it continues the trace), is gone between polls
+/// and after the call, and does not stay behind on the thread when the
+/// handler panics in a poll: the next call on the thread starts a trace of
+/// its own rather than joining the dead one.
+#[tokio::test]
+async fn the_trace_context_is_current_only_inside_the_calls_polls_even_after_a_panic() {
+    let server = ObserveLayer::server(System::Thrift);
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let mut svc = server.layer(service_fn(move |r: Request<()>| {
+        let seen = s2.clone();
+        async move {
+            // Current across an await in the handler, not only the first poll.
+            tokio::task::yield_now().await;
+            seen.lock().push(TraceContext::current());
+            if r.cx.method == "panic" {
+                panic!("handler panics mid-poll");
+            }
+            Ok::<_, Status>(Response::new(r.cx, ()))
+        }
+    }));
+    let mut parent = Request::new(Context::new("svc", "ok"), ());
+    let root = TraceContext::root();
+    parent
+        .cx
+        .metainfo
+        .upstream
+        .insert(TRACEPARENT, root.traceparent());
+    {
+        let mut call = pin!(svc.ready().await.unwrap().call(parent));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        // Between polls the call's context is not the thread's.
+        assert!(TraceContext::current().is_none());
+        assert!(call.as_mut().poll(&mut cx).is_ready());
+    }
+    let inside = seen.lock()[0].clone().expect("current inside the handler");
+    assert_eq!(inside.trace_id, root.trace_id);
+    assert!(TraceContext::current().is_none());
+
+    let panicked = std::panic::AssertUnwindSafe(svc.ready().await.unwrap().call(req("panic")));
+    let caught = futures::FutureExt::catch_unwind(panicked).await;
+    assert!(caught.is_err());
+    let dead = seen.lock()[1]
+        .clone()
+        .expect("current inside the panicking handler");
+    assert!(
+        TraceContext::current().is_none(),
+        "a panicked poll left its context on the thread"
+    );
+    svc.ready().await.unwrap().call(req("ok")).await.unwrap();
+    let next = seen.lock()[2].clone().unwrap();
+    assert_ne!(next.trace_id, dead.trace_id);
+}

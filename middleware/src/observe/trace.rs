@@ -30,20 +30,47 @@ tokio::task_local! {
 }
 
 thread_local! {
-    /// The context of the call whose inner `call()` runs on this thread
-    /// now; set only for that synchronous span by [`CallScope`], so it is
-    /// always the innermost.
+    /// The context of the call whose inner `call()` runs, or whose future
+    /// is polled, on this thread now; set only for that synchronous span
+    /// (by [`PollScope`]), so it is always the innermost.
     static IN_CALL: std::cell::RefCell<Option<TraceContext>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Restores the context [`TraceContext::enter_call`] replaced.
-pub(crate) struct CallScope(Option<TraceContext>);
+/// Makes a call's trace context current while its future is polled: moved
+/// into [`IN_CALL`] as the poll starts and back out as it ends, even when
+/// the poll panics (the guard's drop), so a context never outlives its
+/// poll on the thread.
+pub(crate) struct PollScope<'a> {
+    slot: &'a mut Option<TraceContext>,
+    prev: Option<TraceContext>,
+    entered: bool,
+}
 
-impl Drop for CallScope {
+impl<'a> PollScope<'a> {
+    /// Enter `slot`'s context, if it holds one; a future whose layer keeps
+    /// no context of its own (`None`) leaves the current one alone.
+    pub(crate) fn enter(slot: &'a mut Option<TraceContext>) -> PollScope<'a> {
+        let entered = slot.is_some();
+        let prev = if entered {
+            IN_CALL.with(|c| c.replace(slot.take()))
+        } else {
+            None
+        };
+        PollScope {
+            slot,
+            prev,
+            entered,
+        }
+    }
+}
+
+impl Drop for PollScope<'_> {
     fn drop(&mut self) {
-        let prev = self.0.take();
-        IN_CALL.with(|c| *c.borrow_mut() = prev);
+        if self.entered {
+            let prev = self.prev.take();
+            *self.slot = IN_CALL.with(|c| c.replace(prev));
+        }
     }
 }
 
@@ -88,14 +115,6 @@ impl TraceContext {
         IN_CALL
             .with(|c| c.borrow().clone())
             .or_else(|| CURRENT.try_with(TraceContext::clone).ok())
-    }
-
-    /// Make `self` current until the guard drops, for a synchronous
-    /// `Service::call` below the layer (a `service_fn` handler reads it
-    /// there). A guard rather than tokio's `sync_scope`, whose closure
-    /// would move the call's whole future out through it on every call.
-    pub(crate) fn enter_call(&self) -> CallScope {
-        CallScope(IN_CALL.with(|c| c.replace(Some(self.clone()))))
     }
 
     /// Run `fut` with `self` as the current trace context: for work that a

@@ -50,7 +50,10 @@ impl<F> Attempt<F> {
     /// Only inside a call's span: a call that is not traced (outside any
     /// span, or not sampled) makes no attempt spans either.
     fn start(n: u32, backup: bool, call: impl FnOnce() -> F) -> Self {
-        let span = if Span::current().is_disabled() {
+        // Asked of the dispatcher directly: `Span::current()` would clone
+        // the current span's handle (and close it again) just to look.
+        let traced = tracing::dispatcher::get_default(|d| d.current_span().is_known());
+        let span = if !traced {
             Span::none()
         } else {
             tracing::info_span!(
