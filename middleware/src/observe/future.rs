@@ -45,8 +45,9 @@ pin_project! {
         shared: Arc<Shared>,
         entry: Option<usize>,
         start: Instant,
-        trace: Option<u128>,
-        who: Option<Who>,
+        // Boxed: only the access log wants it, and it is off by default,
+        // while every call's future would carry its room.
+        who: Option<Box<Who>>,
         done: bool,
     }
 
@@ -74,8 +75,7 @@ impl<F> ResponseFuture<F> {
         span: Option<Span>,
         shared: Arc<Shared>,
         entry: Option<usize>,
-        trace: Option<u128>,
-        who: Option<Who>,
+        who: Option<Box<Who>>,
     ) -> Self {
         ResponseFuture {
             inner,
@@ -84,7 +84,6 @@ impl<F> ResponseFuture<F> {
             shared,
             entry,
             start: Instant::now(),
-            trace,
             who,
             done: false,
         }
@@ -122,7 +121,8 @@ where
             if log.sampled(&sh.access_seen, code) {
                 let _in_span = span.map(Span::enter);
                 if let Some(who) = this.who.as_ref() {
-                    access::emit(sh, who, &res, code, elapsed, *this.trace);
+                    let trace = this.tc.as_ref().map(|t| t.trace_id);
+                    access::emit(sh, who, &res, code, elapsed, trace);
                 }
             }
         }

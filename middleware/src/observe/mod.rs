@@ -181,10 +181,12 @@ where
 
     fn call(&mut self, mut req: Request<T>) -> Self::Future {
         let sh = &self.shared;
-        let who = sh.access.map(|_| Who {
-            service: sh.table.service(&req.cx.service).clone(),
-            method: req.cx.method.clone(),
-            peer: req.cx.peer.clone(),
+        let who = sh.access.map(|_| {
+            Box::new(Who {
+                service: sh.table.service(&req.cx.service).clone(),
+                method: req.cx.method.clone(),
+                peer: req.cx.peer.clone(),
+            })
         });
         let entry = if sh.metrics {
             let (i, e) = sh.table.entry(&req.cx.service, &req.cx.method);
@@ -201,15 +203,7 @@ where
             None
         };
         if !sh.tracing {
-            return ResponseFuture::new(
-                self.inner.call(req),
-                None,
-                None,
-                sh.clone(),
-                entry,
-                None,
-                who,
-            );
+            return ResponseFuture::new(self.inner.call(req), None, None, sh.clone(), entry, who);
         }
         if let Some(p) = &sh.propagator {
             let service = sh.table.service(&req.cx.service);
@@ -224,7 +218,7 @@ where
                 let _in = span.enter();
                 self.inner.call(req)
             };
-            return ResponseFuture::new(fut, None, Some(span), sh.clone(), entry, None, who);
+            return ResponseFuture::new(fut, None, Some(span), sh.clone(), entry, who);
         }
         let parent = match sh.side {
             Side::Server => TraceContext::extract(&req.cx.metainfo.upstream),
@@ -243,7 +237,6 @@ where
         if sh.side == Side::Client {
             tc.inject(&mut req.cx.metainfo.transient);
         }
-        let trace = Some(tc.trace_id);
         // The trace context is current while the inner call() runs and
         // while the call's future is polled.
         if tc.flags & 1 == 0 {
@@ -254,7 +247,7 @@ where
                 let _cx = PollScope::enter(&mut tc);
                 self.inner.call(req)
             };
-            return ResponseFuture::new(fut, tc, None, sh.clone(), entry, trace, who);
+            return ResponseFuture::new(fut, tc, None, sh.clone(), entry, who);
         }
         let service = sh.table.service(&req.cx.service);
         let ids = Ids {
@@ -271,7 +264,7 @@ where
             let _cx = PollScope::enter(&mut tc);
             self.inner.call(req)
         };
-        ResponseFuture::new(fut, tc, Some(span), sh.clone(), entry, trace, who)
+        ResponseFuture::new(fut, tc, Some(span), sh.clone(), entry, who)
     }
 }
 
