@@ -111,7 +111,7 @@ async fn the_budget_allows_its_floor_then_its_ratio_exactly() {
     server.shutdown().await;
 }
 
-/// Instance 0 answers after 200 ms, instance 1 at once. Every call's first
+/// Instance 0 answers after 2 s, instance 1 at once. Every call's first
 /// attempt goes to instance 0 and its backup, after 20 ms, to instance 1: the
 /// backup wins, p99 stays near 20 ms plus the fast instance's latency, and
 /// the losing handler is dropped on the slow server when the call's
@@ -124,7 +124,7 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
             .layer(DeadlineLayer::new())
             .layer(slow_probe.clone())
             .layer(FaultLayer::new(
-                FaultConfig::none().delay(1.0, Duration::from_millis(200)),
+                FaultConfig::none().delay(1.0, Duration::from_secs(2)),
             ))
             .service(EchoHandler::default()),
     )
@@ -157,7 +157,7 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
     };
     let hedge = Duration::from_millis(20);
     let client = ServiceBuilder::new()
-        .layer(TimeoutLayer::new(Duration::from_millis(100)))
+        .layer(TimeoutLayer::new(Duration::from_secs(1)))
         .layer(
             RetryLayer::new(
                 quick_backoff()
@@ -193,15 +193,16 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
         "every first attempt went to the slow instance"
     );
     // Typically near 20 ms + the fast instance's latency (printed above);
-    // asserted only against what proves the backup won: under the slow
-    // instance's 200 ms, whatever else the machine is doing (a loaded CI
-    // machine has been seen at 115 ms).
+    // asserted only against what proves the backup won: under the call's
+    // 1 s deadline (the slow instance takes 2 s), whatever else the machine
+    // is doing. The margins are wide on purpose: with a 100 ms deadline a
+    // machine at load 10 let some backups miss it.
     let _ = fast_p99;
-    let bound = Duration::from_millis(200);
+    let bound = Duration::from_secs(1);
     assert!(p99 <= bound, "p99 {p99:?} above {bound:?}");
 
     // The slow server got every first attempt and finished none: each
-    // handler was dropped at its deadline (100 ms), not after its 200 ms.
+    // handler was dropped at its deadline (1 s), not after its 2 s.
     until("the slow server's handlers end", || {
         slow_probe.0.completed() + slow_probe.0.dropped() == calls
     })
@@ -218,9 +219,9 @@ async fn backup_requests_cut_the_tail_and_the_loser_is_cancelled_on_the_server()
         .max()
         .copied()
         .unwrap();
-    // Dropped, not finished: before its 200 ms were up (a bound on the
-    // clock only where the handler's own sleep would have ended it).
-    assert!(latest < Duration::from_millis(200), "{latest:?}");
+    // Dropped, not finished: before its 2 s were up (a bound on the clock
+    // only where the handler's own sleep would have ended it).
+    assert!(latest < Duration::from_secs(2), "{latest:?}");
     assert_eq!(fast_probe.0.completed(), calls + 200);
     slow.shutdown().await;
     fast.shutdown().await;
