@@ -352,8 +352,11 @@ weft_code weft_client_options_set_codec(weft_client_options *opts,
                                         int32_t protocol,
                                         weft_error **err);
 
-// Choose the connection mode (`WEFT_CONN_*`). Unknown values:
-// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+// Choose the connection mode (`WEFT_CONN_*`). Unset: multiplexed for
+// TTHeader and THeader, pooled for the others; and pooled for the
+// connections a thread's own blocking calls use (see `weft_client_call`),
+// which carry one call at a time. Unknown values: `WEFT_INVALID_ARGUMENT`.
+// Thread-safe.
 weft_code weft_client_options_set_connection_mode(weft_client_options *opts,
                                                   int32_t mode,
                                                   weft_error **err);
@@ -461,9 +464,10 @@ void weft_reply_free(weft_reply *reply);
 // call's I/O itself while it waits, so the call needs none of the
 // runtime's threads and costs no hop to one and back: on a client of
 // static addresses each calling thread (up to 16; calls from more go
-// through the runtime's threads) gets its own connections, balancer,
-// breakers and retry budget for its blocking calls, made on its first
-// call and kept until the client is freed; the other call forms share
+// through the runtime's threads) gets its own connections (pooled unless
+// the options set a connection mode), balancer, breakers and retry
+// budget for its blocking calls, made on its first call and kept until
+// the client is freed; the other call forms share
 // the client's. An etcd client's blocking calls, and all with
 // `weft_client_options_set_caller_io` off, go through the runtime's
 // threads. Thread-safe: any number of threads may call one client at

@@ -6,7 +6,7 @@ use std::{
     future::Future,
     sync::Arc,
     thread::ThreadId,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -307,8 +307,11 @@ pub(crate) fn protocol_id(p: Protocol) -> i32 {
     }
 }
 
-/// Choose the connection mode (`WEFT_CONN_*`). Unknown values:
-/// `WEFT_INVALID_ARGUMENT`. Thread-safe.
+/// Choose the connection mode (`WEFT_CONN_*`). Unset: multiplexed for
+/// TTHeader and THeader, pooled for the others; and pooled for the
+/// connections a thread's own blocking calls use (see `weft_client_call`),
+/// which carry one call at a time. Unknown values: `WEFT_INVALID_ARGUMENT`.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn weft_client_options_set_connection_mode(
     opts: *mut weft_client_options,
@@ -514,21 +517,40 @@ struct Local {
     // Dropped before the runtime its connections belong to.
     stack: Stack,
     rt: Option<tokio::runtime::Runtime>,
+    /// When this thread's last call on the stack ended: its driver was
+    /// polled and the connections' tasks ran just before.
+    last_end: Mutex<Option<Instant>>,
 }
+
+/// A blocking call that starts this soon after the same thread's previous
+/// one ended skips the extra poll of its sockets (see [`Local::block_on`]).
+const RECENTLY_POLLED: Duration = Duration::from_micros(200);
 
 impl Local {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         let rt = self.rt.as_ref().expect("present until dropped");
-        rt.block_on(async {
+        let last_end = *self.last_end.lock();
+        let recent = last_end.is_some_and(|t| t.elapsed() < RECENTLY_POLLED);
+        let out = rt.block_on(async {
             // The connections' tasks ran last during this thread's previous
             // call: poll the socket once and let them run first, so that a
             // connection the server closed meanwhile is seen closed before
             // the call picks it (each yield polls the driver, then runs
-            // what became ready).
-            tokio::task::yield_now().await;
-            tokio::task::yield_now().await;
+            // what became ready). Calls back to back skip it: the previous
+            // call's last poll of the driver was at most RECENTLY_POLLED
+            // ago, and these two cost some 4 us of a call's CPU (four
+            // syscalls and two scheduler turns). A close that arrived in
+            // that window goes unseen, as one arriving just after the
+            // yields always could: the call fails as on a connection lost
+            // mid-call (retried when the retry policy allows).
+            if !recent {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+            }
             fut.await
-        })
+        });
+        *self.last_end.lock() = Some(Instant::now());
+        out
     }
 }
 
@@ -566,10 +588,11 @@ impl ClientInner {
             .build()
             .map_err(|e| Status::internal(format!("starting a blocking caller's runtime: {e}")))?;
         let discover = StaticDiscover::from_addresses(o.addresses.iter().cloned());
-        let stack = build_stack(rt.handle(), o, &discover, &o.service)?;
+        let stack = build_stack(rt.handle(), o, &discover, &o.service, true)?;
         let local = Arc::new(Local {
             stack,
             rt: Some(rt),
+            last_end: Mutex::new(None),
         });
         all.push((me, local.clone()));
         Ok(Some(local))
@@ -634,7 +657,7 @@ fn build_client(rt: Arc<Runtime>, o: &ClientOptions) -> Result<ClientInner, Stat
         }
     };
     let service = FastStr::new(&o.service);
-    let stack = build_stack(rt.handle(), o, discover, discovered)?;
+    let stack = build_stack(rt.handle(), o, discover, discovered, false)?;
     Ok(ClientInner {
         rt,
         service,
@@ -653,8 +676,14 @@ fn build_stack(
     o: &ClientOptions,
     discover: &dyn Discover,
     discovered: &str,
+    sequential: bool,
 ) -> Result<Stack, Status> {
+    // A blocking caller's own stack (`sequential`) has one call at a time:
+    // multiplexing would buy it nothing and cost it a writer and a reader
+    // task per call, so unless asked for it uses a pooled connection, read
+    // and written by the call itself.
     let mode = o.mode.unwrap_or(match o.transport {
+        _ if sequential => ConnectionMode::Pooled,
         Transport::TTHeader | Transport::THeader => ConnectionMode::Multiplexed,
         _ => ConnectionMode::Pooled,
     });
@@ -905,7 +934,7 @@ fn start_call_on(
                 let (service, _) = crate::grpc::split_path(method)?;
                 cx.service = FastStr::new(service);
             }
-            Call::Grpc(stack.clone().oneshot(Request::new(cx, call)))
+            Call::Grpc(Box::pin(stack.clone().oneshot(Request::new(cx, call))))
         }
         (Stack::Thrift(stack), _) => {
             let bytes = Bytes::copy_from_slice(args);
@@ -917,7 +946,10 @@ fn start_call_on(
                     protocol: client.protocol,
                 },
             );
-            Call::Thrift(stack.clone().oneshot(req))
+            // Boxed: the stack's future is kilobytes, and unboxed it was
+            // copied at each move on its way into the runtime (memcpy was
+            // some 5% of a blocking call's CPU).
+            Call::Thrift(Box::pin(stack.clone().oneshot(req)))
         }
         (Stack::Grpc(_), None) => {
             return Err(Status::internal("a gRPC call was not framed"));
@@ -966,9 +998,10 @@ fn start_call_on(
 /// call's I/O itself while it waits, so the call needs none of the
 /// runtime's threads and costs no hop to one and back: on a client of
 /// static addresses each calling thread (up to 16; calls from more go
-/// through the runtime's threads) gets its own connections, balancer,
-/// breakers and retry budget for its blocking calls, made on its first
-/// call and kept until the client is freed; the other call forms share
+/// through the runtime's threads) gets its own connections (pooled unless
+/// the options set a connection mode), balancer, breakers and retry
+/// budget for its blocking calls, made on its first call and kept until
+/// the client is freed; the other call forms share
 /// the client's. An etcd client's blocking calls, and all with
 /// `weft_client_options_set_caller_io` off, go through the runtime's
 /// threads. Thread-safe: any number of threads may call one client at

@@ -176,3 +176,78 @@ fn a_blocking_call_completes_while_every_worker_is_busy() {
     drop(gate);
     server_rt.block_on(server.shutdown());
 }
+
+/// A blocking call made a while after the server closed the thread's
+/// connection (here: the server restarted on the same port) sees it closed
+/// before it picks it, and goes out on a new one: the calling thread polls
+/// its sockets first when its previous call is not just over.
+#[test]
+fn a_blocking_call_after_the_server_closed_the_connection_takes_a_new_one() {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let serve = |addr: &str| {
+        server_rt
+            .block_on(weft_interop::serve(
+                addr,
+                ServerBuilder::new(),
+                EchoHandler::default(),
+            ))
+            .unwrap()
+    };
+    let server = serve("127.0.0.1:0");
+    let addr = server.local_addr().to_string();
+    let (mut rt, mut opts, mut client) = (null_mut(), null_mut(), null_mut());
+    assert_eq!(weft_runtime_new(1, &mut rt, null_mut()), WEFT_OK);
+    assert_eq!(weft_client_options_new(&mut opts, null_mut()), WEFT_OK);
+    let a = std::ffi::CString::new(addr.clone()).unwrap();
+    assert_eq!(
+        weft_client_options_add_address(opts, a.as_ptr(), null_mut()),
+        WEFT_OK
+    );
+    // One attempt: a call on the dead connection would not be retried.
+    assert_eq!(
+        weft_client_options_set_retries(opts, 1, 0.0, null_mut()),
+        WEFT_OK
+    );
+    assert_eq!(weft_client_new(rt, opts, &mut client, null_mut()), WEFT_OK);
+    let args = add_args(20, 22);
+    let call = || {
+        let mut reply = empty_reply();
+        let mut err = null_mut();
+        let rc = weft_client_call(
+            client,
+            c"add".as_ptr(),
+            args.as_ptr(),
+            args.len(),
+            null_mut(),
+            &mut reply,
+            &mut err,
+        );
+        let message = if rc == WEFT_OK {
+            String::new()
+        } else {
+            // SAFETY: a failed call sets `err` to an error the caller owns.
+            let m = unsafe { std::ffi::CStr::from_ptr(weft::error::weft_error_message(err)) };
+            let m = m.to_string_lossy().into_owned();
+            weft::error::weft_error_free(err);
+            m
+        };
+        weft_reply_free(&mut reply);
+        (rc, message)
+    };
+    assert_eq!(call(), (WEFT_OK, String::new()));
+    server_rt.block_on(server.shutdown());
+    let server = serve(&addr);
+    // Long enough for the close to arrive, and for the call not to count
+    // as back to back with the last one.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(call(), (WEFT_OK, String::new()));
+
+    weft_client_free(client);
+    weft_client_options_free(opts);
+    weft_runtime_free(rt);
+    server_rt.block_on(server.shutdown());
+}

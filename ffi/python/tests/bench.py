@@ -8,6 +8,8 @@ python_bench -- --nocapture` starts the server and runs this with
 WEFT_ECHO_ADDR; WEFT_FFI_BENCH_D sets the seconds per cell (default 3)."""
 import asyncio
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ sys.path.insert(0, _gen)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from thrift.protocol import TBinaryProtocol  # noqa: E402
+from thrift.Thrift import TMessageType  # noqa: E402
 from thrift.transport import TSocket, TTransport  # noqa: E402
 from weft_echo import Echo, ttypes  # noqa: E402
 
@@ -99,11 +102,40 @@ def shim_asyncio(concurrency, accelerated, workers=None):
     return {"add": asyncio.run(run(add)), "echo": asyncio.run(run(echo))}
 
 
+def raw_socket(host, port):
+    """The floor under any Python client on this machine: a framed `add`
+    encoded once beforehand, written on a plain socket and its reply read,
+    nothing decoded; what is left is the kernel's loopback round trip, the
+    server and two socket calls from Python."""
+    buf = TTransport.TMemoryBuffer()
+    p = TBinaryProtocol.TBinaryProtocol(buf)
+    p.writeMessageBegin("add", TMessageType.CALL, 1)
+    Echo.add_args(a=20, b=22).write(p)
+    p.writeMessageEnd()
+    msg = buf.getvalue()
+    frame = struct.pack(">i", len(msg)) + msg
+    s = socket.create_connection((host, int(port)))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call():
+        s.sendall(frame)
+        got = s.recv(4096)
+        # The whole frame, in the rare case it came in pieces.
+        while len(got) < 4 or len(got) < 4 + struct.unpack(">i", got[:4])[0]:
+            more = s.recv(4096)
+            if not more:
+                raise ConnectionError("the server closed the connection")
+            got += more
+    return s, call
+
+
 def interleaved(rounds=15):
-    """Apache pure Python and the shim's blocking call with and without
-    caller I/O, round by round in turn (add, C-ext codec), so that the
-    machine's load, which drifts over seconds, weighs on all three alike:
-    the median calls/s of each over `rounds` rounds of SECONDS / ROUNDS."""
+    """Apache pure Python, the shim's blocking call (TTHeader and framed,
+    and without caller I/O) and the raw-socket floor, round by round in
+    turn (add, C-ext codec), so that the machine's load, which drifts over
+    seconds, weighs on all alike: the median over `rounds` rounds of
+    SECONDS / ROUNDS of each one's time per call, and of the client
+    process's CPU per call (its own threads, user and system)."""
     host, port = ADDR.rsplit(":", 1)
     sock = TSocket.TSocket(host, int(port))
     sock.setTimeout(30000)
@@ -111,21 +143,27 @@ def interleaved(rounds=15):
     t.open()
     apache_c = Echo.Client(TBinaryProtocol.TBinaryProtocol(t))
     on = Client([ADDR], service="Echo")
+    framed = Client([ADDR], service="Echo", transport="framed")
     off = Client([ADDR], service="Echo", caller_io=False)
+    raw, raw_call = raw_socket(host, port)
     args = Echo.add_args(a=20, b=22)
     calls = {
-        "Apache pure Python": lambda: apache_c.add(20, 22),
-        "shim blocking, caller I/O": lambda: on.call("add", args, Echo.add_result),
-        "shim blocking, caller_io=False": lambda: off.call("add", args, Echo.add_result),
+        "Apache pure Python (framed)": lambda: apache_c.add(20, 22),
+        "shim blocking, TTHeader": lambda: on.call("add", args, Echo.add_result),
+        "shim blocking, framed": lambda: framed.call("add", args, Echo.add_result),
+        "shim blocking, TTHeader, caller_io=False":
+            lambda: off.call("add", args, Echo.add_result),
+        "floor: raw socket, pre-encoded frame, no decode": raw_call,
     }
-    rates = {k: [] for k in calls}
+    wall = {k: [] for k in calls}
+    cpu = {k: [] for k in calls}
     try:
         for f in calls.values():
             for _ in range(200):
                 f()
         for _ in range(rounds):
             for name, f in calls.items():
-                n, t0 = 0, time.perf_counter()
+                n, t0, c0 = 0, time.perf_counter(), time.process_time()
                 deadline = t0 + SECONDS / ROUNDS
                 while True:
                     for _ in range(50):
@@ -133,13 +171,17 @@ def interleaved(rounds=15):
                     n += 50
                     now = time.perf_counter()
                     if now >= deadline:
-                        rates[name].append(n / (now - t0))
+                        wall[name].append((now - t0) / n)
+                        cpu[name].append((time.process_time() - c0) / n)
                         break
     finally:
         t.close()
         on.close()
+        framed.close()
         off.close()
-    return {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+        raw.close()
+    return {k: (sorted(wall[k])[len(wall[k]) // 2], sorted(cpu[k])[len(cpu[k]) // 2])
+            for k in calls}
 
 
 def main():
@@ -180,10 +222,11 @@ def main():
                         for m in ("add", "echo"))
         print(f"  {name:<70} {row}")
     mid = interleaved()
-    base = mid["Apache pure Python"]
-    print("python_bench interleaved: add, C-ext codec, the three in turn, median of 15 rounds")
-    for name, r in mid.items():
-        print(f"  {name:<70} add {r:8.0f}/s ({1e6 / r:6.1f} us) x{r / base:.2f}")
+    base = mid["Apache pure Python (framed)"][0]
+    print("python_bench interleaved: add, C-ext codec, in turn, median of 15 rounds; "
+          "us/call, client CPU us/call, x = vs Apache pure Python")
+    for name, (w, c) in mid.items():
+        print(f"  {name:<70} add {1e6 * w:6.1f} us  cpu {1e6 * c:5.1f} us  x{base / w:.2f}")
 
 
 if __name__ == "__main__":
