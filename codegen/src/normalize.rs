@@ -517,7 +517,13 @@ fn parse_ty(b: &[u8], m: &[bool], from: usize) -> Option<(Ty, usize)> {
     };
     // Type annotations.
     if b.get(j) == Some(&b'(') {
-        i = matching(b, m, j) + 1;
+        let close = matching(b, m, j);
+        // Never closed: not a type (the parser reports the file); its end
+        // would be past the text.
+        if close >= b.len() {
+            return None;
+        }
+        i = close + 1;
     }
     Some((ty, i))
 }

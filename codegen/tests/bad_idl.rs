@@ -101,3 +101,28 @@ fn diagnostics_in_an_included_file_name_that_file() {
         )
     );
 }
+
+/// Found by the `idl_thrift` fuzz target: a typedef whose type annotation
+/// never closes (`typedef i32 (` at the end of the file) made the
+/// normaliser slice past the end of the text and panic. It is an error
+/// like any other broken file now.
+#[test]
+fn a_typedef_whose_annotation_never_closes_is_an_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("weft-bad-idl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, text) in [
+        "typedef i32 (",
+        "typedef map<string, string> (cpp.type = \"x\"",
+        "struct S { 1: i32 a }\ntypedef list<S> (",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = dir.join(format!("unclosed{i}.thrift"));
+        std::fs::write(&file, text).unwrap();
+        let result = std::panic::catch_unwind(|| weft_codegen::Builder::new().idl(&file).check());
+        let result = result.unwrap_or_else(|_| panic!("{text:?}: the check panicked"));
+        assert!(result.is_err(), "{text:?} was accepted");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
