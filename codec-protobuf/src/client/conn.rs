@@ -1,6 +1,7 @@
-//! The client's HTTP/2 connections: opened on the first call, each driven
-//! by a task of its own (callers on any task share it), replaced when the
-//! peer closes it or sends GOAWAY, with a backoff after failed connects.
+//! The client's HTTP/2 connections: opened on the first call and used once
+//! the server has sent its preface, each driven by a task of its own
+//! (callers on any task share it), replaced when the peer closes it or
+//! sends GOAWAY, with a backoff after failed connects.
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -12,6 +13,7 @@ use h2::client::SendRequest;
 use tokio::time::Instant;
 use weft_core::{Address, Code, Connector, Delivery, Status};
 
+use super::preface::Preface;
 use crate::{compression::Encoding, limits::GrpcLimits};
 
 /// Wait after a failed connect before the next attempt: calls meanwhile
@@ -119,6 +121,7 @@ impl Inner {
     }
 
     async fn connect(&self, i: usize) -> Result<(u64, SendRequest<Bytes>), Status> {
+        let started = Instant::now();
         let not_sent = |what: &str, e: &dyn std::fmt::Display| {
             Status::new(
                 Code::Unavailable,
@@ -131,6 +134,7 @@ impl Inner {
             .connect(&self.addr)
             .await
             .map_err(|e| not_sent("connecting to", &e))?;
+        let (stream, spoke) = Preface::watch(stream);
         let l = &self.limits;
         let mut b = h2::client::Builder::new();
         b.initial_window_size(l.stream_window)
@@ -152,8 +156,6 @@ impl Inner {
         let generation = {
             let mut st = self.slots[i].state.lock();
             st.generation += 1;
-            st.failed = None;
-            st.send = Some((st.generation, send.clone()));
             st.generation
         };
         let peer = self.addr.clone();
@@ -162,7 +164,7 @@ impl Inner {
         // owning the slot would keep the connection (and its task and
         // socket, at both ends) alive after the client is dropped.
         let slot = std::sync::Arc::downgrade(&self.slots[i]);
-        tokio::spawn(async move {
+        let driver = tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
             loop {
                 tokio::select! {
@@ -196,6 +198,26 @@ impl Inner {
                 slot.retire(generation);
             }
         });
+        // Used only once the server has spoken (see `preface`): until then
+        // a call could be written into a backlog no server will accept.
+        let left = self
+            .connector
+            .connect_timeout
+            .saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, spoke).await {
+            Ok(Ok(())) => {}
+            failed => {
+                driver.abort();
+                let why = match failed {
+                    Err(_) => "timed out waiting for the server's HTTP/2 preface",
+                    _ => "closed before the server's HTTP/2 preface",
+                };
+                return Err(not_sent("connection to", &why));
+            }
+        }
+        let mut st = self.slots[i].state.lock();
+        st.failed = None;
+        st.send = Some((generation, send.clone()));
         Ok((generation, send))
     }
 }

@@ -9,6 +9,7 @@
 
 mod call;
 mod conn;
+mod preface;
 
 use std::{
     fmt,

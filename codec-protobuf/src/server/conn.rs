@@ -1,7 +1,8 @@
 //! One HTTP/2 connection: the handshake, every stream's call polled on the
 //! connection's own task (no spawn per call), GOAWAY when the server
 //! drains, a definite status for every call still running when it stops,
-//! keepalive and idle timeouts.
+//! keepalive and idle timeouts, and a lingering close (no reset that could
+//! destroy the last frames before the client reads them).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -39,12 +40,16 @@ fn builder(limits: &GrpcLimits) -> h2::server::Builder {
 
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
     let Accepted {
-        io, peer, shutdown, ..
+        mut io,
+        peer,
+        shutdown,
+        linger,
+        ..
     } = conn;
     let aborted = shutdown.aborted();
     tokio::pin!(aborted);
     let read_timeout = shared.conn_limits.read_timeout;
-    let handshake = builder(&shared.limits).handshake::<_, Bytes>(io);
+    let handshake = builder(&shared.limits).handshake::<_, Bytes>(&mut io);
     let mut h2 = tokio::select! {
         r = tokio::time::timeout(read_timeout, handshake) => match r {
             Ok(Ok(h2)) => h2,
@@ -149,6 +154,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
     stop.cancel();
     let finish = async { while calls.next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), finish).await;
+    // h2 has written its last frame (the final GOAWAY on a drain) and
+    // stopped reading. Whatever the peer sent since sits unread; closing
+    // now would reset the connection and could destroy that GOAWAY before
+    // the peer reads it, leaving its calls in doubt instead of refused.
+    drop((calls, h2));
+    tokio::select! {
+        _ = io.linger(linger) => {}
+        _ = &mut aborted => {}
+    }
 }
 
 async fn pong(ping: &mut Option<h2::PingPong>) -> Result<(), h2::Error> {

@@ -79,6 +79,7 @@ pub(super) async fn serve<C, S>(
                 peer,
                 limits: shared.limits.clone(),
                 shutdown: Shutdown::new(&shared),
+                linger: shared.linger,
             };
             protocol.serve(accepted).await;
             drop(slot);

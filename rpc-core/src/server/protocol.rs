@@ -15,7 +15,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context as TaskContext, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -57,6 +57,10 @@ pub struct Accepted {
     pub limits: Limits,
     /// The server's shutdown, as this connection sees it.
     pub shutdown: Shutdown,
+    /// How long to linger when closing: the server's
+    /// [`ServerBuilder::linger`](super::ServerBuilder::linger). Pass it to
+    /// [`Prefixed::linger`].
+    pub linger: Duration,
 }
 
 /// A [`Stream`] with bytes already read from it put back in front.
@@ -75,6 +79,21 @@ impl Prefixed {
     /// The socket underneath.
     pub fn get_ref(&self) -> &Stream {
         &self.io
+    }
+
+    /// Close without losing what was written: half-close, then read and
+    /// discard until the peer closes its side, the read fails or `within`
+    /// passes. Closing a socket that still holds unread bytes makes the
+    /// kernel reset the connection, and a reset can destroy what the peer
+    /// has received but not yet read (a final GOAWAY, the last answers).
+    /// Nothing read is kept: memory stays at one small scratch buffer.
+    pub async fn linger(&mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            let _ = tokio::io::AsyncWriteExt::shutdown(self).await;
+            let mut scratch = [0u8; 512];
+            while let Ok(1..) = self.read(&mut scratch).await {}
+        })
+        .await;
     }
 }
 

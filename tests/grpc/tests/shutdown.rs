@@ -160,3 +160,98 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// A draining server closes its connection only once the peer has stopped
+/// writing (or its linger ran out): closing a socket with unread bytes makes
+/// the kernel reset it, and a reset can destroy the final GOAWAY in the
+/// peer's buffer, leaving its calls in doubt. Here the peer keeps writing
+/// PINGs through the whole drain; it must see the GOAWAY and a clean end of
+/// stream, and none of its writes may fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
+    use bytes::{BufMut, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn frame(buf: &mut BytesMut, kind: u8, flags: u8, payload: &[u8]) {
+        buf.put_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+        buf.put_u8(kind);
+        buf.put_u8(flags);
+        buf.put_u32(0);
+        buf.put_slice(payload);
+    }
+
+    let handle = TestServiceServer::new(Interop)
+        .register(GrpcServer::new())
+        .serve(ServerBuilder::new(), &"127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = match handle.local_addr() {
+        weft::core::Address::Tcp(a) => *a,
+        _ => unreachable!(),
+    };
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let mut hello = BytesMut::new();
+    hello.put_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    frame(&mut hello, 4, 0, &[]);
+    wr.write_all(&hello).await.unwrap();
+
+    // The reader hands the server's PINGs to the writer to acknowledge (the
+    // drain's GOAWAY waits for one) and reports what ended the stream.
+    let (acks, mut to_ack) = tokio::sync::mpsc::unbounded_channel::<[u8; 8]>();
+    let reader = tokio::spawn(async move {
+        let (mut buf, mut goaway) = (BytesMut::new(), false);
+        let mut chunk = [0u8; 16384];
+        loop {
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let f = buf.split_to(9 + len);
+                match (f[3], f[4] & 1) {
+                    (7, _) => goaway = true,
+                    (6, 0) if len == 8 => {
+                        let _ = acks.send(f[9..17].try_into().unwrap());
+                    }
+                    _ => {}
+                }
+            }
+            match rd.read(&mut chunk).await {
+                Ok(0) => return (goaway, Ok(())),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return (goaway, Err(e)),
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + Duration::from_millis(600);
+        let mut n = 0u64;
+        while tokio::time::Instant::now() < end {
+            let mut b = BytesMut::new();
+            while let Ok(p) = to_ack.try_recv() {
+                frame(&mut b, 6, 1, &p);
+            }
+            n += 1;
+            frame(&mut b, 6, 0, &n.to_be_bytes());
+            wr.write_all(&b).await?;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        wr.shutdown().await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let shutdown = tokio::spawn(handle.shutdown());
+
+    let wrote = writer.await.unwrap();
+    let (goaway, read) = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    assert!(goaway, "the server sent no GOAWAY");
+    read.expect("the connection ended in a reset, not a clean close");
+    wrote.expect("a write failed: the server reset the connection");
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("the drain finished")
+        .unwrap();
+}
