@@ -350,6 +350,37 @@ impl Listener {
             }
         }
     }
+
+    /// Accept a connection already waiting in the backlog, without waiting
+    /// for one: `None` when there is none. Asks the socket itself, not the
+    /// reactor, which may not have seen the newest arrivals yet; a server
+    /// takes these before it closes its listener, which would reset them.
+    pub fn accept_waiting(&self) -> io::Result<Option<(Stream, Option<Address>)>> {
+        let waiting = |r: io::Result<(socket2::Socket, socket2::SockAddr)>| match r {
+            Ok(pair) => Ok(Some(pair)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        };
+        match self {
+            Listener::Tcp(l, opts) => {
+                let Some((s, peer)) = waiting(SockRef::from(l).accept())? else {
+                    return Ok(None);
+                };
+                s.set_nonblocking(true)?;
+                let s = TcpStream::from_std(std::net::TcpStream::from(s))?;
+                opts.apply_stream(&s)?;
+                Ok(Some((Stream::Tcp(s), peer.as_socket().map(Address::Tcp))))
+            }
+            Listener::Unix(l, _) => {
+                let Some((s, _)) = waiting(SockRef::from(l).accept())? else {
+                    return Ok(None);
+                };
+                s.set_nonblocking(true)?;
+                let s = UnixStream::from_std(std::os::unix::net::UnixStream::from(s))?;
+                Ok(Some((Stream::Unix(s), None)))
+            }
+        }
+    }
 }
 
 /// Opens client connections with a timeout and socket options.

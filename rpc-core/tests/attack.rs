@@ -794,8 +794,8 @@ async fn a_one_way_flood_during_the_drain_ends_at_the_drain_timeout() {
 
 /// New connections keep arriving while the server shuts down: each call
 /// sent gets an answer or a NotSent refusal marked closing; a connection
-/// the server never accepted is reset; none ends in a bare FIN without
-/// its answer. Shutdown returns.
+/// that reached the backlog after the server took the waiting ones is
+/// reset; none ends in a bare FIN without its answer. Shutdown returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_racing_shutdown_get_an_outcome_for_every_call() {
     let srv = start(
@@ -855,6 +855,55 @@ async fn connections_racing_shutdown_get_an_outcome_for_every_call() {
     }
     eprintln!("ok, refused, reset, connect refused: {total:?}");
     assert!(total.0 > 0);
+}
+
+/// Connections waiting in the listen backlog when the drain starts (the
+/// accept loop had not reached them) are accepted and answered "not
+/// processed", not reset when the listener closes: a reset would leave
+/// their calls in doubt though no handler saw them. The connections are
+/// made while the runtime's only thread is busy, so none is accepted before
+/// the shutdown.
+#[tokio::test]
+async fn calls_waiting_in_the_backlog_when_the_drain_starts_are_refused_not_reset() {
+    use std::io::Write;
+    let srv = start(ServerBuilder::new(), false).await;
+    let Address::Tcp(addr) = srv.handle.local_addr().clone() else {
+        unreachable!()
+    };
+    let mut waiting = Vec::new();
+    for seq in 0..20u32 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&frame(CALL, seq, 0, b"x")).unwrap();
+        s.set_nonblocking(true).unwrap();
+        waiting.push(TcpStream::from_std(s).unwrap());
+    }
+    let shutdown = tokio::spawn(srv.handle.shutdown());
+    let mut refused = 0;
+    for mut s in waiting {
+        let mut buf = BytesMut::new();
+        match tokio::time::timeout(Duration::from_secs(5), next_seen(&mut s, &mut buf))
+            .await
+            .expect("no hang")
+        {
+            Seen::Answer(a) if a.code == 0 => {}
+            Seen::Answer(a) => {
+                assert_eq!(
+                    (a.code, a.not_sent, a.closing),
+                    (Code::Unavailable as u8, true, true)
+                );
+                refused += 1;
+            }
+            other => panic!("a call waiting in the backlog ended {other:?}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "every waiting connection was accepted before the drain"
+    );
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown returns")
+        .unwrap();
 }
 
 // ===== abort =====

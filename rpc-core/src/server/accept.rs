@@ -60,23 +60,47 @@ pub(super) async fn accept_loop<C, F, S>(
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                shared
-                    .accepted
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let open = Open::new(&shared.open);
-                let codec = make_codec();
-                let serve =
-                    conn::serve(stream, peer, codec, service.clone(), shared.clone(), permit);
-                conns.spawn(async move {
-                    let _open = open;
-                    serve.await
-                });
-            }
+            Ok((stream, peer)) => spawn(
+                &mut conns,
+                conn::serve(
+                    stream,
+                    peer,
+                    make_codec(),
+                    service.clone(),
+                    shared.clone(),
+                    permit,
+                ),
+                &shared,
+            ),
             Err(e) => {
                 // Out of descriptors and similar: back off rather than spin.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    // Closing the listener resets the connections waiting in its backlog,
+    // leaving their calls in doubt though no handler saw them. Take them
+    // first (as many as there are slots): they drain from the start, so
+    // their calls are answered "not processed".
+    while let Ok(permit) = conn_slots.clone().try_acquire_owned() {
+        match listener.accept_waiting() {
+            Ok(Some((stream, peer))) => spawn(
+                &mut conns,
+                conn::serve(
+                    stream,
+                    peer,
+                    make_codec(),
+                    service.clone(),
+                    shared.clone(),
+                    permit,
+                ),
+                &shared,
+            ),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "accepting the backlog at the drain failed");
+                break;
             }
         }
     }
@@ -102,6 +126,22 @@ pub(super) async fn accept_loop<C, F, S>(
     // Whatever is left (or everything, on abort) is dropped now.
     conns.abort_all();
     join_all(&mut conns).await;
+}
+
+/// Run one connection's future on the set, counted as accepted and open.
+fn spawn(
+    conns: &mut JoinSet<()>,
+    serve: impl std::future::Future<Output = ()> + Send + 'static,
+    shared: &Shared,
+) {
+    shared
+        .accepted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let open = Open::new(&shared.open);
+    conns.spawn(async move {
+        let _open = open;
+        serve.await
+    });
 }
 
 /// Counts a connection as open until it is dropped, however its task ends
