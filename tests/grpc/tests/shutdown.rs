@@ -199,6 +199,8 @@ async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
     // The reader hands the server's PINGs to the writer to acknowledge (the
     // drain's GOAWAY waits for one) and reports what ended the stream.
     let (acks, mut to_ack) = tokio::sync::mpsc::unbounded_channel::<[u8; 8]>();
+    let went_away = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = went_away.clone();
     let reader = tokio::spawn(async move {
         let (mut buf, mut goaway) = (BytesMut::new(), false);
         let mut chunk = [0u8; 16384];
@@ -210,7 +212,10 @@ async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
                 }
                 let f = buf.split_to(9 + len);
                 match (f[3], f[4] & 1) {
-                    (7, _) => goaway = true,
+                    (7, _) => {
+                        goaway = true;
+                        seen.store(true, Ordering::SeqCst);
+                    }
                     (6, 0) if len == 8 => {
                         let _ = acks.send(f[9..17].try_into().unwrap());
                     }
@@ -224,10 +229,16 @@ async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
             }
         }
     });
+    // Writing goes on for 200 ms past the first GOAWAY: through the final
+    // one and into the server's close, well inside its 1 s linger.
     let writer = tokio::spawn(async move {
-        let end = tokio::time::Instant::now() + Duration::from_millis(600);
+        let cap = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut end = cap;
         let mut n = 0u64;
         while tokio::time::Instant::now() < end {
+            if end == cap && went_away.load(Ordering::SeqCst) {
+                end = tokio::time::Instant::now() + Duration::from_millis(200);
+            }
             let mut b = BytesMut::new();
             while let Ok(p) = to_ack.try_recv() {
                 frame(&mut b, 6, 1, &p);
