@@ -1,45 +1,172 @@
-//! Bytes of request messages a server holds, per connection and for the
-//! whole server. Received bytes are charged as they land; past either
-//! bound the flow-control window they used is not given back until their
-//! call ends, so a peer can add at most one connection window on top of
-//! the bound, however many streams it opens.
+//! Bytes a server holds, per connection and for the whole server, in two
+//! accounts that bound different things:
+//!
+//! - **request messages**, charged as they land; past either bound the
+//!   flow-control window they used is not given back until their call ends,
+//!   so a peer can add at most one connection window on top of the bound,
+//!   however many streams it opens;
+//! - **answers not yet written**: each message handed to h2 is a [`Charged`]
+//!   buffer, released when h2 drops it (written out, or discarded with its
+//!   stream). Past either bound no handler starts and no streamed message is
+//!   produced until the peer reads: a peer that asks for large answers and
+//!   never reads holds the bound, not what it asked for. Only answers count
+//!   here, not requests: calls waiting for room hold their requests, and
+//!   could otherwise wait for one another forever.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Waker},
 };
 
-/// The counters one connection charges: its own and the server's.
+use bytes::{Buf, Bytes};
+
+/// The server's side of the accounts, shared by its connections.
+#[derive(Debug, Default)]
+pub(crate) struct Server {
+    requests: AtomicUsize,
+    answers: AtomicUsize,
+    /// Calls waiting for answer room, on any connection. Touched only when
+    /// a bound was reached.
+    waiters: parking_lot::Mutex<Vec<Waker>>,
+    waiting: AtomicBool,
+}
+
+/// The counters one connection charges: its own and the server's. A clone
+/// is one reference count.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget {
-    conn: Arc<AtomicUsize>,
-    conn_max: usize,
-    server: Arc<AtomicUsize>,
+pub(crate) struct Budget(Arc<Conn>);
+
+#[derive(Debug)]
+struct Conn {
+    requests: AtomicUsize,
+    answers: AtomicUsize,
+    max: usize,
+    server: Arc<Server>,
     server_max: usize,
 }
 
 impl Budget {
-    pub(crate) fn new(server: Arc<AtomicUsize>, server_max: usize, conn_max: usize) -> Budget {
-        Budget {
-            conn: Arc::default(),
-            conn_max,
+    pub(crate) fn new(server: Arc<Server>, server_max: usize, conn_max: usize) -> Budget {
+        Budget(Arc::new(Conn {
+            requests: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
+            max: conn_max,
             server,
             server_max,
-        }
+        }))
     }
 
-    /// Charge `n` bytes; whether both counters are still within bounds.
+    /// Charge `n` request bytes; whether both counters are still within
+    /// bounds.
     pub(crate) fn charge(&self, n: usize) -> bool {
-        let c = self.conn.fetch_add(n, Ordering::Relaxed) + n;
-        let s = self.server.fetch_add(n, Ordering::Relaxed) + n;
-        c <= self.conn_max && s <= self.server_max
+        let b = &*self.0;
+        let c = b.requests.fetch_add(n, Ordering::Relaxed) + n;
+        let s = b.server.requests.fetch_add(n, Ordering::Relaxed) + n;
+        c <= b.max && s <= b.server_max
     }
 
     pub(crate) fn release(&self, n: usize) {
         if n > 0 {
-            self.conn.fetch_sub(n, Ordering::Relaxed);
-            self.server.fetch_sub(n, Ordering::Relaxed);
+            self.0.requests.fetch_sub(n, Ordering::Relaxed);
+            self.0.server.requests.fetch_sub(n, Ordering::Relaxed);
         }
+    }
+
+    /// Whether there is room for another answer: below both bounds. An
+    /// empty account always has room, however large the answer.
+    fn has_answer_room(&self) -> bool {
+        let b = &*self.0;
+        // SeqCst here and in the release: a waiter's registration and a
+        // release's look for waiters must not both miss the other.
+        b.answers.load(Ordering::SeqCst) < b.max
+            && b.server.answers.load(Ordering::SeqCst) < b.server_max
+    }
+
+    /// Ready when another answer may be produced; otherwise woken when
+    /// unwritten answers are released.
+    pub(crate) fn poll_answer_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.has_answer_room() {
+            return Poll::Ready(());
+        }
+        {
+            let server = &self.0.server;
+            let mut waiters = server.waiters.lock();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            server.waiting.store(true, Ordering::SeqCst);
+        }
+        // A release between the check and the registration saw no waiter.
+        if self.has_answer_room() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// `bytes` of an answer, charged until h2 drops them.
+    pub(crate) fn answer(&self, bytes: Bytes) -> Charged {
+        let n = bytes.len();
+        self.0.answers.fetch_add(n, Ordering::AcqRel);
+        self.0.server.answers.fetch_add(n, Ordering::AcqRel);
+        Charged {
+            bytes,
+            charge: Some((self.clone(), n)),
+        }
+    }
+
+    fn release_answer(&self, n: usize) {
+        let server = &self.0.server;
+        self.0.answers.fetch_sub(n, Ordering::SeqCst);
+        server.answers.fetch_sub(n, Ordering::SeqCst);
+        if server.waiting.load(Ordering::SeqCst) {
+            let woken = {
+                let mut waiters = server.waiters.lock();
+                server.waiting.store(false, Ordering::SeqCst);
+                std::mem::take(&mut *waiters)
+            };
+            // Each re-checks its bounds and waits again if still short.
+            for w in woken {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A buffer h2 sends on the server: an answer's bytes, charged to the
+/// budget until h2 is done with them (written, or dropped with a stream
+/// that was reset), so the account cannot drift.
+#[derive(Debug)]
+pub(crate) struct Charged {
+    bytes: Bytes,
+    charge: Option<(Budget, usize)>,
+}
+
+impl Drop for Charged {
+    fn drop(&mut self) {
+        if let Some((budget, n)) = self.charge.take() {
+            budget.release_answer(n);
+        }
+    }
+}
+
+impl Buf for Charged {
+    fn remaining(&self) -> usize {
+        self.bytes.remaining()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.bytes.chunk()
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        self.bytes.advance(cnt)
+    }
+
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        self.bytes.copy_to_bytes(len)
     }
 }
 

@@ -5,12 +5,10 @@
 
 use std::task::{ready, Context as TaskContext, Poll};
 
-use bytes::Bytes;
-
 /// Ready when `send` can take another message; `Err` when the stream is
 /// gone (reset by the peer, or the connection closed).
-pub(crate) fn poll_ready(
-    send: &mut h2::SendStream<Bytes>,
+pub(crate) fn poll_ready<B: bytes::Buf>(
+    send: &mut h2::SendStream<B>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<(), h2::Error>> {
     // Capacity counts what is buffered: asking for one byte means "once the

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use weft_core::{Address, Code, Context, Status};
 
 use super::{conn::Shared, Answer, Compress};
-use crate::budget::Held;
+use crate::budget::{Budget, Charged, Held};
 use crate::{
     compression::{Encoding, ACCEPT_ENCODING},
     frame::{self, Decoder},
@@ -40,7 +40,7 @@ enum Ended {
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     req: http::Request<h2::RecvStream>,
-    mut respond: h2::server::SendResponse<Bytes>,
+    mut respond: h2::server::SendResponse<Charged>,
     peer: Option<Address>,
     stop: CancellationToken,
 ) {
@@ -108,6 +108,14 @@ pub(crate) async fn serve(
         RequestBody::Stream(RawStreaming::new(recv, decoder, false).with_budget(held))
     };
 
+    // No handler starts while the connection's or the server's unwritten
+    // answers are at their bound: a peer that does not read waits here.
+    let room = std::future::poll_fn(|tcx| shared.budget.poll_answer_room(tcx));
+    match guard(pin!(room), &mut respond, deadline, None, stopped.as_mut()).await {
+        Ok(()) => {}
+        Err(Ended::Status(status)) => return trailers_only(&mut respond, &status, None),
+        Err(Ended::Reset) => return,
+    }
     let mut call = route.call(method, path, cx, body, request_bytes);
     let (cx, answer, sizes) = match guard(
         call.as_mut(),
@@ -154,7 +162,7 @@ pub(crate) async fn serve(
             Ok(()) => {
                 let len = one.len();
                 let sent = send
-                    .send_data(one.freeze(), false)
+                    .send_data(shared.budget.answer(one.freeze()), false)
                     .map_err(|_| Ended::Reset);
                 if let (Some(sizes), Ok(())) = (&sizes, &sent) {
                     sizes.response(len);
@@ -168,6 +176,7 @@ pub(crate) async fn serve(
             let pump = std::future::poll_fn(|tcx| {
                 pump(
                     tcx,
+                    &shared.budget,
                     &mut stream,
                     &mut send,
                     send_encoding,
@@ -343,7 +352,7 @@ async fn read_one(
 /// resets the stream, or the server stops.
 async fn guard<F: Future + ?Sized>(
     fut: std::pin::Pin<&mut F>,
-    respond: &mut h2::server::SendResponse<Bytes>,
+    respond: &mut h2::server::SendResponse<Charged>,
     deadline: Option<tokio::time::Instant>,
     timeout: Option<Duration>,
     mut stopped: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
@@ -417,8 +426,9 @@ async fn guard_send<F: Future<Output = Result<(), Ended>> + ?Sized>(
 /// only as the peer's window opens: a slow reader slows the handler.
 fn pump(
     tcx: &mut TaskContext<'_>,
+    budget: &Budget,
     stream: &mut crate::service::EncodeStream,
-    send: &mut h2::SendStream<Bytes>,
+    send: &mut h2::SendStream<Charged>,
     encoding: Option<Encoding>,
     max_send: usize,
     sent: &mut usize,
@@ -432,6 +442,9 @@ fn pump(
             Poll::Ready(Err(_)) => return Poll::Ready(Err(Ended::Reset)),
             Poll::Ready(Ok(())) => {}
         }
+        if budget.poll_answer_room(tcx).is_pending() {
+            return Poll::Pending;
+        }
         let mut buf = BytesMut::new();
         let start = frame::begin(&mut buf);
         match stream.poll_encode(tcx, &mut buf) {
@@ -443,7 +456,7 @@ fn pump(
                     return Poll::Ready(Err(Ended::Status(status)));
                 }
                 let len = buf.len();
-                if send.send_data(buf.freeze(), false).is_err() {
+                if send.send_data(budget.answer(buf.freeze()), false).is_err() {
                     return Poll::Ready(Err(Ended::Reset));
                 }
                 *sent += len;
@@ -453,7 +466,7 @@ fn pump(
 }
 
 fn trailers_only(
-    respond: &mut h2::server::SendResponse<Bytes>,
+    respond: &mut h2::server::SendResponse<Charged>,
     status: &Status,
     cx: Option<&Context>,
 ) {
@@ -482,7 +495,7 @@ fn trailers_only(
     let _ = respond.send_response(response, true);
 }
 
-fn http_error(respond: &mut h2::server::SendResponse<Bytes>, code: StatusCode) {
+fn http_error(respond: &mut h2::server::SendResponse<Charged>, code: StatusCode) {
     let mut response = http::Response::new(());
     *response.status_mut() = code;
     let _ = respond.send_response(response, true);

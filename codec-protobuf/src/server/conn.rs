@@ -4,11 +4,22 @@
 //! keepalive and idle timeouts, and a lingering close (no reset that could
 //! destroy the last frames before the client reads them).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
 
-use bytes::Bytes;
 use futures::{stream::FuturesUnordered, StreamExt};
-use tokio::time::Instant;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use weft_core::{Accepted, Limits};
 
@@ -49,7 +60,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
     let aborted = shutdown.aborted();
     tokio::pin!(aborted);
     let read_timeout = shared.conn_limits.read_timeout;
-    let handshake = builder(&shared.limits).handshake::<_, Bytes>(&mut io);
+    let stall = Arc::new(Stall::default());
+    let watched = Watched {
+        io: &mut io,
+        stall: stall.clone(),
+    };
+    let handshake = builder(&shared.limits).handshake::<_, crate::budget::Charged>(watched);
     let mut h2 = tokio::select! {
         r = tokio::time::timeout(read_timeout, handshake) => match r {
             Ok(Ok(h2)) => h2,
@@ -82,6 +98,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
     let ping_timer = tokio::time::sleep_until(next_ping);
     tokio::pin!(ping_timer);
     let mut awaiting_pong: Option<Instant> = None;
+    // A peer that stops reading holds the answers written to it; past the
+    // write timeout without a byte written, it is cut off and they freed.
+    let write_timeout = shared.conn_limits.write_timeout;
+    let mut stall_check = tokio::time::interval((write_timeout / 2).max(Duration::from_millis(10)));
+    stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -139,6 +160,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
                     }
                 }
             }
+            _ = stall_check.tick() => {
+                if stall.stalled_for() >= write_timeout {
+                    tracing::debug!(?peer, "grpc: the peer stopped reading; closing");
+                    h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    break;
+                }
+            }
             pong = pong(&mut ping), if awaiting_pong.is_some() => {
                 awaiting_pong = None;
                 if pong.is_err() {
@@ -162,6 +190,93 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Accepted) {
     tokio::select! {
         _ = io.linger(linger) => {}
         _ = &mut aborted => {}
+    }
+}
+
+/// When writes stopped making progress, in milliseconds after `epoch`
+/// plus one (0: they make progress).
+#[derive(Debug, Default)]
+struct Stall {
+    since: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Stall {
+    fn now_ms(&self) -> u64 {
+        let epoch = *self.epoch.get_or_init(std::time::Instant::now);
+        epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// How long writes have been stuck: zero while they progress.
+    fn stalled_for(&self) -> Duration {
+        match self.since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since)),
+        }
+    }
+
+    fn record<T>(&self, r: &Poll<std::io::Result<T>>) {
+        match r {
+            Poll::Pending => {
+                if self.since.load(Ordering::Relaxed) == 0 {
+                    self.since.store(self.now_ms(), Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(_) => self.since.store(0, Ordering::Relaxed),
+        }
+    }
+}
+
+/// The socket as h2 sees it, recording in a [`Stall`] whether its writes
+/// make progress.
+struct Watched<S> {
+    io: S,
+    stall: Arc<Stall>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.stall.record(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.stall.record(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

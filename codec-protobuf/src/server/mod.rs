@@ -51,8 +51,9 @@ pub struct GrpcServer {
     fallback: Option<Arc<dyn Route>>,
     limits: GrpcLimits,
     compress: Option<Encoding>,
-    /// Request bytes held by all connections of this server.
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Request bytes and unwritten answers held by all connections of this
+    /// server.
+    in_flight: Arc<crate::budget::Server>,
 }
 
 impl fmt::Debug for GrpcServer {

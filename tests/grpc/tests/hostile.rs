@@ -575,3 +575,100 @@ async fn a_peer_that_never_answers_keepalive_pings_is_closed() {
     neighbour_ok(&h).await;
     h.abort().await;
 }
+
+/// A peer that opens the largest window HTTP/2 allows, asks on 1024 streams
+/// for 1 MiB answers and never reads one: the answers the server holds
+/// unwritten count against the connection's byte budget, so the server
+/// stops producing them (their handlers wait) instead of holding 1 GiB for
+/// one socket. The neighbour is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_a_peer_never_reads_are_bounded_by_the_byte_budget() {
+    let _serial = SERIAL.lock().await;
+    let h = start(GrpcLimits::default(), Limits::default()).await;
+    let before = rss();
+    let mut s = TcpStream::connect(tcp(&h)).await.unwrap();
+    let mut b = BytesMut::new();
+    b.put_slice(PREFACE);
+    // SETTINGS_INITIAL_WINDOW_SIZE = 2^31 - 1, and the connection's window
+    // opened as far.
+    let mut settings = vec![0, 4];
+    settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    frame(&mut b, 4, 0, 0, &settings);
+    frame(&mut b, 8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes());
+    // SimpleRequest { response_size: 1 MiB }, gRPC-framed.
+    let msg = [0x10, 0x80, 0x80, 0x40];
+    let mut body = prefix(false, msg.len() as u32);
+    body.extend_from_slice(&msg);
+    let headers = grpc_headers("/grpc.testing.TestService/UnaryCall");
+    for i in 0..1024u32 {
+        let id = 2 * i + 1;
+        frame(&mut b, 1, 0x4, id, &headers);
+        frame(&mut b, 0, 0x1, id, &body);
+    }
+    s.write_all(&b).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grown = rss().saturating_sub(before);
+    neighbour_ok(&h).await;
+    eprintln!(
+        "1 GiB of answers asked for and never read: server memory grew by {} MiB",
+        grown >> 20
+    );
+    assert!(
+        grown < 160 << 20,
+        "server memory grew by {} MiB",
+        grown >> 20
+    );
+    drop(s);
+    h.abort().await;
+}
+
+/// The same peer, against a server with a short write timeout: once
+/// nothing could be written to it for that long, its connection is cut off
+/// (and the answers held for it freed), while a neighbour is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_cut_off_at_the_write_timeout() {
+    let _serial = SERIAL.lock().await;
+    let conn = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let h = start(GrpcLimits::default(), conn).await;
+    let mut s = TcpStream::connect(tcp(&h)).await.unwrap();
+    let mut b = BytesMut::new();
+    b.put_slice(PREFACE);
+    let mut settings = vec![0, 4];
+    settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    frame(&mut b, 4, 0, 0, &settings);
+    frame(&mut b, 8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes());
+    let msg = [0x10, 0x80, 0x80, 0x40];
+    let mut body = prefix(false, msg.len() as u32);
+    body.extend_from_slice(&msg);
+    let headers = grpc_headers("/grpc.testing.TestService/UnaryCall");
+    for i in 0..256u32 {
+        frame(&mut b, 1, 0x4, 2 * i + 1, &headers);
+        frame(&mut b, 0, 0x1, 2 * i + 1, &body);
+    }
+    s.write_all(&b).await.unwrap();
+    // Not a byte read for 2 s: far past the write timeout.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    neighbour_ok(&h).await;
+    // What the kernel took before the stall comes first, then the end. A
+    // server still serving would keep writing its 256 MiB instead.
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut read = 0usize;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok() && read < 64 << 20,
+        "the connection was not cut off ({} MiB read)",
+        read >> 20
+    );
+    h.abort().await;
+}
