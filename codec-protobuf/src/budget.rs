@@ -77,7 +77,7 @@ impl Budget {
 
     /// Whether there is room for another answer: below both bounds. An
     /// empty account always has room, however large the answer.
-    fn has_answer_room(&self) -> bool {
+    pub(crate) fn has_answer_room(&self) -> bool {
         let b = &*self.0;
         // SeqCst here and in the release: a waiter's registration and a
         // release's look for waiters must not both miss the other.

@@ -110,11 +110,15 @@ pub(crate) async fn serve(
 
     // No handler starts while the connection's or the server's unwritten
     // answers are at their bound: a peer that does not read waits here.
-    let room = std::future::poll_fn(|tcx| shared.budget.poll_answer_room(tcx));
-    match guard(pin!(room), &mut respond, deadline, None, stopped.as_mut()).await {
-        Ok(()) => {}
-        Err(Ended::Status(status)) => return trailers_only(&mut respond, &status, None),
-        Err(Ended::Reset) => return,
+    // Checked first without waiting: the guard's timer costs, and there
+    // is room on nearly every call.
+    if !shared.budget.has_answer_room() {
+        let room = std::future::poll_fn(|tcx| shared.budget.poll_answer_room(tcx));
+        match guard(pin!(room), &mut respond, deadline, None, stopped.as_mut()).await {
+            Ok(()) => {}
+            Err(Ended::Status(status)) => return trailers_only(&mut respond, &status, None),
+            Err(Ended::Reset) => return,
+        }
     }
     let mut call = route.call(method, path, cx, body, request_bytes);
     let (cx, answer, sizes) = match guard(
