@@ -188,6 +188,13 @@ impl Held {
         }
     }
 
+    /// Hold a header list of `n` bytes until the call ends; whether both
+    /// bounds still hold with it.
+    pub(crate) fn hold_head(&mut self, n: usize) -> bool {
+        self.charged += n;
+        self.budget.charge(n)
+    }
+
     /// A chunk of `n` bytes arrived: how much window to give back now.
     pub(crate) fn received(&mut self, n: usize) -> usize {
         self.charged += n;

@@ -45,6 +45,16 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let (parts, body) = req.into_parts();
+    // The request's bytes stay charged until the call ends: its header
+    // list first (HPACK's measure), refused past the bounds so that
+    // streams that never send a message cannot each hold up to a header
+    // list's limit. REFUSED_STREAM: not processed, retry elsewhere.
+    let mut held = Held::new(shared.budget.clone());
+    if !held.hold_head(header_list_size(&parts.headers)) {
+        tracing::debug!(?peer, "grpc: call refused: the byte budget is spent");
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    }
     // Not gRPC at all: answer in HTTP, as gRPC's spec asks.
     if parts.method != http::Method::POST {
         return http_error(&mut respond, StatusCode::METHOD_NOT_ALLOWED);
@@ -74,8 +84,6 @@ pub(crate) async fn serve(
     let mut stopped = pin!(stopped);
     let decoder = Decoder::new(shared.limits.max_recv_message, recv_encoding);
     let mut recv = body;
-    // The request's bytes stay charged until the call ends.
-    let mut held = Held::new(shared.budget.clone());
 
     // The one request message of unary and server-streaming calls is read
     // before the handler runs, under the read timeout and the deadline.
@@ -211,6 +219,15 @@ pub(crate) async fn serve(
         metadata::cx_into_trailers(&cx, &mut trailers);
     }
     let _ = send.send_trailers(trailers);
+}
+
+/// A header list's size as HPACK counts it (RFC 7541, 4.1): name, value
+/// and 32 bytes of overhead per field.
+fn header_list_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
 }
 
 type Prepared = (

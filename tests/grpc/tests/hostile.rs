@@ -672,3 +672,56 @@ async fn a_peer_that_stops_reading_is_cut_off_at_the_write_timeout() {
     );
     h.abort().await;
 }
+
+/// Header lists held by calls in flight count as request bytes: streams
+/// that open past the server's byte bound are refused at once
+/// (REFUSED_STREAM, safe to retry elsewhere) instead of each holding up to
+/// 16 KiB of headers. Here 400 streams with 12 KiB of headers each, none
+/// ever sending its message, against a 1 MiB server bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_lists_of_calls_in_flight_are_bounded_by_the_byte_budget() {
+    let _serial = SERIAL.lock().await;
+    let conn = Limits {
+        max_in_flight_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let h = start(GrpcLimits::default(), conn).await;
+    let mut refused = 0;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let s = TcpStream::connect(tcp(&h)).await.unwrap();
+        let (send, conn) = h2::client::handshake(s).await.unwrap();
+        tokio::spawn(conn);
+        let mut pending = Vec::new();
+        for i in 0..100 {
+            let mut send = send.clone().ready().await.unwrap();
+            let req = http::Request::builder()
+                .method("POST")
+                .uri("http://localhost/grpc.testing.TestService/UnaryCall")
+                .header("content-type", "application/grpc")
+                .header("x-pad", format!("{i:0>12288}"))
+                .body(())
+                .unwrap();
+            let (resp, st) = send.send_request(req, false).unwrap();
+            pending.push(resp);
+            held.push(st);
+        }
+        // Refusals come back at once; what is left waits for a message.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for resp in pending {
+            match tokio::time::timeout(Duration::ZERO, resp).await {
+                Ok(Err(e)) if e.reason() == Some(h2::Reason::REFUSED_STREAM) => refused += 1,
+                // Still waiting for its message: held by the server.
+                Err(_) => {}
+                other => panic!("unexpected outcome: {other:?}"),
+            }
+        }
+    }
+    // 1 MiB holds about 85 such lists; the other 315 are refused.
+    assert!(
+        refused >= 250,
+        "only {refused} of 400 streams were refused past a 1 MiB bound"
+    );
+    drop(held);
+    h.abort().await;
+}
