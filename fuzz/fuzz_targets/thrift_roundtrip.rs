@@ -6,13 +6,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use weft_fuzz::{decode, encode, with_thrift_test_type};
+use weft_fuzz::{decode, encode, same_value, with_thrift_test_type};
 use weft_thrift::{DecodeLimits, Protocol};
-
-fn same<T: PartialEq + std::fmt::Debug>(a: &T, b: &T) -> bool {
-    // NaN is not equal to itself; its Debug form is.
-    a == b || format!("{a:?}") == format!("{b:?}")
-}
 
 fn round_trip<T>(from: Protocol, data: &[u8])
 where
@@ -34,7 +29,7 @@ where
             rest.len()
         );
         assert!(
-            same(&first, &again),
+            same_value(&first, &again),
             "{from:?} → {to:?}: {first:?} != {again:?}"
         );
     }
