@@ -35,11 +35,17 @@ pub(super) async fn accept_loop<C, F, S>(
 {
     let conn_slots = Arc::new(Semaphore::new(shared.limits.max_connections));
     let mut conns = JoinSet::new();
+    // Once the drain starts, the loop takes only the connections already
+    // waiting in the backlog: closing the listener would reset them,
+    // leaving their calls in doubt though no handler saw them. Taken, they
+    // drain from the start, so their calls are answered "not processed".
+    let mut backlog_only = false;
     loop {
         // Reap finished connections so the set stays small.
         while conns.try_join_next().is_some() {}
         let permit = match conn_slots.clone().try_acquire_owned() {
             Ok(p) => p,
+            Err(_) if backlog_only => break,
             Err(_) => {
                 // At the limit: new connections wait in the listen backlog
                 // (they are held, not refused) until one closes.
@@ -55,52 +61,35 @@ pub(super) async fn accept_loop<C, F, S>(
                 }
             }
         };
-        let accepted = tokio::select! {
-            _ = shared.graceful.cancelled() => break,
-            a = listener.accept() => a,
+        let accepted = if backlog_only {
+            match listener.accept_waiting() {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepting the backlog at the drain failed");
+                    break;
+                }
+            }
+        } else {
+            tokio::select! {
+                _ = shared.graceful.cancelled() => {
+                    backlog_only = true;
+                    continue;
+                }
+                a = listener.accept() => a,
+            }
         };
         match accepted {
-            Ok((stream, peer)) => spawn(
-                &mut conns,
-                conn::serve(
-                    stream,
-                    peer,
-                    make_codec(),
-                    service.clone(),
-                    shared.clone(),
-                    permit,
-                ),
-                &shared,
-            ),
+            Ok((stream, peer)) => {
+                let codec = make_codec();
+                let serve =
+                    conn::serve(stream, peer, codec, service.clone(), shared.clone(), permit);
+                spawn(&mut conns, serve, &shared);
+            }
             Err(e) => {
                 // Out of descriptors and similar: back off rather than spin.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-    // Closing the listener resets the connections waiting in its backlog,
-    // leaving their calls in doubt though no handler saw them. Take them
-    // first (as many as there are slots): they drain from the start, so
-    // their calls are answered "not processed".
-    while let Ok(permit) = conn_slots.clone().try_acquire_owned() {
-        match listener.accept_waiting() {
-            Ok(Some((stream, peer))) => spawn(
-                &mut conns,
-                conn::serve(
-                    stream,
-                    peer,
-                    make_codec(),
-                    service.clone(),
-                    shared.clone(),
-                    permit,
-                ),
-                &shared,
-            ),
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(error = %e, "accepting the backlog at the drain failed");
-                break;
             }
         }
     }

@@ -576,6 +576,31 @@ async fn a_peer_that_never_answers_keepalive_pings_is_closed() {
     h.abort().await;
 }
 
+/// A peer that opens the largest window HTTP/2 allows and asks on `streams`
+/// streams for 1 MiB answers (`SimpleRequest { response_size: 1 MiB }`);
+/// the caller never reads the socket it gets.
+async fn asks_and_never_reads(h: &ServerHandle, streams: u32) -> TcpStream {
+    let mut s = TcpStream::connect(tcp(h)).await.unwrap();
+    let mut b = BytesMut::new();
+    b.put_slice(PREFACE);
+    // SETTINGS_INITIAL_WINDOW_SIZE = 2^31 - 1, and the connection's window
+    // opened as far.
+    let mut settings = vec![0, 4];
+    settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    frame(&mut b, 4, 0, 0, &settings);
+    frame(&mut b, 8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes());
+    let msg = [0x10, 0x80, 0x80, 0x40];
+    let mut body = prefix(false, msg.len() as u32);
+    body.extend_from_slice(&msg);
+    let headers = grpc_headers("/grpc.testing.TestService/UnaryCall");
+    for i in 0..streams {
+        frame(&mut b, 1, 0x4, 2 * i + 1, &headers);
+        frame(&mut b, 0, 0x1, 2 * i + 1, &body);
+    }
+    s.write_all(&b).await.unwrap();
+    s
+}
+
 /// A peer that opens the largest window HTTP/2 allows, asks on 1024 streams
 /// for 1 MiB answers and never reads one: the answers the server holds
 /// unwritten count against the connection's byte budget, so the server
@@ -586,26 +611,7 @@ async fn answers_a_peer_never_reads_are_bounded_by_the_byte_budget() {
     let _serial = SERIAL.lock().await;
     let h = start(GrpcLimits::default(), Limits::default()).await;
     let before = rss();
-    let mut s = TcpStream::connect(tcp(&h)).await.unwrap();
-    let mut b = BytesMut::new();
-    b.put_slice(PREFACE);
-    // SETTINGS_INITIAL_WINDOW_SIZE = 2^31 - 1, and the connection's window
-    // opened as far.
-    let mut settings = vec![0, 4];
-    settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
-    frame(&mut b, 4, 0, 0, &settings);
-    frame(&mut b, 8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes());
-    // SimpleRequest { response_size: 1 MiB }, gRPC-framed.
-    let msg = [0x10, 0x80, 0x80, 0x40];
-    let mut body = prefix(false, msg.len() as u32);
-    body.extend_from_slice(&msg);
-    let headers = grpc_headers("/grpc.testing.TestService/UnaryCall");
-    for i in 0..1024u32 {
-        let id = 2 * i + 1;
-        frame(&mut b, 1, 0x4, id, &headers);
-        frame(&mut b, 0, 0x1, id, &body);
-    }
-    s.write_all(&b).await.unwrap();
+    let s = asks_and_never_reads(&h, 1024).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let grown = rss().saturating_sub(before);
     neighbour_ok(&h).await;
@@ -633,22 +639,7 @@ async fn a_peer_that_stops_reading_is_cut_off_at_the_write_timeout() {
         ..Limits::default()
     };
     let h = start(GrpcLimits::default(), conn).await;
-    let mut s = TcpStream::connect(tcp(&h)).await.unwrap();
-    let mut b = BytesMut::new();
-    b.put_slice(PREFACE);
-    let mut settings = vec![0, 4];
-    settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
-    frame(&mut b, 4, 0, 0, &settings);
-    frame(&mut b, 8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes());
-    let msg = [0x10, 0x80, 0x80, 0x40];
-    let mut body = prefix(false, msg.len() as u32);
-    body.extend_from_slice(&msg);
-    let headers = grpc_headers("/grpc.testing.TestService/UnaryCall");
-    for i in 0..256u32 {
-        frame(&mut b, 1, 0x4, 2 * i + 1, &headers);
-        frame(&mut b, 0, 0x1, 2 * i + 1, &body);
-    }
-    s.write_all(&b).await.unwrap();
+    let mut s = asks_and_never_reads(&h, 256).await;
     // Not a byte read for 2 s: far past the write timeout.
     tokio::time::sleep(Duration::from_secs(2)).await;
     neighbour_ok(&h).await;
