@@ -19,5 +19,6 @@ pub mod cases;
 pub mod peers;
 pub mod server;
 pub mod service;
+pub mod wire;
 
 pub use generated::testing::grpc::testing as pb;

@@ -15,7 +15,11 @@ use weft::{
     protobuf::{GrpcClient, GrpcLimits, GrpcServer},
 };
 use weft_grpc_tests::{
-    pb::Empty, server::Interop, service::TestServiceClient, service::TestServiceServer,
+    pb::Empty,
+    server::Interop,
+    service::TestServiceClient,
+    service::TestServiceServer,
+    wire::{frame, PREFACE},
 };
 
 async fn start(limits: GrpcLimits, conn: Limits) -> ServerHandle {
@@ -72,17 +76,6 @@ fn rss() -> usize {
 }
 
 // ===== raw HTTP/2 =====
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn frame(buf: &mut BytesMut, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = payload.len() as u32;
-    buf.put_slice(&len.to_be_bytes()[1..]);
-    buf.put_u8(kind);
-    buf.put_u8(flags);
-    buf.put_u32(stream);
-    buf.put_slice(payload);
-}
 
 fn hpack_int(out: &mut Vec<u8>, prefix_bits: u8, first: u8, mut v: usize) {
     let max = (1usize << prefix_bits) - 1;

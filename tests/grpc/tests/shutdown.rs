@@ -171,14 +171,7 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
     use bytes::{BufMut, BytesMut};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    fn frame(buf: &mut BytesMut, kind: u8, flags: u8, payload: &[u8]) {
-        buf.put_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-        buf.put_u8(kind);
-        buf.put_u8(flags);
-        buf.put_u32(0);
-        buf.put_slice(payload);
-    }
+    use weft_grpc_tests::wire::{frame, PREFACE};
 
     let handle = TestServiceServer::new(Interop)
         .register(GrpcServer::new())
@@ -192,8 +185,8 @@ async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut rd, mut wr) = s.into_split();
     let mut hello = BytesMut::new();
-    hello.put_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-    frame(&mut hello, 4, 0, &[]);
+    hello.put_slice(PREFACE);
+    frame(&mut hello, 4, 0, 0, &[]);
     wr.write_all(&hello).await.unwrap();
 
     // The reader hands the server's PINGs to the writer to acknowledge (the
@@ -241,10 +234,10 @@ async fn a_draining_connection_is_not_reset_while_its_peer_still_writes() {
             }
             let mut b = BytesMut::new();
             while let Ok(p) = to_ack.try_recv() {
-                frame(&mut b, 6, 1, &p);
+                frame(&mut b, 6, 1, 0, &p);
             }
             n += 1;
-            frame(&mut b, 6, 0, &n.to_be_bytes());
+            frame(&mut b, 6, 0, 0, &n.to_be_bytes());
             wr.write_all(&b).await?;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
