@@ -54,7 +54,7 @@ async fn a_client_call_sends_a_traceparent_continuing_the_current_trace() {
     let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let mut svc = ObserveLayer::client(System::Grpc).layer(service_fn(move |r: Request<()>| {
-        s2.lock().push(r.cx.metainfo.transient.clone());
+        s2.lock().push(TraceContext::sent(&r.cx));
         std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
     }));
     let parent = TraceContext::root();
@@ -69,11 +69,11 @@ async fn a_client_call_sends_a_traceparent_continuing_the_current_trace() {
         .await;
     svc.ready().await.unwrap().call(req("m")).await.unwrap();
     let seen = seen.lock();
-    let child = TraceContext::extract(&seen[0]).unwrap();
+    let child = seen[0].clone().unwrap();
     assert_eq!(child.trace_id, parent.trace_id);
     assert_ne!(child.span_id, parent.span_id);
     // Outside any trace, a call starts its own.
-    let root = TraceContext::extract(&seen[1]).unwrap();
+    let root = seen[1].clone().unwrap();
     assert_ne!(root.trace_id, parent.trace_id);
     assert!(TraceContext::current().is_none());
 }
