@@ -195,6 +195,37 @@ async fn a_propagator_replaces_weft_s_own_trace_context() {
     assert_eq!(marker.0.load(Ordering::Relaxed), 1);
 }
 
+/// Records the `traceparent` the carrier held.
+#[derive(Default)]
+struct Seen(parking_lot::Mutex<Option<weft_core::faststr::FastStr>>);
+
+impl Propagator for Seen {
+    fn inject(&self, _: &tracing::Span, _: &mut weft_core::KvList) {}
+
+    fn extract(&self, carrier: &weft_core::KvList, _: &tracing::Span) {
+        *self.0.lock() = carrier.get(TRACEPARENT).cloned();
+    }
+}
+
+#[tokio::test]
+async fn a_propagator_reads_a_typed_traceparent_as_the_string_sent() {
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let seen = std::sync::Arc::new(Seen::default());
+    let server = ObserveLayer::server(System::Thrift)
+        .propagator(seen.clone())
+        .layer(service_fn(|r: Request<()>| {
+            // The handler sees it where the propagator did.
+            assert!(r.cx.trace.is_empty());
+            assert_eq!(r.cx.metainfo.upstream.get(TRACEPARENT).unwrap(), w3c);
+            std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
+        }));
+    let mut r = req("m");
+    r.cx.trace =
+        weft_core::TraceSlot::received(weft_core::TraceParent::parse(w3c.as_bytes()).unwrap());
+    server.oneshot(r).await.unwrap();
+    assert_eq!(seen.0.lock().as_deref(), Some(w3c));
+}
+
 /// A call's trace context is current only while its future is polled (a
 /// client call made inside it continues the trace), is gone between polls
 /// and after the call, and does not stay behind on the thread when the
