@@ -407,9 +407,28 @@ pub(crate) fn response_into_cx(headers: HeaderMap, trailers: Option<HeaderMap>, 
     }
 }
 
-/// `p` as a header value, formatted on the stack.
+/// `traceparent` values per arena chunk.
+const TRACEPARENTS_PER_CHUNK: usize = 64;
+
+thread_local! {
+    /// Where `traceparent` values are written and split off, so a chunk
+    /// allocation serves many calls; a value of its own would cost one
+    /// allocation per traced call (`HeaderValue::from_bytes` copies).
+    static TRACEPARENTS: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// `p` as a header value, sharing a per-thread chunk.
 fn traceparent_value(p: &TraceParent) -> HeaderValue {
-    HeaderValue::from_bytes(&p.to_bytes()).expect("hex digits and dashes")
+    let shared = TRACEPARENTS.with(|arena| {
+        let mut arena = arena.borrow_mut();
+        if arena.capacity() < TraceParent::LEN {
+            *arena = bytes::BytesMut::with_capacity(TRACEPARENTS_PER_CHUNK * TraceParent::LEN);
+        }
+        arena.extend_from_slice(&p.to_bytes());
+        arena.split().freeze()
+    });
+    HeaderValue::from_maybe_shared(shared).expect("hex digits and dashes")
 }
 
 fn append(headers: &mut HeaderMap, prefix: &str, k: &str, v: &str) {
