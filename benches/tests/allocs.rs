@@ -7,7 +7,7 @@
 //! string's shared buffer — and either client 1, the answer string's).
 //!
 //! With the observe layer on (metrics, spans, trace propagation) the
-//! bounds are looser, and stated where they are checked.
+//! bounds are the same, with more slack for what observing amortises.
 //!
 //! No timing is asserted: only counts.
 
@@ -137,21 +137,22 @@ fn allocations_per_call_through_the_generated_stacks() {
         eprintln!(
             "{mode:?}, 8 callers, observed: server {server:.3}, client {client:.3} allocations per call"
         );
-        // What observing costs today (issue 15 wants it near nothing):
-        // metrics none (their handles are resolved once per method); the
-        // spans and trace propagation 2 on the server (48 and 256 bytes:
-        // the upstream list growing for the traceparent header is the
-        // 256) and 4 on the client, among them the 55-byte traceparent
-        // value and the transient list that carries it. The retry layer
-        // no longer copies the request (and so that list) for a call
-        // that is not idempotent: 5 became 4. Fails if a change adds more.
+        // What observing costs (issue 15 wants it near nothing): metrics
+        // none (their handles are resolved once per method), and since
+        // the trace context rides in the context's typed slot and the
+        // codecs write and read it without a string, the spans and trace
+        // propagation none either (they were 2 on the server and 3 on the
+        // client: the 55-byte traceparent value and the metainfo lists
+        // grown for it). Fails if a change adds one. Twice the slack: the
+        // span registry's slabs and the exporter's histogram blocks are
+        // amortised too (the client measures about 1.06-1.09).
         assert!(
-            server <= 4.0 + SLACK,
-            "{mode:?}, observed: server allocates {server:.3} per call, more than 4"
+            server <= 2.0 + 2.0 * SLACK,
+            "{mode:?}, observed: server allocates {server:.3} per call, more than 2"
         );
         assert!(
-            client <= 4.0 + SLACK,
-            "{mode:?}, observed: client allocates {client:.3} per call, more than 4"
+            client <= 1.0 + 2.0 * SLACK,
+            "{mode:?}, observed: client allocates {client:.3} per call, more than 1"
         );
     }
 }

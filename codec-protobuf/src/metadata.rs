@@ -6,7 +6,10 @@
 //! Metainfo on the wire, in the names Kitex uses for HTTP headers:
 //! persistent values as `rpc-persist-<key>`, transient ones as
 //! `rpc-transit-<key>` (W3C `traceparent`/`tracestate` go as plain
-//! metadata, which is where every trace-aware gRPC peer reads them); the
+//! metadata, which is where every trace-aware gRPC peer reads them; the
+//! context's typed trace slot, [`Context::trace`], goes as `traceparent`
+//! after the transient values, and a version-00 `traceparent` received
+//! without a `tracestate` lands in it rather than in upstream metainfo); the
 //! caller's service name as `source-service`. On the server, `rpc-transit-`
 //! and plain metadata arrive as upstream values, `rpc-persist-` as
 //! persistent ones and `source-service` as [`Context::caller`]; Kitex's
@@ -28,7 +31,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use faststr::FastStr;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use weft_core::{Code, Context, Status};
+use weft_core::{Code, Context, Status, TraceParent, TraceSlot, TRACEPARENT, TRACESTATE};
 
 /// Request metadata: on the client, extra headers to send (put it in the
 /// call's context extensions); on the server, every header the call came
@@ -265,6 +268,7 @@ pub fn encode_bin(v: &[u8]) -> HeaderValue {
 /// headers themselves as [`Metadata`] when there is any metadata at all.
 pub(crate) fn request_into_cx(headers: HeaderMap, cx: &mut Context) {
     let mut custom = false;
+    let (mut parent, mut state) = (None, None);
     for (name, value) in &headers {
         let name = name.as_str();
         if is_reserved(name) {
@@ -287,10 +291,31 @@ pub(crate) fn request_into_cx(headers: HeaderMap, cx: &mut Context) {
             cx.metainfo
                 .upstream
                 .insert(FastStr::new(k), FastStr::new(v));
+        } else if name == TRACEPARENT {
+            // To the typed slot below, not a string in the list. The last
+            // of a repeated header counts, as in the list.
+            parent = Some(v);
+        } else if name == TRACESTATE {
+            state = Some(v);
         } else {
             cx.metainfo
                 .upstream
                 .insert(FastStr::new(name), FastStr::new(v));
+        }
+    }
+    // A version-00 `traceparent` that came alone goes to the typed slot
+    // (and is given back byte for byte by
+    // `Context::upstream_trace_into_metainfo`); any other, and a
+    // `tracestate`, stay strings in upstream metainfo, as all came before.
+    match (parent.map(|p| (p, TraceParent::parse(p.as_bytes()))), state) {
+        (Some((_, Some(p))), None) => cx.trace = TraceSlot::received(p),
+        (parent, state) => {
+            if let Some((p, _)) = parent {
+                cx.metainfo.upstream.insert(TRACEPARENT, FastStr::new(p));
+            }
+            if let Some(s) = state {
+                cx.metainfo.upstream.insert(TRACESTATE, FastStr::new(s));
+            }
         }
     }
     if custom {
@@ -307,6 +332,11 @@ pub(crate) fn cx_into_request(cx: &Context, headers: &mut HeaderMap) {
             TRANSIT_PREFIX
         };
         append(headers, prefix, k, v);
+    }
+    // Where an observing layer once put the strings: last of the
+    // transient values.
+    if let Some(p) = cx.trace.outgoing() {
+        headers.append(TRACEPARENT, traceparent_value(&p));
     }
     for (k, v) in cx.metainfo.persistent.iter() {
         append(headers, PERSIST_PREFIX, k, v);
@@ -375,6 +405,30 @@ pub(crate) fn response_into_cx(headers: HeaderMap, trailers: Option<HeaderMap>, 
             trailers: trailers.unwrap_or_default(),
         });
     }
+}
+
+/// `traceparent` values per arena chunk.
+const TRACEPARENTS_PER_CHUNK: usize = 64;
+
+thread_local! {
+    /// Where `traceparent` values are written and split off, so a chunk
+    /// allocation serves many calls; a value of its own would cost one
+    /// allocation per traced call (`HeaderValue::from_bytes` copies).
+    static TRACEPARENTS: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// `p` as a header value, sharing a per-thread chunk.
+fn traceparent_value(p: &TraceParent) -> HeaderValue {
+    let shared = TRACEPARENTS.with(|arena| {
+        let mut arena = arena.borrow_mut();
+        if arena.capacity() < TraceParent::LEN {
+            *arena = bytes::BytesMut::with_capacity(TRACEPARENTS_PER_CHUNK * TraceParent::LEN);
+        }
+        arena.extend_from_slice(&p.to_bytes());
+        arena.split().freeze()
+    });
+    HeaderValue::from_maybe_shared(shared).expect("hex digits and dashes")
 }
 
 fn append(headers: &mut HeaderMap, prefix: &str, k: &str, v: &str) {
@@ -477,6 +531,68 @@ mod tests {
             "{:?}",
             srv.metainfo.upstream
         );
+    }
+
+    #[test]
+    fn a_typed_trace_context_travels_as_the_traceparent_string_did() {
+        let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let headers = |slot: bool| {
+            let mut cx = Context::new("s", "m");
+            cx.metainfo.transient.insert("hop", "1");
+            if slot {
+                cx.trace = TraceSlot::to_send(TraceParent::parse(w3c.as_bytes()).unwrap());
+            } else {
+                cx.metainfo.transient.insert(TRACEPARENT, w3c);
+            }
+            cx.metainfo.persistent.insert("tenant", "blue");
+            let mut h = HeaderMap::new();
+            cx_into_request(&cx, &mut h);
+            h
+        };
+        let (typed, strings) = (headers(true), headers(false));
+        let pairs = |h: &HeaderMap| {
+            h.iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        // The same headers in the same order: HPACK writes the same bytes.
+        assert_eq!(pairs(&typed), pairs(&strings));
+        assert_eq!(typed.get(TRACEPARENT).unwrap(), w3c);
+
+        let mut srv = Context::default();
+        request_into_cx(typed, &mut srv);
+        let p = srv.trace.incoming().expect("a received trace");
+        assert_eq!(
+            (p.trace_id, p.span_id, p.flags),
+            (0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, 1)
+        );
+        assert!(srv.metainfo.upstream.get(TRACEPARENT).is_none());
+        assert_eq!(srv.metainfo.upstream.get("hop").unwrap(), "1");
+        // The header itself is still in the request's metadata.
+        let md = srv.extensions.get::<Metadata>().unwrap();
+        assert_eq!(md.0.get(TRACEPARENT).unwrap(), w3c);
+
+        // Not version 00, or with a tracestate: strings, as before.
+        let later = format!("cc{}-more", &w3c[2..]);
+        for (parent, state) in [
+            (later.as_str(), None),
+            ("00-ab-cd-01", None),
+            (w3c, Some("k=v")),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(TRACEPARENT, HeaderValue::from_str(parent).unwrap());
+            if let Some(s) = state {
+                h.insert(TRACESTATE, HeaderValue::from_str(s).unwrap());
+            }
+            let mut srv = Context::default();
+            request_into_cx(h, &mut srv);
+            assert!(srv.trace.is_empty(), "{parent}");
+            assert_eq!(srv.metainfo.upstream.get(TRACEPARENT).unwrap(), parent);
+            assert_eq!(
+                srv.metainfo.upstream.get(TRACESTATE).map(|s| s.as_str()),
+                state
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use pilota::thrift::{
 };
 use weft_core::{
     ClientCodec, Context, Inbound, KvList, Limits, Request, Response, ServerCodec, Status,
+    TraceParent, TraceSlot, TRACEPARENT, TRACESTATE,
 };
 
 use crate::{
@@ -178,7 +179,26 @@ fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &m
         cx.metainfo
             .persistent
             .insert_all(scoped(prefix::PERSISTENT));
-        cx.metainfo.upstream.insert_all(scoped(prefix::TRANSIENT));
+        // The trace context goes to its typed slot, not the list (which
+        // would grow for it on every traced call), read from the frame's
+        // bytes without a string. The last of a repeated key counts, as in
+        // the list.
+        let (mut parent, mut state) = (None, None);
+        cx.metainfo
+            .upstream
+            .insert_all(header.raw_strings().filter_map(|(k, v)| {
+                let k = k.strip_prefix(prefix::TRANSIENT.as_bytes())?;
+                let slot = if k == TRACEPARENT.as_bytes() {
+                    &mut parent
+                } else if k == TRACESTATE.as_bytes() {
+                    &mut state
+                } else {
+                    return Some((header.shared(k)?, header.shared(v)?));
+                };
+                *slot = Some(v);
+                None
+            }));
+        absorb_trace(header, parent, state, cx);
     } else {
         cx.metainfo.backward.insert_all(scoped(prefix::BACKWARD));
         if transport == Transport::TTHeader {
@@ -190,6 +210,25 @@ fn absorb_strings(header: &Header, transport: Transport, on_server: bool, cx: &m
                     .filter(|(k, _)| is_bare_backward_key(k))
                     .map(|(k, v)| (header.fast(k), header.fast(v))),
             );
+        }
+    }
+}
+
+/// Put a received `traceparent` and `tracestate` into the context: the
+/// typed slot when the parent is a version-00 value (which
+/// [`Context::upstream_trace_into_metainfo`] gives back byte for byte)
+/// and came alone, upstream metainfo as strings otherwise, as every value
+/// came before.
+fn absorb_trace(header: &Header, parent: Option<&[u8]>, state: Option<&[u8]>, cx: &mut Context) {
+    if let (Some(p), None) = (parent, state) {
+        if let Some(p) = TraceParent::parse(p) {
+            cx.trace = TraceSlot::received(p);
+            return;
+        }
+    }
+    for (key, value) in [(TRACEPARENT, parent), (TRACESTATE, state)] {
+        if let Some(v) = value.and_then(|v| header.shared(v)) {
+            cx.metainfo.upstream.insert(key, v);
         }
     }
 }
@@ -208,6 +247,15 @@ fn is_bare_backward_key(key: &str) -> bool {
             BIZ_EXTRA_KEY,
         ]
         .contains(&key)
+}
+
+/// A call's trace context as the transient value `traceparent`, where an
+/// observing layer once put the string (last of the transient values):
+/// the same bytes, formatted on the stack.
+fn write_trace(w: &mut frame::HeaderWriter<'_>, trace: &TraceSlot) {
+    if let Some(p) = trace.outgoing() {
+        w.text(prefix::TRANSIENT, TRACEPARENT, &p.to_bytes());
+    }
 }
 
 fn write_strings(w: &mut frame::HeaderWriter<'_>, pre: &str, kv: &KvList) {
@@ -672,6 +720,7 @@ impl<Req: EntryMessage, Resp: EntryMessage> ClientCodec for ThriftClientCodec<Re
                 |w| {
                     write_strings(w, prefix::PERSISTENT, &cx.metainfo.persistent);
                     write_strings(w, prefix::TRANSIENT, &cx.metainfo.transient);
+                    write_trace(w, &cx.trace);
                     if let Some(isn) = isn {
                         w.string("", IDL_SERVICE_NAME, isn);
                     }
@@ -1437,6 +1486,138 @@ mod tests {
         // First insertion fixes the order.
         let keys: Vec<_> = kv.iter().take(3).map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["0", "1", "2"]);
+    }
+
+    const W3C: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// The context a traced call's client sends, with its trace context in
+    /// the typed slot (`slot`) or as the string an observing layer used
+    /// to put last in its transient metainfo.
+    fn traced_cx(slot: bool) -> Context {
+        let mut cx = Context::new("svc", "ping");
+        cx.caller = "front".into();
+        cx.metainfo.persistent.insert("tenant", "blue");
+        cx.metainfo.transient.insert("hop", "1");
+        if slot {
+            cx.trace = TraceSlot::to_send(TraceParent::parse(W3C.as_bytes()).unwrap());
+        } else {
+            cx.metainfo.transient.insert(TRACEPARENT, W3C);
+        }
+        cx
+    }
+
+    /// The request a server's codec reads from `frame`.
+    fn served_request(frame: &[u8]) -> Request<Msg> {
+        let mut buf = BytesMut::from(frame);
+        match Server::new(&Limits::default()).decode(&mut buf).unwrap() {
+            Some(Inbound::Request { req, .. }) => req,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_typed_trace_context_goes_on_the_wire_as_the_strings_did() {
+        for transport in [Transport::TTHeader, Transport::THeader] {
+            let c = client(transport);
+            let typed = c.encode(9, &traced_cx(true), &Msg::Ping(1)).unwrap();
+            let strings = c.encode(9, &traced_cx(false), &Msg::Ping(1)).unwrap();
+            assert_eq!(typed, strings, "{transport:?}");
+            if transport == Transport::TTHeader {
+                let mut kv = b"\x00\x17RPC_TRANSIT_traceparent\x00\x37".to_vec();
+                kv.extend_from_slice(W3C.as_bytes());
+                assert!(typed.windows(kv.len()).any(|w| w == kv), "{typed:?}");
+            }
+            // The server's codec reads it into its slot, the ids exact, and
+            // not into upstream metainfo.
+            let req = served_request(&typed);
+            let got = req.cx.trace.incoming().expect("a received trace");
+            assert_eq!(
+                (got.trace_id, got.span_id, got.flags),
+                (0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, 1)
+            );
+            let up = &req.cx.metainfo.upstream;
+            assert_eq!(up.len(), 1, "{up:?}");
+            assert_eq!(up.get("hop").unwrap(), "1");
+            assert_eq!(req.cx.metainfo.persistent.get("tenant").unwrap(), "blue");
+        }
+        // A received one is never sent on; framed Thrift has no header to
+        // carry one.
+        let mut cx = traced_cx(true);
+        let plain = client(Transport::TTHeader)
+            .encode(9, &Context::new("svc", "ping"), &Msg::Ping(1))
+            .unwrap();
+        cx.trace = TraceSlot::received(cx.trace.outgoing().unwrap());
+        cx.metainfo = Default::default();
+        cx.caller = Default::default();
+        let received = client(Transport::TTHeader)
+            .encode(9, &cx, &Msg::Ping(1))
+            .unwrap();
+        assert_eq!(received, plain);
+        let framed = client(Transport::Framed)
+            .encode(9, &traced_cx(true), &Msg::Ping(1))
+            .unwrap();
+        let req = served_request(&framed);
+        assert!(req.cx.trace.is_empty() && req.cx.metainfo.upstream.is_empty());
+    }
+
+    #[test]
+    fn a_traceparent_not_in_version_00_stays_a_string_in_upstream_metainfo() {
+        let later = format!("cc{}-more", &W3C[2..]);
+        let zeros = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+        let upper = W3C.to_uppercase();
+        for bad in [later.as_str(), zeros, &upper, "", "00-ab-cd-01", &W3C[..54]] {
+            for state in [None, Some("k=v")] {
+                let c = client(Transport::TTHeader);
+                let mut cx = Context::new("svc", "ping");
+                cx.metainfo.transient.insert(TRACEPARENT, FastStr::new(bad));
+                if let Some(s) = state {
+                    cx.metainfo.transient.insert(TRACESTATE, s);
+                }
+                let req = served_request(&c.encode(1, &cx, &Msg::Ping(1)).unwrap());
+                assert!(req.cx.trace.is_empty(), "{bad:?}");
+                let up = &req.cx.metainfo.upstream;
+                assert_eq!(up.get(TRACEPARENT).unwrap(), bad);
+                assert_eq!(up.get(TRACESTATE).map(|s| s.as_str()), state);
+            }
+        }
+        // A valid one with a tracestate stays with it, as strings.
+        let mut cx = traced_cx(false);
+        cx.metainfo.transient.insert(TRACESTATE, "k=v");
+        let req = served_request(
+            &client(Transport::TTHeader)
+                .encode(1, &cx, &Msg::Ping(1))
+                .unwrap(),
+        );
+        assert!(req.cx.trace.is_empty());
+        assert_eq!(req.cx.metainfo.upstream.get(TRACEPARENT).unwrap(), W3C);
+        assert_eq!(req.cx.metainfo.upstream.get(TRACESTATE).unwrap(), "k=v");
+        // A repeated key: the last counts, as it did in the list.
+        let mut buf = BytesMut::new();
+        let mark = frame::begin_frame(
+            &mut buf,
+            Transport::TTHeader,
+            Protocol::Binary,
+            1,
+            0,
+            false,
+            |w| {
+                w.string(prefix::TRANSIENT, TRACEPARENT, W3C);
+                w.string(prefix::TRANSIENT, TRACEPARENT, "00-junk");
+                w.ints(&[]);
+            },
+        );
+        let id = TMessageIdentifier::new("ping".into(), TMessageType::Call, 1);
+        write_message(&mut TBinaryProtocol::new(&mut buf, false), &id, |p| {
+            Msg::Ping(3).encode(p)
+        })
+        .unwrap();
+        frame::finish_frame(&mut buf, mark, 1 << 20).unwrap();
+        let req = served_request(&buf);
+        assert!(req.cx.trace.is_empty());
+        assert_eq!(
+            req.cx.metainfo.upstream.get(TRACEPARENT).unwrap(),
+            "00-junk"
+        );
     }
 
     #[test]

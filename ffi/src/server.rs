@@ -647,6 +647,10 @@ async fn dispatch(
     wire: Wire,
 ) -> Result<(weft_core::Context, Outcome), Status> {
     let (tx, rx) = oneshot::channel();
+    // A handler reads the caller's trace context as upstream metainfo,
+    // where the codec does not put a version-00 one.
+    let mut cx = cx;
+    cx.upstream_trace_into_metainfo();
     let deadline = cx.deadline;
     let (service, oneway) = (cx.service.clone(), cx.oneway);
     let ctx = Arc::new(Ctx {

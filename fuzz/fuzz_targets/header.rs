@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use faststr::FastStr;
 use libfuzzer_sys::fuzz_target;
-use weft_core::{Inbound, Limits, ServerCodec};
+use weft_core::{Inbound, Limits, ServerCodec, TRACEPARENT, TRACESTATE};
 use weft_fuzz::gen::thrift_test::thrifttest::{ThriftTestRequest, ThriftTestResponse};
 use weft_thrift::{
     frame::{begin_frame, finish_frame, parse_frame, prefix},
@@ -111,19 +111,36 @@ fn write_read(transport: Transport, protocol: Protocol, data: &[u8]) {
         return; // names a service ThriftTest is not
     }
     // The server codec puts persistent and transient values into the
-    // call's metainfo, the last of each key winning.
+    // call's metainfo, the last of each key winning; a lone version-00
+    // `traceparent` into the typed trace slot instead, byte for byte.
+    let sent = |key: &str| {
+        let key = format!("{}{key}", prefix::TRANSIENT);
+        strings.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v)
+    };
     let mut codec = ThriftServerCodec::<ThriftTestRequest, ThriftTestResponse>::new(&limits);
     let Ok(Some(Inbound::Request { req, .. })) = codec.decode(&mut dst) else {
         panic!("the server codec refused a valid call");
     };
+    if let Some(p) = req.cx.trace.incoming() {
+        assert!(sent(TRACESTATE).is_none(), "a trace slot beside a tracestate");
+        assert_eq!(
+            sent(TRACEPARENT).map(|v| v.as_bytes()),
+            Some(&p.to_bytes()[..]),
+            "the trace slot"
+        );
+    }
     for (scope, list) in [
         (prefix::PERSISTENT, &req.cx.metainfo.persistent),
         (prefix::TRANSIENT, &req.cx.metainfo.upstream),
     ] {
         for (k, _) in strings.iter().filter(|(k, _)| k.starts_with(scope)) {
+            let key = &k[scope.len()..];
+            if scope == prefix::TRANSIENT && key == TRACEPARENT && !req.cx.trace.is_empty() {
+                continue; // checked above
+            }
             let last = &strings.iter().rev().find(|(k2, _)| k2 == k).unwrap().1;
             assert_eq!(
-                list.get(&k[scope.len()..]).map(|v| v.as_str()),
+                list.get(key).map(|v| v.as_str()),
                 Some(last.as_str()),
                 "metainfo {k}"
             );

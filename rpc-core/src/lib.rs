@@ -37,7 +37,7 @@ pub mod wire;
 
 pub use client::{Client, ClientBuilder, ConnectionMode};
 pub use codec::{ClientCodec, Inbound, ServerCodec};
-pub use context::{Context, KvList, Metainfo};
+pub use context::{Context, KvList, Metainfo, TraceParent, TraceSlot, TRACEPARENT, TRACESTATE};
 pub use discover::{
     Discover, Instance, Instances, Registry, RegistryFuture, StaticDiscover, DEFAULT_WEIGHT,
 };

@@ -356,6 +356,13 @@ pub struct HeaderWriter<'a> {
 impl HeaderWriter<'_> {
     /// Add a string key/value: `prefix` + `key` → `value`.
     pub fn string(&mut self, prefix: &str, key: &str, value: &str) {
+        self.text(prefix, key, value.as_bytes());
+    }
+
+    /// [`HeaderWriter::string`] for a value formatted on the stack (such
+    /// as a `traceparent`): `value` must be UTF-8 text, which a reader
+    /// checks.
+    pub(crate) fn text(&mut self, prefix: &str, key: &str, value: &[u8]) {
         if self.overflow.is_some() {
             return;
         }
@@ -395,14 +402,14 @@ impl HeaderWriter<'_> {
                 self.dst.put_slice(prefix.as_bytes());
                 self.dst.put_slice(key.as_bytes());
                 self.dst.put_u16(value.len() as u16);
-                self.dst.put_slice(value.as_bytes());
+                self.dst.put_slice(value);
             }
             _ => {
                 put_varint(self.dst, key_len as u32);
                 self.dst.put_slice(prefix.as_bytes());
                 self.dst.put_slice(key.as_bytes());
                 put_varint(self.dst, value.len() as u32);
-                self.dst.put_slice(value.as_bytes());
+                self.dst.put_slice(value);
             }
         }
     }

@@ -190,14 +190,14 @@ impl Header {
     }
 
     /// Bytes of this header's info block as a string sharing them.
-    fn shared(&self, part: &[u8]) -> Option<FastStr> {
+    pub(crate) fn shared(&self, part: &[u8]) -> Option<FastStr> {
         if part.is_empty() {
             return Some(FastStr::empty());
         }
         FastStr::from_bytes(self.info.slice_ref(part)).ok()
     }
 
-    fn raw_strings(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub(crate) fn raw_strings(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.index.iter().filter_map(|&at| {
             if at & header::INT_ENTRY != 0 {
                 return None;

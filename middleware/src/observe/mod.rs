@@ -209,7 +209,11 @@ where
             let service = sh.table.service(&req.cx.service);
             let span = new_span(sh, service, &req.cx.method, req.cx.peer.as_ref(), None);
             match sh.side {
-                Side::Server => p.extract(&req.cx.metainfo.upstream, &span),
+                Side::Server => {
+                    // The propagator reads the strings, as the caller sent them.
+                    req.cx.upstream_trace_into_metainfo();
+                    p.extract(&req.cx.metainfo.upstream, &span)
+                }
                 Side::Client => p.inject(&span, &mut req.cx.metainfo.transient),
             }
             // Inside the span: layers below may make child spans or events
@@ -221,7 +225,7 @@ where
             return ResponseFuture::new(fut, None, Some(span), sh.clone(), entry, who);
         }
         let parent = match sh.side {
-            Side::Server => TraceContext::extract(&req.cx.metainfo.upstream),
+            Side::Server => TraceContext::received(&req.cx),
             Side::Client => TraceContext::current(),
         };
         let tc = match &parent {
@@ -235,7 +239,7 @@ where
             }
         };
         if sh.side == Side::Client {
-            tc.inject(&mut req.cx.metainfo.transient);
+            tc.inject_into(&mut req.cx);
         }
         // The trace context is current while the inner call() runs and
         // while the call's future is polled.

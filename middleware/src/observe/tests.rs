@@ -54,7 +54,7 @@ async fn a_client_call_sends_a_traceparent_continuing_the_current_trace() {
     let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let mut svc = ObserveLayer::client(System::Grpc).layer(service_fn(move |r: Request<()>| {
-        s2.lock().push(r.cx.metainfo.transient.clone());
+        s2.lock().push(TraceContext::sent(&r.cx));
         std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
     }));
     let parent = TraceContext::root();
@@ -69,11 +69,11 @@ async fn a_client_call_sends_a_traceparent_continuing_the_current_trace() {
         .await;
     svc.ready().await.unwrap().call(req("m")).await.unwrap();
     let seen = seen.lock();
-    let child = TraceContext::extract(&seen[0]).unwrap();
+    let child = seen[0].clone().unwrap();
     assert_eq!(child.trace_id, parent.trace_id);
     assert_ne!(child.span_id, parent.span_id);
     // Outside any trace, a call starts its own.
-    let root = TraceContext::extract(&seen[1]).unwrap();
+    let root = seen[1].clone().unwrap();
     assert_ne!(root.trace_id, parent.trace_id);
     assert!(TraceContext::current().is_none());
 }
@@ -193,6 +193,37 @@ async fn a_propagator_replaces_weft_s_own_trace_context() {
     r.cx.metainfo.upstream = sent;
     server.oneshot(r).await.unwrap();
     assert_eq!(marker.0.load(Ordering::Relaxed), 1);
+}
+
+/// Records the `traceparent` the carrier held.
+#[derive(Default)]
+struct Seen(parking_lot::Mutex<Option<weft_core::faststr::FastStr>>);
+
+impl Propagator for Seen {
+    fn inject(&self, _: &tracing::Span, _: &mut weft_core::KvList) {}
+
+    fn extract(&self, carrier: &weft_core::KvList, _: &tracing::Span) {
+        *self.0.lock() = carrier.get(TRACEPARENT).cloned();
+    }
+}
+
+#[tokio::test]
+async fn a_propagator_reads_a_typed_traceparent_as_the_string_sent() {
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let seen = std::sync::Arc::new(Seen::default());
+    let server = ObserveLayer::server(System::Thrift)
+        .propagator(seen.clone())
+        .layer(service_fn(|r: Request<()>| {
+            // The handler sees it where the propagator did.
+            assert!(r.cx.trace.is_empty());
+            assert_eq!(r.cx.metainfo.upstream.get(TRACEPARENT).unwrap(), w3c);
+            std::future::ready(Ok::<_, Status>(Response::new(r.cx, ())))
+        }));
+    let mut r = req("m");
+    r.cx.trace =
+        weft_core::TraceSlot::received(weft_core::TraceParent::parse(w3c.as_bytes()).unwrap());
+    server.oneshot(r).await.unwrap();
+    assert_eq!(seen.0.lock().as_deref(), Some(w3c));
 }
 
 /// A call's trace context is current only while its future is polled (a

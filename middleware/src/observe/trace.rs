@@ -7,20 +7,21 @@
 //! `trace_id`, `span_id` and `parent_span_id` on its span, and makes that
 //! context current for the handler's future; a client call made inside it
 //! becomes a child span and sends its own `traceparent` on. The headers
-//! travel as transient metainfo: `RPC_TRANSIT_traceparent` in TTHeader,
-//! plain `traceparent` metadata in gRPC (what every W3C-aware gRPC peer
-//! reads), and arrive on the server as upstream metainfo.
+//! travel where transient metainfo does: `RPC_TRANSIT_traceparent` in
+//! TTHeader, plain `traceparent` metadata in gRPC (what every W3C-aware
+//! gRPC peer reads). They go from this layer to the codec, and from the
+//! codec to the server's layer, in the context's typed slots
+//! ([`Context::trace`], [`Context::upstream_trace`]) rather than as
+//! strings in metainfo: no string is made or parsed twice on the way. A
+//! `traceparent` set by hand in transient metainfo, or one received that
+//! is not version 00, still travels as a string.
 
 use std::{cell::Cell, fmt};
 
 use faststr::FastStr;
 use tracing::Span;
-use weft_core::KvList;
-
-/// The W3C header that carries trace id, parent span id and flags.
-pub const TRACEPARENT: &str = "traceparent";
-/// The W3C header that carries vendor trace state, passed on as received.
-pub const TRACESTATE: &str = "tracestate";
+use weft_core::{Context, KvList, TraceParent, TraceSlot};
+pub use weft_core::{TRACEPARENT, TRACESTATE};
 
 /// Longest `tracestate` passed on; the W3C spec lets a hop drop longer ones.
 const MAX_TRACESTATE: usize = 512;
@@ -159,17 +160,64 @@ impl TraceContext {
 
     /// The `traceparent` value naming this span as the parent.
     pub fn traceparent(&self) -> FastStr {
-        // Written in place: formatting into a `String` grows it four times
-        // on the way to 55 bytes, on every client call.
-        let mut b = [0u8; 55];
-        b[..3].copy_from_slice(b"00-");
-        put_hex(&mut b[3..35], self.trace_id);
-        b[35] = b'-';
-        put_hex(&mut b[36..52], u128::from(self.span_id));
-        b[52] = b'-';
-        put_hex(&mut b[53..55], u128::from(self.flags));
-        // Hex digits and dashes only: always UTF-8.
-        FastStr::new(std::str::from_utf8(&b).unwrap_or_default())
+        self.parent().to_faststr()
+    }
+
+    /// This span as the parent of the next, in typed form.
+    pub fn parent(&self) -> TraceParent {
+        TraceParent {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            flags: self.flags,
+        }
+    }
+
+    /// The context a typed `traceparent` names, with no `tracestate`.
+    pub fn from_parent(p: TraceParent) -> TraceContext {
+        TraceContext {
+            trace_id: p.trace_id,
+            span_id: p.span_id,
+            flags: p.flags,
+            state: FastStr::empty(),
+        }
+    }
+
+    /// The trace context a served call's caller sent: the codec's typed
+    /// slot, or else the `traceparent` in upstream metainfo (one not in
+    /// version 00, one with a `tracestate`, or one put there by hand).
+    pub fn received(cx: &Context) -> Option<TraceContext> {
+        match cx.trace.incoming() {
+            Some(p) => Some(TraceContext::from_parent(p)),
+            None => TraceContext::extract(&cx.metainfo.upstream),
+        }
+    }
+
+    /// The trace context a client call will send: the typed slot, or else
+    /// a `traceparent` in its transient metainfo.
+    pub fn sent(cx: &Context) -> Option<TraceContext> {
+        match cx.trace.outgoing() {
+            Some(p) => Some(TraceContext::from_parent(p)),
+            None => TraceContext::extract(&cx.metainfo.transient),
+        }
+    }
+
+    /// Make this context the parent of the call `cx` makes, replacing any
+    /// `traceparent` and `tracestate` set by hand in its transient
+    /// metainfo: in the typed slot, which the codec writes as the
+    /// `traceparent` string would be, or, with a `tracestate` to pass on
+    /// (rare), as both strings in transient metainfo.
+    pub fn inject_into(&self, cx: &mut Context) {
+        if !self.state.is_empty() {
+            cx.trace = TraceSlot::default();
+            self.inject(&mut cx.metainfo.transient);
+            return;
+        }
+        let transient = &mut cx.metainfo.transient;
+        if !transient.is_empty() {
+            transient.remove(TRACEPARENT);
+            transient.remove(TRACESTATE);
+        }
+        cx.trace = TraceSlot::to_send(self.parent());
     }
 
     /// Read the trace context a caller sent in `metainfo` (upstream values
@@ -219,14 +267,6 @@ pub(crate) struct SpanId(pub(crate) u64);
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
-    }
-}
-
-/// `v`'s low `out.len()` hex digits, lower case, most significant first.
-fn put_hex(out: &mut [u8], mut v: u128) {
-    for d in out.iter_mut().rev() {
-        *d = b"0123456789abcdef"[(v & 0xf) as usize];
-        v >>= 4;
     }
 }
 
@@ -374,5 +414,34 @@ mod tests {
         let mut kv = KvList::default();
         a.inject(&mut kv);
         assert_eq!(TraceContext::extract(&kv).unwrap(), a);
+    }
+
+    #[test]
+    fn the_typed_slot_carries_what_the_strings_did() {
+        let a = TraceContext::root().child();
+        let mut cx = Context::default();
+        cx.metainfo.transient.insert(TRACEPARENT, "00-by-hand");
+        cx.metainfo.transient.insert("hop", "1");
+        cx.metainfo.transient.insert(TRACESTATE, "old");
+        a.inject_into(&mut cx);
+        // The hand-set strings give way to the slot; other values stay.
+        assert_eq!(cx.metainfo.transient.len(), 1);
+        assert_eq!(TraceContext::sent(&cx).unwrap(), a);
+        // With a tracestate, both go as strings, as they always did.
+        let mut b = a.child();
+        b.state = "rojo=1".into();
+        b.inject_into(&mut cx);
+        assert!(cx.trace.is_empty());
+        assert_eq!(cx.metainfo.transient.get(TRACESTATE).unwrap(), "rojo=1");
+        assert_eq!(TraceContext::sent(&cx).unwrap(), b);
+        // What a server's codec read arrives as it was sent.
+        let mut srv = Context::default();
+        assert!(TraceContext::received(&srv).is_none());
+        srv.trace = TraceSlot::received(a.parent());
+        assert_eq!(TraceContext::received(&srv).unwrap(), a);
+        // And from upstream metainfo, where a later version arrives.
+        srv.upstream_trace_into_metainfo();
+        assert!(srv.trace.is_empty());
+        assert_eq!(TraceContext::received(&srv).unwrap(), a);
     }
 }

@@ -609,6 +609,9 @@ impl<C: ClientCodec> Future for ResponseFuture<C> {
 
 /// How a call's state ended: a frame (or a one-way write) to decode, or
 /// the call's whole outcome.
+// Returned by value from a poll and matched at once, never stored: boxing
+// the response would cost an allocation per call to save stack bytes.
+#[allow(clippy::large_enum_variant)]
 enum Answer<C: ClientCodec> {
     Frame(Result<Option<Bytes>, Status>),
     Done(Result<Response<C::Resp>, Status>),

@@ -23,7 +23,7 @@ use weft_grpc_tests::{
 };
 
 /// What the handler saw: the `traceparent` header, the caller's context
-/// as upstream metainfo, and the context current while it ran.
+/// as the codec read it, and the context current while it ran.
 #[derive(Debug, Default, Clone)]
 struct Seen {
     header: Option<String>,
@@ -46,7 +46,7 @@ async fn the_trace_crosses_a_grpc_hop_in_metadata() {
                 .and_then(|m| m.0.get(TRACEPARENT))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
-            upstream: TraceContext::extract(&req.cx.metainfo.upstream),
+            upstream: TraceContext::received(&req.cx),
             current: TraceContext::current(),
         };
         async move { tower::Service::call(&mut inner, req).await }
@@ -74,7 +74,7 @@ async fn the_trace_crosses_a_grpc_hop_in_metadata() {
         .unwrap();
     let seen = seen.lock().unwrap().clone();
     // The client's span: a child of the root, sent as the W3C header.
-    let sent = seen.upstream.expect("a traceparent in upstream metainfo");
+    let sent = seen.upstream.expect("the caller's traceparent");
     assert_eq!(seen.header.as_deref(), Some(sent.to_string().as_str()));
     assert_eq!(sent.trace_id, root.trace_id);
     assert_ne!(sent.span_id, root.span_id);
