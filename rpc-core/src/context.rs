@@ -40,13 +40,19 @@ impl KvList {
         K: Into<FastStr>,
         V: Into<FastStr>,
     {
-        let entries = entries.into_iter();
+        let mut entries = entries.into_iter();
         if self.0.len() + entries.size_hint().0 <= LINEAR_SCAN_MAX {
             // Few entries: scanning beats hashing, and allocates nothing.
-            for (k, v) in entries {
+            // The hint is only a lower bound (a filtered iterator says 0):
+            // past the bound the rest go through the index, or a header of
+            // many distinct keys would cost a scan per key.
+            loop {
+                let Some((k, v)) = entries.next() else { return };
                 self.insert(k, v);
+                if self.0.len() > LINEAR_SCAN_MAX {
+                    break;
+                }
             }
-            return;
         }
         let mut index: HashMap<FastStr, usize> = self
             .0
@@ -441,8 +447,13 @@ mod tests {
             for (k, v) in entries.clone() {
                 one_by_one.insert(k, v);
             }
+            // Also through an iterator whose size hint says nothing, as
+            // the codecs' filtered header walks do.
+            let mut hinted_zero = bulk.clone();
+            hinted_zero.insert_all(entries.iter().cloned().filter(|_| true));
             bulk.insert_all(entries);
             assert_eq!(bulk, one_by_one);
+            assert_eq!(hinted_zero, one_by_one);
             assert_eq!(bulk.len(), n + 1);
             assert_eq!(bulk.get("k0").unwrap(), "b0");
             assert_eq!(bulk.get("k1").unwrap(), "a1");
