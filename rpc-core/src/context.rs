@@ -450,7 +450,7 @@ mod tests {
             // Also through an iterator whose size hint says nothing, as
             // the codecs' filtered header walks do.
             let mut hinted_zero = bulk.clone();
-            hinted_zero.insert_all(entries.iter().cloned().filter(|_| true));
+            hinted_zero.insert_all(entries.clone().into_iter().filter(|_| true));
             bulk.insert_all(entries);
             assert_eq!(bulk, one_by_one);
             assert_eq!(hinted_zero, one_by_one);
